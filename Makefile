@@ -1,0 +1,31 @@
+# Every target sets up .venv first (idempotent: free when nothing changed).
+PY := .venv/bin/python
+METHODS := grpo,ppo,dpo,kto,orpo
+ARGS ?=
+# A new folder per invocation: a rerun never overwrites an earlier sweep's results.
+SWEEP := results/sweeps/$(shell date +%Y-%m-%d_%H-%M-%S)
+
+.PHONY: setup bench smoke test test-fast lint report params
+
+setup:
+	@bash scripts/setup.sh
+
+bench: setup  ## the main job: every method on the embedded default model; then the table
+	$(PY) -m bench -m method=$(METHODS) hydra.sweep.dir=$(SWEEP) $(ARGS); status=$$?; \
+	$(PY) -m bench.report $(SWEEP); exit $$status
+
+smoke: setup  ## the same sweep at the smallest real settings (minutes on a CPU)
+	$(PY) -m bench -m method=$(METHODS) debug=smoke hydra.sweep.dir=$(SWEEP)-smoke $(ARGS); status=$$?; \
+	$(PY) -m bench.report $(SWEEP)-smoke; exit $$status
+
+test: setup  ## the whole suite, real trainers included (about 10 minutes on 2 CPU cores)
+	$(PY) -m pytest $(ARGS)
+
+test-fast: setup  ## everything that trains no model
+	$(PY) -m pytest -m "not slow" $(ARGS)
+
+lint: setup
+	$(PY) -m ruff check bench methods tests
+
+params: setup  ## the LoRA parameter audit, e.g. make params ARGS="model=qwen3-0.6b peft.r=32"
+	$(PY) -m bench.params $(ARGS)

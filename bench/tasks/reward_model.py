@@ -1,0 +1,57 @@
+"""The task's rule-based reward in the shape of a reward model, for TRL's PPO.
+
+TRL's `get_reward` runs `getattr(model, model.base_model_prefix)(input_ids, attention_mask, ...)`,
+takes `.hidden_states[-1]`, applies `model.score` and reads the value at the last response token.
+Here the "backbone" decodes each sequence, finds its prompt by exact token prefix (so any chat
+template works), scores the completion with the task's reward and broadcasts that scalar to every
+position: wherever PPO reads, it gets the task reward. Nothing in it is trainable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+from transformers.utils import ModelOutput
+
+
+class _RuleBackbone(nn.Module):
+    def __init__(self, tokenizer, prompts: list[list[int]], answers: list[str], score: Callable):
+        super().__init__()
+        self.tokenizer, self.score_fn = tokenizer, score
+        self.answers = {tuple(ids): answer for ids, answer in zip(prompts, answers, strict=True)}
+        self.lengths = sorted({len(ids) for ids in prompts}, reverse=True)
+
+    def _split(self, ids: list[int]) -> tuple[str | None, list[int]]:
+        for length in self.lengths:  # prompts are unique token sequences: the longest match wins
+            answer = self.answers.get(tuple(ids[:length]))
+            if answer is not None:
+                return answer, ids[length:]
+        return None, ids
+
+    def forward(self, input_ids, attention_mask=None, **kwargs):
+        mask = torch.ones_like(input_ids, dtype=torch.bool) if attention_mask is None else attention_mask.bool()
+        completions, answers = [], []
+        for ids, keep in zip(input_ids, mask):
+            answer, completion = self._split(ids[keep].tolist())
+            if answer is None:
+                raise ValueError("PPO scored a sequence whose prompt is not in the training prompts")
+            completions.append(self.tokenizer.decode(completion, skip_special_tokens=True))
+            answers.append(answer)
+        rewards = torch.tensor(self.score_fn(completions, answers), dtype=torch.float32, device=input_ids.device)
+        hidden = rewards.view(-1, 1, 1).expand(-1, input_ids.shape[1], 1).contiguous()
+        return ModelOutput(hidden_states=(hidden,), last_hidden_state=hidden)
+
+
+class RuleRewardModel(nn.Module):
+    """A reward "model" whose score is the task's rule-based reward of the decoded completion."""
+
+    base_model_prefix = "backbone"
+
+    def __init__(self, tokenizer, prompts: list[list[int]], answers: list[str], score: Callable):
+        super().__init__()
+        self.backbone = _RuleBackbone(tokenizer, prompts, answers, score)
+
+    def score(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return hidden_states

@@ -1,0 +1,63 @@
+"""PPO (trl.experimental.ppo.PPOTrainer): online RL with a value model and a reward model.
+
+The reward is the task's own rule by default (wrapped as a reward model). `method.reward=model`
+runs the classic RLHF pipeline instead: first a reward model trained with trl.RewardTrainer on the
+same preference pairs DPO uses, then PPO against it. The value model is a LoRA-adapted copy of the
+base (plus its score head), not a full trainable copy; the reference is the policy's disabled adapter.
+"""
+
+from __future__ import annotations
+
+from trl import RewardConfig, RewardTrainer
+from trl.experimental.ppo import PPOConfig, PPOTrainer
+
+from bench.tasks.reward_model import RuleRewardModel
+from methods import RunContext, register
+
+# What the reward model's trainer takes from the policy's settings, so both see the same budget.
+_SHARED = ("output_dir", "seed", "bf16", "fp16", "use_cpu", "report_to", "per_device_train_batch_size",
+           "gradient_accumulation_steps", "num_train_epochs", "max_steps", "logging_steps", "disable_tqdm",
+           "dataloader_num_workers")
+
+
+def train_reward_model(ctx: RunContext):
+    """RLHF step one: a LoRA reward model on the preference pairs, merged for fast scoring."""
+    tokenizer, pairs = ctx.tokenizer, ctx.data("preference")
+    # Plain text with the chat-formatted prompt: the trainer appends EOS, so the reward is read at the
+    # same end-of-turn token where PPO reads it.
+    rows = pairs.map(lambda row: {
+        "prompt": tokenizer.apply_chat_template(row["prompt"], add_generation_prompt=True, tokenize=False),
+        "chosen": row["chosen"][-1]["content"],
+        "rejected": row["rejected"][-1]["content"],
+    })
+    shared = {k: getattr(ctx.args, k) for k in _SHARED}
+    shared["output_dir"] = f"{ctx.args.output_dir}/reward_model"
+    args = RewardConfig(**shared, save_strategy="no", **ctx.method_cfg.get("reward_model", {}).get("args", {}))
+    trainer = RewardTrainer(model=ctx.load_model(head="value"), args=args, train_dataset=rows,
+                            processing_class=tokenizer)
+    trainer.train()
+    model = trainer.model.merge_and_unload().eval()
+    model.config.pad_token_id = tokenizer.pad_token_id
+    return model.requires_grad_(False)
+
+
+@register("ppo", config=PPOConfig, data="prompt_ids", policy=lambda trainer: trainer.model.policy)
+def build(ctx: RunContext) -> PPOTrainer:
+    reward = ctx.method_cfg.get("reward", "rule")
+    if reward == "rule":
+        reward_model = RuleRewardModel(ctx.tokenizer, list(ctx.dataset["input_ids"]), list(ctx.dataset["answer"]), ctx.score)
+    elif reward == "model":
+        reward_model = train_reward_model(ctx)
+    else:
+        raise ValueError(f"method.reward={reward!r}: use 'rule' (the task's reward) or 'model' (RewardTrainer first)")
+    return PPOTrainer(
+        args=ctx.args,
+        processing_class=ctx.tokenizer,
+        model=ctx.model,
+        ref_model=None,  # with a peft_config, the reference is the policy with its adapter disabled
+        reward_model=reward_model,
+        train_dataset=ctx.dataset.remove_columns("answer"),  # PPO's collator pads input_ids only
+        value_model=ctx.load_model(head="value"),
+        peft_config=ctx.peft_config,
+        callbacks=ctx.callbacks,
+    )
