@@ -52,7 +52,7 @@ def trainer_kwargs(cfg: DictConfig, runtime: Runtime) -> dict:
     owned = {
         "output_dir": str(Path(cfg.output_dir) / "trainer"),
         "seed": int(cfg.seed),
-        "report_to": ["wandb"] if cfg.logger.name == "wandb" else [],
+        "report_to": [],  # the harness logs to W&B itself, the same way for every method (bench.tracking)
         **runtime.trainer_flags,
     }
     clash = sorted(k for k in owned if k in (cfg.method.get("args") or {}) and k not in runtime.trainer_flags)

@@ -99,15 +99,12 @@ def _headline(metrics: dict, metric: str | None) -> tuple[str, float, float]:
 
 
 def _flatten(prefix: str, scores: dict, primary: str, primary_metric: str) -> dict:
+    """{task: metrics} -> flat keys: the primary task as `<prefix>accuracy`, extra ones as `<prefix><task>/accuracy`."""
     out = {}
     for name, metrics in scores.items():
         metric, value, stderr = _headline(metrics, primary_metric if name == primary else None)
-        key = prefix if name == primary else f"{prefix}/{name}"
-        out.update({f"{key}/accuracy" if name != primary else f"{key}accuracy": value,
-                    f"{key}/stderr" if name != primary else f"{key}stderr": stderr,
-                    f"{key}/n" if name != primary else f"{key}n": metrics["n"]})
-        if name == primary:
-            out[f"{key}metric"] = metric
+        key = prefix if name == primary else f"{prefix}{name}/"
+        out.update({f"{key}accuracy": value, f"{key}stderr": stderr, f"{key}n": metrics["n"]})
     return out
 
 
@@ -155,8 +152,9 @@ def evaluate_adapter(cfg: DictConfig, runtime, adapter_dir: Path, merge: bool = 
     scores = _score(model, tokenizer, tasks, include, cfg.eval)
     result.update(_flatten("eval/", scores, primary, cfg.task.eval_metric))
     result.update(_flatten("eval/base_", base, primary, cfg.task.eval_metric))
-    result["eval/delta"] = result["eval/accuracy"] - result["eval/base_accuracy"]
+    result["eval/delta"] = round(result["eval/accuracy"] - result["eval/base_accuracy"], 6)
     result["eval/task"] = primary
+    result["eval/metric"] = cfg.task.eval_metric
     result["eval/merged"] = merge
     result["eval/wall_s"] = round(time.perf_counter() - started, 3)
     return result

@@ -84,6 +84,16 @@ def _execute(cfg) -> dict:
         log.error("run failed: %s", record["error"])
     record["time/total_s"] = round(time.perf_counter() - started, 3)
     records.write(out / METRICS, record)
+    try:
+        from bench import tracking
+
+        wandb_dir = tracking.log_run(cfg, out, record)
+    except Exception as err:  # a tracker problem must not turn a finished run into a failed one
+        log.warning("W&B logging failed: %s", err)
+    else:
+        if wandb_dir:
+            record["wandb/dir"] = wandb_dir
+            records.write(out / METRICS, record)
     return record
 
 
