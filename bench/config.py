@@ -57,7 +57,9 @@ def trainer_kwargs(cfg: DictConfig, runtime: Runtime) -> dict:
     }
     clash = sorted(k for k in owned if k in (cfg.method.get("args") or {}) and k not in runtime.trainer_flags)
     if clash:
-        raise BenchError(f"method.args sets {clash}, which the harness owns; set seed/output_dir/logger at top level.")
+        raise BenchError(
+            f"method.args sets {clash}, which the harness owns; set seed/output_dir/logger at top level."
+        )
     kwargs.update(owned)
     return kwargs
 
@@ -73,8 +75,12 @@ def build_trainer_config(config_class: type, kwargs: dict, method: str):
         unknown = sorted(set(kwargs) - known)
         import difflib
 
-        hints = [f"{k} (did you mean {difflib.get_close_matches(k, known, n=1)[0]}?)"
-                 if difflib.get_close_matches(k, known, n=1) else k for k in unknown]
+        hints = [
+            f"{k} (did you mean {difflib.get_close_matches(k, known, n=1)[0]}?)"
+            if difflib.get_close_matches(k, known, n=1)
+            else k
+            for k in unknown
+        ]
         raise BenchError(
             f"method={method}: {config_class.__name__} has no field(s) {', '.join(hints) or err}. "
             f"Method settings go under method.args and must be fields of {config_class.__module__}."
@@ -97,8 +103,10 @@ def validate(cfg: DictConfig, runtime: Runtime):
         ) from err
     peft = cfg.peft
     if int(peft.r) <= 0 or not peft.target_modules or float(peft.alpha) <= 0:
-        raise BenchError(f"peft: r and alpha must be positive and target_modules non-empty; got r={peft.r}, "
-                         f"alpha={peft.alpha}, target_modules={list(peft.target_modules)}.")
+        raise BenchError(
+            f"peft: r and alpha must be positive and target_modules non-empty; got r={peft.r}, "
+            f"alpha={peft.alpha}, target_modules={list(peft.target_modules)}."
+        )
     if not 0 <= float(peft.dropout) < 1:
         raise BenchError(f"peft.dropout must be in [0, 1); got {peft.dropout}.")
     if int(cfg.train.num_prompts) < 1 or int(cfg.train.max_completion_length) < 1:
@@ -112,8 +120,10 @@ def validate(cfg: DictConfig, runtime: Runtime):
         data_dir = Path(cfg.task.data_dir).expanduser()
         missing = [s for s in ("train.jsonl", "test.jsonl") if not (data_dir / s).is_file()]
         if missing:
-            raise BenchError(f"task.data_dir={str(data_dir)!r} lacks {', '.join(missing)}; it must hold "
-                             "train.jsonl and test.jsonl.")
+            raise BenchError(
+                f"task.data_dir={str(data_dir)!r} lacks {', '.join(missing)}; it must hold "
+                "train.jsonl and test.jsonl."
+            )
     if cfg.quant.name not in ("none", "nf4", "int8"):
         raise BenchError(f"quant={cfg.quant.name!r} is not one of none, nf4, int8.")
     args = build_trainer_config(method.config_class, trainer_kwargs(cfg, runtime), method.name)

@@ -64,28 +64,41 @@ def prompts_dataset(task: Task, examples: list[Example]) -> Dataset:
 def prompt_ids_dataset(task: Task, examples: list[Example], tokenizer) -> Dataset:
     """PPO's format: the chat-formatted prompt as `input_ids` (no padding; its collator pads)."""
     ids = [
-        tokenizer.apply_chat_template(task.messages(ex), add_generation_prompt=True, tokenize=True, return_dict=False)
+        tokenizer.apply_chat_template(
+            task.messages(ex), add_generation_prompt=True, tokenize=True, return_dict=False
+        )
         for ex in examples
     ]
     return Dataset.from_dict({"input_ids": ids, "answer": [ex.answer for ex in examples]})
 
 
 def offline_data(
-    model, tokenizer, task: Task, examples: list[Example], data_cfg: DictConfig, seed: int, model_key: str, cache_dir: str
+    model,
+    tokenizer,
+    task: Task,
+    examples: list[Example],
+    data_cfg: DictConfig,
+    seed: int,
+    model_key: str,
+    cache_dir: str,
 ) -> OfflineData:
     """Build (or load from cache) the preference pairs and KTO examples for these prompts."""
     settings = OmegaConf.to_container(data_cfg, resolve=True)
-    key = fingerprint({
-        "model": model_key,
-        "prompts": prompts_fingerprint(task, examples),
-        "rewards": task.reward_weights,
-        "seed": seed,
-        "sampling": settings,
-    })
+    key = fingerprint(
+        {
+            "model": model_key,
+            "prompts": prompts_fingerprint(task, examples),
+            "rewards": task.reward_weights,
+            "seed": seed,
+            "sampling": settings,
+        }
+    )
     path = Path(cache_dir).expanduser() / "data" / f"{task.name}-{key}.json"
     if path.exists():
         cached = json.loads(path.read_text())
-        return OfflineData(cached["pairs"], cached["unpaired"], BuildStats(**cached["stats"]), cached["fingerprint"])
+        return OfflineData(
+            cached["pairs"], cached["unpaired"], BuildStats(**cached["stats"]), cached["fingerprint"]
+        )
     samples = sample_completions(model, tokenizer, task, examples, data_cfg, seed)
     data = assemble(task, examples, samples, data_cfg, seed)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -96,7 +109,9 @@ def offline_data(
 
 
 @torch.no_grad()
-def sample_completions(model, tokenizer, task: Task, examples: list[Example], data_cfg: DictConfig, seed: int):
+def sample_completions(
+    model, tokenizer, task: Task, examples: list[Example], data_cfg: DictConfig, seed: int
+):
     """K sampled completions per prompt from the base model, as text."""
     torch.manual_seed(seed)
     was_training = model.training
@@ -106,9 +121,13 @@ def sample_completions(model, tokenizer, task: Task, examples: list[Example], da
     try:
         for start in range(0, len(examples), int(data_cfg.batch_size)):
             batch = examples[start : start + int(data_cfg.batch_size)]
-            texts = [tokenizer.apply_chat_template(task.messages(ex), add_generation_prompt=True, tokenize=False)
-                     for ex in batch]
-            enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+            texts = [
+                tokenizer.apply_chat_template(task.messages(ex), add_generation_prompt=True, tokenize=False)
+                for ex in batch
+            ]
+            enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(
+                model.device
+            )
             gen = model.generate(
                 **enc,
                 do_sample=True,
@@ -134,7 +153,10 @@ def assemble(task: Task, examples: list[Example], samples: list[list[str]], data
         rewards = task.score(group, [ex.answer] * len(group))
         all_rewards.extend(rewards)
         stats.samples += len(group)
-        best, worst = max(range(len(group)), key=rewards.__getitem__), min(range(len(group)), key=rewards.__getitem__)
+        best, worst = (
+            max(range(len(group)), key=rewards.__getitem__),
+            min(range(len(group)), key=rewards.__getitem__),
+        )
         chosen, rejected = group[best], group[worst]
         chosen_reward, rejected_reward = rewards[best], rewards[worst]
         if chosen_reward == rejected_reward:
@@ -147,14 +169,19 @@ def assemble(task: Task, examples: list[Example], samples: list[list[str]], data
             chosen, chosen_reward = gold, gold_reward
             stats.gold_fallbacks += 1
         prompt = task.messages(ex)
-        pairs.append({
-            "prompt": prompt,
-            "chosen": [{"role": "assistant", "content": chosen}],
-            "rejected": [{"role": "assistant", "content": rejected}],
-        })
+        pairs.append(
+            {
+                "prompt": prompt,
+                "chosen": [{"role": "assistant", "content": chosen}],
+                "rejected": [{"role": "assistant", "content": rejected}],
+            }
+        )
         for text, reward in ((chosen, chosen_reward), (rejected, rejected_reward)):
-            row = {"prompt": prompt, "completion": [{"role": "assistant", "content": text}],
-                   "label": reward > float(data_cfg.kto_threshold)}
+            row = {
+                "prompt": prompt,
+                "completion": [{"role": "assistant", "content": text}],
+                "label": reward > float(data_cfg.kto_threshold),
+            }
             (desirable if row["label"] else undesirable).append(row)
     stats.pairs = len(pairs)
     stats.kto_desirable, stats.kto_undesirable = len(desirable), len(undesirable)

@@ -92,7 +92,9 @@ def _headline(metrics: dict, metric: str | None) -> tuple[str, float, float]:
     if metric is None:  # an extra task: its first metric
         metric = next(k for k in metrics if "," in k and "_stderr" not in k)
     if metric not in metrics:
-        raise BenchError(f"lm-eval reported {sorted(metrics)}, not the configured task.eval_metric {metric!r}.")
+        raise BenchError(
+            f"lm-eval reported {sorted(metrics)}, not the configured task.eval_metric {metric!r}."
+        )
     name, filt = metric.split(",", 1)
     stderr = metrics.get(f"{name}_stderr,{filt}")
     return metric, metrics[metric], stderr
@@ -108,14 +110,22 @@ def _flatten(prefix: str, scores: dict, primary: str, primary_metric: str) -> di
     return out
 
 
-def base_scores(cfg: DictConfig, runtime, model, tokenizer, tasks: list[str], include: Path, model_key: str) -> dict:
+def base_scores(
+    cfg: DictConfig, runtime, model, tokenizer, tasks: list[str], include: Path, model_key: str
+) -> dict:
     """The base model's scores, computed once per (model, eval settings) and cached on disk."""
     import lm_eval
 
-    key = fingerprint({
-        "model": model_key, "tasks": tasks, "include": include.name, "limit": cfg.eval.limit,
-        "eval": OmegaConf.to_container(cfg.eval, resolve=True), "lm_eval": lm_eval.__version__,
-    })
+    key = fingerprint(
+        {
+            "model": model_key,
+            "tasks": tasks,
+            "include": include.name,
+            "limit": cfg.eval.limit,
+            "eval": OmegaConf.to_container(cfg.eval, resolve=True),
+            "lm_eval": lm_eval.__version__,
+        }
+    )
     path = Path(cfg.cache_dir).expanduser() / "base_scores" / f"{key}.json"
     if path.exists():
         return json.loads(path.read_text())
@@ -168,8 +178,10 @@ def merge_gap(model, tokenizer, task: Task, n: int = 4) -> float:
     """
     import torch
 
-    texts = [tokenizer.apply_chat_template(task.messages(ex), add_generation_prompt=True, tokenize=False)
-             for ex in task.test[:n]]
+    texts = [
+        tokenizer.apply_chat_template(task.messages(ex), add_generation_prompt=True, tokenize=False)
+        for ex in task.test[:n]
+    ]
     enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
     model.eval()
     with torch.no_grad():
@@ -192,11 +204,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.evaluate", description=__doc__.splitlines()[0])
     parser.add_argument("adapter_dir", type=Path, help="a saved PEFT adapter (a run's adapter/ folder)")
     parser.add_argument("--merge", action="store_true", help="score the merged model; record the logit gap")
-    parser.add_argument("overrides", nargs="*", help="config overrides, e.g. eval.limit=50 (the run's config is the base)")
+    parser.add_argument(
+        "overrides", nargs="*", help="config overrides, e.g. eval.limit=50 (the run's config is the base)"
+    )
     args = parser.parse_args(argv)
     adapter_dir = args.adapter_dir
     if not (adapter_dir / "adapter_config.json").is_file():
-        print(f"bench.evaluate: {adapter_dir} holds no adapter_config.json: not a saved PEFT adapter.", file=sys.stderr)
+        print(
+            f"bench.evaluate: {adapter_dir} holds no adapter_config.json: not a saved PEFT adapter.",
+            file=sys.stderr,
+        )
         return 2
     run_config = adapter_dir.parent / "config_resolved.yaml"
     if run_config.exists():

@@ -82,6 +82,32 @@ class TokenCounter:
         self._handle.remove()
 
 
+def weight_checksums(model) -> dict[str, tuple[bool, torch.Tensor]]:
+    """Per-parameter checksums (sum, |sum|, sum of squares, in float64), tagged LoRA or base.
+
+    Compared before and after training, they show that the LoRA weights moved and the frozen base
+    did not, for every method alike, without keeping a second copy of the model in memory.
+    """
+    out = {}
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            x = param.detach().double()
+            out[name] = ("lora_" in name, torch.stack([x.sum(), x.abs().sum(), (x * x).sum()]).cpu())
+    return out
+
+
+def weights_changed(before: dict, after: dict) -> dict:
+    changed = {name for name, (_, sums) in after.items() if not torch.equal(sums, before[name][1])}
+    lora = [name for name, (is_lora, _) in after.items() if is_lora]
+    base = [name for name, (is_lora, _) in after.items() if not is_lora]
+    return {
+        "train/lora_tensors_changed": sum(name in changed for name in lora),
+        "train/lora_tensors": len(lora),
+        "train/base_tensors_changed": sum(name in changed for name in base),
+        "train/base_tensors": len(base),
+    }
+
+
 class StepTimer(TrainerCallback):
     """Wall time between optimizer steps, and the trainer's own logs, for every trainer alike."""
 
@@ -114,7 +140,12 @@ class StepTimer(TrainerCallback):
         }
         losses = [log["loss"] for log in self.logs if isinstance(log.get("loss"), (int, float))]
         out["train/final_loss"] = losses[-1] if losses else None
-        rewards = [log[k] for log in self.logs for k in ("reward", "objective/scores") if isinstance(log.get(k), (int, float))]
+        rewards = [
+            log[k]
+            for log in self.logs
+            for k in ("reward", "objective/scores")
+            if isinstance(log.get(k), (int, float))
+        ]
         if rewards:
             out["train/reward_curve"] = rewards
         return out

@@ -36,14 +36,20 @@ class Runtime:
     @property
     def trainer_flags(self) -> dict:
         # TRL configs default to bf16=True; on CPU that made DPO ~25x slower, so always say it.
-        return {"bf16": self.precision == "bf16", "fp16": self.precision == "fp16", "use_cpu": self.device == "cpu"}
+        return {
+            "bf16": self.precision == "bf16",
+            "fp16": self.precision == "fp16",
+            "use_cpu": self.device == "cpu",
+        }
 
 
 def resolve_runtime(device: str = "auto", precision: str = "auto") -> Runtime:
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
-        raise BenchError("device=cuda was requested but torch sees no CUDA device; use device=auto or device=cpu.")
+        raise BenchError(
+            "device=cuda was requested but torch sees no CUDA device; use device=auto or device=cpu."
+        )
     if precision == "auto":
         precision = "bf16" if device == "cuda" else "fp32"
     dtypes = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
@@ -127,9 +133,15 @@ def load_tokenizer(path: str, revision: str | None = None):
         # its first pad, and masking real EOS tokens as padding would also hide them from the loss.
         # Reuse an existing special token rather than resizing the embeddings (which would change
         # the parameter counts this benchmark reports).
-        spare = [t for t in (tokenizer.unk_token, tokenizer.bos_token) if t is not None and t != tokenizer.eos_token]
+        spare = [
+            t
+            for t in (tokenizer.unk_token, tokenizer.bos_token)
+            if t is not None and t != tokenizer.eos_token
+        ]
         if not spare:
-            raise BenchError(f"{path}: the tokenizer has no pad token distinct from EOS and no spare special token.")
+            raise BenchError(
+                f"{path}: the tokenizer has no pad token distinct from EOS and no spare special token."
+            )
         tokenizer.pad_token = spare[0]
     tokenizer.padding_side = "left"  # generation pads on the left; TRL trainers set their own sides
     return tokenizer

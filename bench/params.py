@@ -62,11 +62,17 @@ class LoraAudit:
                 f"{row.name:<12}{row.count:>7}{row.d_in:>8}{row.d_out:>8}{row.exact:>22,}{row.card:>14,}"
             )
         lines.append(f"{'total':<35}{self.exact:>22,}{self.card_formula:>14,}")
-        share = f" ({100 * self.exact / self.total_params:.2f}% of {self.total_params:,})" if self.total_params else ""
+        share = (
+            f" ({100 * self.exact / self.total_params:.2f}% of {self.total_params:,})"
+            if self.total_params
+            else ""
+        )
         lines.append(f"exact LoRA parameters: {self.exact:,}{share}")
         card_share = f" ({100 * self.card_formula / self.total_params:.2f}%)" if self.total_params else ""
         ratio = self.card_formula / self.exact if self.exact else float("nan")
-        lines.append(f"card formula 2·r·d·layers·modules: {self.card_formula:,}{card_share}, {ratio:.3f}× the exact")
+        lines.append(
+            f"card formula 2·r·d·layers·modules: {self.card_formula:,}{card_share}, {ratio:.3f}× the exact"
+        )
         return "\n".join(lines)
 
 

@@ -11,8 +11,18 @@ from pathlib import Path
 
 import torch
 
-PACKAGES = ("torch", "transformers", "trl", "peft", "accelerate", "datasets", "lm_eval", "bitsandbytes",
-            "hydra-core", "wandb")
+PACKAGES = (
+    "torch",
+    "transformers",
+    "trl",
+    "peft",
+    "accelerate",
+    "datasets",
+    "lm_eval",
+    "bitsandbytes",
+    "hydra-core",
+    "wandb",
+)
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -30,12 +40,16 @@ def versions() -> dict:
 def git_info() -> dict:
     def git(*args: str) -> str | None:
         try:
-            return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10,
-                                  check=True).stdout.strip()
+            return subprocess.run(
+                ["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10, check=True
+            ).stdout.strip()
         except (OSError, subprocess.SubprocessError):
             return None
 
-    return {"git/commit": git("rev-parse", "HEAD"), "git/dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+    return {
+        "git/commit": git("rev-parse", "HEAD"),
+        "git/dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+    }
 
 
 def system_info(device: str) -> dict:
@@ -47,7 +61,9 @@ def system_info(device: str) -> dict:
     }
     if device == "cuda":
         props = torch.cuda.get_device_properties(0)
-        out.update({"sys/gpu": props.name, "sys/gpu_mem_bytes": props.total_memory, "sys/cuda": torch.version.cuda})
+        out.update(
+            {"sys/gpu": props.name, "sys/gpu_mem_bytes": props.total_memory, "sys/cuda": torch.version.cuda}
+        )
     return out
 
 

@@ -51,7 +51,7 @@ def aggregate(runs: list[dict]) -> list[dict]:
     rows = []
     for key, members in groups.items():
         ok = [m for m in members if m.get("status") == "success"]
-        row = dict(zip(GROUP, key))
+        row = dict(zip(GROUP, key, strict=True))
         row["runs"] = f"{len(ok)}/{len(members)}"
         row["seeds"] = sorted({m.get("seed") for m in ok})
         for column, _, _ in COLUMNS:
@@ -69,21 +69,32 @@ def markdown(rows: list[dict]) -> str:
     headers = ["method", "model", "task", "quant", "r", "runs"] + [h for _, h, _ in COLUMNS]
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     for row in rows:
-        cells = [str(row["method"]), str(row["model"]), str(row["task"]), str(row["quant"]), str(row["peft/r"]),
-                 row["runs"]]
+        cells = [
+            str(row["method"]),
+            str(row["model"]),
+            str(row["task"]),
+            str(row["quant"]),
+            str(row["peft/r"]),
+            row["runs"],
+        ]
         for column, _, fmt in COLUMNS:
             if column not in row:
                 cells.append("–")
                 continue
             mean, std, n = row[column]
-            cells.append(fmt(mean) + (f" ± {fmt(std).lstrip('+')}" if n > 1 and not math.isclose(std, 0) else ""))
+            cells.append(
+                fmt(mean) + (f" ± {fmt(std).lstrip('+')}" if n > 1 and not math.isclose(std, 0) else "")
+            )
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def failures(runs: list[dict]) -> list[str]:
-    return [f"- {r.get('method')} seed {r.get('seed')} ({r['_path']}): {r.get('status')}: {r.get('error')}"
-            for r in runs if r.get("status") != "success"]
+    return [
+        f"- {r.get('method')} seed {r.get('seed')} ({r['_path']}): {r.get('status')}: {r.get('error')}"
+        for r in runs
+        if r.get("status") != "success"
+    ]
 
 
 def log_wandb(rows: list[dict], name: str) -> None:
@@ -99,7 +110,9 @@ def log_wandb(rows: list[dict], name: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.report", description=__doc__.splitlines()[0])
-    parser.add_argument("folders", nargs="+", type=Path, help="sweep or run folders holding metrics.json files")
+    parser.add_argument(
+        "folders", nargs="+", type=Path, help="sweep or run folders holding metrics.json files"
+    )
     parser.add_argument("--wandb", action="store_true", help="also log the table to W&B (WANDB_MODE applies)")
     args = parser.parse_args(argv)
     runs = load_runs(args.folders)

@@ -40,8 +40,12 @@ def run(cfg: DictConfig) -> dict:
     record = records.read(path) if path.exists() else {}
     if child.exitcode != 0 and record.get("status") != "failed":
         # Killed (out of memory, segfault) before it could say so itself.
-        record = {**_header(cfg), **record, "status": "failed",
-                  "error": f"run process exited with code {child.exitcode} before finishing"}
+        record = {
+            **_header(cfg),
+            **record,
+            "status": "failed",
+            "error": f"run process exited with code {child.exitcode} before finishing",
+        }
         records.write(path, record)
     return record
 

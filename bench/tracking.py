@@ -35,8 +35,13 @@ def log_run(cfg: DictConfig, out: Path, record: dict) -> str | None:
         log_path = out / "train_log.json"
         for entry in json.loads(log_path.read_text()) if log_path.exists() else []:
             step = entry.get("step")
-            run.log({f"train/{k}": v for k, v in entry.items() if isinstance(v, (int, float)) and k != "step"}, step=step)
-        scalars = {k: v for k, v in record.items() if isinstance(v, (int, float, str, bool)) and v is not None}
+            run.log(
+                {f"train/{k}": v for k, v in entry.items() if isinstance(v, (int, float)) and k != "step"},
+                step=step,
+            )
+        scalars = {
+            k: v for k, v in record.items() if isinstance(v, (int, float, str, bool)) and v is not None
+        }
         run.summary.update(scalars)
         table = wandb.Table(columns=["key", "value"], data=[[k, str(v)] for k, v in sorted(scalars.items())])
         run.log({"metrics": table})

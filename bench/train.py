@@ -11,7 +11,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from bench import data as data_pipeline
-from bench.metrics import MemorySampler, StepTimer, TokenCounter
+from bench.metrics import MemorySampler, StepTimer, TokenCounter, weight_checksums, weights_changed
 from bench.models import Runtime, load_model, load_tokenizer, resolve_model_path
 from bench.params import count_params, lora_audit
 from bench.tasks import load_task
@@ -33,12 +33,21 @@ def lora_config(peft_cfg: DictConfig, task_type: str = "CAUSAL_LM"):
     )
 
 
-def load_adapted(path: str, runtime: Runtime, cfg: DictConfig, head: str = "causal_lm", pad_token_id: int | None = None):
+def load_adapted(
+    path: str, runtime: Runtime, cfg: DictConfig, head: str = "causal_lm", pad_token_id: int | None = None
+):
     """A base model with the run's dtype/quantization, wrapped in the shared LoRA config."""
     from peft import get_peft_model
 
-    model = load_model(path, runtime, cfg.quant, head=head, revision=cfg.model.revision,
-                       weights=cfg.model.weights, arch=cfg.model.arch)
+    model = load_model(
+        path,
+        runtime,
+        cfg.quant,
+        head=head,
+        revision=cfg.model.revision,
+        weights=cfg.model.weights,
+        arch=cfg.model.arch,
+    )
     if pad_token_id is not None:
         model.config.pad_token_id = pad_token_id
     # A value/reward head (SEQ_CLS) also trains its new `score` layer; the backbone stays LoRA-only.
@@ -51,10 +60,14 @@ def train(cfg: DictConfig, runtime: Runtime, method: Method, trainer_config, out
     task = load_task(cfg.task)
     examples = task.prompts(int(cfg.train.num_prompts))
     model_key = f"{cfg.model.name_or_path}@{cfg.model.revision}|{path}|{cfg.quant.name}|{runtime.precision}|{cfg.model.weights}"
-    result = {"train/prompts": len(examples), "data/prompts_fingerprint": data_pipeline.prompts_fingerprint(task, examples)}
+    result = {
+        "train/prompts": len(examples),
+        "data/prompts_fingerprint": data_pipeline.prompts_fingerprint(task, examples),
+    }
 
-    base = load_model(path, runtime, cfg.quant, revision=cfg.model.revision, weights=cfg.model.weights,
-                      arch=cfg.model.arch)
+    base = load_model(
+        path, runtime, cfg.quant, revision=cfg.model.revision, weights=cfg.model.weights, arch=cfg.model.arch
+    )
     base.config.pad_token_id = tokenizer.pad_token_id
     if base.generation_config is not None:
         base.generation_config.pad_token_id = tokenizer.pad_token_id
@@ -66,8 +79,9 @@ def train(cfg: DictConfig, runtime: Runtime, method: Method, trainer_config, out
         if kind == "prompt_ids":
             return data_pipeline.prompt_ids_dataset(task, examples, tokenizer)
         if "data" not in offline:  # built from the base model, before any adapter exists
-            built = data_pipeline.offline_data(base, tokenizer, task, examples, cfg.data, int(cfg.seed), model_key,
-                                               cfg.cache_dir)
+            built = data_pipeline.offline_data(
+                base, tokenizer, task, examples, cfg.data, int(cfg.seed), model_key, cfg.cache_dir
+            )
             offline["data"] = built
             result["data/preference_fingerprint"] = built.fingerprint
             result.update({f"data/{k}": v for k, v in vars(built.stats).items()})
@@ -75,8 +89,10 @@ def train(cfg: DictConfig, runtime: Runtime, method: Method, trainer_config, out
 
         rows = offline["data"].pairs if kind == "preference" else offline["data"].unpaired
         if not rows:
-            raise RuntimeError(f"the {kind} data is empty: every prompt's samples tied and none could fall back "
-                               "to the gold answer; raise data.samples_per_prompt or train.num_prompts")
+            raise RuntimeError(
+                f"the {kind} data is empty: every prompt's samples tied and none could fall back "
+                "to the gold answer; raise data.samples_per_prompt or train.num_prompts"
+            )
         return Dataset.from_list(rows)
 
     train_dataset = dataset(method.data)
@@ -96,14 +112,21 @@ def train(cfg: DictConfig, runtime: Runtime, method: Method, trainer_config, out
         data=dataset,
     )
     counter = TokenCounter(base)  # the embeddings are not adapted: the hook survives PEFT's wrapping
-    trainer = method.build(ctx)
+    try:
+        trainer = method.build(ctx)
+    except Exception:
+        counter.close()
+        raise
     model = method.policy(trainer)
     if not hasattr(model, "peft_config") or len(model.peft_config) != 1:
-        raise RuntimeError(f"method {method.name}: the trainer's policy should carry exactly the shared LoRA "
-                           f"adapter; found {getattr(model, 'peft_config', None)}. Pass ctx.peft_config to the trainer.")
+        raise RuntimeError(
+            f"method {method.name}: the trainer's policy should carry exactly the shared LoRA "
+            f"adapter; found {getattr(model, 'peft_config', None)}. Pass ctx.peft_config to the trainer."
+        )
     trainable, total = count_params(model)
     audit = lora_audit(model, int(cfg.peft.r), list(cfg.peft.target_modules))
     result.update({"params/trainable": trainable, "params/total": total, **audit.as_metrics()})
+    before = weight_checksums(model)
     try:
         with MemorySampler(runtime.device) as memory:
             start = time.perf_counter()
@@ -113,6 +136,10 @@ def train(cfg: DictConfig, runtime: Runtime, method: Method, trainer_config, out
         counter.close()
     args = trainer_config
     samples = len(timer.step_times) * args.per_device_train_batch_size * args.gradient_accumulation_steps
+    result.update(weights_changed(before, weight_checksums(model)))
+    result.update(
+        {f"method/{k}": v for k, v in ctx.extra.items()}
+    )  # facts an adapter reports (e.g. PPO's reward model)
     result.update(memory.metrics())
     result.update(timer.metrics(wall, counter.tokens, samples))
     (out / "train_log.json").write_text(json.dumps(timer.logs, indent=1, default=str))

@@ -42,7 +42,9 @@ def register(name: str, *, config: type, data: str, policy: Callable[[object], o
 
     def decorator(build: Callable[[RunContext], object]):
         if name in _REGISTRY:
-            raise ValueError(f"method {name!r} is registered twice ({_REGISTRY[name].build.__module__}, {build.__module__})")
+            raise ValueError(
+                f"method {name!r} is registered twice ({_REGISTRY[name].build.__module__}, {build.__module__})"
+            )
         _REGISTRY[name] = Method(name=name, config_class=config, data=data, build=build, policy=policy)
         return build
 
@@ -65,5 +67,7 @@ def get(name: str) -> Method:
     if name not in _REGISTRY:
         close = difflib.get_close_matches(name, _REGISTRY, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise KeyError(f"No method adapter {name!r} in methods/; registered: {', '.join(sorted(_REGISTRY))}.{hint}")
+        raise KeyError(
+            f"No method adapter {name!r} in methods/; registered: {', '.join(sorted(_REGISTRY))}.{hint}"
+        )
     return _REGISTRY[name]

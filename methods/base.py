@@ -32,4 +32,5 @@ class RunContext:
     load_model: Callable[..., object] = None
     # Builds another dataset kind from the same prompts (e.g. PPO's reward model needs preference).
     data: Callable[[str], object] = None
+    # Facts the adapter wants on record about what it built (recorded as `method/<key>`).
     extra: dict = field(default_factory=dict)

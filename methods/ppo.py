@@ -15,9 +15,21 @@ from bench.tasks.reward_model import RuleRewardModel
 from methods import RunContext, register
 
 # What the reward model's trainer takes from the policy's settings, so both see the same budget.
-_SHARED = ("output_dir", "seed", "bf16", "fp16", "use_cpu", "report_to", "per_device_train_batch_size",
-           "gradient_accumulation_steps", "num_train_epochs", "max_steps", "logging_steps", "disable_tqdm",
-           "dataloader_num_workers")
+_SHARED = (
+    "output_dir",
+    "seed",
+    "bf16",
+    "fp16",
+    "use_cpu",
+    "report_to",
+    "per_device_train_batch_size",
+    "gradient_accumulation_steps",
+    "num_train_epochs",
+    "max_steps",
+    "logging_steps",
+    "disable_tqdm",
+    "dataloader_num_workers",
+)
 
 
 def train_reward_model(ctx: RunContext):
@@ -25,17 +37,28 @@ def train_reward_model(ctx: RunContext):
     tokenizer, pairs = ctx.tokenizer, ctx.data("preference")
     # Plain text with the chat-formatted prompt: the trainer appends EOS, so the reward is read at the
     # same end-of-turn token where PPO reads it.
-    rows = pairs.map(lambda row: {
-        "prompt": tokenizer.apply_chat_template(row["prompt"], add_generation_prompt=True, tokenize=False),
-        "chosen": row["chosen"][-1]["content"],
-        "rejected": row["rejected"][-1]["content"],
-    })
+    rows = pairs.map(
+        lambda row: {
+            "prompt": tokenizer.apply_chat_template(
+                row["prompt"], add_generation_prompt=True, tokenize=False
+            ),
+            "chosen": row["chosen"][-1]["content"],
+            "rejected": row["rejected"][-1]["content"],
+        }
+    )
     shared = {k: getattr(ctx.args, k) for k in _SHARED}
     shared["output_dir"] = f"{ctx.args.output_dir}/reward_model"
-    args = RewardConfig(**shared, save_strategy="no", **ctx.method_cfg.get("reward_model", {}).get("args", {}))
-    trainer = RewardTrainer(model=ctx.load_model(head="value"), args=args, train_dataset=rows,
-                            processing_class=tokenizer)
+    args = RewardConfig(
+        **shared, save_strategy="no", **ctx.method_cfg.get("reward_model", {}).get("args", {})
+    )
+    trainer = RewardTrainer(
+        model=ctx.load_model(head="value"), args=args, train_dataset=rows, processing_class=tokenizer
+    )
     trainer.train()
+    losses = [log["loss"] for log in trainer.state.log_history if "loss" in log]
+    ctx.extra.update(
+        reward_model_steps=trainer.state.global_step, reward_model_final_loss=losses[-1] if losses else None
+    )
     model = trainer.model.merge_and_unload().eval()
     model.config.pad_token_id = tokenizer.pad_token_id
     return model.requires_grad_(False)
@@ -44,12 +67,17 @@ def train_reward_model(ctx: RunContext):
 @register("ppo", config=PPOConfig, data="prompt_ids", policy=lambda trainer: trainer.model.policy)
 def build(ctx: RunContext) -> PPOTrainer:
     reward = ctx.method_cfg.get("reward", "rule")
+    ctx.extra["reward"] = reward
     if reward == "rule":
-        reward_model = RuleRewardModel(ctx.tokenizer, list(ctx.dataset["input_ids"]), list(ctx.dataset["answer"]), ctx.score)
+        reward_model = RuleRewardModel(
+            ctx.tokenizer, list(ctx.dataset["input_ids"]), list(ctx.dataset["answer"]), ctx.score
+        )
     elif reward == "model":
         reward_model = train_reward_model(ctx)
     else:
-        raise ValueError(f"method.reward={reward!r}: use 'rule' (the task's reward) or 'model' (RewardTrainer first)")
+        raise ValueError(
+            f"method.reward={reward!r}: use 'rule' (the task's reward) or 'model' (RewardTrainer first)"
+        )
     return PPOTrainer(
         args=ctx.args,
         processing_class=ctx.tokenizer,

@@ -46,7 +46,9 @@ def test_exact_count_equals_peft_trainable_parameters(compose):
     from peft import LoraConfig, get_peft_model
 
     cfg = compose()
-    model = get_peft_model(meta_model(cfg.model.arch), LoraConfig(r=8, target_modules=["q_proj", "down_proj"]))
+    model = get_peft_model(
+        meta_model(cfg.model.arch), LoraConfig(r=8, target_modules=["q_proj", "down_proj"])
+    )
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     assert lora_audit(model, 8, ["q_proj", "down_proj"]).exact == trainable
 
@@ -58,8 +60,15 @@ def test_audit_rejects_nothing_it_cannot_see():
     assert lora_audit(model, 2, ["q_proj"]).exact == 0
 
 
-@pytest.mark.parametrize("overrides, expected", [([], "4,884,480"), (["model=qwen3-0.6b", "peft.r=32"], "12,845,056")])
+@pytest.mark.parametrize(
+    "overrides, expected", [([], "4,884,480"), (["model=qwen3-0.6b", "peft.r=32"], "12,845,056")]
+)
 def test_params_cli_runs_offline(overrides, expected):
-    out = subprocess.run([sys.executable, "-m", "bench.params", *overrides], capture_output=True, text=True,
-                         check=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.params", *overrides],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
     assert expected in out.stdout

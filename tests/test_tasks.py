@@ -26,8 +26,16 @@ def test_arithmetic_is_seeded_and_splits_are_disjoint(compose):
     assert other.train != a.train
 
 
-@pytest.mark.parametrize("text, number", [("so 12 + 7 = 19.", "19"), ("It is 1,000", "1000"), ("-3", "-3"),
-                                          ("2.50 dollars", "2.5"), ("no digits", None)])
+@pytest.mark.parametrize(
+    "text, number",
+    [
+        ("so 12 + 7 = 19.", "19"),
+        ("It is 1,000", "1000"),
+        ("-3", "-3"),
+        ("2.50 dollars", "2.5"),
+        ("no digits", None),
+    ],
+)
 def test_last_number(text, number):
     assert last_number(text) == number
 

@@ -26,16 +26,18 @@ def build(cfg: DictConfig) -> Task:
     needed = cfg.num_train + cfg.num_test
     space = (cfg.max_value - cfg.min_value + 1) ** cfg.operands * len(cfg.ops) ** (cfg.operands - 1)
     if needed > space // 2:
-        raise BenchError(f"task=arithmetic: {needed} distinct problems requested but the range allows {space}.")
+        raise BenchError(
+            f"task=arithmetic: {needed} distinct problems requested but the range allows {space}."
+        )
     while len(examples) < needed:
         values = [rng.randint(cfg.min_value, cfg.max_value) for _ in range(cfg.operands)]
         ops = [rng.choice(list(cfg.ops)) for _ in range(cfg.operands - 1)]
-        expr = " ".join(f"{v} {o}" for v, o in zip(values, ops)) + f" {values[-1]}"
+        expr = " ".join(f"{v} {o}" for v, o in zip(values[:-1], ops, strict=True)) + f" {values[-1]}"
         if expr in seen:  # train and test never share a problem
             continue
         seen.add(expr)
         result = values[0]
-        for op, value in zip(ops, values[1:]):
+        for op, value in zip(ops, values[1:], strict=True):
             result = _OPS[op](result, value)
         examples.append(Example(question=cfg.template.format(expr=expr), answer=str(result)))
     return Task(

@@ -29,7 +29,9 @@ class Task:
     def __post_init__(self) -> None:
         unknown = set(self.reward_weights) - set(REWARDS)
         if unknown:
-            raise BenchError(f"task.reward_weights has unknown rewards {sorted(unknown)}; known: {sorted(REWARDS)}.")
+            raise BenchError(
+                f"task.reward_weights has unknown rewards {sorted(unknown)}; known: {sorted(REWARDS)}."
+            )
 
     @staticmethod
     def messages(example: Example) -> list[dict]:
@@ -52,7 +54,9 @@ class Task:
 
     def prompts(self, n: int) -> list[Example]:
         if n > len(self.train):
-            raise BenchError(f"train.num_prompts={n} but task {self.name!r} has only {len(self.train)} training examples.")
+            raise BenchError(
+                f"train.num_prompts={n} but task {self.name!r} has only {len(self.train)} training examples."
+            )
         return self.train[:n]
 
 

@@ -15,7 +15,10 @@ from bench.tasks.rewards import normalize_number
 
 def build(cfg: DictConfig) -> Task:
     if cfg.data_dir:
-        splits = {split: _read_jsonl(Path(cfg.data_dir).expanduser() / f"{split}.jsonl") for split in ("train", "test")}
+        splits = {
+            split: _read_jsonl(Path(cfg.data_dir).expanduser() / f"{split}.jsonl")
+            for split in ("train", "test")
+        }
     else:
         splits = _from_hub(cfg.hub_id, cfg.hub_config)
     return Task(
@@ -42,7 +45,9 @@ def _read_jsonl(path: Path) -> list[tuple[dict, str]]:
             try:
                 rows.append((json.loads(line), f"{path}:{lineno}"))
             except json.JSONDecodeError as err:
-                raise BenchError(f"{path}:{lineno} is not valid JSON ({err}); fix or remove that row.") from err
+                raise BenchError(
+                    f"{path}:{lineno} is not valid JSON ({err}); fix or remove that row."
+                ) from err
     return rows
 
 
@@ -56,7 +61,10 @@ def _from_hub(hub_id: str, hub_config: str) -> dict[str, list[tuple[dict, str]]]
             f"Could not load {hub_id!r} ({hub_config}) from the Hugging Face Hub: {err}. Without network, "
             "pass task.data_dir=DIR holding train.jsonl and test.jsonl (export HF_HUB_OFFLINE=0 to use the hub)."
         ) from err
-    return {split: [(row, f"{hub_id}[{split}][{i}]") for i, row in enumerate(dataset[split])] for split in ("train", "test")}
+    return {
+        split: [(row, f"{hub_id}[{split}][{i}]") for i, row in enumerate(dataset[split])]
+        for split in ("train", "test")
+    }
 
 
 def _example(row: dict, template: str, where: str) -> Example:
@@ -71,6 +79,7 @@ def _example(row: dict, template: str, where: str) -> Example:
     if gold is None:
         raise BenchError(f"{where}: the final answer {final.strip()!r} after '####' is not a number.")
     # The gold solution without the calculator annotations <<...>>, ending with the answer as a number.
-    import re
     text = re.sub(r"<<[^>]*>>", "", solution).strip()
-    return Example(question=template.format(question=question), answer=gold, solution=f"{text}\nThe answer is {gold}")
+    return Example(
+        question=template.format(question=question), answer=gold, solution=f"{text}\nThe answer is {gold}"
+    )

@@ -31,15 +31,19 @@ class _RuleBackbone(nn.Module):
         return None, ids
 
     def forward(self, input_ids, attention_mask=None, **kwargs):
-        mask = torch.ones_like(input_ids, dtype=torch.bool) if attention_mask is None else attention_mask.bool()
+        mask = (
+            torch.ones_like(input_ids, dtype=torch.bool) if attention_mask is None else attention_mask.bool()
+        )
         completions, answers = [], []
-        for ids, keep in zip(input_ids, mask):
+        for ids, keep in zip(input_ids, mask, strict=True):
             answer, completion = self._split(ids[keep].tolist())
             if answer is None:
                 raise ValueError("PPO scored a sequence whose prompt is not in the training prompts")
             completions.append(self.tokenizer.decode(completion, skip_special_tokens=True))
             answers.append(answer)
-        rewards = torch.tensor(self.score_fn(completions, answers), dtype=torch.float32, device=input_ids.device)
+        rewards = torch.tensor(
+            self.score_fn(completions, answers), dtype=torch.float32, device=input_ids.device
+        )
         hidden = rewards.view(-1, 1, 1).expand(-1, input_ids.shape[1], 1).contiguous()
         return ModelOutput(hidden_states=(hidden,), last_hidden_state=hidden)
 

@@ -1,0 +1,115 @@
+"""The registry against conf/method/, every method's args against its TRL config, and bad input
+failing fast (before any model loads) without touching earlier results."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from hydra.errors import MissingConfigException
+
+import methods
+from bench import BenchError
+from bench.config import CONF_DIR, config_hash, validate
+from bench.models import resolve_runtime
+from bench.run import run
+
+CPU = resolve_runtime("cpu", "auto")
+YAML_METHODS = sorted(p.stem for p in (CONF_DIR / "method").glob("*.yaml"))
+
+
+def test_registry_and_method_configs_match():
+    assert methods.names() == YAML_METHODS
+    assert {"grpo", "ppo", "dpo", "kto", "orpo"} <= set(YAML_METHODS)
+
+
+@pytest.mark.parametrize("name", YAML_METHODS)
+@pytest.mark.parametrize("debug", [None, "smoke"])
+def test_every_method_args_build_its_trl_config(compose, name, debug, tmp_path):
+    overrides = [f"method={name}"] + ([f"debug={debug}"] if debug else [])
+    cfg = compose(*overrides, output_dir=tmp_path)
+    method, args = validate(cfg, CPU)
+    assert isinstance(args, method.config_class)
+    assert cfg.method.name == name == method.name
+    # Precision follows the device: fp32 on CPU, never TRL's bf16 default.
+    assert args.bf16 is False and args.fp16 is False
+    assert args.seed == cfg.seed and args.report_to in ([], "none", ["none"])
+
+
+def test_method_args_come_straight_from_the_command_line(compose, tmp_path):
+    _, args = validate(compose("method=dpo", "method.args.beta=0.2", output_dir=tmp_path), CPU)
+    assert args.beta == 0.2
+    _, args = validate(
+        compose(
+            "method=grpo",
+            "++method.args.num_generations=8",
+            "train.args.per_device_train_batch_size=8",
+            output_dir=tmp_path,
+        ),
+        CPU,
+    )
+    assert args.num_generations == 8 and args.per_device_train_batch_size == 8
+
+
+def test_unknown_trainer_argument_fails_with_a_hint(compose, tmp_path):
+    with pytest.raises(BenchError, match=r"DPOConfig has no field\(s\) betta \(did you mean beta\?\)"):
+        validate(compose("method=dpo", "++method.args.betta=0.2", output_dir=tmp_path), CPU)
+
+
+def test_trl_rejects_inconsistent_settings_before_training(compose, tmp_path):
+    cfg = compose("method=grpo", "method.args.num_generations=3", output_dir=tmp_path)
+    with pytest.raises(BenchError, match="GRPOConfig rejected the settings"):
+        validate(cfg, CPU)
+
+
+def test_unknown_method_lists_the_known_ones(compose):
+    with pytest.raises(MissingConfigException, match="grpo"):
+        compose("method=nope")
+    with pytest.raises(KeyError, match="Did you mean 'grpo'"):
+        methods.get("grp")
+
+
+def test_method_yaml_without_adapter_is_explained(compose, tmp_path):
+    cfg = compose(output_dir=tmp_path)
+    cfg.method.name = "simpo"
+    with pytest.raises(BenchError, match="add its adapter file in methods/"):
+        validate(cfg, CPU)
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("peft.r=0", "r and alpha must be positive"),
+        ("peft.dropout=1.5", r"peft.dropout must be in \[0, 1\)"),
+        ("task=gsm8k", None),  # hub-only without data_dir: fails at data load, still before training
+        ("model.name_or_path=./no/such/model", "looks like a local folder but does not exist"),
+        ("task.data_dir=/no/such/dir", "lacks train.jsonl, test.jsonl"),
+        ("++method.args.not_a_field=1", "has no field"),
+    ],
+)
+def test_bad_input_fails_fast_and_leaves_earlier_results_alone(compose, tmp_path, override, message):
+    earlier = tmp_path / "earlier" / "metrics.json"
+    earlier.parent.mkdir()
+    earlier.write_text(json.dumps({"status": "success", "eval/accuracy": 0.42}))
+    before = earlier.read_bytes()
+    cfg = compose("debug=smoke", "isolate=false", override, output_dir=tmp_path / "new")
+    if override == "task=gsm8k":
+        cfg.task.data_dir = str(tmp_path / "missing")
+        message = "lacks train.jsonl"
+    started = time.perf_counter()
+    record = run(cfg)
+    assert record["status"] == "failed"
+    assert message is None or __import__("re").search(message, record["error"])
+    assert "model/path" not in record  # no model was loaded
+    assert time.perf_counter() - started < 120
+    saved = json.loads((tmp_path / "new" / "metrics.json").read_text())
+    assert saved["status"] == "failed" and saved["error"] == record["error"]
+    assert earlier.read_bytes() == before
+
+
+def test_config_hash_ignores_where_results_go(compose, tmp_path):
+    a = compose(output_dir=tmp_path / "a")
+    b = compose(output_dir=tmp_path / "b")
+    c = compose("peft.r=8", output_dir=tmp_path / "a")
+    assert config_hash(a) == config_hash(b) != config_hash(c)
