@@ -1,6 +1,7 @@
 # Every target sets up .venv first (idempotent: free when nothing changed).
 PY := .venv/bin/python
-METHODS := grpo,ppo,dpo,kto,orpo
+# Every registered method (conf/method/*.yaml); or e.g. make bench METHODS=grpo,dpo
+METHODS := glob(*)
 ARGS ?=
 # A new folder per invocation: a rerun never overwrites an earlier sweep's results.
 SWEEP := results/sweeps/$(shell date +%Y-%m-%d_%H-%M-%S)
@@ -11,11 +12,11 @@ setup:
 	@bash scripts/setup.sh
 
 bench: setup  ## the main job: every method on the embedded default model; then the table
-	$(PY) -m bench -m method=$(METHODS) hydra.sweep.dir=$(SWEEP) $(ARGS); status=$$?; \
+	$(PY) -m bench -m 'method=$(METHODS)' hydra.sweep.dir=$(SWEEP) $(ARGS); status=$$?; \
 	$(PY) -m bench.report $(SWEEP); exit $$status
 
 smoke: setup  ## the same sweep at the smallest real settings (minutes on a CPU)
-	$(PY) -m bench -m method=$(METHODS) debug=smoke hydra.sweep.dir=$(SWEEP)-smoke $(ARGS); status=$$?; \
+	$(PY) -m bench -m 'method=$(METHODS)' debug=smoke hydra.sweep.dir=$(SWEEP)-smoke $(ARGS); status=$$?; \
 	$(PY) -m bench.report $(SWEEP)-smoke; exit $$status
 
 test: setup  ## the whole suite, real trainers included (about 10 minutes on 2 CPU cores)

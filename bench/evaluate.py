@@ -111,14 +111,14 @@ def _flatten(prefix: str, scores: dict, primary: str, primary_metric: str) -> di
 
 
 def base_scores(
-    cfg: DictConfig, runtime, model, tokenizer, tasks: list[str], include: Path, model_key: str
+    cfg: DictConfig, runtime, model, tokenizer, tasks: list[str], include: Path, key_of_model: str
 ) -> dict:
     """The base model's scores, computed once per (model, eval settings) and cached on disk."""
     import lm_eval
 
     key = fingerprint(
         {
-            "model": model_key,
+            "model": key_of_model,
             "tasks": tasks,
             "include": include.name,
             "limit": cfg.eval.limit,
@@ -141,7 +141,7 @@ def evaluate_adapter(cfg: DictConfig, runtime, adapter_dir: Path, merge: bool = 
     """Score base (cached) and adapter (or the merged model) with lm-eval; flat `eval/*` metrics."""
     from peft import PeftModel
 
-    from bench.models import load_model, load_tokenizer, resolve_model_path
+    from bench.models import load_model, load_tokenizer, model_key, resolve_model_path
 
     if cfg.model.weights == "random":
         return {"eval/skipped": "random weights: accuracy is meaningless"}
@@ -152,8 +152,7 @@ def evaluate_adapter(cfg: DictConfig, runtime, adapter_dir: Path, merge: bool = 
     path = resolve_model_path(str(cfg.model.name_or_path), cfg.cache_dir)
     tokenizer = load_tokenizer(path, cfg.model.revision)
     model = load_model(path, runtime, cfg.quant, revision=cfg.model.revision)
-    model_key = f"{cfg.model.name_or_path}@{cfg.model.revision}|{path}|{cfg.quant.name}|{runtime.precision}"
-    base = base_scores(cfg, runtime, model, tokenizer, tasks, include, model_key)
+    base = base_scores(cfg, runtime, model, tokenizer, tasks, include, model_key(cfg, path, runtime))
     model = PeftModel.from_pretrained(model, str(adapter_dir))
     result = {}
     if merge:

@@ -5,6 +5,9 @@ Adapters never measure; the harness attaches these to whatever trainer an adapte
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import gc
 import statistics
 import threading
 import time
@@ -12,6 +15,17 @@ import time
 import psutil
 import torch
 from transformers import TrainerCallback
+
+
+def _malloc_trim() -> None:
+    """Return freed heap pages to the OS (glibc only), so RSS reflects live memory."""
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+        if libc is not None and hasattr(libc, "malloc_trim"):
+            libc.malloc_trim(0)
+    except OSError:
+        pass
 
 
 class MemorySampler:
@@ -39,9 +53,16 @@ class MemorySampler:
             self._stop.wait(self.interval_s)
 
     def __enter__(self) -> MemorySampler:
+        # Start from live memory only: what earlier steps (model load, building the offline data)
+        # freed but the allocator kept would otherwise count towards this method's training peak.
+        gc.collect()
         if self.device == "cuda":
             torch.cuda.synchronize()
+            torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats()
+        else:
+            _malloc_trim()
+        self.start = self._read()
         self._thread.start()
         return self
 
@@ -58,10 +79,12 @@ class MemorySampler:
             "sys/p99_mem_bytes": samples[min(len(samples) - 1, int(0.99 * len(samples)))],
             "sys/mem_samples": len(samples),
             "sys/mem_kind": "cuda_allocated" if self.device == "cuda" else "cpu_rss",
+            "sys/start_mem_bytes": self.start,  # the loaded model(s), before the first step
         }
         if self.device == "cuda":
             out["sys/peak_mem_bytes"] = torch.cuda.max_memory_allocated()
             out["sys/peak_reserved_bytes"] = torch.cuda.max_memory_reserved()
+        out["sys/train_mem_bytes"] = out["sys/peak_mem_bytes"] - self.start  # what training added on top
         return out
 
 

@@ -58,6 +58,12 @@ def resolve_runtime(device: str = "auto", precision: str = "auto") -> Runtime:
     return Runtime(device=device, dtype=dtypes[precision], precision=precision)
 
 
+def model_key(cfg, path: str, runtime: Runtime) -> str:
+    """What identifies the base model's behaviour: caches of its samples and scores are keyed by it."""
+    m = cfg.model
+    return f"{m.name_or_path}@{m.revision}|{path}|{cfg.quant.name}|{runtime.precision}|{m.weights}"
+
+
 def cache_root(cfg_cache_dir: str) -> Path:
     path = Path(cfg_cache_dir).expanduser()
     path.mkdir(parents=True, exist_ok=True)

@@ -22,6 +22,7 @@ COLUMNS = [  # (metrics.json key, header, formatter)
     ("params/lora_exact", "LoRA exact", lambda v: f"{v / 1e6:.2f}M"),
     ("params/lora_card_formula", "card 2rdLM", lambda v: f"{v / 1e6:.2f}M"),
     ("sys/peak_mem_bytes", "peak mem", lambda v: f"{v / 2**30:.2f} GiB"),
+    ("sys/train_mem_bytes", "train mem", lambda v: f"{v / 2**30:.2f} GiB"),
     ("train/step_time_s", "step s", lambda v: f"{v:.2f}"),
     ("train/tokens_per_s", "tokens/s", lambda v: f"{v:.0f}"),
     ("train/wall_s", "train s", lambda v: f"{v:.0f}"),

@@ -10,9 +10,10 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from bench import BenchError
 from bench import data as data_pipeline
 from bench.metrics import MemorySampler, StepTimer, TokenCounter, weight_checksums, weights_changed
-from bench.models import Runtime, load_model, load_tokenizer, resolve_model_path
+from bench.models import Runtime, load_model, load_tokenizer, model_key, resolve_model_path
 from bench.params import count_params, lora_audit
 from bench.tasks import load_task
 from methods import Method, RunContext
@@ -59,7 +60,6 @@ def train(cfg: DictConfig, runtime: Runtime, method: Method, trainer_config, out
     tokenizer = load_tokenizer(path, cfg.model.revision)
     task = load_task(cfg.task)
     examples = task.prompts(int(cfg.train.num_prompts))
-    model_key = f"{cfg.model.name_or_path}@{cfg.model.revision}|{path}|{cfg.quant.name}|{runtime.precision}|{cfg.model.weights}"
     result = {
         "train/prompts": len(examples),
         "data/prompts_fingerprint": data_pipeline.prompts_fingerprint(task, examples),
@@ -80,7 +80,14 @@ def train(cfg: DictConfig, runtime: Runtime, method: Method, trainer_config, out
             return data_pipeline.prompt_ids_dataset(task, examples, tokenizer)
         if "data" not in offline:  # built from the base model, before any adapter exists
             built = data_pipeline.offline_data(
-                base, tokenizer, task, examples, cfg.data, int(cfg.seed), model_key, cfg.cache_dir
+                base,
+                tokenizer,
+                task,
+                examples,
+                cfg.data,
+                int(cfg.seed),
+                model_key(cfg, path, runtime),
+                cfg.cache_dir,
             )
             offline["data"] = built
             result["data/preference_fingerprint"] = built.fingerprint
@@ -89,8 +96,8 @@ def train(cfg: DictConfig, runtime: Runtime, method: Method, trainer_config, out
 
         rows = offline["data"].pairs if kind == "preference" else offline["data"].unpaired
         if not rows:
-            raise RuntimeError(
-                f"the {kind} data is empty: every prompt's samples tied and none could fall back "
+            raise BenchError(
+                f"The {kind} data is empty: every prompt's samples tied and none could fall back "
                 "to the gold answer; raise data.samples_per_prompt or train.num_prompts"
             )
         return Dataset.from_list(rows)
@@ -137,9 +144,7 @@ def train(cfg: DictConfig, runtime: Runtime, method: Method, trainer_config, out
     args = trainer_config
     samples = len(timer.step_times) * args.per_device_train_batch_size * args.gradient_accumulation_steps
     result.update(weights_changed(before, weight_checksums(model)))
-    result.update(
-        {f"method/{k}": v for k, v in ctx.extra.items()}
-    )  # facts an adapter reports (e.g. PPO's reward model)
+    result.update({f"method/{k}": v for k, v in ctx.extra.items()})  # what the adapter reported building
     result.update(memory.metrics())
     result.update(timer.metrics(wall, counter.tokens, samples))
     (out / "train_log.json").write_text(json.dumps(timer.logs, indent=1, default=str))
