@@ -84,7 +84,6 @@ def test_method_yaml_without_adapter_is_explained(compose, tmp_path):
         ("peft.dropout=1.5", r"peft.dropout must be in \[0, 1\)"),
         ("task=gsm8k", None),  # hub-only without data_dir: fails at data load, still before training
         ("model.name_or_path=./no/such/model", "looks like a local folder but does not exist"),
-        ("task.data_dir=/no/such/dir", "lacks train.jsonl, test.jsonl"),
         ("++method.args.not_a_field=1", "has no field"),
     ],
 )
@@ -108,8 +107,22 @@ def test_bad_input_fails_fast_and_leaves_earlier_results_alone(compose, tmp_path
     assert earlier.read_bytes() == before
 
 
+def test_override_of_a_key_the_task_lacks_fails_at_composition(compose):
+    from hydra.errors import ConfigCompositionException
+
+    with pytest.raises(ConfigCompositionException, match="Could not override 'task.data_dir'"):
+        compose("task.data_dir=/no/such/dir")  # arithmetic is generated; only gsm8k reads files
+
+
 def test_config_hash_ignores_where_results_go(compose, tmp_path):
     a = compose(output_dir=tmp_path / "a")
     b = compose(output_dir=tmp_path / "b")
     c = compose("peft.r=8", output_dir=tmp_path / "a")
     assert config_hash(a) == config_hash(b) != config_hash(c)
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml")))
+def test_every_experiment_composes_and_validates(compose, name, tmp_path):
+    cfg = compose(f"experiment={name}", output_dir=tmp_path)
+    method, args = validate(cfg, CPU)
+    assert isinstance(args, method.config_class)
