@@ -146,3 +146,27 @@ def test_ppo_with_a_trained_reward_model(compose, tmp_path):
     assert record["data/pairs"] >= 1  # the reward model learned from the shared preference pairs
     assert record["train/lora_tensors_changed"] == record["train/lora_tensors"]
     assert record["train/base_tensors_changed"] == 0
+
+
+def test_qlora_nf4_trains_the_same_lora_and_logs_to_wandb_offline(compose, tmp_path, monkeypatch):
+    from bench.run import run
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    cfg = compose("method=dpo", "quant=nf4", "logger=wandb", "debug=smoke", "eval=none", "isolate=false")
+    cfg.output_dir = str(tmp_path)
+    record = run(cfg)
+    assert record["status"] == "success", record.get("error")
+    assert record["quant"] == "nf4"
+    # Same adapters as full precision: trainable == exact, and the 4-bit base unpacks to the same total.
+    assert record["params/trainable"] == record["params/lora_exact"] == 4_884_480
+    assert record["params/total"] == 139_399_488
+    # TRL keeps LoRA in bf16 for quantized models: an Adam step of ~lr can fall below bf16's spacing
+    # for lora_A's random init, so not every A tensor moves in two steps; every B (zero at init) must.
+    assert 0 < record["train/lora_tensors_changed"] <= record["train/lora_tensors"]
+    weights = load_file(tmp_path / "adapter" / "adapter_model.safetensors")
+    assert all(t.abs().sum() > 0 for k, t in weights.items() if "lora_B" in k)
+    assert record["train/base_tensors_changed"] == 0
+    # W&B offline: a real run folder with the metrics table, and no network needed.
+    (run_dir,) = (tmp_path / "wandb").glob("offline-run-*")
+    assert list((run_dir / "files" / "media" / "table").glob("metrics_*.table.json"))
+    assert json.loads((tmp_path / "metrics.json").read_text())["wandb/dir"].startswith(str(run_dir))
