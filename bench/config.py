@@ -55,10 +55,11 @@ def trainer_kwargs(cfg: DictConfig, runtime: Runtime) -> dict:
         "report_to": [],  # the harness logs to W&B itself, the same way for every method (bench.tracking)
         **runtime.trainer_flags,
     }
-    clash = sorted(k for k in owned if k in (cfg.method.get("args") or {}) and k not in runtime.trainer_flags)
+    clash = sorted(k for k in owned if k in kwargs)
     if clash:
         raise BenchError(
-            f"method.args sets {clash}, which the harness owns; set seed/output_dir/logger at top level."
+            f"train.args/method.args set {clash}, which the harness owns so that every method runs alike: "
+            "use the top-level seed=, precision= (auto|bf16|fp16|fp32), device= and logger= instead."
         )
     kwargs.update(owned)
     return kwargs

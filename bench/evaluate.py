@@ -192,10 +192,6 @@ def merge_gap(model, tokenizer, task: Task, n: int = 4) -> float:
     return float((adapter - merged).abs()[mask].max())
 
 
-def evaluate_run(cfg: DictConfig, runtime, adapter_dir: Path) -> dict:
-    return evaluate_adapter(cfg, runtime, adapter_dir)
-
-
 def main(argv: list[str] | None = None) -> int:
     from bench.config import compose
     from bench.models import resolve_runtime

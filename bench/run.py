@@ -111,5 +111,5 @@ def _train_and_evaluate(cfg: DictConfig, out: Path, record: dict) -> dict:
     if cfg.eval.enabled:
         from bench import evaluate
 
-        result.update(evaluate.evaluate_run(cfg, runtime, out / "adapter"))
+        result.update(evaluate.evaluate_adapter(cfg, runtime, out / "adapter"))
     return result

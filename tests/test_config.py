@@ -57,6 +57,14 @@ def test_unknown_trainer_argument_fails_with_a_hint(compose, tmp_path):
         validate(compose("method=dpo", "++method.args.betta=0.2", output_dir=tmp_path), CPU)
 
 
+@pytest.mark.parametrize(
+    "override", ["++method.args.bf16=true", "++train.args.seed=3", "++method.args.output_dir=x"]
+)
+def test_settings_the_harness_owns_cannot_be_overridden_silently(compose, tmp_path, override):
+    with pytest.raises(BenchError, match="which the harness owns"):
+        validate(compose("method=dpo", override, output_dir=tmp_path), CPU)
+
+
 def test_trl_rejects_inconsistent_settings_before_training(compose, tmp_path):
     cfg = compose("method=grpo", "method.args.num_generations=3", output_dir=tmp_path)
     with pytest.raises(BenchError, match="GRPOConfig rejected the settings"):
