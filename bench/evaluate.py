@@ -141,7 +141,7 @@ def evaluate_adapter(cfg: DictConfig, runtime, adapter_dir: Path, merge: bool = 
     """Score base (cached) and adapter (or the merged model) with lm-eval; flat `eval/*` metrics."""
     from peft import PeftModel
 
-    from bench.models import load_model, load_tokenizer, model_key, resolve_model_path
+    from bench.models import load_base, load_tokenizer, model_key, resolve_model_path
 
     if cfg.model.weights == "random":
         return {"eval/skipped": "random weights: accuracy is meaningless"}
@@ -151,7 +151,7 @@ def evaluate_adapter(cfg: DictConfig, runtime, adapter_dir: Path, merge: bool = 
     tasks = [primary, *[t for t in cfg.eval.tasks if t != primary]]
     path = resolve_model_path(str(cfg.model.name_or_path), cfg.cache_dir)
     tokenizer = load_tokenizer(path, cfg.model.revision)
-    model = load_model(path, runtime, cfg.quant, revision=cfg.model.revision)
+    model = load_base(cfg, path, runtime)
     base = base_scores(cfg, runtime, model, tokenizer, tasks, include, model_key(cfg, path, runtime))
     model = PeftModel.from_pretrained(model, str(adapter_dir))
     result = {}

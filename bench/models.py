@@ -200,6 +200,14 @@ def load_model(
     return model
 
 
+def load_base(cfg, path: str, runtime: Runtime, head: str = "causal_lm"):
+    """`load_model` with the run's model/quant settings: the one way the harness loads a base copy."""
+    m = cfg.model
+    return load_model(
+        path, runtime, cfg.quant, head=head, revision=m.revision, weights=m.weights, arch=m.arch
+    )
+
+
 def _load_hint(path: str, err: Exception) -> str:
     return (
         f"Could not load model or tokenizer {path!r}: {err}. A hub id needs network access "

@@ -13,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from bench import BenchError
 from bench import data as data_pipeline
 from bench.metrics import MemorySampler, StepTimer, TokenCounter, weight_checksums, weights_changed
-from bench.models import Runtime, load_model, load_tokenizer, model_key, resolve_model_path
+from bench.models import Runtime, load_base, load_tokenizer, model_key, resolve_model_path
 from bench.params import count_params, lora_audit
 from bench.tasks import load_task
 from methods import Method, RunContext
@@ -40,15 +40,7 @@ def load_adapted(
     """A base model with the run's dtype/quantization, wrapped in the shared LoRA config."""
     from peft import get_peft_model
 
-    model = load_model(
-        path,
-        runtime,
-        cfg.quant,
-        head=head,
-        revision=cfg.model.revision,
-        weights=cfg.model.weights,
-        arch=cfg.model.arch,
-    )
+    model = load_base(cfg, path, runtime, head=head)
     if pad_token_id is not None:
         model.config.pad_token_id = pad_token_id
     # A value/reward head (SEQ_CLS) also trains its new `score` layer; the backbone stays LoRA-only.
@@ -65,9 +57,7 @@ def train(cfg: DictConfig, runtime: Runtime, method: Method, trainer_config, out
         "data/prompts_fingerprint": data_pipeline.prompts_fingerprint(task, examples),
     }
 
-    base = load_model(
-        path, runtime, cfg.quant, revision=cfg.model.revision, weights=cfg.model.weights, arch=cfg.model.arch
-    )
+    base = load_base(cfg, path, runtime)
     base.config.pad_token_id = tokenizer.pad_token_id
     if base.generation_config is not None:
         base.generation_config.pad_token_id = tokenizer.pad_token_id
@@ -121,20 +111,16 @@ def train(cfg: DictConfig, runtime: Runtime, method: Method, trainer_config, out
     counter = TokenCounter(base)  # the embeddings are not adapted: the hook survives PEFT's wrapping
     try:
         trainer = method.build(ctx)
-    except Exception:
-        counter.close()
-        raise
-    model = method.policy(trainer)
-    if not hasattr(model, "peft_config") or len(model.peft_config) != 1:
-        raise RuntimeError(
-            f"method {method.name}: the trainer's policy should carry exactly the shared LoRA "
-            f"adapter; found {getattr(model, 'peft_config', None)}. Pass ctx.peft_config to the trainer."
-        )
-    trainable, total = count_params(model)
-    audit = lora_audit(model, int(cfg.peft.r), list(cfg.peft.target_modules))
-    result.update({"params/trainable": trainable, "params/total": total, **audit.as_metrics()})
-    before = weight_checksums(model)
-    try:
+        model = method.policy(trainer)
+        if not hasattr(model, "peft_config") or len(model.peft_config) != 1:
+            raise RuntimeError(
+                f"method {method.name}: the trainer's policy should carry exactly the shared LoRA "
+                f"adapter; found {getattr(model, 'peft_config', None)}. Pass ctx.peft_config to the trainer."
+            )
+        trainable, total = count_params(model)
+        audit = lora_audit(model, int(cfg.peft.r), list(cfg.peft.target_modules))
+        result.update({"params/trainable": trainable, "params/total": total, **audit.as_metrics()})
+        before = weight_checksums(model)
         with MemorySampler(runtime.device) as memory:
             start = time.perf_counter()
             trainer.train()
