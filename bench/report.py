@@ -1,112 +1,330 @@
-"""Tables from run folders: `python -m bench.report DIR [DIR ...]`.
+"""Tables and plots from run folders: `python -m bench.report DIR [DIR ...] [--out OUT] [--wandb]`.
 
-Globs every `metrics.json` below the folders (never a shared file that parallel jobs append to),
-groups runs by everything but the seed, and prints mean ± std over seeds. Writes report.md and
-report.csv into the first folder; `--wandb` also logs the table to W&B (offline unless told).
+Globs every `metrics.json` below the folders (one file per run, never a shared file that parallel jobs
+append to), aggregates the runs of each configuration (`schema.GROUP_KEYS`: everything but the seed)
+and writes summary.md, summary.csv, summary.json and PNG plots into the first folder (or --out).
+Every multirun ends with it (`bench.callbacks.ReportCallback`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
-import statistics
+import logging
+import os
+import re
 import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import bench  # noqa: F401  (offline/telemetry environment defaults)
+import numpy as np
+import pandas as pd
 
-GROUP = ("method", "model", "task", "quant", "peft/r")
-COLUMNS = [  # (metrics.json key, header, formatter)
-    ("params/trainable", "trainable", lambda v: f"{v / 1e6:.2f}M"),
-    ("params/lora_exact", "LoRA exact", lambda v: f"{v / 1e6:.2f}M"),
-    ("params/lora_card_formula", "card 2rdLM", lambda v: f"{v / 1e6:.2f}M"),
-    ("sys/peak_mem_bytes", "peak mem", lambda v: f"{v / 2**30:.2f} GiB"),
-    ("sys/train_mem_bytes", "train mem", lambda v: f"{v / 2**30:.2f} GiB"),
-    ("train/step_time_s", "step s", lambda v: f"{v:.2f}"),
-    ("train/tokens_per_s", "tokens/s", lambda v: f"{v:.0f}"),
-    ("train/wall_s", "train s", lambda v: f"{v:.0f}"),
-    ("eval/accuracy", "accuracy", lambda v: f"{v:.3f}"),
-    ("eval/base_accuracy", "base acc", lambda v: f"{v:.3f}"),
-    ("eval/delta", "delta", lambda v: f"{v:+.3f}"),
-]
+from bench import BenchError  # importing bench also sets the offline/telemetry environment defaults
+from bench.plots import make_plots
+from bench.schema import GROUP_KEYS, METRICS
+from bench.stats import accuracy_interval, combine_seeds, holm, paired_test
+
+log = logging.getLogger(__name__)
+
+ALPHA = 0.05  # significance level of the Holm-adjusted paired test
+ITEM_KEYS = ("eval/items", "eval/base_items")  # per-item lists: used for the tests, kept out of the files
+TEST_COLUMNS = (
+    "eval/accuracy_ci_low",
+    "eval/accuracy_ci_high",
+    "eval/delta_ci_low",
+    "eval/delta_ci_high",
+    "eval/test",
+    "eval/p",
+    "eval/p_holm",
+    "eval/significant",
+)
+SHORT = {"peft/mode": "peft", "peft/r": "r"}  # how a varying key appears in a label
 
 
-def load_runs(folders: list[Path]) -> list[dict]:
-    runs = []
-    for folder in folders:
-        if not folder.exists():
-            raise SystemExit(f"bench.report: {folder} does not exist.")
-        for path in sorted(folder.rglob("metrics.json")):
-            record = json.loads(path.read_text())
-            record["_path"] = str(path.parent)
-            runs.append(record)
+@dataclass
+class Report:
+    runs: pd.DataFrame  # one row per run folder, failed runs included
+    summary: pd.DataFrame  # one row per configuration
+    markdown: str
+    files: list[Path]
+    skipped_plots: dict[str, str] = field(default_factory=dict)  # plot name -> why it was not drawn
+    wandb_dir: str | None = None
+
+
+def load_runs(folders: Sequence[Path | str]) -> pd.DataFrame:
+    """One row per metrics.json below the folders; an unreadable file becomes a row with its error."""
+    records, seen = [], set()
+    for folder in map(Path, folders):
+        if not folder.is_dir():
+            raise BenchError(
+                f"bench.report: {folder} is not a folder. Pass one or more sweep or run folders (for "
+                "example results/sweeps/<date>); the report reads every metrics.json below them."
+            )
+        for path in sorted(folder.rglob("metrics.json"), key=lambda p: _natural(str(p))):
+            if path.resolve() in seen:  # a sweep folder passed together with one of its runs
+                continue
+            seen.add(path.resolve())
+            try:
+                record = json.loads(path.read_text())
+            except (OSError, ValueError) as e:
+                record = {"status": "unreadable", "error": f"{path}: {e}"}
+            records.append({**record, "path": str(path.parent)})
+    runs = pd.DataFrame.from_records(records)
+    if runs.empty:
+        return runs
+    # Group keys as text, read from the records: pandas would turn an int column with a None into floats.
+    for key in GROUP_KEYS:
+        runs[key] = [_text(r.get(key)) for r in records]
+    runs["seed"] = pd.Series([r.get("seed") for r in records], dtype=object)
+    runs["status"] = [r.get("status") or "unknown" for r in records]
+    runs["error"] = [str(e).strip().splitlines()[0] if e else "" for e in (r.get("error") for r in records)]
+    for m in METRICS:
+        if m.key in runs:
+            runs[m.key] = pd.to_numeric(runs[m.key], errors="coerce")
+    # Random weights measure memory and speed only: their scores mean nothing and are never reported.
+    random = runs["weights"] == "random"
+    for key in [c for c in runs if c.startswith("eval/")]:
+        runs[key] = (
+            runs[key].astype(object).where(~random, None) if key in ITEM_KEYS else runs[key].where(~random)
+        )
+    runs["label"] = _labels(runs)
     return runs
 
 
-def aggregate(runs: list[dict]) -> list[dict]:
-    """One row per configuration; numeric columns as (mean, std, n) over its successful seeds."""
-    groups: dict[tuple, list[dict]] = {}
-    for run in runs:
-        groups.setdefault(tuple(run.get(k) for k in GROUP), []).append(run)
-    rows = []
-    for key, members in groups.items():
-        ok = [m for m in members if m.get("status") == "success"]
-        row = dict(zip(GROUP, key, strict=True))
-        row["runs"] = f"{len(ok)}/{len(members)}"
-        row["seeds"] = sorted({m.get("seed") for m in ok})
-        for column, _, _ in COLUMNS:
-            values = [m[column] for m in ok if isinstance(m.get(column), (int, float))]
-            if column.startswith("eval/") and any(m.get("weights") == "random" for m in ok):
-                values = []  # random weights: memory and speed only, accuracy is meaningless
-            if values:
-                std = statistics.stdev(values) if len(values) > 1 else 0.0
-                row[column] = (statistics.fmean(values), std, len(values))
-        rows.append(row)
-    return sorted(rows, key=lambda r: tuple(str(r[k]) for k in GROUP))
+def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per configuration: run counts, mean and sample std over its successful seeds, the paired test.
+
+    Columns: GROUP_KEYS, label, runs_ok, runs_total, seeds, then `<key>` and `<key>_std` for every schema
+    metric present and every other numeric `eval/*` key, then TEST_COLUMNS and failures.
+    """
+    keys = list(GROUP_KEYS)
+    ok = runs[runs["status"] == "success"]
+    schema = [m.key for m in METRICS if m.key in runs]
+    extra = [
+        c
+        for c in runs
+        if c.startswith("eval/")
+        and c not in schema
+        and pd.api.types.is_numeric_dtype(runs[c])
+        and not pd.api.types.is_bool_dtype(runs[c])
+    ]
+    values = schema + sorted(extra)
+    by_config = ok.groupby(keys, sort=False)
+    summary = runs.groupby(keys, sort=False).agg(label=("label", "first"), runs_total=("status", "size"))
+    summary.insert(1, "runs_ok", by_config.size().reindex(summary.index, fill_value=0))
+    summary["seeds"] = by_config["seed"].agg(lambda s: ",".join(map(str, sorted(s.dropna()))))
+    if values:
+        stats = by_config[values].agg(["mean", "std"])  # std: ddof=1, NaN for a single seed
+        stats.columns = [key if how == "mean" else f"{key}_std" for key, how in stats.columns]
+        summary = summary.join(stats)
+    members = dict(list(by_config))
+    tests = [_paired(members[i]) if i in members else {} for i in summary.index]
+    summary = summary.join(pd.DataFrame(tests, index=summary.index, columns=TEST_COLUMNS))
+    failed = runs[runs["status"] != "success"]
+    notes = [f"seed {r.seed}: {r.status}" + (f": {r.error}" if r.error else "") for r in failed.itertuples()]
+    failures = pd.Series(notes, index=failed.index, dtype=object).groupby(
+        [failed[k] for k in keys], sort=False
+    )
+    summary = summary.join(failures.agg("; ".join).rename("failures")).reset_index()
+    summary["eval/p_holm"] = holm(summary["eval/p"].astype(float))
+    summary["eval/significant"] = summary["eval/p_holm"] < ALPHA
+    summary["failures"] = summary["failures"].fillna("")
+    return summary
 
 
-def markdown(rows: list[dict]) -> str:
-    headers = ["method", "model", "task", "quant", "r", "runs"] + [h for _, h, _ in COLUMNS]
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    for row in rows:
-        cells = [
-            str(row["method"]),
-            str(row["model"]),
-            str(row["task"]),
-            str(row["quant"]),
-            str(row["peft/r"]),
-            row["runs"],
-        ]
-        for column, _, fmt in COLUMNS:
-            if column not in row:
-                cells.append("–")
+def _paired(members: pd.DataFrame) -> dict:
+    """Interval of the (seed-averaged) per-item accuracy and the paired test against the base model."""
+    lists = {
+        k: [x for x in members[k] if isinstance(x, list) and x] if k in members else [] for k in ITEM_KEYS
+    }
+    items, base = lists["eval/items"], lists["eval/base_items"]
+    out: dict = {}
+    try:
+        if items:
+            acc = combine_seeds(items)
+            out["eval/accuracy_ci_low"], out["eval/accuracy_ci_high"] = accuracy_interval(acc)
+            if base:
+                # The base is scored once per model and eval setting, so its items repeat across seeds.
+                test = paired_test(acc, combine_seeds(base))
+                out.update(
+                    {
+                        "eval/delta_ci_low": test.ci_low,
+                        "eval/delta_ci_high": test.ci_high,
+                        "eval/test": test.test,
+                        "eval/p": test.p,
+                    }
+                )
+    except (TypeError, ValueError) as e:  # lists of different lengths, or an item that is not a number
+        log.warning("bench.report: no paired test for %s: %s", members["label"].iloc[0], e)
+    return out
+
+
+def to_markdown(
+    summary: pd.DataFrame, runs: pd.DataFrame, plots: Sequence[Path], skipped: dict[str, str]
+) -> str:
+    """summary.md: the comparison table, the failed runs, and what the columns and marks mean."""
+    shown = [k for k in GROUP_KEYS if k == "method" or summary[k].nunique() > 1]
+    same = ", ".join(f"{k} {summary[k].iloc[0]}" for k in GROUP_KEYS if k not in shown and summary[k].iloc[0])
+    table = {k: summary[k].replace("", "–") for k in shown}
+    table["runs"] = summary["runs_ok"].astype(str) + "/" + summary["runs_total"].astype(str)
+    for m in METRICS:
+        if m.show and m.key in summary and summary[m.key].notna().any():
+            cells = [m.format(v, s) for v, s in zip(summary[m.key], summary[f"{m.key}_std"], strict=True)]
+            if m.key == "eval/accuracy":
+                low, high = summary["eval/accuracy_ci_low"], summary["eval/accuracy_ci_high"]
+                cells = [
+                    c + (f" [{lo:.3f}, {hi:.3f}]" if pd.notna(lo) else "")
+                    for c, lo, hi in zip(cells, low, high, strict=True)
+                ]
+                table[f"{m.label} [95% CI]"] = cells
                 continue
-            mean, std, n = row[column]
-            cells.append(
-                fmt(mean) + (f" ± {fmt(std).lstrip('+')}" if n > 1 and not math.isclose(std, 0) else "")
-            )
-        lines.append("| " + " | ".join(cells) + " |")
+            if m.key == "eval/delta":
+                cells = [
+                    c + ("*" if sig else "")
+                    for c, sig in zip(cells, summary["eval/significant"], strict=True)
+                ]
+            table[m.header] = cells
+    if summary["eval/p"].notna().any():
+        table["p (Holm)"] = [f"{p:.2g}" if pd.notna(p) else "–" for p in summary["eval/p_holm"]]
+    n_ok = int((runs["status"] == "success").sum())
+    lines = [
+        "# rft-bench report",
+        "",
+        f"{len(runs)} runs, {n_ok} succeeded, {len(runs) - n_ok} did not."
+        + (f" Every row: {same}." if same else ""),
+        "",
+        pd.DataFrame(table).to_markdown(index=False, disable_numparse=True),
+    ]
+    failed = runs[runs["status"] != "success"]
+    if len(failed):
+        rows = failed[["label", "seed", "status", "error", "path"]].rename(columns={"label": "configuration"})
+        lines += ["", "## Failed runs", "", rows.to_markdown(index=False, disable_numparse=True)]
+    n_tests = int(summary["eval/p"].notna().sum())
+    lines += [
+        "",
+        "## Legend",
+        "",
+        "- Each row is one configuration; values are the mean over its successful seeds, ± the sample "
+        "standard deviation (ddof=1) when there are several. **runs**: succeeded/total.",
+        "- **accuracy [95% CI]**: the interval comes from the per-item results: Wilson for one seed's 0/1 "
+        "items, otherwise a t-interval of the items' seed-averaged scores (it covers item sampling, not "
+        "seed-to-seed variation, which the ± gives).",
+        "- **delta**: accuracy minus the base model's on the same items. **p (Holm)**: two-sided paired "
+        "test against the base model on the same items (exact McNemar on 0/1 items; a sign-flip "
+        "permutation test with 10,000 draws on fractional or seed-averaged items), Holm-adjusted over "
+        f"the {n_tests} rows tested. **\\*** marks adjusted p < {ALPHA}: the difference from the base "
+        "model is unlikely to be noise. summary.csv adds delta's 95% paired-bootstrap interval.",
+        "- **full total**: the run's wall time plus the original cost of the cached shared work it reused "
+        "(offline data, base score): what the row would cost alone.",
+        "- Random-weight runs never report accuracy. summary.csv and summary.json hold every metric and "
+        "the intervals; summary.json also holds every run.",
+        "",
+        "Plots: " + (", ".join(p.name for p in plots) or "none") + ".",
+    ]
+    lines += [f"Not drawn: {name} ({why})." for name, why in skipped.items()]
     return "\n".join(lines)
 
 
-def failures(runs: list[dict]) -> list[str]:
-    return [
-        f"- {r.get('method')} seed {r.get('seed')} ({r['_path']}): {r.get('status')}: {r.get('error')}"
-        for r in runs
-        if r.get("status") != "success"
-    ]
+def write_report(
+    folders: Sequence[Path | str],
+    out: Path | str | None = None,
+    *,
+    wandb: bool | None = False,
+    project: str = "rft-bench",
+    entity: str | None = None,
+    group: str | None = None,
+    mode: str | None = None,
+) -> Report | None:
+    """Read the runs below `folders` and write the report into `out` (default: the first folder).
+
+    Returns None when there is no metrics.json; raises BenchError for a folder that does not exist.
+    `wandb=None` logs to W&B when WANDB_MODE (or `mode`) is not 'disabled' and the runs used the W&B
+    logger (a run folder holds wandb/); the W&B group defaults to the output folder's name.
+    """
+    runs = load_runs(folders)
+    if runs.empty:
+        return None
+    out = Path(out or folders[0])
+    out.mkdir(parents=True, exist_ok=True)
+    summary = aggregate(runs)
+    plots, skipped = make_plots(runs, summary, out)
+    text = to_markdown(summary, runs, plots, skipped)
+    (out / "summary.md").write_text(text + "\n")
+    summary.to_csv(out / "summary.csv", index=False)
+    records = {
+        "folders": [str(f) for f in folders],
+        "alpha": ALPHA,
+        "summary": _records(summary),
+        "runs": _records(runs.drop(columns=list(ITEM_KEYS), errors="ignore")),
+        "plots": [p.name for p in plots],
+        "skipped_plots": skipped,
+    }
+    (out / "summary.json").write_text(json.dumps(records, indent=1) + "\n")
+    files = [out / "summary.md", out / "summary.csv", out / "summary.json", *plots]
+    mode = mode or os.environ.get("WANDB_MODE", "offline")
+    if wandb is None:
+        wandb = any((Path(p) / "wandb").is_dir() for p in runs["path"])
+    wandb_dir = None
+    if wandb and mode != "disabled":
+        wandb_dir = log_wandb(summary, plots, out, group or out.resolve().name, project, mode, entity)
+    return Report(runs, summary, text, files, skipped, wandb_dir)
 
 
-def log_wandb(rows: list[dict], name: str) -> None:
+def log_wandb(
+    summary: pd.DataFrame,
+    plots: Sequence[Path],
+    out_dir: Path,
+    group: str,
+    project: str = "rft-bench",
+    mode: str | None = None,
+    entity: str | None = None,
+) -> str:
+    """Log the summary as a wandb.Table ("comparison") and the plots as images, in a run of the sweep's group.
+
+    Returns the W&B run folder; offline (the default) it is `out_dir/wandb/offline-run-*`.
+    """
     import wandb
 
-    headers = list(GROUP) + ["runs"] + [c for c, _, _ in COLUMNS]
-    table = wandb.Table(columns=headers)
-    for row in rows:
-        table.add_data(*[row.get(h)[0] if isinstance(row.get(h), tuple) else row.get(h) for h in headers])
-    with wandb.init(project="rft-bench", name=f"report-{name}", job_type="report") as run:
-        run.log({"comparison": table})
+    table = wandb.Table(dataframe=summary.astype(object).where(summary.notna(), None))
+    with wandb.init(
+        project=project,
+        entity=entity,
+        group=group,
+        name=f"report-{group}",
+        job_type="report",
+        dir=str(out_dir),
+        mode=mode or os.environ.get("WANDB_MODE", "offline"),
+        reinit="finish_previous",
+    ) as run:
+        run.log({"comparison": table, **{f"plots/{p.stem}": wandb.Image(str(p)) for p in plots}})
+        return str(Path(run.dir).parent)
+
+
+def _records(frame: pd.DataFrame) -> list[dict]:
+    # Through pandas' JSON writer: NaN becomes null and numpy scalars become plain numbers.
+    return json.loads(frame.to_json(orient="records"))
+
+
+def _text(value: object) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return ""
+    return str(value)
+
+
+def _labels(runs: pd.DataFrame) -> pd.Series:
+    """A short name per configuration from the keys that vary across the runs (the method always)."""
+    varying = [k for k in GROUP_KEYS if k == "method" or runs[k].nunique() > 1]
+    return runs[varying].apply(
+        lambda row: " ".join(v if k == "method" else f"{SHORT.get(k, k)}={v or '–'}" for k, v in row.items()),
+        axis=1,
+    )
+
+
+def _natural(text: str) -> list:
+    # 10_grpo after 9_dpo: Hydra numbers its job folders without padding.
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", text)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -114,32 +332,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "folders", nargs="+", type=Path, help="sweep or run folders holding metrics.json files"
     )
-    parser.add_argument("--wandb", action="store_true", help="also log the table to W&B (WANDB_MODE applies)")
+    parser.add_argument("--out", type=Path, help="where to write the report (default: the first folder)")
+    parser.add_argument(
+        "--wandb", action="store_true", help="also log the table and plots to W&B (WANDB_MODE applies)"
+    )
     args = parser.parse_args(argv)
-    runs = load_runs(args.folders)
-    if not runs:
+    try:
+        report = write_report(args.folders, args.out, wandb=args.wandb)
+    except BenchError as e:
+        print(e, file=sys.stderr)
+        return 2
+    if report is None:
         print(f"bench.report: no metrics.json below {', '.join(map(str, args.folders))}.", file=sys.stderr)
         return 1
-    rows = aggregate(runs)
-    text = markdown(rows)
-    failed = failures(runs)
-    if failed:
-        text += "\n\nFailed runs:\n" + "\n".join(failed)
-    print(text)
-    out = args.folders[0]
-    (out / "report.md").write_text(text + "\n")
-    import csv
-
-    with (out / "report.csv").open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(list(GROUP) + ["runs"] + [f"{c}{s}" for c, _, _ in COLUMNS for s in ("", "_std")])
-        for row in rows:
-            cells = [row[k] for k in GROUP] + [row["runs"]]
-            for column, _, _ in COLUMNS:
-                cells += list(row[column][:2]) if column in row else ["", ""]
-            writer.writerow(cells)
-    if args.wandb:
-        log_wandb(rows, out.name)
+    print(report.markdown)
     return 0
 
 

@@ -1,59 +1,178 @@
-"""The report groups runs by configuration and aggregates seeds (mean ± std), from metrics.json files."""
+"""The report, from synthetic metrics.json files: aggregation, failures, significance, files, CLI, W&B."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import numpy as np
 import pytest
+from omegaconf import OmegaConf
 
-from bench.report import aggregate, load_runs, main
+from bench.callbacks import ReportCallback
+from bench.plots import PLOTS
+from bench.report import aggregate, load_runs, main, write_report
+
+# The base model is right on the first 50 of 200 items.
+BASE = [1.0] * 50 + [0.0] * 150
+PNG = b"\x89PNG\r\n\x1a\n"
 
 
-def record(method: str, seed: int, accuracy: float, status: str = "success", **extra) -> dict:
-    return {
+def record(method: str, seed: int = 0, status: str = "success", items: list | None = None, **extra) -> dict:
+    rec = {
         "method": method,
         "model": "m",
         "task": "arithmetic",
         "quant": "none",
+        "peft/mode": "lora",
         "peft/r": 16,
+        "weights": "pretrained",
         "seed": seed,
         "status": status,
-        "eval/accuracy": accuracy,
-        "sys/peak_mem_bytes": 2**30,
-        **extra,
     }
+    if status != "success":
+        return rec | extra
+    items = BASE if items is None else items
+    rec |= {
+        "eval/accuracy": float(np.mean(items)),
+        "eval/base_accuracy": float(np.mean(BASE)),
+        "eval/delta": float(np.mean(items) - np.mean(BASE)),
+        "eval/items": list(items),
+        "eval/base_items": BASE,
+        "sys/peak_mem_bytes": 3 * 2**30,
+        "mem/weights_bytes": 2**30,
+        "mem/trainable_bytes": 2**24,
+        "mem/gradients_bytes": 2**24,
+        "mem/optimizer_bytes": 2**25,
+        "mem/other_bytes": 2 * 2**30 - 2**26,
+        "train/tokens_per_s": 100.0 + seed,
+        "time/train_s": 50.0,
+        "time/total_s": 80.0,
+        "time/full_s": 120.0,
+    }
+    return rec | extra
 
 
-def write(folder, name, rec):
+def write(folder: Path, name: str, rec: dict) -> None:
     (folder / name).mkdir(parents=True)
     (folder / name / "metrics.json").write_text(json.dumps(rec))
 
 
-def test_seeds_are_aggregated_and_failures_excluded(tmp_path):
-    for i, (seed, acc) in enumerate([(0, 0.30), (1, 0.40), (2, 0.50)]):
-        write(tmp_path, f"{i}_dpo_seed{seed}", record("dpo", seed, acc))
-    write(tmp_path, "3_grpo_seed0", record("grpo", 0, 0.6))
-    write(tmp_path, "4_grpo_seed1", record("grpo", 1, 0.0, status="failed", error="boom"))
-    rows = {row["method"]: row for row in aggregate(load_runs([tmp_path]))}
-    mean, std, n = rows["dpo"]["eval/accuracy"]
-    assert (mean, n) == (pytest.approx(0.4), 3) and std == pytest.approx(0.1)
-    assert rows["dpo"]["runs"] == "3/3" and rows["dpo"]["seeds"] == [0, 1, 2]
-    assert rows["grpo"]["runs"] == "1/2" and rows["grpo"]["eval/accuracy"][0] == pytest.approx(0.6)
+def better(extra: int) -> list[float]:
+    """The base's items plus `extra` more correct ones: only the method is right on those."""
+    return BASE[:50] + [1.0] * extra + [0.0] * (150 - extra)
 
 
-def test_random_weight_runs_never_report_accuracy(tmp_path):
-    write(tmp_path, "0_dpo_seed0", record("dpo", 0, 0.9, weights="random"))
-    (row,) = aggregate(load_runs([tmp_path]))
-    assert "eval/accuracy" not in row and "sys/peak_mem_bytes" in row
+def noise() -> list[float]:
+    """Three items won and three lost against the base: no difference."""
+    return [0.0] * 3 + BASE[3:50] + [1.0] * 3 + [0.0] * 147
 
 
-def test_cli_writes_markdown_and_csv(tmp_path, capsys):
-    write(tmp_path, "0_dpo_seed0", record("dpo", 0, 0.3))
-    write(tmp_path, "1_dpo_seed1", record("dpo", 1, 0.5))
-    write(tmp_path, "2_kto_seed0", record("kto", 0, 0.2, status="failed", error="KTO needs batch size > 1"))
-    assert main([str(tmp_path)]) == 0
+@pytest.fixture
+def sweep(tmp_path: Path) -> Path:
+    """grpo clearly better than the base (3 seeds), dpo no different, kto failed, ppo on random weights."""
+    curve = {"train/reward_curve": [0.1, 0.3, 0.5]}
+    for seed in range(3):
+        write(tmp_path, f"{seed}_grpo_seed{seed}", record("grpo", seed, items=better(40 + seed), **curve))
+    write(tmp_path, "3_dpo_seed0", record("dpo", 0, items=noise()))
+    error = "ValueError: KTO needs batch size > 1\nsecond line"
+    write(tmp_path, "4_kto_seed0", record("kto", 0, "failed", error=error))
+    write(tmp_path, "5_ppo_seed0", record("ppo", 0, weights="random"))
+    return tmp_path
+
+
+def test_seeds_are_aggregated_and_failures_kept_as_rows(tmp_path):
+    for seed, acc in enumerate([0.3, 0.4, 0.5]):
+        write(tmp_path, f"{seed}_dpo_seed{seed}", record("dpo", seed, **{"eval/accuracy": acc}))
+    write(tmp_path, "3_grpo_seed0", record("grpo", 0, **{"eval/accuracy": 0.6}))
+    write(tmp_path, "4_grpo_seed1", record("grpo", 1, "oom", error="CUDA out of memory\nTraceback ..."))
+    write(tmp_path, "5_kto_seed0", record("kto", 0, "failed", error="boom"))
+    (tmp_path / "6_orpo_seed0").mkdir()
+    (tmp_path / "6_orpo_seed0" / "metrics.json").write_text("{not json")
+    runs = load_runs([tmp_path])
+    rows = aggregate(runs).set_index("method")
+    assert rows.loc["dpo", "eval/accuracy"] == pytest.approx(0.4)
+    assert rows.loc["dpo", "eval/accuracy_std"] == pytest.approx(0.1)  # sample std, ddof=1
+    assert rows.loc["dpo", ["runs_ok", "runs_total", "seeds"]].tolist() == [3, 3, "0,1,2"]
+    assert rows.loc["grpo", "eval/accuracy"] == pytest.approx(0.6) and rows.loc["grpo", "runs_ok"] == 1
+    assert rows.loc["grpo", "failures"] == "seed 1: oom: CUDA out of memory"
+    assert rows.loc["kto", "runs_ok"] == 0 and rows.loc["kto", "failures"] == "seed 0: failed: boom"
+    assert np.isnan(rows.loc["kto", "eval/accuracy"])
+    assert len(load_runs([tmp_path, tmp_path / "0_dpo_seed0"])) == len(runs) == 7  # each run once
+    unreadable = runs[runs["status"] == "unreadable"]
+    assert len(unreadable) == 1 and "metrics.json" in unreadable["error"].iloc[0]
+
+
+def test_random_weight_runs_never_report_accuracy(sweep):
+    rows = aggregate(load_runs([sweep])).set_index("method")
+    assert rows.loc["ppo", "sys/peak_mem_bytes"] == 3 * 2**30
+    assert rows.loc["ppo", ["eval/accuracy", "eval/delta", "eval/p"]].isna().all()
+    assert not rows.loc["ppo", "eval/significant"]
+
+
+def test_significance_mark_for_a_real_gain_and_not_for_noise(sweep):
+    rows = aggregate(load_runs([sweep])).set_index("method")
+    grpo, dpo = rows.loc["grpo"], rows.loc["dpo"]
+    assert grpo["eval/test"] == "permutation" and dpo["eval/test"] == "mcnemar"  # 3 seeds vs one seed
+    assert grpo["eval/p_holm"] < 0.001 and grpo["eval/significant"]
+    assert grpo["eval/delta_ci_low"] < 41 / 200 < grpo["eval/delta_ci_high"]
+    assert dpo["eval/p"] == 1.0 and not dpo["eval/significant"]
+    lines = write_report([sweep]).markdown.splitlines()
+    assert "+0.205 ± 0.005*" in next(line for line in lines if line.startswith("| grpo"))
+    assert "*" not in next(line for line in lines if line.startswith("| dpo"))
+
+
+def test_report_files_and_plots(sweep, capsys):
+    assert main([str(sweep)]) == 0
     out = capsys.readouterr().out
-    assert "0.400 ± 0.141" in out and "KTO needs batch size > 1" in out
-    assert (tmp_path / "report.md").exists() and "eval/accuracy_std" in (tmp_path / "report.csv").read_text()
-    with pytest.raises(SystemExit, match="does not exist"):
-        main([str(tmp_path / "nothing-here")])
+    assert (sweep / "summary.md").read_text().strip() == out.strip()
+    assert "## Failed runs" in out and "KTO needs batch size > 1" in out and "second line" not in out
+    header = (sweep / "summary.csv").read_text().splitlines()[0].split(",")
+    expected = "method runs_ok seeds eval/accuracy_std eval/accuracy_ci_low eval/p_holm eval/significant"
+    assert set((expected + " time/train_s time/full_s failures").split()) <= set(header)
+    data = json.loads((sweep / "summary.json").read_text())
+    assert {row["method"] for row in data["summary"]} == {"grpo", "dpo", "kto", "ppo"}
+    assert len(data["runs"]) == 6 and all("eval/items" not in run for run in data["runs"])
+    pngs = sorted(sweep.glob("*.png"))
+    assert len(pngs) == 5 and sorted(data["plots"]) == [p.name for p in pngs]
+    for png in pngs:
+        assert png.read_bytes()[:8] == PNG and png.stat().st_size > 10_000
+
+
+def test_missing_data_skips_plots_without_crashing(tmp_path):
+    write(tmp_path, "0_x_seed0", {"status": "success", "method": "x"})
+    report = write_report([tmp_path], tmp_path / "out")
+    assert report.summary["runs_ok"].tolist() == [1]
+    assert set(report.skipped_plots) == set(PLOTS)
+    assert (tmp_path / "out" / "summary.md").exists() and not list((tmp_path / "out").glob("*.png"))
+
+
+def test_cli_exit_codes(tmp_path, capsys):
+    assert main([str(tmp_path)]) == 1
+    assert main([str(tmp_path / "nothing-here")]) == 2
+    err = capsys.readouterr().err
+    assert "no metrics.json" in err and "is not a folder" in err and "Traceback" not in err
+
+
+def test_callback_writes_the_report_and_the_wandb_table_then_fails_the_sweep(sweep, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    logger = {"name": "wandb", "project": "p", "mode": "offline"}
+    config = OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep)}}, "logger": logger})
+    with pytest.raises(SystemExit, match="1 of 6 runs failed"):  # after writing the report
+        ReportCallback(exit_on_failed_runs=True).on_multirun_end(config)
+    assert (sweep / "summary.md").exists()
+    (run,) = (sweep / "wandb").glob("offline-run-*")
+    (table,) = (run / "files" / "media" / "table").glob("comparison_*.table.json")
+    content = json.loads(table.read_text())
+    assert "eval/p_holm" in content["columns"]
+    methods = {row[content["columns"].index("method")] for row in content["data"]}
+    assert methods == {"grpo", "dpo", "kto", "ppo"}
+    assert len(list((run / "files" / "media" / "images").rglob("*.png"))) == 5
+
+
+def test_callback_never_raises(tmp_path, caplog):
+    sweep = {"dir": str(tmp_path / "missing")}
+    config = OmegaConf.create({"hydra": {"sweep": sweep}, "logger": {"name": "none"}})
+    ReportCallback(exit_on_failed_runs=True).on_multirun_end(config)
+    assert "bench.report failed" in caplog.text
