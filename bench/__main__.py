@@ -11,13 +11,20 @@ from bench.config import CONF_DIR
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
-def main(cfg: DictConfig) -> None:
+def main(cfg: DictConfig) -> float | None:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
     from bench.run import run
 
     record = run(cfg)
-    if record.get("status") != "success":
-        # Failing the job makes a sweep exit non-zero at the end; the other jobs still run.
-        raise SystemExit(f"run failed: {record.get('error')}")
+    if record.get("status") != "success" and HydraConfig.get().mode == RunMode.RUN:
+        # A single run: its failure is the process's. In a sweep the job returns normally, so the
+        # launcher goes on with the other jobs (a SystemExit would end the whole sweep), and the
+        # sweep's end callback writes the report, then exits non-zero if any run failed.
+        raise SystemExit(f"run {record.get('status')}: {record.get('error')}")
+    # The headline metric, so an optimising sweeper (e.g. Optuna) can search over the harness as is.
+    return record.get("eval/accuracy")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -16,7 +18,7 @@ from bench.models import Runtime
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 # Keys that say where or how a run is recorded, not what it computes: left out of config_hash.
-_NON_SEMANTIC = ("output_dir", "cache_dir", "logger", "isolate")
+_NON_SEMANTIC = ("output_dir", "cache_dir", "logger", "isolate", "force")
 
 
 def compose(overrides: list[str] | None = None) -> DictConfig:
@@ -55,6 +57,8 @@ def trainer_kwargs(cfg: DictConfig, runtime: Runtime) -> dict:
         "report_to": [],  # the harness logs to W&B itself, the same way for every method (bench.tracking)
         **runtime.trainer_flags,
     }
+    if kwargs.get("disable_tqdm") is None:  # bars in a terminal; readable log lines in CI and files
+        kwargs["disable_tqdm"] = not sys.stderr.isatty()
     clash = sorted(k for k in owned if k in kwargs)
     if clash:
         raise BenchError(
@@ -91,9 +95,22 @@ def build_trainer_config(config_class: type, kwargs: dict, method: str):
         raise BenchError(f"method={method}: {config_class.__name__} rejected the settings: {err}") from err
 
 
-def validate(cfg: DictConfig, runtime: Runtime):
-    """Every check that needs no model: returns (method, trainer config) or raises BenchError."""
+@dataclass
+class Validated:
+    """What validation learned without loading weights; the recipe reuses it."""
+
+    method: object  # methods.Method
+    trainer_config: object  # the method's TRL config
+    audit: object  # bench.params.Audit: what peft builds on this architecture
+
+
+def validate(cfg: DictConfig, runtime: Runtime) -> Validated:
+    """Every check that needs no weights, in seconds: the method and its TRL config (TRL's own checks),
+    the task, the fine-tuning mode (peft's own wrap on the meta device), quantization and paths."""
     import methods
+    from bench import finetuning
+    from bench.params import audit_config
+    from bench.tasks import TASKS
 
     try:
         method = methods.get(cfg.method.name)
@@ -102,14 +119,11 @@ def validate(cfg: DictConfig, runtime: Runtime):
             f"{err.args[0]} conf/method/{cfg.method.name}.yaml exists, so add its adapter file in methods/ "
             "(see README, 'Adding a method')."
         ) from err
-    peft = cfg.peft
-    if int(peft.r) <= 0 or not peft.target_modules or float(peft.alpha) <= 0:
+    if cfg.task.name not in TASKS.names():
         raise BenchError(
-            f"peft: r and alpha must be positive and target_modules non-empty; got r={peft.r}, "
-            f"alpha={peft.alpha}, target_modules={list(peft.target_modules)}."
+            f"{TASKS.unknown(cfg.task.name)} conf/task/ names it, so add its file in bench/tasks/ "
+            "(see README, 'Adding a task')."
         )
-    if not 0 <= float(peft.dropout) < 1:
-        raise BenchError(f"peft.dropout must be in [0, 1); got {peft.dropout}.")
     if int(cfg.train.num_prompts) < 1 or int(cfg.train.max_completion_length) < 1:
         raise BenchError("train.num_prompts and train.max_completion_length must be positive.")
     if cfg.model.weights not in ("pretrained", "random"):
@@ -127,5 +141,19 @@ def validate(cfg: DictConfig, runtime: Runtime):
             )
     if cfg.quant.name not in ("none", "nf4", "int8"):
         raise BenchError(f"quant={cfg.quant.name!r} is not one of none, nf4, int8.")
+    if cfg.quant.name != "none" and finetuning.is_full(cfg.peft):
+        raise BenchError(
+            f"quant={cfg.quant.name} with peft=none asks to fully fine-tune a quantized base, whose "
+            "weights cannot be trained. Use quant=none for full fine-tuning, or an adapter (peft=lora) "
+            "on the quantized base (QLoRA)."
+        )
+    audit = audit_config(cfg)  # peft's own wrap on the meta device: a bad target fails here, in seconds
     args = build_trainer_config(method.config_class, trainer_kwargs(cfg, runtime), method.name)
-    return method, args
+    if method.check is not None:
+        try:
+            method.check(args)
+        except ValueError as err:
+            raise BenchError(
+                f"method={method.name}: {method.config_class.__name__} rejected the settings: {err}"
+            ) from err
+    return Validated(method, args, audit)

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import random
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -22,6 +22,7 @@ import torch
 from datasets import Dataset
 from omegaconf import DictConfig, OmegaConf
 
+from bench import BenchError, cache
 from bench.tasks import Example, Task
 from bench.tasks.base import fingerprint
 
@@ -47,18 +48,17 @@ class OfflineData:
     unpaired: list[dict]  # {"prompt", "completion", "label"}
     stats: BuildStats
     fingerprint: str
+    build_s: float = 0.0  # what building cost when it was built, also when this run found it cached
+    cached: bool = False  # this run loaded it instead of building it
 
 
 def prompt_rows(task: Task, examples: list[Example]) -> list[dict]:
-    return [{"prompt": task.messages(ex), "answer": ex.answer} for ex in examples]
+    """Conversational prompts with the example's fields as columns (online methods' rewards read them)."""
+    return [{"prompt": task.messages(ex), **ex.fields} for ex in examples]
 
 
 def prompts_fingerprint(task: Task, examples: list[Example]) -> str:
     return fingerprint(prompt_rows(task, examples))
-
-
-def prompts_dataset(task: Task, examples: list[Example]) -> Dataset:
-    return Dataset.from_list(prompt_rows(task, examples))
 
 
 def prompt_ids_dataset(task: Task, examples: list[Example], tokenizer) -> Dataset:
@@ -69,7 +69,29 @@ def prompt_ids_dataset(task: Task, examples: list[Example], tokenizer) -> Datase
         )
         for ex in examples
     ]
-    return Dataset.from_dict({"input_ids": ids, "answer": [ex.answer for ex in examples]})
+    return Dataset.from_dict({"input_ids": ids})
+
+
+def dataset(kind: str, task: Task, examples: list[Example], tokenizer, offline: OfflineData | None) -> Dataset:
+    """The dataset of one kind (methods.base.DATA_KINDS) from the shared prompts."""
+    if kind == "prompts":
+        return Dataset.from_list(prompt_rows(task, examples))
+    if kind == "prompt_ids":
+        return prompt_ids_dataset(task, examples, tokenizer)
+    if kind == "gold":  # supervised baseline: the task's gold completion for each prompt
+        return Dataset.from_list(
+            [
+                {"prompt": task.messages(ex), "completion": [{"role": "assistant", "content": ex.gold}]}
+                for ex in examples
+            ]
+        )
+    rows = offline.pairs if kind == "preference" else offline.unpaired
+    if not rows:
+        raise BenchError(
+            f"The {kind} data is empty: every prompt's samples tied and none could fall back to the "
+            "gold answer; raise data.samples_per_prompt or train.num_prompts."
+        )
+    return Dataset.from_list(rows)
 
 
 def offline_data(
@@ -94,17 +116,22 @@ def offline_data(
         }
     )
     path = Path(cache_dir).expanduser() / "data" / f"{task.name}-{key}.json"
-    if path.exists():
-        cached = json.loads(path.read_text())
-        return OfflineData(
-            cached["pairs"], cached["unpaired"], BuildStats(**cached["stats"]), cached["fingerprint"]
-        )
-    samples = sample_completions(model, tokenizer, task, examples, data_cfg, seed)
-    data = assemble(task, examples, samples, data_cfg, seed)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps({**asdict(data), "settings": settings, "model": model_key}))
-    tmp.replace(path)  # atomic: concurrent runs never read half a file
+    with cache.build_lock(path):  # parallel jobs: one builds, the others wait and read its file
+        if path.exists():
+            cached = json.loads(path.read_text())
+            return OfflineData(
+                cached["pairs"],
+                cached["unpaired"],
+                BuildStats(**cached["stats"]),
+                cached["fingerprint"],
+                build_s=cached.get("build_s", 0.0),
+                cached=True,
+            )
+        started = time.perf_counter()
+        samples = sample_completions(model, tokenizer, task, examples, data_cfg, seed)
+        data = assemble(task, examples, samples, data_cfg, seed)
+        data.build_s = round(time.perf_counter() - started, 3)
+        cache.write_json(path, {**asdict(data), "settings": settings, "model": model_key})
     return data
 
 
@@ -150,7 +177,7 @@ def assemble(task: Task, examples: list[Example], samples: list[list[str]], data
     stats = BuildStats(prompts=len(examples))
     pairs, desirable, undesirable, all_rewards = [], [], [], []
     for ex, group in zip(examples, samples, strict=True):
-        rewards = task.score(group, [ex.answer] * len(group))
+        rewards = task.score(group, [ex.fields] * len(group))
         all_rewards.extend(rewards)
         stats.samples += len(group)
         best, worst = (
@@ -161,8 +188,8 @@ def assemble(task: Task, examples: list[Example], samples: list[list[str]], data
         chosen_reward, rejected_reward = rewards[best], rewards[worst]
         if chosen_reward == rejected_reward:
             stats.ties += 1
-            gold = task.gold_completion(ex)
-            gold_reward = task.score([gold], [ex.answer])[0]
+            gold = ex.gold
+            gold_reward = task.score([gold], [ex.fields])[0]
             if not data_cfg.gold_fallback or gold_reward <= rejected_reward:
                 stats.dropped += 1
                 continue

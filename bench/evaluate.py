@@ -1,12 +1,15 @@
-"""Scoring with lm-evaluation-harness: base model (cached) and adapter, on the task's held-out split.
+"""Scoring with lm-evaluation-harness: base model (cached) and the trained model, on the task's
+held-out split, keeping per-item results for the report's paired tests.
 
     python -m bench.evaluate RUN_DIR/adapter            # score a saved adapter
     python -m bench.evaluate RUN_DIR/adapter --merge    # score the merged model; check merge agreement
+    python -m bench.evaluate RUN_DIR/model              # a fully fine-tuned model (peft=none)
 
-The project's lm-eval tasks live in bench/lm_eval_tasks/ as YAML. Each evaluation writes a small
-instance YAML (cache_dir/lm_eval_tasks/...) that `include:`s the project YAML and points
-`data_files` at absolute paths, because lm-eval resolves relative paths against the working
-directory, not the YAML.
+A task's lm-eval spec is either a YAML in bench/lm_eval_tasks/ (arithmetic, gsm8k: lm-eval's own
+filters and metrics), or, by default, a task built here in Python: it asks the held-out prompts and
+scores each reply with the task's own `item_metrics` (its reward functions), so adding a task needs
+no lm-eval file. The held-out rows are written to a jsonl file under cache_dir with absolute paths,
+because lm-eval resolves relative paths against the working directory, not the YAML.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 import time
 from pathlib import Path
@@ -22,7 +24,7 @@ from pathlib import Path
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from bench import BenchError
+from bench import BenchError, cache
 from bench.tasks import Task, load_task
 from bench.tasks.base import fingerprint
 
@@ -30,38 +32,79 @@ log = logging.getLogger(__name__)
 TASK_DIR = Path(__file__).resolve().parent / "lm_eval_tasks"
 
 
-def task_instance(task: Task, cfg: DictConfig) -> tuple[str, Path]:
-    """Write the lm-eval task YAML for this task's data; returns (lm-eval task name, include dir)."""
+def _test_rows(task: Task) -> list[dict]:
+    return [{"prompt": ex.prompt, "gold": ex.gold, **ex.fields} for ex in task.test]
+
+
+def _write_rows(folder: Path, rows: list[dict]) -> str:
+    path = folder / "test.jsonl"
+    cache.write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)
+
+
+def task_spec(task: Task, cfg: DictConfig):
+    """What lm-eval runs for this task: (task name or Task object, include dir or None, metric key)."""
+    if task.eval_yaml is None:
+        return _generic_task(task, cfg), None, f"{task.eval_metric},none"
     import lm_eval
 
-    source = TASK_DIR / f"{task.eval_task}.yaml"
+    source = TASK_DIR / f"{task.eval_yaml}.yaml"
     if not source.exists():
-        raise BenchError(f"task.eval_task={task.eval_task!r}: no {source.name} in {TASK_DIR}.")
+        raise BenchError(f"task.eval_task={task.eval_yaml!r}: no {source.name} in {TASK_DIR}.")
     spec = yaml.safe_load(source.read_text())
     if str(spec.get("include", "")).startswith("lm_eval:"):
         spec["include"] = str(Path(lm_eval.__file__).parent / spec["include"].removeprefix("lm_eval:"))
     else:
         spec = {"include": str(source), "task": spec["task"]}
     rows = None
-    if task.name == "arithmetic":
-        rows = [{"question": ex.question, "answer": ex.answer} for ex in task.test]
-    elif task.extra.get("data_dir"):
+    if task.extra.get("data_dir"):
         spec.update(dataset_path="json", dataset_name=None)
         data_dir = Path(task.extra["data_dir"])
         spec["dataset_kwargs"] = {"data_files": {s: str(data_dir / f"{s}.jsonl") for s in ("train", "test")}}
+    elif yaml.safe_load(source.read_text()).get("dataset_path") == "json":
+        rows = _test_rows(task)  # a generated task: its held-out split becomes the YAML's data file
     key = fingerprint({"spec": spec, "rows": rows})
     folder = Path(cfg.cache_dir).expanduser() / "lm_eval_tasks" / f"{spec['task']}-{key}"
     folder.mkdir(parents=True, exist_ok=True)
     if rows is not None:
-        data = folder / "test.jsonl"
-        data.write_text("".join(json.dumps(r) + "\n" for r in rows))
-        spec["dataset_kwargs"] = {"data_files": {"test": str(data)}}
-    (folder / f"{spec['task']}.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
-    return spec["task"], folder
+        spec["dataset_kwargs"] = {"data_files": {"test": _write_rows(folder, rows)}}
+    cache.write_text(folder / f"{spec['task']}.yaml", yaml.safe_dump(spec, sort_keys=False))
+    metric = task.eval_metric if "," in task.eval_metric else f"{task.eval_metric},none"
+    return spec["task"], folder, metric
 
 
-def _score(model, tokenizer, tasks: list[str], include: Path, eval_cfg: DictConfig) -> dict:
-    """Run lm-eval on an in-memory model; returns {task: {metric: value}} plus n per task."""
+def _generic_task(task: Task, cfg: DictConfig):
+    """An lm-eval task built in Python: ask each held-out prompt, score the reply with the task."""
+    from lm_eval.api.task import ConfigurableTask
+
+    rows = _test_rows(task)
+    folder = Path(cfg.cache_dir).expanduser() / "lm_eval_tasks" / f"rftb_{task.name}-{fingerprint(rows)}"
+    data_file = _write_rows(folder, rows)
+    field_names = list(task.test[0].fields)
+    metrics = list(task.item_metrics("", task.test[0].fields))
+
+    def process_results(doc, results):
+        return task.item_metrics(results[0], {k: doc[k] for k in field_names})
+
+    return ConfigurableTask(
+        config={
+            "task": f"rftb_{task.name}",
+            "dataset_path": "json",
+            "dataset_kwargs": {"data_files": {"test": data_file}},
+            "test_split": "test",
+            "output_type": "generate_until",
+            "doc_to_text": "{{prompt}}",
+            "doc_to_target": "{{gold}}",
+            "generation_kwargs": {"until": [], "do_sample": False},
+            "process_results": process_results,
+            "metric_list": [{"metric": m, "aggregation": "mean", "higher_is_better": True} for m in metrics],
+            "metadata": {"version": 1.0},
+        }
+    )
+
+
+def _score(model, tokenizer, tasks: list, include: Path | None, eval_cfg: DictConfig) -> dict:
+    """Run lm-eval on an in-memory model: {task: {metric: value, "n": n, "samples": [...]}}."""
     import lm_eval
     from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
@@ -73,19 +116,30 @@ def _score(model, tokenizer, tasks: list[str], include: Path, eval_cfg: DictConf
     results = lm_eval.simple_evaluate(
         model=lm,
         tasks=tasks,
-        task_manager=TaskManager(include_path=str(include)),
+        task_manager=TaskManager(include_path=str(include)) if include else None,
         limit=eval_cfg.limit,
         apply_chat_template=bool(eval_cfg.apply_chat_template),
         system_instruction=eval_cfg.get("system_instruction"),
         gen_kwargs=gen_kwargs,
-        log_samples=False,
+        log_samples=True,  # per-item results: the report's paired tests need them
     )
     out = {}
-    for name in tasks:
-        metrics = {k: float(v) for k, v in results["results"][name].items() if isinstance(v, (int, float))}
-        metrics["n"] = int(results["n-samples"][name]["effective"])
-        out[name] = metrics
+    for name, metrics in results["results"].items():
+        scores = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
+        scores["n"] = int(results["n-samples"][name]["effective"])
+        scores["samples"] = [
+            {k: v for k, v in s.items() if k in ("doc_id", "filter") or isinstance(v, (int, float))}
+            for s in results.get("samples", {}).get(name, [])
+        ]
+        out[name] = scores
     return out
+
+
+def items(scores: dict, metric: str) -> list[float]:
+    """Per-item values of `metric` ("name,filter"), in doc order."""
+    name, filt = metric.split(",", 1)
+    rows = [s for s in scores["samples"] if s.get("filter", filt) == filt and name in s]
+    return [float(s[name]) for s in sorted(rows, key=lambda s: s["doc_id"])]
 
 
 def _headline(metrics: dict, metric: str | None) -> tuple[str, float, float]:
@@ -93,79 +147,123 @@ def _headline(metrics: dict, metric: str | None) -> tuple[str, float, float]:
         metric = next(k for k in metrics if "," in k and "_stderr" not in k)
     if metric not in metrics:
         raise BenchError(
-            f"lm-eval reported {sorted(metrics)}, not the configured task.eval_metric {metric!r}."
+            f"lm-eval reported {sorted(k for k in metrics if k != 'samples')}, not the configured "
+            f"task metric {metric!r}."
         )
     name, filt = metric.split(",", 1)
-    stderr = metrics.get(f"{name}_stderr,{filt}")
-    return metric, metrics[metric], stderr
+    return metric, metrics[metric], metrics.get(f"{name}_stderr,{filt}")
 
 
 def _flatten(prefix: str, scores: dict, primary: str, primary_metric: str) -> dict:
-    """{task: metrics} -> flat keys: the primary task as `<prefix>accuracy`, extra ones as `<prefix><task>/accuracy`."""
+    """{task: metrics} -> flat keys: the primary task as `<prefix>accuracy` (+ `<prefix>items`, per item),
+    its other metrics as `<prefix><metric>`, extra tasks as `<prefix><task>/accuracy`."""
     out = {}
     for name, metrics in scores.items():
-        metric, value, stderr = _headline(metrics, primary_metric if name == primary else None)
-        key = prefix if name == primary else f"{prefix}{name}/"
+        is_primary = name == primary
+        metric, value, stderr = _headline(metrics, primary_metric if is_primary else None)
+        key = prefix if is_primary else f"{prefix}{name}/"
         out.update({f"{key}accuracy": value, f"{key}stderr": stderr, f"{key}n": metrics["n"]})
+        if is_primary:
+            out[f"{prefix}items"] = items(metrics, metric)
+            for other, v in metrics.items():
+                base = other.split(",")[0]
+                if other != metric and "_stderr" not in other and "," in other and base != "alias":
+                    out[f"{prefix}{base}"] = v
     return out
 
 
-def base_scores(
-    cfg: DictConfig, runtime, model, tokenizer, tasks: list[str], include: Path, key_of_model: str
-) -> dict:
-    """The base model's scores, computed once per (model, eval settings) and cached on disk."""
+def base_scores(cfg: DictConfig, run_tasks: list, include: Path | None, key_of_model: str, load) -> dict:
+    """The base model's scores, computed once per (model, eval settings), cached with their cost."""
     import lm_eval
 
     key = fingerprint(
         {
             "model": key_of_model,
-            "tasks": tasks,
-            "include": include.name,
-            "limit": cfg.eval.limit,
+            "tasks": [t if isinstance(t, str) else t.task_name for t in run_tasks],
+            "include": include.name if include else None,
             "eval": OmegaConf.to_container(cfg.eval, resolve=True),
+            "task": OmegaConf.to_container(cfg.task, resolve=True),
             "lm_eval": lm_eval.__version__,
         }
     )
     path = Path(cfg.cache_dir).expanduser() / "base_scores" / f"{key}.json"
-    if path.exists():
-        return json.loads(path.read_text())
-    scores = _score(model, tokenizer, tasks, include, cfg.eval)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(scores))
-    tmp.replace(path)
-    return scores
+    with cache.build_lock(path):  # parallel jobs: one scores the base, the others read its file
+        if path.exists():
+            return {**json.loads(path.read_text()), "cached": True}
+        started = time.perf_counter()
+        model, tokenizer, task = load()
+        scores = _score(model, tokenizer, run_tasks, include, cfg.eval)
+        extra = task.extra_eval(chat_generator(model, tokenizer, cfg.eval), cfg.eval.get("games"))
+        result = {"scores": scores, "extra": extra, "build_s": round(time.perf_counter() - started, 3)}
+        cache.write_json(path, result)
+    return {**result, "cached": False}
 
 
-def evaluate_adapter(cfg: DictConfig, runtime, adapter_dir: Path, merge: bool = False) -> dict:
-    """Score base (cached) and adapter (or the merged model) with lm-eval; flat `eval/*` metrics."""
-    from peft import PeftModel
+def chat_generator(model, tokenizer, eval_cfg: DictConfig):
+    """A batch of chats → greedy replies, with the eval settings (for evaluations beyond lm-eval)."""
+    import torch
 
-    from bench.models import load_base, load_tokenizer, model_key, resolve_model_path
+    def generate(chats: list[list[dict]]) -> list[str]:
+        replies = []
+        side, tokenizer.padding_side = tokenizer.padding_side, "left"
+        try:
+            for start in range(0, len(chats), int(eval_cfg.batch_size)):
+                texts = [
+                    tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False)
+                    for c in chats[start : start + int(eval_cfg.batch_size)]
+                ]
+                enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+                with torch.no_grad():
+                    out = model.generate(
+                        **enc.to(model.device),
+                        do_sample=False,
+                        max_new_tokens=int(eval_cfg.max_gen_toks),
+                        pad_token_id=tokenizer.pad_token_id,
+                    )
+                replies += tokenizer.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
+        finally:
+            tokenizer.padding_side = side
+        return replies
+
+    return generate
+
+
+def evaluate_run(cfg: DictConfig, runtime, weights: Path, merge: bool = False) -> dict:
+    """Score the base (cached) and the trained model (adapter or full weights); flat `eval/*` metrics."""
+    from bench.models import load_base, load_model, load_tokenizer, model_key, resolve_model_path
 
     if cfg.model.weights == "random":
         return {"eval/skipped": "random weights: accuracy is meaningless"}
-    started = time.perf_counter()
     task = load_task(cfg.task)
-    primary, include = task_instance(task, cfg)
-    tasks = [primary, *[t for t in cfg.eval.tasks if t != primary]]
+    primary, include, metric = task_spec(task, cfg)
+    run_tasks = [primary, *[t for t in cfg.eval.tasks if t != primary]]
+    primary_name = primary if isinstance(primary, str) else primary.task_name
     path = resolve_model_path(str(cfg.model.name_or_path), cfg.cache_dir)
     tokenizer = load_tokenizer(path, cfg.model.revision)
-    model = load_base(cfg, path, runtime)
-    base = base_scores(cfg, runtime, model, tokenizer, tasks, include, model_key(cfg, path, runtime))
-    model = PeftModel.from_pretrained(model, str(adapter_dir))
-    result = {}
-    if merge:
-        result["eval/merge_max_abs_logit_diff"] = merge_gap(model, tokenizer, task)
-        model = model.merge_and_unload()
-    scores = _score(model, tokenizer, tasks, include, cfg.eval)
-    result.update(_flatten("eval/", scores, primary, cfg.task.eval_metric))
-    result.update(_flatten("eval/base_", base, primary, cfg.task.eval_metric))
+    base = base_scores(
+        cfg, run_tasks, include, model_key(cfg, path, runtime),
+        lambda: (load_base(cfg, path, runtime), tokenizer, task),
+    )
+    result = {"eval/base_s": base["build_s"], "eval/base_cached": base["cached"]}
+    if (weights / "adapter_config.json").exists():
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(load_base(cfg, path, runtime), str(weights))
+        if merge:
+            result["eval/merge_max_abs_logit_diff"] = merge_gap(model, tokenizer, task)
+            model = model.merge_and_unload()
+    else:  # full fine-tuning saved every weight
+        model = load_model(str(weights), runtime, cfg.quant)
+    scores = _score(model, tokenizer, run_tasks, include, cfg.eval)
+    result.update(_flatten("eval/", scores, primary_name, metric))
+    result.update(_flatten("eval/base_", base["scores"], primary_name, metric))
+    extra = task.extra_eval(chat_generator(model, tokenizer, cfg.eval), cfg.eval.get("games"))
+    result.update({f"eval/{k}": v for k, v in extra.items()})
+    result.update({f"eval/base_{k}": v for k, v in base["extra"].items()})
     result["eval/delta"] = round(result["eval/accuracy"] - result["eval/base_accuracy"], 6)
-    result["eval/task"] = primary
-    result["eval/metric"] = cfg.task.eval_metric
+    result["eval/task"] = primary_name
+    result["eval/metric"] = metric
     result["eval/merged"] = merge
-    result["eval/wall_s"] = round(time.perf_counter() - started, 3)
     return result
 
 
@@ -197,37 +295,43 @@ def main(argv: list[str] | None = None) -> int:
     from bench.models import resolve_runtime
 
     parser = argparse.ArgumentParser(prog="python -m bench.evaluate", description=__doc__.splitlines()[0])
-    parser.add_argument("adapter_dir", type=Path, help="a saved PEFT adapter (a run's adapter/ folder)")
+    parser.add_argument("weights", type=Path, help="a run's adapter/ (PEFT adapter) or model/ (full weights)")
     parser.add_argument("--merge", action="store_true", help="score the merged model; record the logit gap")
     parser.add_argument(
         "overrides", nargs="*", help="config overrides, e.g. eval.limit=50 (the run's config is the base)"
     )
     args = parser.parse_args(argv)
-    adapter_dir = args.adapter_dir
-    if not (adapter_dir / "adapter_config.json").is_file():
+    weights = args.weights
+    adapter = (weights / "adapter_config.json").is_file()
+    if not adapter and not (weights / "config.json").is_file():
         print(
-            f"bench.evaluate: {adapter_dir} holds no adapter_config.json: not a saved PEFT adapter.",
+            f"bench.evaluate: {weights} holds neither adapter_config.json (a PEFT adapter) nor config.json "
+            "(full weights): not a run's adapter/ or model/ folder.",
             file=sys.stderr,
         )
         return 2
-    run_config = adapter_dir.parent / "config_resolved.yaml"
+    if args.merge and not adapter:
+        print("bench.evaluate: --merge needs an adapter; full weights are already merged.", file=sys.stderr)
+        return 2
+    run_config = weights.parent / "config_resolved.yaml"
     if run_config.exists():
         cfg = OmegaConf.load(run_config)
         cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(args.overrides))
-    else:  # an adapter from elsewhere: the default config, with the user's overrides (model, task)
+    else:  # weights from elsewhere: the default config, with the user's overrides (model, task)
         cfg = compose(args.overrides)
-        base = json.loads((adapter_dir / "adapter_config.json").read_text()).get("base_model_name_or_path")
-        if base and not any(o.startswith("model.name_or_path=") for o in args.overrides):
-            cfg.model.name_or_path = base
+        if adapter:
+            base = json.loads((weights / "adapter_config.json").read_text()).get("base_model_name_or_path")
+            if base and not any(o.startswith("model.name_or_path=") for o in args.overrides):
+                cfg.model.name_or_path = base
     try:
         runtime = resolve_runtime(cfg.device, cfg.precision)
-        result = evaluate_adapter(cfg, runtime, adapter_dir, merge=args.merge)
+        result = evaluate_run(cfg, runtime, weights, merge=args.merge)
     except BenchError as err:
         print(f"bench.evaluate: {err}", file=sys.stderr)
         return 2
-    out = adapter_dir.parent / ("eval_merged.json" if args.merge else "eval.json")
-    out.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
-    print(json.dumps(result, indent=2, sort_keys=True))
+    out = weights.parent / ("eval_merged.json" if args.merge else "eval.json")
+    cache.write_json(out, result, indent=2, sort_keys=True)
+    print(json.dumps({k: v for k, v in result.items() if not k.endswith("items")}, indent=2, sort_keys=True))
     return 0
 
 

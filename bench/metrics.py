@@ -8,6 +8,8 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import gc
+import logging
+import math
 import statistics
 import threading
 import time
@@ -15,6 +17,8 @@ import time
 import psutil
 import torch
 from transformers import TrainerCallback
+
+log = logging.getLogger(__name__)
 
 
 def _malloc_trim() -> None:
@@ -26,6 +30,24 @@ def _malloc_trim() -> None:
             libc.malloc_trim(0)
     except OSError:
         pass
+
+
+def current_memory(device: str, process: psutil.Process | None = None) -> int:
+    """CUDA: bytes the allocator holds for tensors; CPU: the process's resident set."""
+    if device == "cuda":
+        return torch.cuda.memory_allocated()
+    return (process or psutil.Process()).memory_info().rss
+
+
+def live_memory(device: str) -> int:
+    """Memory after returning what is free: garbage collected, allocator caches and heap trimmed."""
+    gc.collect()
+    if device == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.empty_cache()
+    else:
+        _malloc_trim()
+    return current_memory(device)
 
 
 class MemorySampler:
@@ -43,9 +65,7 @@ class MemorySampler:
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
     def _read(self) -> int:
-        if self.device == "cuda":
-            return torch.cuda.memory_allocated()
-        return self._process.memory_info().rss
+        return current_memory(self.device, self._process)
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -55,14 +75,9 @@ class MemorySampler:
     def __enter__(self) -> MemorySampler:
         # Start from live memory only: what earlier steps (model load, building the offline data)
         # freed but the allocator kept would otherwise count towards this method's training peak.
-        gc.collect()
+        self.start = live_memory(self.device)
         if self.device == "cuda":
-            torch.cuda.synchronize()
-            torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats()
-        else:
-            _malloc_trim()
-        self.start = self._read()
         self._thread.start()
         return self
 
@@ -70,6 +85,11 @@ class MemorySampler:
         self._stop.set()
         self._thread.join()
         self.samples.append(self._read())
+
+    def peak(self) -> int:
+        if self.device == "cuda":
+            return torch.cuda.max_memory_allocated()
+        return max(self.samples)
 
     def metrics(self) -> dict:
         samples = sorted(self.samples)
@@ -106,29 +126,96 @@ class TokenCounter:
 
 
 def weight_checksums(model) -> dict[str, tuple[bool, torch.Tensor]]:
-    """Per-parameter checksums (sum, |sum|, sum of squares, in float64), tagged LoRA or base.
+    """Per-parameter checksums (sum, |sum|, sum of squares, in float64), tagged trainable or frozen.
 
-    Compared before and after training, they show that the LoRA weights moved and the frozen base
-    did not, for every method alike, without keeping a second copy of the model in memory.
+    Compared before and after training, they show that the trainable weights (the adapter, or every
+    weight in full fine-tuning) moved and the frozen base did not, for every method alike, without
+    keeping a second copy of the model in memory.
     """
     out = {}
     with torch.no_grad():
         for name, param in model.named_parameters():
             x = param.detach().double()
-            out[name] = ("lora_" in name, torch.stack([x.sum(), x.abs().sum(), (x * x).sum()]).cpu())
+            out[name] = (param.requires_grad, torch.stack([x.sum(), x.abs().sum(), (x * x).sum()]).cpu())
     return out
 
 
 def weights_changed(before: dict, after: dict) -> dict:
     changed = {name for name, (_, sums) in after.items() if not torch.equal(sums, before[name][1])}
-    lora = [name for name, (is_lora, _) in after.items() if is_lora]
-    base = [name for name, (is_lora, _) in after.items() if not is_lora]
+    trainable = [name for name, (grad, _) in before.items() if grad]
+    frozen = [name for name, (grad, _) in before.items() if not grad]
     return {
-        "train/lora_tensors_changed": sum(name in changed for name in lora),
-        "train/lora_tensors": len(lora),
-        "train/base_tensors_changed": sum(name in changed for name in base),
-        "train/base_tensors": len(base),
+        "train/trainable_tensors_changed": sum(name in changed for name in trainable),
+        "train/trainable_tensors": len(trainable),
+        "train/frozen_tensors_changed": sum(name in changed for name in frozen),
+        "train/frozen_tensors": len(frozen),
     }
+
+
+def _tensor_bytes(t: torch.Tensor) -> int:
+    return t.numel() * t.element_size()
+
+
+def memory_breakdown(trainer, peak: int, runtime_bytes: int, device: str) -> dict:
+    """The training peak split into parts that add up to it, none negative.
+
+    runtime: the process before any model loaded (CPU only: interpreter and libraries); weights: every
+    frozen tensor of every model the trainer keeps (policy base, reference, value, reward models);
+    trainable: the trained parameters; gradients: one per trained parameter, of its shape and dtype
+    (how autograd allocates them); optimizer: the optimizer's real state tensors, read after training;
+    other: the rest (activations, generation caches, allocator overhead, lazily loaded libraries).
+    """
+    from torch import nn
+
+    seen: set[int] = set()
+    frozen = trainable = 0
+    modules = [v for v in vars(trainer).values() if isinstance(v, nn.Module)]
+    modules += [m for v in vars(trainer).values() if isinstance(v, (list, tuple)) for m in v if isinstance(m, nn.Module)]
+    for module in modules:
+        for tensor in [*module.parameters(), *module.buffers()]:
+            if id(tensor) in seen or tensor.device.type == "meta":
+                continue
+            seen.add(id(tensor))
+            if tensor.requires_grad:
+                trainable += _tensor_bytes(tensor)
+            else:
+                frozen += _tensor_bytes(tensor)
+    optimizer = getattr(trainer, "optimizer", None)
+    optimizer = getattr(optimizer, "optimizer", optimizer)  # accelerate wraps it
+    state = 0
+    for per_param in getattr(optimizer, "state", {}).values():
+        state += sum(_tensor_bytes(v) for v in per_param.values() if torch.is_tensor(v))
+    runtime_bytes = runtime_bytes if device == "cpu" else 0
+    parts = {
+        "mem/runtime_bytes": runtime_bytes,
+        "mem/weights_bytes": frozen,
+        "mem/trainable_bytes": trainable,
+        "mem/gradients_bytes": trainable,
+        "mem/optimizer_bytes": state,
+    }
+    rest = peak - sum(parts.values())
+    # On CPU the RSS can sit below the tensor count when weights are memory-mapped and not yet all
+    # touched; say so rather than report a negative part.
+    parts["mem/other_bytes"] = max(rest, 0)
+    parts["mem/unaccounted_bytes"] = min(rest, 0)
+    return parts
+
+
+class Diverged(Exception):
+    """A non-finite loss: the run stops and is recorded as `diverged`, with the step."""
+
+    def __init__(self, step: int, key: str, value: float):
+        super().__init__(f"training diverged at step {step}: {key} = {value}")
+        self.step = step
+
+
+class DivergenceGuard(TrainerCallback):
+    """Stops a run at the first NaN or infinite loss the trainer logs (every TRL trainer logs one)."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        for key, value in (logs or {}).items():
+            if "loss" in key and isinstance(value, float) and not math.isfinite(value):
+                raise Diverged(state.global_step, key, value)
 
 
 class StepTimer(TrainerCallback):
@@ -146,6 +233,8 @@ class StepTimer(TrainerCallback):
         now = time.perf_counter()
         if self._last is not None:
             self.step_times.append(now - self._last)
+            if args.disable_tqdm:  # no progress bar (not a terminal): one readable line per step
+                log.info("train step %d/%d (%.1f s)", state.global_step, state.max_steps, self.step_times[-1])
         self._last = now
 
     def on_log(self, args, state, control, logs=None, **kwargs):

@@ -8,13 +8,14 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from omegaconf import DictConfig
 
-from bench import BenchError
+from bench import BenchError, cache
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,9 @@ def resolve_model_path(name_or_path: str, cache_dir: str) -> str:
     digest = hashlib.sha256(f"{gguf.stat().st_size}:{gguf.stat().st_mtime_ns}".encode()).hexdigest()[:12]
     target = cache_root(cache_dir) / "models" / f"{name}-{digest}"
     if not (target / "model.safetensors").exists():
-        _convert_gguf(gguf_dir, gguf_name, target)
+        with cache.build_lock(target):  # parallel jobs: one converts, the others wait for it
+            if not (target / "model.safetensors").exists():
+                _convert_gguf(gguf_dir, gguf_name, target)
     return str(target)
 
 
@@ -103,10 +106,10 @@ def _convert_gguf(gguf_dir: Path, gguf_name: str, target: Path) -> None:
     # dequantized to fp32 on load, so drop the quantizer and its config and save plain safetensors.
     model.hf_quantizer = None
     del model.config.quantization_config
-    tmp = target.with_name(target.name + ".tmp")
+    tmp = target.with_name(f"{target.name}.tmp{os.getpid()}")
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
-    tmp.rename(target)  # atomic: a crash mid-conversion never leaves a half cache behind
+    cache.replace_dir(tmp, target)  # a crash mid-conversion never leaves a half cache behind
 
 
 def quantization_config(quant: DictConfig, runtime: Runtime):

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import torch
 
+from bench import cache, secrets
+
 PACKAGES = (
     "torch",
     "transformers",
@@ -68,10 +70,13 @@ def system_info(device: str) -> dict:
 
 
 def write(path: Path, record: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
-    tmp.replace(path)
+    cache.write_json(path, secrets.scrub(record), indent=2, sort_keys=True)
+
+
+def write_config(path: Path, cfg) -> None:
+    from omegaconf import OmegaConf
+
+    cache.write_text(path, secrets.scrub(OmegaConf.to_yaml(cfg)))
 
 
 def read(path: Path) -> dict:

@@ -1,4 +1,5 @@
-"""One benchmark run, top to bottom: validate, load, data, train (measured), save, evaluate, record.
+"""One benchmark run, top to bottom: resume check, validate, train (setup, build, train, save),
+evaluate, record. Every phase is timed; `metrics.json` is always written, atomically.
 
 `run(cfg)` is the whole recipe and is what tests call; `bench.__main__` only wraps it for Hydra.
 """
@@ -7,13 +8,14 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import signal
 import time
 import traceback
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from bench import BenchError, records
+from bench import BenchError, finetuning, records, secrets
 from bench.config import config_hash, validate
 from bench.models import resolve_runtime
 
@@ -24,30 +26,60 @@ METRICS = "metrics.json"
 def run(cfg: DictConfig) -> dict:
     """Run one configuration; always writes `metrics.json` in `cfg.output_dir` and returns it.
 
+    A finished run (`status: success` with the same config hash) is skipped unless `force=true`.
     With `isolate: true` the work happens in a fresh process, so peak memory is this run's alone
     (a sweep runs jobs one after another in one process) and a hard crash fails only this run.
     """
     OmegaConf.resolve(cfg)
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
+    done = finished(out, config_hash(cfg))
+    if done is not None and not cfg.get("force", False):
+        log.info("skipping %s: finished earlier with the same config (force=true reruns it)", out)
+        return done
+    clean_partial(out)
+    records.write(out / METRICS, _header(cfg))  # a run that dies unrecorded still shows as "running"
     if not cfg.get("isolate", False):
         return _execute(cfg)
     ctx = multiprocessing.get_context("spawn")
     child = ctx.Process(target=_execute, args=(OmegaConf.to_container(cfg),), name=f"bench-{cfg.method.name}")
     child.start()
     child.join()
-    path = out / METRICS
-    record = records.read(path) if path.exists() else {}
-    if child.exitcode != 0 and record.get("status") != "failed":
-        # Killed (out of memory, segfault) before it could say so itself.
-        record = {
-            **_header(cfg),
-            **record,
-            "status": "failed",
-            "error": f"run process exited with code {child.exitcode} before finishing",
-        }
-        records.write(path, record)
+    record = records.read(out / METRICS)
+    if record.get("status") == "running":  # the child died before it could say so itself
+        code = child.exitcode
+        if code is not None and code < 0:
+            name = signal.Signals(-code).name
+            # SIGKILL is also how the kernel's out-of-memory killer ends a process.
+            hint = " (the out-of-memory killer sends SIGKILL: check peak memory)" if code == -signal.SIGKILL else ""
+            record |= {"status": "killed", "error": f"run process killed by {name}{hint}"}
+        else:
+            record |= {"status": "failed", "error": f"run process exited with code {code} before finishing"}
+        records.write(out / METRICS, record)
     return record
+
+
+def finished(out: Path, config_hash_: str) -> dict | None:
+    """The earlier record of this run folder if it finished with this very config, else None."""
+    path = out / METRICS
+    if not path.exists():
+        return None
+    try:
+        record = records.read(path)
+    except ValueError:  # unreadable: never trusted, rerun
+        return None
+    ok = record.get("status") == "success" and record.get("config_hash") == config_hash_
+    return record if ok else None
+
+
+def clean_partial(out: Path) -> None:
+    """Remove what a killed attempt left half-written (temporary files and folders)."""
+    import shutil
+
+    for path in out.glob("*.tmp*"):
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    for path in out.glob(".*.tmp*"):
+        path.unlink()
 
 
 def _header(cfg: DictConfig) -> dict:
@@ -59,9 +91,9 @@ def _header(cfg: DictConfig) -> dict:
         "seed": int(cfg.seed),
         "quant": cfg.quant.name,
         "weights": cfg.model.weights,
-        "peft/r": int(cfg.peft.r),
-        "peft/alpha": float(cfg.peft.alpha),
-        "peft/target_modules": list(cfg.peft.target_modules),
+        "peft/mode": finetuning.mode(cfg.peft),
+        "peft/r": finetuning.rank(cfg.peft),
+        "peft/target_modules": OmegaConf.to_container(cfg.peft).get("target_modules") if cfg.peft else None,
         "config_hash": config_hash(cfg),
         "output_dir": str(cfg.output_dir),
         **records.git_info(),
@@ -69,24 +101,47 @@ def _header(cfg: DictConfig) -> dict:
     }
 
 
+def _status(err: BaseException) -> str:
+    import torch
+
+    from bench.metrics import Diverged
+
+    if isinstance(err, Diverged):
+        return "diverged"
+    if isinstance(err, (MemoryError, torch.OutOfMemoryError)):
+        return "oom"
+    return "failed"
+
+
 def _execute(cfg) -> dict:
     if not isinstance(cfg, DictConfig):  # in the isolated child, from a plain container
         cfg = OmegaConf.create(cfg)
         logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
+    secrets.install_log_filter()
     out = Path(cfg.output_dir)
     record = _header(cfg)
     started = time.perf_counter()
-    (out / "config_resolved.yaml").write_text(OmegaConf.to_yaml(cfg))
+    records.write_config(out / "config_resolved.yaml", cfg)
     try:
         record.update(_train_and_evaluate(cfg, out, record))
         record["status"] = "success"
     except Exception as err:  # record the failure, then let the caller (and a sweep) see it
-        record["status"] = "failed"
+        record["status"] = _status(err)
         record["error"] = str(err) if isinstance(err, BenchError) else f"{type(err).__name__}: {err}"
+        if hasattr(err, "step"):
+            record["train/diverged_step"] = err.step
         if not isinstance(err, BenchError):
-            record["traceback"] = traceback.format_exc()
-        log.error("run failed: %s", record["error"])
+            record["traceback"] = "".join(traceback.format_exc().splitlines(keepends=True)[-30:])
+        log.error("run %s: %s", record["status"], record["error"])
     record["time/total_s"] = round(time.perf_counter() - started, 3)
+    # The full cost: this run's own time plus the original cost of shared work it found cached, so a
+    # table charges every method the same whichever ran first.
+    record["time/full_s"] = round(
+        record["time/total_s"]
+        + (record.get("data/build_s") or 0) * bool(record.get("data/build_cached"))
+        + (record.get("eval/base_s") or 0) * bool(record.get("eval/base_cached")),
+        3,
+    )
     records.write(out / METRICS, record)
     try:
         from bench import tracking
@@ -105,11 +160,13 @@ def _train_and_evaluate(cfg: DictConfig, out: Path, record: dict) -> dict:
     from bench import train
 
     runtime = resolve_runtime(cfg.device, cfg.precision)
-    method, trainer_config = validate(cfg, runtime)  # cheap: fails before any model loads
+    validated = validate(cfg, runtime)  # cheap: fails before any model loads
     result = {**records.system_info(runtime.device), "sys/precision": runtime.precision}
-    result.update(train.train(cfg, runtime, method, trainer_config, out))
+    result.update(validated.audit.as_metrics())
+    result.update(train.train(cfg, runtime, validated, out))
     if cfg.eval.enabled:
         from bench import evaluate
 
-        result.update(evaluate.evaluate_adapter(cfg, runtime, out / "adapter"))
+        with train.phase("eval", runtime.device, result):
+            result.update(evaluate.evaluate_run(cfg, runtime, train.weights_dir(out)))
     return result

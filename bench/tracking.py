@@ -12,6 +12,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from bench import secrets
+
 
 def log_run(cfg: DictConfig, out: Path, record: dict) -> str | None:
     """Log one run; returns the W&B run directory (or None when logging is off)."""
@@ -26,7 +28,7 @@ def log_run(cfg: DictConfig, out: Path, record: dict) -> str | None:
         group=group,
         name=f"{record['method']}-seed{record['seed']}-{record['config_hash']}",
         tags=list(cfg.logger.tags) + [record["method"], record["status"]],
-        config=OmegaConf.to_container(cfg, resolve=True),
+        config=secrets.scrub(OmegaConf.to_container(cfg, resolve=True)),
         dir=str(out),
         mode=cfg.logger.mode,
         reinit="finish_previous",
@@ -39,9 +41,9 @@ def log_run(cfg: DictConfig, out: Path, record: dict) -> str | None:
                 {f"train/{k}": v for k, v in entry.items() if isinstance(v, (int, float)) and k != "step"},
                 step=step,
             )
-        scalars = {
-            k: v for k, v in record.items() if isinstance(v, (int, float, str, bool)) and v is not None
-        }
+        scalars = secrets.scrub(
+            {k: v for k, v in record.items() if isinstance(v, (int, float, str, bool)) and v is not None}
+        )
         run.summary.update(scalars)
         table = wandb.Table(columns=["key", "value"], data=[[k, str(v)] for k, v in sorted(scalars.items())])
         run.log({"metrics": table})

@@ -1,62 +1,88 @@
-"""Training one method the same way as every other: shared LoRA, shared data, shared measurements."""
+"""The training recipe, one method the same way as every other. It reads top to bottom in phases:
+
+    setup  tokenizer, task prompts, base model, the method's dataset (offline data built or cached)
+    build  the adapter maps the run context onto its TRL trainer (PPO's reward model trains here)
+    train  trainer.train(), measured (memory sampler, step timer, token counter, divergence guard)
+    save   the adapter (or the full weights, for peft=none)
+
+Each phase's wall time and peak memory are recorded (`time/<phase>_s`, `sys/peak_mem_<phase>_bytes`).
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import time
+from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from bench import BenchError
+from bench import BenchError, cache, finetuning
 from bench import data as data_pipeline
-from bench.metrics import MemorySampler, StepTimer, TokenCounter, weight_checksums, weights_changed
+from bench.metrics import (
+    DivergenceGuard,
+    MemorySampler,
+    StepTimer,
+    TokenCounter,
+    live_memory,
+    memory_breakdown,
+    weight_checksums,
+    weights_changed,
+)
 from bench.models import Runtime, load_base, load_tokenizer, model_key, resolve_model_path
-from bench.params import count_params, lora_audit
-from bench.tasks import load_task
+from bench.params import count_params
+from bench.tasks import Task, load_task
 from methods import Method, RunContext
 
 log = logging.getLogger(__name__)
 
 
-def lora_config(peft_cfg: DictConfig, task_type: str = "CAUSAL_LM"):
-    from peft import LoraConfig
-
-    return LoraConfig(
-        r=int(peft_cfg.r),
-        lora_alpha=float(peft_cfg.alpha),
-        lora_dropout=float(peft_cfg.dropout),
-        bias=peft_cfg.bias,
-        target_modules=list(peft_cfg.target_modules),
-        task_type=task_type,
-    )
+@contextmanager
+def phase(name: str, device: str, result: dict):
+    """Time a phase and sample its memory: `time/<name>_s` and `sys/peak_mem_<name>_bytes`."""
+    log.info("phase: %s", name)
+    started = time.perf_counter()
+    with MemorySampler(device) as memory:
+        yield memory
+    result[f"time/{name}_s"] = round(time.perf_counter() - started, 3)
+    result[f"sys/peak_mem_{name}_bytes"] = memory.peak()
 
 
-def load_adapted(
-    path: str, runtime: Runtime, cfg: DictConfig, head: str = "causal_lm", pad_token_id: int | None = None
-):
-    """A base model with the run's dtype/quantization, wrapped in the shared LoRA config."""
-    from peft import get_peft_model
-
+def load_policy_copy(path: str, runtime: Runtime, cfg: DictConfig, head: str = "causal_lm", pad_token_id=None):
+    """Another copy of the base (PPO's value or reward model), in the run's fine-tuning mode."""
     model = load_base(cfg, path, runtime, head=head)
     if pad_token_id is not None:
         model.config.pad_token_id = pad_token_id
-    # A value/reward head (SEQ_CLS) also trains its new `score` layer; the backbone stays LoRA-only.
-    return get_peft_model(model, lora_config(cfg.peft, "CAUSAL_LM" if head == "causal_lm" else "SEQ_CLS"))
+    # A value/reward head (SEQ_CLS) also trains its new `score` layer; the backbone follows peft=...
+    config = finetuning.peft_config(cfg.peft, "CAUSAL_LM" if head == "causal_lm" else "SEQ_CLS")
+    if config is None:
+        return model
+    from peft import get_peft_model
+
+    return get_peft_model(model, config)
 
 
-def train(cfg: DictConfig, runtime: Runtime, method: Method, trainer_config, out: Path) -> dict:
+@dataclass
+class Setup:
+    path: str
+    tokenizer: object
+    task: Task
+    examples: list
+    base: object
+    dataset: object
+    datasets: object  # kind -> Dataset, for adapters that need a second kind (PPO's reward model)
+
+
+def setup(cfg: DictConfig, runtime: Runtime, method: Method, result: dict) -> Setup:
     path = resolve_model_path(str(cfg.model.name_or_path), cfg.cache_dir)
     tokenizer = load_tokenizer(path, cfg.model.revision)
     task = load_task(cfg.task)
     examples = task.prompts(int(cfg.train.num_prompts))
-    result = {
-        "train/prompts": len(examples),
-        "data/prompts_fingerprint": data_pipeline.prompts_fingerprint(task, examples),
-    }
-
+    result["train/prompts"] = len(examples)
+    result["data/prompts_fingerprint"] = data_pipeline.prompts_fingerprint(task, examples)
     base = load_base(cfg, path, runtime)
     base.config.pad_token_id = tokenizer.pad_token_id
     if base.generation_config is not None:
@@ -64,80 +90,99 @@ def train(cfg: DictConfig, runtime: Runtime, method: Method, trainer_config, out
     offline: dict = {}
 
     def dataset(kind: str):
-        if kind == "prompts":
-            return data_pipeline.prompts_dataset(task, examples)
-        if kind == "prompt_ids":
-            return data_pipeline.prompt_ids_dataset(task, examples, tokenizer)
-        if "data" not in offline:  # built from the base model, before any adapter exists
+        if kind in ("preference", "unpaired") and "data" not in offline:
+            # Built from the base model before any adapter exists; cached and shared across methods.
             built = data_pipeline.offline_data(
-                base,
-                tokenizer,
-                task,
-                examples,
-                cfg.data,
-                int(cfg.seed),
-                model_key(cfg, path, runtime),
+                base, tokenizer, task, examples, cfg.data, int(cfg.seed), model_key(cfg, path, runtime),
                 cfg.cache_dir,
             )
             offline["data"] = built
             result["data/preference_fingerprint"] = built.fingerprint
+            result["data/build_s"], result["data/build_cached"] = built.build_s, built.cached
             result.update({f"data/{k}": v for k, v in vars(built.stats).items()})
-        from datasets import Dataset
+        return data_pipeline.dataset(kind, task, examples, tokenizer, offline.get("data"))
 
-        rows = offline["data"].pairs if kind == "preference" else offline["data"].unpaired
-        if not rows:
-            raise BenchError(
-                f"The {kind} data is empty: every prompt's samples tied and none could fall back "
-                "to the gold answer; raise data.samples_per_prompt or train.num_prompts"
-            )
-        return Dataset.from_list(rows)
+    return Setup(path, tokenizer, task, examples, base, dataset(method.data), dataset)
 
-    train_dataset = dataset(method.data)
-    timer = StepTimer()
+
+def build(cfg: DictConfig, runtime: Runtime, method: Method, trainer_config, s: Setup, callbacks: list):
     ctx = RunContext(
-        model=base,
-        tokenizer=tokenizer,
-        peft_config=lora_config(cfg.peft),
+        model=s.base,
+        tokenizer=s.tokenizer,
+        peft_config=finetuning.peft_config(cfg.peft),
         args=trainer_config,
-        dataset=train_dataset,
-        reward_funcs=task.reward_funcs,
-        reward_weights=list(task.reward_weights.values()),
-        score=task.score,
-        callbacks=[timer],
+        dataset=s.dataset,
+        reward_funcs=s.task.reward_funcs,
+        reward_weights=list(s.task.reward_weights.values()),
+        score=s.task.score,
+        callbacks=callbacks,
         method_cfg=OmegaConf.to_container(cfg.method, resolve=True),
-        load_model=partial(load_adapted, path, runtime, cfg, pad_token_id=tokenizer.pad_token_id),
-        data=dataset,
+        load_model=partial(load_policy_copy, s.path, runtime, cfg, pad_token_id=s.tokenizer.pad_token_id),
+        data=s.datasets,
+        fields=[ex.fields for ex in s.examples],
     )
-    counter = TokenCounter(base)  # the embeddings are not adapted: the hook survives PEFT's wrapping
+    trainer = method.build(ctx)
+    model = method.policy(trainer)
+    adapters = getattr(model, "peft_config", None)
+    if ctx.peft_config is not None and (adapters is None or len(adapters) != 1):
+        raise RuntimeError(
+            f"method {method.name}: the trainer's policy should carry exactly the shared adapter; "
+            f"found {adapters}. Pass ctx.peft_config to the trainer."
+        )
+    return trainer, model, ctx.extra
+
+
+def train(cfg: DictConfig, runtime: Runtime, validated, out: Path) -> dict:
+    """setup → build → train → save; returns the run's metrics (phase times and memory included)."""
+    method, trainer_config = validated.method, validated.trainer_config
+    result: dict = {}
+    timer, guard = StepTimer(), DivergenceGuard()
+    runtime_bytes = live_memory(runtime.device)  # the process before any model: interpreter, libraries
+    with phase("setup", runtime.device, result):
+        s = setup(cfg, runtime, method, result)
+    counter = TokenCounter(s.base)  # embeddings are never adapted: the hook survives peft's wrapping
     try:
-        trainer = method.build(ctx)
-        model = method.policy(trainer)
-        if not hasattr(model, "peft_config") or len(model.peft_config) != 1:
-            raise RuntimeError(
-                f"method {method.name}: the trainer's policy should carry exactly the shared LoRA "
-                f"adapter; found {getattr(model, 'peft_config', None)}. Pass ctx.peft_config to the trainer."
-            )
+        with phase("build", runtime.device, result):
+            trainer, model, extra = build(cfg, runtime, method, trainer_config, s, [timer, guard])
         trainable, total = count_params(model)
-        audit = lora_audit(model, int(cfg.peft.r), list(cfg.peft.target_modules))
-        result.update({"params/trainable": trainable, "params/total": total, **audit.as_metrics()})
+        result.update({"params/trainable": trainable, "params/total": total})
+        if trainable != validated.audit.exact:
+            log.warning("trainable %d differs from the audit's %d", trainable, validated.audit.exact)
         before = weight_checksums(model)
-        with MemorySampler(runtime.device) as memory:
-            start = time.perf_counter()
+        with phase("train", runtime.device, result) as memory:
             trainer.train()
-            wall = time.perf_counter() - start
     finally:
         counter.close()
-    args = trainer_config
-    samples = len(timer.step_times) * args.per_device_train_batch_size * args.gradient_accumulation_steps
+    wall = result["time/train_s"]
+    samples = len(timer.step_times) * trainer_config.per_device_train_batch_size * (
+        trainer_config.gradient_accumulation_steps
+    )
     result.update(weights_changed(before, weight_checksums(model)))
-    result.update({f"method/{k}": v for k, v in ctx.extra.items()})  # what the adapter reported building
+    result.update({f"method/{k}": v for k, v in extra.items()})  # what the adapter reported building
     result.update(memory.metrics())
+    result.update(memory_breakdown(trainer, result["sys/peak_mem_bytes"], runtime_bytes, runtime.device))
     result.update(timer.metrics(wall, counter.tokens, samples))
     (out / "train_log.json").write_text(json.dumps(timer.logs, indent=1, default=str))
-
-    adapter_dir = out / "adapter"
-    model.save_pretrained(adapter_dir)
-    tokenizer.save_pretrained(adapter_dir)
-    result["train/adapter_bytes"] = sum(f.stat().st_size for f in adapter_dir.glob("adapter_model.*"))
-    result["model/path"] = path
+    with phase("save", runtime.device, result):
+        result.update(save(model, s.tokenizer, out, finetuning.is_full(cfg.peft)))
+    result["model/path"] = s.path
     return result
+
+
+def save(model, tokenizer, out: Path, full: bool) -> dict:
+    """The adapter (LoRA: adapter/), or every weight (full fine-tuning: model/), with the tokenizer."""
+    folder = out / ("model" if full else "adapter")
+    tmp = folder.with_name(folder.name + ".tmp")
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    cache.replace_dir(tmp, folder)  # a crash mid-save leaves no half adapter that a rescore would trust
+    size = sum(f.stat().st_size for f in folder.glob("*.safetensors"))
+    return {"train/weights_dir": folder.name, "train/adapter_bytes": size}
+
+
+def weights_dir(out: Path) -> Path:
+    """Where a finished run's trained weights are: adapter/ (an adapter) or model/ (full fine-tuning)."""
+    for name in ("adapter", "model"):
+        if (out / name).is_dir():
+            return out / name
+    raise BenchError(f"{out} holds neither adapter/ nor model/: the run saved no weights.")

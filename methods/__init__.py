@@ -5,12 +5,10 @@ Adding a method is one file here (an `@register(...)`-decorated builder) plus `c
 
 from __future__ import annotations
 
-import difflib
-import importlib
-import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from bench.registry import Registry
 from methods.base import DATA_KINDS, RunContext
 
 __all__ = ["Method", "RunContext", "register", "get", "names"]
@@ -22,52 +20,40 @@ class Method:
     config_class: type  # the TRL config dataclass that `method.args` are passed into
     data: str  # which dataset the harness prepares: one of DATA_KINDS
     build: Callable[[RunContext], object]  # RunContext -> a TRL trainer, ready to .train()
-    policy: Callable[[object], object]  # trainer -> the PEFT-wrapped policy it trains (saved, counted)
+    policy: Callable[[object], object]  # trainer -> the policy it trains (saved, counted)
+    # Checks of the TRL config that the trainer (not the config class) makes, run at validation so
+    # they fail before any model loads: raise ValueError with the trainer's own message.
+    check: Callable[[object], None] | None = None
 
 
-_REGISTRY: dict[str, Method] = {}
+REGISTRY: Registry[Method] = Registry("method adapter", __name__, skip=("base",))
 
 
 def _trainer_model(trainer):
     return trainer.model
 
 
-def register(name: str, *, config: type, data: str, policy: Callable[[object], object] = _trainer_model):
+def register(
+    name: str,
+    *,
+    config: type,
+    data: str,
+    policy: Callable[[object], object] = _trainer_model,
+    check: Callable[[object], None] | None = None,
+):
     """Register `build(ctx) -> trainer` as method `name`, trained with TRL config class `config`.
 
-    `policy(trainer)` returns the PeftModel being trained; most TRL trainers keep it as `.model`.
+    `policy(trainer)` returns the model being trained; most TRL trainers keep it as `.model`.
+    `check(args)` repeats what the trainer would reject later, so it fails at validation.
     """
     if data not in DATA_KINDS:
         raise ValueError(f"method {name!r}: data={data!r} is not one of {DATA_KINDS}")
-
-    def decorator(build: Callable[[RunContext], object]):
-        if name in _REGISTRY:
-            raise ValueError(
-                f"method {name!r} is registered twice ({_REGISTRY[name].build.__module__}, {build.__module__})"
-            )
-        _REGISTRY[name] = Method(name=name, config_class=config, data=data, build=build, policy=policy)
-        return build
-
-    return decorator
-
-
-def _discover() -> None:
-    for info in pkgutil.iter_modules(__path__):
-        if info.name != "base":
-            importlib.import_module(f"{__name__}.{info.name}")
+    return REGISTRY.decorator(name, lambda build: Method(name, config, data, build, policy, check))
 
 
 def names() -> list[str]:
-    _discover()
-    return sorted(_REGISTRY)
+    return REGISTRY.names()
 
 
 def get(name: str) -> Method:
-    _discover()
-    if name not in _REGISTRY:
-        close = difflib.get_close_matches(name, _REGISTRY, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise KeyError(
-            f"No method adapter {name!r} in methods/; registered: {', '.join(sorted(_REGISTRY))}.{hint}"
-        )
-    return _REGISTRY[name]
+    return REGISTRY.get(name)

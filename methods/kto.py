@@ -11,7 +11,16 @@ from trl import KTOConfig, KTOTrainer
 from methods import RunContext, register
 
 
-@register("kto", config=KTOConfig, data="unpaired")
+def check(args: KTOConfig) -> None:
+    """KTOTrainer's own checks (trl/trainer/kto_trainer.py), which its config class does not make."""
+    if args.loss_type not in ("apo_zero_unpaired",) and args.per_device_train_batch_size <= 1:
+        raise ValueError(
+            "Actual (not effective) batch size must be > 1. KTO will not work properly because the KL "
+            "term will be equivalent to the implied reward."
+        )
+
+
+@register("kto", config=KTOConfig, data="unpaired", check=check)
 def build(ctx: RunContext) -> KTOTrainer:
     return KTOTrainer(
         model=ctx.model,

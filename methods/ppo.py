@@ -3,7 +3,7 @@
 The reward is the task's own rule by default (wrapped as a reward model). `method.reward=model`
 runs the classic RLHF pipeline instead: first a reward model trained with trl.RewardTrainer on the
 same preference pairs DPO uses, then PPO against it. The value model is a LoRA-adapted copy of the
-base (plus its score head), not a full trainable copy; the reference is the policy's disabled adapter.
+base (plus its score head) in the shared fine-tuning mode: with peft=none a full trainable copy.
 """
 
 from __future__ import annotations
@@ -69,9 +69,7 @@ def build(ctx: RunContext) -> PPOTrainer:
     reward = ctx.method_cfg.get("reward", "rule")
     ctx.extra["reward"] = reward
     if reward == "rule":
-        reward_model = RuleRewardModel(
-            ctx.tokenizer, list(ctx.dataset["input_ids"]), list(ctx.dataset["answer"]), ctx.score
-        )
+        reward_model = RuleRewardModel(ctx.tokenizer, list(ctx.dataset["input_ids"]), ctx.fields, ctx.score)
     elif reward == "model":
         reward_model = train_reward_model(ctx)
     else:
@@ -82,9 +80,11 @@ def build(ctx: RunContext) -> PPOTrainer:
         args=ctx.args,
         processing_class=ctx.tokenizer,
         model=ctx.model,
-        ref_model=None,  # with a peft_config, the reference is the policy with its adapter disabled
+        # With a peft_config the reference is the policy with its adapter disabled; without one
+        # (peft=none) TRL makes a frozen copy.
+        ref_model=None,
         reward_model=reward_model,
-        train_dataset=ctx.dataset.remove_columns("answer"),  # PPO's collator pads input_ids only
+        train_dataset=ctx.dataset,  # input_ids only: PPO's collator pads nothing else
         value_model=ctx.load_model(head="value"),
         peft_config=ctx.peft_config,
         callbacks=ctx.callbacks,

@@ -21,7 +21,38 @@ YAML_METHODS = sorted(p.stem for p in (CONF_DIR / "method").glob("*.yaml"))
 
 def test_registry_and_method_configs_match():
     assert methods.names() == YAML_METHODS
-    assert {"grpo", "ppo", "dpo", "kto", "orpo"} <= set(YAML_METHODS)
+    assert {"grpo", "ppo", "dpo", "kto", "orpo", "sft", "rloo"} <= set(YAML_METHODS)
+
+
+def test_registry_and_task_configs_match():
+    from bench.tasks import TASKS
+
+    assert TASKS.names() == sorted(p.stem for p in (CONF_DIR / "task").glob("*.yaml"))
+
+
+def test_method_registry_rejects_a_second_file_for_one_name():
+    from bench.registry import Registry
+
+    registry = Registry("thing", "methods")
+    registry.add("a", 1, "one.py")
+    with pytest.raises(ValueError, match="registered twice"):
+        registry.add("a", 2, "two.py")
+
+
+def test_unknown_task_in_config_is_explained(compose, tmp_path):
+    cfg = compose(output_dir=tmp_path)
+    cfg.task.name = "arithmetc"
+    with pytest.raises(BenchError, match="Did you mean 'arithmetic'.*Adding a task"):
+        validate(cfg, CPU)
+
+
+def test_every_peft_field_comes_from_the_command_line(compose, tmp_path):
+    from bench import finetuning
+
+    cfg = compose("peft.target_modules=all-linear", "peft.use_rslora=true", "+peft.lora_bias=true")
+    config = finetuning.peft_config(cfg.peft)
+    assert config.target_modules == "all-linear" and config.use_rslora and config.lora_bias
+    assert validate(compose("peft=dora", output_dir=tmp_path), CPU).audit.mode == "dora"
 
 
 @pytest.mark.parametrize("name", YAML_METHODS)
@@ -29,7 +60,8 @@ def test_registry_and_method_configs_match():
 def test_every_method_args_build_its_trl_config(compose, name, debug, tmp_path):
     overrides = [f"method={name}"] + ([f"debug={debug}"] if debug else [])
     cfg = compose(*overrides, output_dir=tmp_path)
-    method, args = validate(cfg, CPU)
+    checked = validate(cfg, CPU)
+    method, args = checked.method, checked.trainer_config
     assert isinstance(args, method.config_class)
     assert cfg.method.name == name == method.name
     # Precision follows the device: fp32 on CPU, never TRL's bf16 default.
@@ -38,9 +70,9 @@ def test_every_method_args_build_its_trl_config(compose, name, debug, tmp_path):
 
 
 def test_method_args_come_straight_from_the_command_line(compose, tmp_path):
-    _, args = validate(compose("method=dpo", "method.args.beta=0.2", output_dir=tmp_path), CPU)
+    args = validate(compose("method=dpo", "method.args.beta=0.2", output_dir=tmp_path), CPU).trainer_config
     assert args.beta == 0.2
-    _, args = validate(
+    args = validate(
         compose(
             "method=grpo",
             "++method.args.num_generations=8",
@@ -48,7 +80,7 @@ def test_method_args_come_straight_from_the_command_line(compose, tmp_path):
             output_dir=tmp_path,
         ),
         CPU,
-    )
+    ).trainer_config
     assert args.num_generations == 8 and args.per_device_train_batch_size == 8
 
 
@@ -88,11 +120,16 @@ def test_method_yaml_without_adapter_is_explained(compose, tmp_path):
 @pytest.mark.parametrize(
     "override, message",
     [
-        ("peft.r=0", "r and alpha must be positive"),
-        ("peft.dropout=1.5", r"peft.dropout must be in \[0, 1\)"),
+        ("peft.r=0", "`r` should be a positive integer"),
+        ("peft.lora_dropout=1.5", "dropout probability has to be between 0 and 1"),
+        ("+peft.use_dorra=true", r"use_dorra \(did you mean use_dora\?\)"),
+        ("peft.target_modules=[qproj]", "not found in the base model.*q_proj"),
+        ("quant=nf4,peft=none", "fully fine-tune a quantized base"),
         ("task=gsm8k", None),  # hub-only without data_dir: fails at data load, still before training
         ("model.name_or_path=./no/such/model", "looks like a local folder but does not exist"),
         ("++method.args.not_a_field=1", "has no field"),
+        ("method=grpo,method.args.num_generations=3", "GRPOConfig rejected the settings"),
+        ("method=kto,train.args.per_device_train_batch_size=1", "KTOConfig rejected|batch size"),
     ],
 )
 def test_bad_input_fails_fast_and_leaves_earlier_results_alone(compose, tmp_path, override, message):
@@ -100,7 +137,7 @@ def test_bad_input_fails_fast_and_leaves_earlier_results_alone(compose, tmp_path
     earlier.parent.mkdir()
     earlier.write_text(json.dumps({"status": "success", "eval/accuracy": 0.42}))
     before = earlier.read_bytes()
-    cfg = compose("debug=smoke", "isolate=false", override, output_dir=tmp_path / "new")
+    cfg = compose("debug=smoke", "isolate=false", *override.split(","), output_dir=tmp_path / "new")
     if override == "task=gsm8k":
         cfg.task.data_dir = str(tmp_path / "missing")
         message = "lacks train.jsonl"
@@ -132,5 +169,5 @@ def test_config_hash_ignores_where_results_go(compose, tmp_path):
 @pytest.mark.parametrize("name", sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml")))
 def test_every_experiment_composes_and_validates(compose, name, tmp_path):
     cfg = compose(f"experiment={name}", output_dir=tmp_path)
-    method, args = validate(cfg, CPU)
-    assert isinstance(args, method.config_class)
+    checked = validate(cfg, CPU)
+    assert isinstance(checked.trainer_config, checked.method.config_class)

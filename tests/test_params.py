@@ -1,4 +1,5 @@
-"""The LoRA audit against counts worked out by hand, and against what peft actually creates."""
+"""The parameter audit: peft's own wrap on the meta device, against counts worked out by hand and
+against the count peft reports for the same wrapped architecture with real weights."""
 
 from __future__ import annotations
 
@@ -6,11 +7,21 @@ import subprocess
 import sys
 
 import pytest
-import torch
 
-from bench.params import lora_audit, meta_model
+from bench import BenchError
+from bench.params import audit, audit_config, meta_model, wrap
 
 SEVEN = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+# Tiny configs of each family: small enough to build with real weights in a second.
+TINY = {
+    "llama": dict(hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2),
+    "qwen2": dict(hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2),
+    "qwen3": dict(hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=32),
+    "gemma2": dict(hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=16),
+    "mistral": dict(hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2),
+    "opt": dict(hidden_size=64, ffn_dim=96, num_hidden_layers=2, num_attention_heads=4, word_embed_proj_dim=64),
+    "gpt2": dict(n_embd=64, n_layer=2, n_head=4),
+}
 
 
 def by_hand(r: int, d: int, kv: int, ffn: int, layers: int, q_out: int | None = None) -> int:
@@ -25,50 +36,97 @@ def by_hand(r: int, d: int, kv: int, ffn: int, layers: int, q_out: int | None = 
 
 
 def test_smollm2_audit_matches_hand_count(compose):
-    cfg = compose()
-    audit = lora_audit(meta_model(cfg.model.arch), 16, SEVEN)
+    result = audit_config(compose())
     # SmolLM2-135M: d=576, 3 KV heads × 64 = 192, MLP 1536, 30 layers.
-    assert audit.exact == by_hand(16, 576, 192, 1536, 30) == 4_884_480
-    assert audit.card_formula == 2 * 16 * 576 * 30 * 7 == 3_870_720
-    assert [row.name for row in audit.rows] == SEVEN
+    assert result.exact == by_hand(16, 576, 192, 1536, 30) == 4_884_480
+    assert result.card_formula == 2 * 16 * 576 * 30 * 7 == 3_870_720
+    rows = {row.module: row for row in result.rows}
+    assert set(rows) == set(SEVEN) and rows["k_proj"].d_out == 192 and rows["down_proj"].d_in == 1536
 
 
 def test_qwen3_card_formula_gives_quoted_12_8m(compose):
-    cfg = compose("model=qwen3-0.6b")
-    audit = lora_audit(meta_model(cfg.model.arch), 32, SEVEN)
-    assert audit.card_formula == 12_845_056  # the often-quoted ≈12.8M
-    assert 0.020 < audit.card_formula / audit.total_params < 0.022  # ≈2.1% of the model
+    result = audit_config(compose("model=qwen3-0.6b", "peft.r=32"))
+    assert result.card_formula == 12_845_056  # the often-quoted ≈12.8M
+    assert 0.020 < result.card_formula / result.base_params < 0.022  # ≈2.1% of the model
     # Qwen3-0.6B: q has 16 heads × 128 = 2048 outputs, k/v 8 × 128 = 1024, MLP 3072.
-    assert audit.exact == by_hand(32, 1024, 1024, 3072, 28, q_out=2048) == 20_185_088
+    assert result.exact == by_hand(32, 1024, 1024, 3072, 28, q_out=2048) == 20_185_088
 
 
-def test_exact_count_equals_peft_trainable_parameters(compose):
-    from peft import LoraConfig, get_peft_model
+@pytest.mark.parametrize("family", sorted(TINY))
+@pytest.mark.parametrize("targets", ["all-linear", None])
+def test_audit_equals_what_peft_reports_for_every_family(family, targets):
+    """The meta-device audit against peft's own count on the same architecture with real weights."""
+    from peft import LoraConfig
+    from transformers import AutoConfig, AutoModelForCausalLM
 
-    cfg = compose()
-    model = get_peft_model(
-        meta_model(cfg.model.arch), LoraConfig(r=8, target_modules=["q_proj", "down_proj"])
-    )
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    assert lora_audit(model, 8, ["q_proj", "down_proj"]).exact == trainable
+    config = AutoConfig.for_model(family, vocab_size=128, **TINY[family])
+    # None: peft's default targets for the architecture (q/v, c_attn for GPT-2's Conv1D, ...).
+    def lora():  # a fresh config each time: peft resolves its targets in place
+        return LoraConfig(r=4, target_modules=targets, task_type="CAUSAL_LM")
+
+    counted = audit(wrap(meta_model(config), lora()), lora(), "lora")
+    trainable, _ = wrap(AutoModelForCausalLM.from_config(config), lora()).get_nb_trainable_parameters()
+    assert counted.exact == trainable > 0
+    assert all(row.count > 0 and row.d_in > 0 and row.d_out > 0 for row in counted.rows)
 
 
-def test_audit_rejects_nothing_it_cannot_see():
-    with torch.device("meta"):
-        model = torch.nn.Sequential(torch.nn.Linear(4, 4))
-    model.config = type("C", (), {"hidden_size": 4, "num_hidden_layers": 1})()
-    assert lora_audit(model, 2, ["q_proj"]).exact == 0
+def test_gpt2_conv1d_layers_are_counted():
+    from peft import LoraConfig
+    from transformers import AutoConfig
+
+    config = AutoConfig.for_model("gpt2", vocab_size=128, **TINY["gpt2"])
+    lora = LoraConfig(r=2, target_modules=["c_attn", "c_proj", "c_fc"], task_type="CAUSAL_LM", fan_in_fan_out=True)
+    rows = {row.module: row for row in audit(wrap(meta_model(config), lora), lora, "lora").rows}
+    assert (rows["c_attn"].d_in, rows["c_attn"].d_out) == (64, 192)  # fused q, k, v
+    assert rows["c_attn"].params == 2 * 2 * (64 + 192)  # two layers, r(d_in + d_out) each
+
+
+def test_dora_and_modules_to_save_are_rows_of_their_own(compose):
+    result = audit_config(compose("peft=dora", "peft.modules_to_save=[lm_head]"))
+    kinds = {row.kind for row in result.rows}
+    assert kinds == {"lora", "dora magnitude", "modules_to_save"}
+    magnitude = sum(row.params for row in result.rows if row.kind == "dora magnitude")
+    assert magnitude == 30 * (576 + 192 + 192 + 576 + 1536 + 1536 + 576)  # one per output channel
+    assert result.exact == 4_884_480 + magnitude + 576 * 49152
+
+
+def test_a_target_matching_nothing_is_rejected_with_the_layer_names(compose):
+    with pytest.raises(BenchError, match=r"not found in the base model.*q_proj.*all-linear"):
+        audit_config(compose("peft.target_modules=[nope]"))
+
+
+def test_full_fine_tuning_trains_everything(compose):
+    result = audit_config(compose("peft=none"))
+    assert result.mode == "none" and result.exact == result.base_params == 134_515_008
+
+
+def test_architecture_comes_from_a_local_folder(compose, tmp_path):
+    from transformers import AutoConfig
+
+    AutoConfig.for_model("llama", vocab_size=128, **TINY["llama"]).save_pretrained(tmp_path)
+    result = audit_config(compose(f"model.name_or_path={tmp_path}"))
+    assert str(tmp_path) in result.source and result.hidden_size == 64 and result.num_layers == 2
 
 
 @pytest.mark.parametrize(
-    "overrides, expected", [([], "4,884,480"), (["model=qwen3-0.6b", "peft.r=32"], "12,845,056")]
+    "overrides, expected",
+    [
+        ([], "4,884,480"),
+        (["model=qwen3-0.6b", "peft.r=32"], "12,845,056"),
+        (["peft.target_modules=all-linear"], "4,884,480"),
+    ],
 )
 def test_params_cli_runs_offline(overrides, expected):
     out = subprocess.run(
-        [sys.executable, "-m", "bench.params", *overrides],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=300,
+        [sys.executable, "-m", "bench.params", *overrides], capture_output=True, text=True, timeout=300
     )
-    assert expected in out.stdout
+    assert out.returncode == 0 and expected in out.stdout and "conf/model arch" in out.stdout
+
+
+def test_params_cli_fails_on_a_target_matching_nothing():
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.params", "peft.target_modules=[nope]"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert out.returncode == 2 and "not found in the base model" in out.stderr
+

@@ -18,16 +18,12 @@ def test_rule_reward_model_scores_like_the_task(compose):
     task = load_task(cfg.task)
     examples = task.train[:2]
     data = prompt_ids_dataset(task, examples, tokenizer)
-    model = RuleRewardModel(tokenizer, list(data["input_ids"]), list(data["answer"]), task.score)
+    model = RuleRewardModel(tokenizer, list(data["input_ids"]), [ex.fields for ex in examples], task.score)
 
     a, b = examples
     prompts = [data["input_ids"][0], data["input_ids"][1], data["input_ids"][0], data["input_ids"][1]]
-    responses = [
-        f"So the sum is {a.answer}.",
-        f"{int(b.answer) + 1}",
-        f"{a.answer} or maybe 3",
-        f"It is {b.answer}",
-    ]
+    a, b = a.fields["answer"], b.fields["answer"]
+    responses = [f"So the sum is {a}.", f"{int(b) + 1}", f"{a} or maybe 3", f"It is {b}"]
     # Left-pad the prompts to one context length, right-pad responses with pad, as PPO does.
     context = max(map(len, prompts))
     resp_ids = [

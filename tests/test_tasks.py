@@ -18,10 +18,10 @@ def test_arithmetic_is_seeded_and_splits_are_disjoint(compose):
     a, b = load_task(cfg), load_task(cfg)
     assert a.train == b.train and a.test == b.test
     assert len(a.train) == cfg.num_train and len(a.test) == cfg.num_test
-    assert not {e.question for e in a.train} & {e.question for e in a.test}
+    assert not {e.prompt for e in a.train} & {e.prompt for e in a.test}
     first = a.train[0]
-    x, y = (int(t) for t in first.question.split("What is ")[1].split("?")[0].split(" + "))
-    assert first.answer == str(x + y)
+    x, y = (int(t) for t in first.prompt.split("What is ")[1].split("?")[0].split(" + "))
+    assert first.fields == {"answer": str(x + y)}
     other = load_task(OmegaConf.merge(cfg, {"seed": cfg.seed + 1}))
     assert other.train != a.train
 
@@ -48,13 +48,14 @@ def test_rewards_score_the_last_number_and_the_format():
 
 def test_task_score_weights_rewards(compose):
     task = load_task(compose("task.reward_weights.format=0.5").task)
-    assert task.score(["= 19", "19 it is", "20"], ["19", "19", "19"]) == [1.5, 1.0, 0.5]
+    rows = [{"answer": "19"}] * 3
+    assert task.score(["= 19", "19 it is", "20"], rows) == [1.5, 1.0, 0.5]
 
 
 def test_assemble_pairs_ties_and_gold_fallback(compose):
     task = load_task(compose().task)
     ex = task.train[:3]
-    right = [f"It is {e.answer}" for e in ex]
+    right = [f"It is {e.fields['answer']}" for e in ex]
     samples = [
         [right[0], "It is 0"],  # mixed: a real pair
         ["It is 0", "It is 1"],  # all wrong: tie -> gold fallback
@@ -65,7 +66,7 @@ def test_assemble_pairs_ties_and_gold_fallback(compose):
     s = built.stats
     assert (s.prompts, s.samples, s.pairs, s.ties, s.gold_fallbacks, s.dropped) == (3, 6, 2, 2, 1, 1)
     assert built.pairs[0]["chosen"][0]["content"] == right[0]
-    assert built.pairs[1]["chosen"][0]["content"] == task.gold_completion(ex[1])
+    assert built.pairs[1]["chosen"][0]["content"] == ex[1].gold
     assert s.kto_desirable == 2 and s.kto_undesirable == 2
     assert built.fingerprint == assemble(task, ex, samples, data_cfg, seed=0).fingerprint
 
@@ -82,8 +83,8 @@ def test_interleave_puts_both_labels_in_every_batch():
 def test_gsm8k_reads_local_files(compose, gsm8k_dir):
     task = load_task(compose("task=gsm8k", f"task.data_dir={gsm8k_dir}").task)
     assert len(task.train) > 7000 and len(task.test) > 1000
-    assert task.test[0].answer == "18"  # Janet's ducks
-    assert "<<" not in task.test[0].solution and task.test[0].solution.endswith("The answer is 18")
+    assert task.test[0].fields == {"answer": "18"}  # Janet's ducks
+    assert "<<" not in task.test[0].gold and task.test[0].gold.endswith("The answer is 18")
 
 
 def test_gsm8k_broken_row_names_file_and_line(compose, tmp_path):
@@ -92,3 +93,35 @@ def test_gsm8k_broken_row_names_file_and_line(compose, tmp_path):
         (tmp_path / f"{split}.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     with pytest.raises(BenchError, match=r"train\.jsonl:2.*#### <number>"):
         load_task(compose("task=gsm8k", f"task.data_dir={tmp_path}").task)
+
+
+def test_unknown_reward_weight_names_the_task_rewards(compose):
+    with pytest.raises(BenchError, match=r"does not offer; its rewards are \['correctness', 'format'\]"):
+        load_task(compose("+task.reward_weights.brevity=1.0").task)
+
+
+def test_reverse_task_rewards_read_the_word_field(compose):
+    task = load_task(compose("task=reverse").task)
+    ex = task.train[0]
+    word = ex.fields["word"]
+    assert ex.gold == word[::-1] and word in ex.prompt
+    assert not {e.fields["word"] for e in task.train} & {e.fields["word"] for e in task.test}
+    replies = [f"The reversed word is {word[::-1]}", word, "zzzz"]
+    assert task.rewards["reversed"](replies, word=[word] * 3) == [1.0, 0.0, 0.0]
+    # The generic lm-eval task scores each held-out reply with the same rewards.
+    metrics = task.item_metrics(word[::-1], ex.fields)
+    assert metrics["reversed"] == 1.0 and metrics["letters"] == 1.0 and metrics["score"] == 1.5
+
+
+def test_readme_task_example_is_the_shipped_task():
+    """The README's worked example for a new task is these two files, verbatim."""
+    import re
+    import textwrap
+
+    from tests.conftest import REPO
+
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## Adding a task", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```(?:python|yaml)\n(.*?)```", section, flags=re.S)
+    shipped = [(REPO / "bench/tasks/reverse.py").read_text(), (REPO / "conf/task/reverse.yaml").read_text()]
+    assert [textwrap.dedent(b).strip() for b in blocks[:2]] == [s.strip() for s in shipped]

@@ -1,21 +1,23 @@
-"""Tasks: prompts with gold answers, a held-out split, and the reward every method is scored by."""
+"""Tasks: registered by decorator (`register_task`), one file each, found by importing this package."""
 
 from __future__ import annotations
 
 from omegaconf import DictConfig
 
 from bench import BenchError
-from bench.tasks.base import Example, Task
-from bench.tasks.rewards import REWARDS, last_number
+from bench.tasks.base import TASKS, Example, Task, register_task
+from bench.tasks.rewards import last_number
 
-__all__ = ["Example", "Task", "REWARDS", "last_number", "load_task"]
+__all__ = ["Example", "Task", "TASKS", "register_task", "last_number", "load_task"]
 
 
 def load_task(cfg: DictConfig) -> Task:
-    """Build the task that `cfg.task.name` names (arithmetic: generated; gsm8k: hub or local jsonl)."""
-    from bench.tasks import arithmetic, gsm8k
-
-    builders = {"arithmetic": arithmetic.build, "gsm8k": gsm8k.build}
-    if cfg.name not in builders:
-        raise BenchError(f"Unknown task {cfg.name!r}; tasks: {', '.join(builders)}.")
-    return builders[cfg.name](cfg)
+    """Build the task that `cfg.name` (conf/task/<name>.yaml) names."""
+    try:
+        entry = TASKS.get(cfg.name)
+    except KeyError as err:
+        raise BenchError(
+            f"{err.args[0]} A task is one file in bench/tasks/ with @register_task and one YAML in "
+            "conf/task/ (README, 'Adding a task')."
+        ) from err
+    return entry.build(cfg)

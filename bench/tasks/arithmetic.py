@@ -7,11 +7,13 @@ import random
 from omegaconf import DictConfig
 
 from bench import BenchError
-from bench.tasks.base import Example, Task
+from bench.tasks.base import Example, Task, register_task
+from bench.tasks.rewards import NUMERIC_REWARDS
 
 _OPS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b}
 
 
+@register_task("arithmetic")
 def build(cfg: DictConfig) -> Task:
     bad_ops = set(cfg.ops) - set(_OPS)
     if bad_ops or cfg.operands < 2 or cfg.min_value > cfg.max_value:
@@ -39,11 +41,19 @@ def build(cfg: DictConfig) -> Task:
         result = values[0]
         for op, value in zip(ops, values[1:], strict=True):
             result = _OPS[op](result, value)
-        examples.append(Example(question=cfg.template.format(expr=expr), answer=str(result)))
+        examples.append(
+            Example(
+                prompt=cfg.template.format(expr=expr),
+                fields={"answer": str(result)},
+                gold=f"The answer is {result}",
+            )
+        )
     return Task(
         name="arithmetic",
         train=examples[: cfg.num_train],
         test=examples[cfg.num_train :],
+        rewards=NUMERIC_REWARDS,
         reward_weights=dict(cfg.reward_weights),
-        eval_task=cfg.eval_task,
+        eval_yaml=cfg.eval_task,
+        eval_metric=cfg.eval_metric,
     )

@@ -1,20 +1,27 @@
-"""The task interface: examples, prompt formatting and the weighted reward."""
+"""The task contract: examples with per-example fields, reward functions that receive those fields,
+a gold completion, and how lm-eval scores the held-out split.
+
+A task is one file in bench/tasks/ (a `@register_task`-decorated builder) and one YAML in conf/task/.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bench import BenchError
-from bench.tasks.rewards import REWARDS
+from bench.registry import Registry
 
 
 @dataclass(frozen=True)
 class Example:
-    question: str  # the user turn, instruction included
-    answer: str  # gold final answer, a normalised number
-    solution: str = ""  # gold worked solution where the dataset has one (gsm8k); used as a DPO fallback
+    prompt: str  # the user turn, instruction included
+    # Per-example columns: every reward function receives them as keyword arguments (TRL passes
+    # dataset columns to reward functions), so a reward can need more than a number (a game state).
+    fields: dict
+    gold: str  # a gold completion: SFT's target and the offline data's fallback for tied groups
 
 
 @dataclass
@@ -22,35 +29,49 @@ class Task:
     name: str
     train: list[Example]
     test: list[Example]
-    reward_weights: dict[str, float]
-    eval_task: str  # the lm-eval task (bench/lm_eval_tasks/<eval_task>.yaml)
+    rewards: dict[str, Callable]  # every reward the task offers, TRL signature f(completions, **fields)
+    reward_weights: dict[str, float]  # from the task's YAML: which rewards count, and how much
+    # lm-eval: a YAML in bench/lm_eval_tasks/ by name, or None for the generic task that asks the
+    # held-out prompts and scores each reply with `item_metrics` (the task's own rewards).
+    eval_yaml: str | None = None
+    eval_metric: str = "score"  # the lm-eval result reported as eval/accuracy
     extra: dict = field(default_factory=dict)  # task-specific settings the eval YAML needs
 
     def __post_init__(self) -> None:
-        unknown = set(self.reward_weights) - set(REWARDS)
+        unknown = sorted(set(self.reward_weights) - set(self.rewards))
         if unknown:
             raise BenchError(
-                f"task.reward_weights has unknown rewards {sorted(unknown)}; known: {sorted(REWARDS)}."
+                f"task={self.name}: task.reward_weights names {unknown}, which the task does not offer; "
+                f"its rewards are {sorted(self.rewards)}."
             )
 
     @staticmethod
     def messages(example: Example) -> list[dict]:
-        return [{"role": "user", "content": example.question}]
+        return [{"role": "user", "content": example.prompt}]
 
     @property
-    def reward_funcs(self) -> list:
-        return [REWARDS[name] for name in self.reward_weights]
+    def reward_funcs(self) -> list[Callable]:
+        return [self.rewards[name] for name in self.reward_weights]
 
-    def score(self, completions: list, answers: list[str]) -> list[float]:
-        """The scalar reward: Σ weight · reward, the same number every method optimises."""
+    def score(self, completions: list, rows: list[dict]) -> list[float]:
+        """The scalar reward, Σ weight · reward: the one number every method optimises."""
+        columns = {key: [row[key] for row in rows] for key in (rows[0] if rows else {})}
         total = [0.0] * len(completions)
         for name, weight in self.reward_weights.items():
-            for i, value in enumerate(REWARDS[name](completions, answer=answers)):
+            for i, value in enumerate(self.rewards[name](completions, **columns)):
                 total[i] += weight * value
         return total
 
-    def gold_completion(self, example: Example) -> str:
-        return example.solution or f"The answer is {example.answer}"
+    def item_metrics(self, reply: str, fields: dict) -> dict[str, float]:
+        """Per-item scores of one held-out reply, for the generic lm-eval task: each reward, and `score`."""
+        columns = {key: [value] for key, value in fields.items()}
+        out = {name: float(reward([reply], **columns)[0]) for name, reward in self.rewards.items()}
+        out["score"] = float(self.score([reply], [fields])[0])
+        return out
+
+    def extra_eval(self, generate: Callable[[list[list[dict]]], list[str]], limit: int | None) -> dict:
+        """Evaluation beyond lm-eval (e.g. whole games), given a batch chat → replies function."""
+        return {}
 
     def prompts(self, n: int) -> list[Example]:
         if n > len(self.train):
@@ -58,6 +79,20 @@ class Task:
                 f"train.num_prompts={n} but task {self.name!r} has only {len(self.train)} training examples."
             )
         return self.train[:n]
+
+
+@dataclass(frozen=True)
+class TaskEntry:
+    name: str
+    build: Callable  # (cfg: DictConfig) -> Task
+
+
+TASKS: Registry[TaskEntry] = Registry("task", "bench.tasks")
+
+
+def register_task(name: str):
+    """`@register_task("name")` on `build(cfg) -> Task`, where cfg is the task's YAML (conf/task/)."""
+    return TASKS.decorator(name, lambda build: TaskEntry(name, build))
 
 
 def fingerprint(rows) -> str:

@@ -9,10 +9,11 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from bench import BenchError
-from bench.tasks.base import Example, Task
-from bench.tasks.rewards import normalize_number
+from bench.tasks.base import Example, Task, register_task
+from bench.tasks.rewards import NUMERIC_REWARDS, normalize_number
 
 
+@register_task("gsm8k")
 def build(cfg: DictConfig) -> Task:
     if cfg.data_dir:
         splits = {
@@ -25,8 +26,10 @@ def build(cfg: DictConfig) -> Task:
         name="gsm8k",
         train=[_example(row, cfg.template, where) for row, where in splits["train"]],
         test=[_example(row, cfg.template, where) for row, where in splits["test"]],
+        rewards=NUMERIC_REWARDS,
         reward_weights=dict(cfg.reward_weights),
-        eval_task=cfg.eval_task,
+        eval_yaml=cfg.eval_task,
+        eval_metric=cfg.eval_metric,
         extra={"data_dir": str(Path(cfg.data_dir).expanduser().resolve()) if cfg.data_dir else None},
     )
 
@@ -81,5 +84,5 @@ def _example(row: dict, template: str, where: str) -> Example:
     # The gold solution without the calculator annotations <<...>>, ending with the answer as a number.
     text = re.sub(r"<<[^>]*>>", "", solution).strip()
     return Example(
-        question=template.format(question=question), answer=gold, solution=f"{text}\nThe answer is {gold}"
+        prompt=template.format(question=question), fields={"answer": gold}, gold=f"{text}\nThe answer is {gold}"
     )

@@ -17,33 +17,31 @@ from transformers.utils import ModelOutput
 
 
 class _RuleBackbone(nn.Module):
-    def __init__(self, tokenizer, prompts: list[list[int]], answers: list[str], score: Callable):
+    def __init__(self, tokenizer, prompts: list[list[int]], fields: list[dict], score: Callable):
         super().__init__()
         self.tokenizer, self.score_fn = tokenizer, score
-        self.answers = {tuple(ids): answer for ids, answer in zip(prompts, answers, strict=True)}
+        self.fields = {tuple(ids): row for ids, row in zip(prompts, fields, strict=True)}
         self.lengths = sorted({len(ids) for ids in prompts}, reverse=True)
 
-    def _split(self, ids: list[int]) -> tuple[str | None, list[int]]:
+    def _split(self, ids: list[int]) -> tuple[dict | None, list[int]]:
         for length in self.lengths:  # prompts are unique token sequences: the longest match wins
-            answer = self.answers.get(tuple(ids[:length]))
-            if answer is not None:
-                return answer, ids[length:]
+            row = self.fields.get(tuple(ids[:length]))
+            if row is not None:
+                return row, ids[length:]
         return None, ids
 
     def forward(self, input_ids, attention_mask=None, **kwargs):
         mask = (
             torch.ones_like(input_ids, dtype=torch.bool) if attention_mask is None else attention_mask.bool()
         )
-        completions, answers = [], []
+        completions, rows = [], []
         for ids, keep in zip(input_ids, mask, strict=True):
-            answer, completion = self._split(ids[keep].tolist())
-            if answer is None:
+            row, completion = self._split(ids[keep].tolist())
+            if row is None:
                 raise ValueError("PPO scored a sequence whose prompt is not in the training prompts")
             completions.append(self.tokenizer.decode(completion, skip_special_tokens=True))
-            answers.append(answer)
-        rewards = torch.tensor(
-            self.score_fn(completions, answers), dtype=torch.float32, device=input_ids.device
-        )
+            rows.append(row)
+        rewards = torch.tensor(self.score_fn(completions, rows), dtype=torch.float32, device=input_ids.device)
         hidden = rewards.view(-1, 1, 1).expand(-1, input_ids.shape[1], 1).contiguous()
         return ModelOutput(hidden_states=(hidden,), last_hidden_state=hidden)
 
@@ -53,9 +51,9 @@ class RuleRewardModel(nn.Module):
 
     base_model_prefix = "backbone"
 
-    def __init__(self, tokenizer, prompts: list[list[int]], answers: list[str], score: Callable):
+    def __init__(self, tokenizer, prompts: list[list[int]], fields: list[dict], score: Callable):
         super().__init__()
-        self.backbone = _RuleBackbone(tokenizer, prompts, answers, score)
+        self.backbone = _RuleBackbone(tokenizer, prompts, fields, score)
 
     def score(self, hidden_states: torch.Tensor) -> torch.Tensor:
         return hidden_states

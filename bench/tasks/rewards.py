@@ -1,7 +1,7 @@
-"""Rule-based rewards shared by every method: online ones call them, offline data is scored by them.
+"""Rewards for tasks whose answer is a number (arithmetic, gsm8k).
 
 Each reward has TRL's reward-function signature, `f(completions, answer, **kwargs) -> list[float]`,
-where a completion is a string or a chat message list and `answer` is the dataset's gold column.
+where a completion is a string or a chat message list and `answer` is the examples' gold field.
 """
 
 from __future__ import annotations
@@ -48,4 +48,4 @@ def format_reward(completions, **kwargs) -> list[float]:
     return [float(bool(_ENDS_WITH_NUMBER.search(completion_text(c)))) for c in completions]
 
 
-REWARDS = {"correctness": correctness, "format": format_reward}
+NUMERIC_REWARDS = {"correctness": correctness, "format": format_reward}

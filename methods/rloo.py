@@ -1,0 +1,25 @@
+"""RLOO (trl.RLOOTrainer): online REINFORCE with a leave-one-out baseline over each prompt's group.
+
+Same rollouts and rewards as GRPO (the task's reward functions, weighted alike); the baseline of
+each completion is the mean reward of the other completions of its prompt.
+"""
+
+from __future__ import annotations
+
+from trl import RLOOConfig, RLOOTrainer
+
+from methods import RunContext, register
+
+
+@register("rloo", config=RLOOConfig, data="prompts")
+def build(ctx: RunContext) -> RLOOTrainer:
+    ctx.args.reward_weights = ctx.reward_weights  # the same weighted scalar every method optimises
+    return RLOOTrainer(
+        model=ctx.model,
+        reward_funcs=ctx.reward_funcs,
+        args=ctx.args,
+        train_dataset=ctx.dataset,
+        processing_class=ctx.tokenizer,
+        peft_config=ctx.peft_config,
+        callbacks=ctx.callbacks,
+    )

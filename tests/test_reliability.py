@@ -1,0 +1,189 @@
+"""A sweep survives bad runs, kills and parallel jobs, and loses nothing; runs are deterministic, a
+diverging run says so, and credentials never reach a written file."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from bench import secrets
+from bench.metrics import Diverged, DivergenceGuard
+from tests.conftest import REPO
+
+BENCH = [sys.executable, "-m", "bench"]
+
+
+def records(folder: Path) -> dict[str, dict]:
+    return {p.parent.name: json.loads(p.read_text()) for p in sorted(folder.glob("*/metrics.json"))}
+
+
+def leftovers(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob("*") if ".tmp" in p.name or p.name.endswith(".lock")]
+
+
+def gsm8k_dir(folder: Path, broken: bool) -> Path:
+    """A tiny local GSM8K; `broken` puts a row without a final answer on line 2 of train.jsonl."""
+    folder.mkdir()
+    good = [{"question": f"What is {i} + 1?", "answer": f"{i} plus 1\n#### {i + 1}"} for i in range(8)]
+    rows = good[:1] + [{"question": "q", "answer": "no final answer"}] + good[1:] if broken else good
+    for split in ("train", "test"):
+        (folder / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return folder
+
+
+def test_divergence_guard_stops_at_the_first_non_finite_loss():
+    guard, state = DivergenceGuard(), type("S", (), {"global_step": 3})()
+    guard.on_log(None, state, None, logs={"loss": 0.5, "grad_norm": float("nan")})  # only losses count
+    with pytest.raises(Diverged, match="step 3: loss = nan") as err:
+        guard.on_log(None, state, None, logs={"loss": float("nan")})
+    assert err.value.step == 3
+
+
+def test_secrets_are_masked_in_nested_values(monkeypatch):
+    monkeypatch.setenv("WANDB_API_KEY", "wandb-secret-0123456789")
+    monkeypatch.setenv("HF_TOKEN", "hf_secret_abcdefghij")
+    value = {"a": ["x hf_secret_abcdefghij y"], "wandb-secret-0123456789": 1}
+    assert secrets.scrub(value) == {"a": ["x *** y"], "***": 1}
+
+
+@pytest.mark.slow
+def test_a_failing_job_in_the_middle_does_not_stop_the_sweep(tmp_path):
+    dirs = [gsm8k_dir(tmp_path / name, broken=name == "bad") for name in ("a", "bad", "c")]
+    out = tmp_path / "sweep"
+    proc = subprocess.run(
+        [*BENCH, "-m", "method=sft", "task=gsm8k", f"task.data_dir={','.join(map(str, dirs))}", "debug=smoke",
+         "eval=none", "logger=none", f"hydra.sweep.dir={out}", "hydra.sweep.subdir=${hydra.job.num}"],
+        cwd=REPO, capture_output=True, text=True, timeout=900,
+    )
+    runs = records(out)
+    assert [runs[k]["status"] for k in ("0", "1", "2")] == ["success", "failed", "success"], proc.stderr[-2000:]
+    assert "train.jsonl:2" in runs["1"]["error"] and "#### <number>" in runs["1"]["error"]
+    assert proc.returncode != 0  # the sweep says it had a failure, at the end
+    summary = (out / "summary.md").read_text()
+    assert "failed" in summary and "train.jsonl:2" in summary
+
+
+@pytest.mark.slow
+def test_a_killed_sweep_resumes_without_redoing_or_losing_runs(tmp_path):
+    out = tmp_path / "sweep"
+    cmd = [*BENCH, "-m", "method=sft,dpo,orpo", "debug=smoke", "eval=none", "logger=none",
+           f"hydra.sweep.dir={out}"]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    second = out / "1_dpo_seed0" / "metrics.json"
+    deadline = time.time() + 600
+    while time.time() < deadline and not second.exists():
+        time.sleep(0.5)
+    time.sleep(10)  # well into the second run (loading, building its data, training)
+    assert json.loads(second.read_text())["status"] == "running"
+    os.killpg(proc.pid, signal.SIGKILL)  # the sweep and its run process, as a kill -9 of the job would
+    proc.wait()
+    first = out / "0_sft_seed0" / "metrics.json"
+    before = first.read_text()
+    assert json.loads(before)["status"] == "success"
+
+    again = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "skipping" in again.stderr + again.stdout
+    assert first.read_text() == before  # the finished run was not redone
+    runs = records(out)
+    assert sorted(runs) == ["0_sft_seed0", "1_dpo_seed0", "2_orpo_seed0"]
+    assert all(r["status"] == "success" for r in runs.values())
+    assert not leftovers(out)
+
+
+@pytest.mark.slow
+def test_a_run_whose_process_is_killed_is_recorded_as_killed(tmp_path):
+    proc = subprocess.Popen(
+        [*BENCH, "method=sft", "debug=smoke", "eval=none", "logger=none", f"hydra.run.dir={tmp_path}"],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 300
+    child = None
+    while time.time() < deadline and child is None:
+        children = psutil.Process(proc.pid).children()
+        child = next((c for c in children if "spawn" in " ".join(c.cmdline())), None)
+        time.sleep(0.2)
+    assert child is not None, "the isolated run process never started"
+    time.sleep(3)
+    child.kill()
+    assert proc.wait(timeout=120) != 0
+    record = json.loads((tmp_path / "metrics.json").read_text())
+    assert record["status"] == "killed" and "SIGKILL" in record["error"]
+
+
+@pytest.mark.slow
+def test_parallel_jobs_build_each_shared_cache_once(tmp_path):
+    env = os.environ | {"RFT_BENCH_CACHE": str(tmp_path / "cache")}  # cold: nothing converted or built
+    procs = [
+        subprocess.Popen(
+            [*BENCH, "method=dpo", "debug=smoke", "eval.limit=4", "logger=none", "isolate=false",
+             f"hydra.run.dir={tmp_path / f'run{i}'}"],
+            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )
+        for i in range(2)
+    ]
+    errors = [p.communicate(timeout=900)[1] for p in procs]
+    runs = [json.loads((tmp_path / f"run{i}" / "metrics.json").read_text()) for i in range(2)]
+    assert all(r["status"] == "success" for r in runs), [e[-2000:] for e in errors]
+    assert runs[0]["data/preference_fingerprint"] == runs[1]["data/preference_fingerprint"]
+    assert sorted(r["data/build_cached"] for r in runs) == [False, True]  # one built, one waited and read
+    assert sorted(r["eval/base_cached"] for r in runs) == [False, True]
+    assert runs[0]["data/build_s"] == runs[1]["data/build_s"]  # the reader is charged the builder's cost
+    assert len(list((tmp_path / "cache" / "models").glob("smollm2-*"))) == 1
+    assert not [p for p in leftovers(tmp_path / "cache") if not p.name.endswith(".lock")]
+
+
+@pytest.mark.slow
+def test_same_config_and_seed_give_the_same_curve_and_score(compose, tmp_path):
+    from bench.run import run
+
+    results = []
+    for i in range(2):
+        cfg = compose("method=grpo", "debug=smoke", "eval.limit=8", "logger=none", "isolate=false",
+                      output_dir=tmp_path / f"run{i}")
+        record = run(cfg)
+        assert record["status"] == "success", record.get("error")
+        logs = json.loads((tmp_path / f"run{i}" / "train_log.json").read_text())
+        results.append(([e.get("loss") for e in logs], record["train/reward_curve"], record["eval/items"]))
+    assert results[0] == results[1]
+
+
+@pytest.mark.slow
+def test_a_diverging_run_stops_with_its_step(compose, tmp_path):
+    from bench.run import run
+
+    # An absurd learning rate overflows the weights on the first update: the next loss is not finite.
+    cfg = compose("method=sft", "debug=smoke", "eval=none", "logger=none", "isolate=false",
+                  "train.args.learning_rate=1e30", "train.args.max_steps=4", output_dir=tmp_path)
+    record = run(cfg)
+    assert record["status"] == "diverged" and record["train/diverged_step"] >= 1
+    assert "diverged at step" in record["error"]
+
+
+@pytest.mark.slow
+def test_credentials_never_reach_written_files(compose, tmp_path, monkeypatch):
+    from bench.run import run
+
+    key, token = "wandb-credential-0123456789abcdef", "hf_credential_abcdefghijklmnop"
+    monkeypatch.setenv("WANDB_API_KEY", key)
+    monkeypatch.setenv("HF_TOKEN", token)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    # Even a config that interpolates a credential on purpose writes it masked.
+    cfg = compose("method=sft", "debug=smoke", "eval=none", "logger=wandb", "isolate=false",
+                  "+logger.note=${oc.env:HF_TOKEN}", output_dir=tmp_path)
+    record = run(cfg)
+    assert record["status"] == "success", record.get("error")
+    assert list(tmp_path.glob("wandb/offline-run-*"))
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            assert key.encode() not in data and token.encode() not in data, path
