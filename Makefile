@@ -11,15 +11,14 @@ SWEEP := results/sweeps/$(shell date +%Y-%m-%d_%H-%M-%S)
 setup:
 	@bash scripts/setup.sh
 
+# The sweep writes its report (summary.md/csv/json, plots, W&B table) and prints the table at its end.
 bench: setup  ## the main job: every method on the embedded default model; then the table
-	$(PY) -m bench -m 'method=$(METHODS)' hydra.sweep.dir=$(SWEEP) $(ARGS); status=$$?; \
-	$(PY) -m bench.report $(SWEEP); exit $$status
+	$(PY) -m bench -m 'method=$(METHODS)' hydra.sweep.dir=$(SWEEP) $(ARGS)
 
 smoke: setup  ## the same sweep at the smallest real settings (minutes on a CPU)
-	$(PY) -m bench -m 'method=$(METHODS)' debug=smoke hydra.sweep.dir=$(SWEEP)-smoke $(ARGS); status=$$?; \
-	$(PY) -m bench.report $(SWEEP)-smoke; exit $$status
+	$(PY) -m bench -m 'method=$(METHODS)' debug=smoke hydra.sweep.dir=$(SWEEP)-smoke $(ARGS)
 
-test: setup  ## the whole suite, real trainers included (about 10 minutes on 2 CPU cores)
+test: setup  ## the whole suite, real trainers included (see README for the measured time)
 	$(PY) -m pytest $(ARGS)
 
 test-fast: setup  ## everything that trains no model

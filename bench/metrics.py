@@ -210,11 +210,16 @@ class Diverged(Exception):
 
 
 class DivergenceGuard(TrainerCallback):
-    """Stops a run at the first NaN or infinite loss the trainer logs (every TRL trainer logs one)."""
+    """Stops a run at the first NaN or infinite loss or gradient norm the trainer logs.
+
+    The gradient norm counts too: once the weights overflow, some trainers log a loss of 0 (masked
+    NaN logits) while the gradient norm is already NaN.
+    """
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         for key, value in (logs or {}).items():
-            if "loss" in key and isinstance(value, float) and not math.isfinite(value):
+            watched = "loss" in key or key == "grad_norm"
+            if watched and isinstance(value, (int, float)) and not math.isfinite(value):
                 raise Diverged(state.global_step, key, value)
 
 

@@ -63,7 +63,7 @@ def _seconds(key: str, label: str, show: bool = False) -> Metric:
 METRICS = (
     Metric("params/trainable", "trainable", "M", 1e-6, ".2f", None, "params", show=True),
     Metric("params/total", "total params", "M", 1e-6, ".1f", None, "params"),
-    Metric("params/audit_exact", "LoRA exact", "M", 1e-6, ".2f", None, "params"),
+    Metric("params/audit_exact", "audit exact", "M", 1e-6, ".2f", None, "params"),
     Metric("params/lora_card_formula", "card 2rdLM", "M", 1e-6, ".2f", None, "params"),
     _bytes("sys/peak_mem_bytes", "peak mem", show=True),
     _bytes("sys/train_mem_bytes", "train mem", show=True),

@@ -188,21 +188,13 @@ def test_a_text_task_from_the_readme_trains_and_is_scored(tmp_path):
     assert any("rewards/reversed_exactly/mean" in entry for entry in logs)
 
 
-def test_all_linear_target_trains_what_the_audit_counts(compose, tmp_path):
-    from bench.run import run
-
-    record = run(compose("method=dpo", "debug=smoke", "eval=none", "logger=none", "isolate=false",
-                         "peft.target_modules=all-linear", output_dir=tmp_path))
-    assert record["status"] == "success", record.get("error")
-    assert record["params/trainable"] == record["params/audit_exact"] == 4_884_480
-
-
 def test_gsm8k_from_local_files(tmp_path, gsm8k_dir):
-    result = sweep(tmp_path, "method=grpo,dpo", "task=gsm8k", f"task.data_dir={gsm8k_dir}", "logger=none")
+    result = sweep(tmp_path, "method=grpo,dpo", "task=gsm8k", f"task.data_dir={gsm8k_dir}", "eval.limit=8",
+                   "logger=none")
     grpo, dpo = result.run("grpo"), result.run("dpo")
     assert grpo["data/prompts_fingerprint"] == dpo["data/prompts_fingerprint"]
     for run in (grpo, dpo):
-        assert run["task"] == "gsm8k" and run["eval/task"] == "rftb_gsm8k" and run["eval/n"] >= 20
+        assert run["task"] == "gsm8k" and run["eval/task"] == "rftb_gsm8k" and run["eval/n"] == 8
         assert len(run["eval/items"]) == run["eval/n"]
 
 
