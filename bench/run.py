@@ -87,7 +87,8 @@ def _header(cfg: DictConfig) -> dict:
         "status": "running",
         "method": cfg.method.name,
         "model": cfg.model.name,
-        "task": cfg.task.name,
+        # A task that is a family of datasets (reasoning_gym) is one row per dataset in the report.
+        "task": f"{cfg.task.name}/{cfg.task.dataset}" if cfg.task.get("dataset") else cfg.task.name,
         "seed": int(cfg.seed),
         "quant": cfg.quant.name,
         "weights": cfg.model.weights,
