@@ -26,7 +26,6 @@ from bench.metrics import (
     DivergenceGuard,
     MemorySampler,
     StepTimer,
-    TokenCounter,
     live_memory,
     memory_breakdown,
     weight_checksums,
@@ -34,6 +33,7 @@ from bench.metrics import (
 )
 from bench.models import Runtime, load_base, load_tokenizer, model_key, resolve_model_path
 from bench.params import count_params
+from bench.perf import TokenKinds, flop_params, perf_metrics, weight_bytes
 from bench.tasks import Task, load_task
 from methods import Method, RunContext
 
@@ -140,7 +140,7 @@ def train(cfg: DictConfig, runtime: Runtime, validated, out: Path) -> dict:
     runtime_bytes = live_memory(runtime.device)  # the process before any model: interpreter, libraries
     with phase("setup", runtime.device, result):
         s = setup(cfg, runtime, method, result)
-    counter = TokenCounter(s.base)  # embeddings are never adapted: the hook survives peft's wrapping
+    counter = TokenKinds(s.base)  # embeddings are never adapted: the hook survives peft's wrapping
     try:
         with phase("build", runtime.device, result):
             trainer, model, extra = build(cfg, runtime, method, trainer_config, s, [timer, guard])
@@ -161,7 +161,21 @@ def train(cfg: DictConfig, runtime: Runtime, validated, out: Path) -> dict:
     result.update({f"method/{k}": v for k, v in extra.items()})  # what the adapter reported building
     result.update(memory.metrics())
     result.update(memory_breakdown(trainer, result["sys/peak_mem_bytes"], runtime_bytes, runtime.device))
-    result.update(timer.metrics(wall, counter.tokens, samples))
+    result.update(timer.metrics(wall, counter.total, samples))
+    result.update({f"train/tokens_{kind}": n for kind, n in counter.tokens.items()})
+    result.update(
+        perf_metrics(
+            params=flop_params(model, total),
+            trainable=trainable,
+            tokens=counter.tokens,
+            train_s=wall,
+            device=runtime.device,
+            dtype=runtime.dtype,
+            cache_dir=cfg.cache_dir,
+            decode=counter.decode,
+            decode_bytes=weight_bytes(model),
+        )
+    )
     (out / "train_log.json").write_text(json.dumps(timer.logs, indent=1, default=str))
     with phase("save", runtime.device, result):
         result.update(save(model, s.tokenizer, out, finetuning.is_full(cfg.peft)))

@@ -107,6 +107,9 @@ def test_method_is_measured_phase_by_phase(smoke_sweep, name):
     # AdamW keeps two moments per trained value and a 4-byte step counter per trained tensor.
     assert run["mem/optimizer_bytes"] == 2 * run["mem/trainable_bytes"] + 4 * run["train/trainable_tensors"]
     assert run["mem/weights_bytes"] >= 4 * (run["params/total"] - run["params/trainable"])
+    # Distance from the limit: model FLOP/s against the machine's measured (cached) matmul peak.
+    assert 0 < run["perf/mfu"] < 1 and run["perf/flops_per_s"] > 0
+    assert run["train/tokens"] == sum(run[f"train/tokens_{k}"] for k in ("trained", "forward", "generated"))
 
 
 def test_every_method_sees_the_same_prompts_and_pairs(smoke_sweep):

@@ -1,0 +1,303 @@
+"""Distance from the limit: the model FLOP/s a run achieved against the machine's measured peak (MFU),
+and its decode rate against the memory-bandwidth bound.
+
+The peaks are measured, not looked up: a short matmul benchmark (FLOP/s) and a large tensor copy
+(bytes/s), once per machine, dtype and torch version, cached as JSON under `<cache_dir>/perf/`.
+Tokens are split by kind (trained, no-grad forward, generated) by `TokenKinds`, one forward hook on
+the policy's input embeddings, so it works for every trainer without touching any of them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from bench import cache
+
+log = logging.getLogger(__name__)
+
+KINDS = ("trained", "forward", "generated")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Peaks, measured once per machine
+
+
+def _sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def _best_time(fn, device: str, budget_s: float, min_reps: int = 3) -> float:
+    """The fastest of repeated calls: at least `min_reps`, more while within `budget_s`, and never
+    past 4 × budget (a slow dtype on CPU: bf16 matmuls can be 25× slower than fp32)."""
+    fn()  # warm-up: allocator, thread pool, kernel selection
+    _sync(device)
+    best, started, reps = float("inf"), time.perf_counter(), 0
+    while True:
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        best = min(best, time.perf_counter() - t0)
+        reps += 1
+        elapsed = time.perf_counter() - started
+        if (reps >= min_reps and elapsed >= budget_s) or elapsed >= 4 * budget_s:
+            return best
+
+
+def _matmul_flops_per_s(device: str, dtype: torch.dtype, budget_s: float = 1.5) -> float:
+    # Square matmuls large enough to reach the BLAS/tensor-core peak: 2048² on CPU (~17 GFLOP each),
+    # 8192² on a GPU, where ten are timed together so launch latency does not count.
+    n, inner = (2048, 1) if device == "cpu" else (8192, 10)
+    a = torch.randn(n, n, device=device).to(dtype)
+    b = torch.randn(n, n, device=device).to(dtype)
+    out = torch.empty(n, n, device=device, dtype=dtype)
+
+    def work():
+        for _ in range(inner):
+            torch.matmul(a, b, out=out)
+
+    return 2 * n**3 * inner / _best_time(work, device, budget_s)
+
+
+def _copy_bytes_per_s(device: str, budget_s: float = 1.5) -> float:
+    # Far larger than any last-level cache (512 MiB on CPU, 1 GiB on a GPU), so the copy streams from
+    # memory; a copy reads and writes every byte once, so it moves 2 × size.
+    size = 512 * 2**20 if device == "cpu" else 2**30
+    src = torch.ones(size // 4, device=device, dtype=torch.float32)
+    dst = torch.empty_like(src)
+    return 2 * size / _best_time(lambda: dst.copy_(src), device, budget_s)
+
+
+def machine_key(device: str) -> dict:
+    """What a measured peak depends on: the processor, the threads torch uses, torch's version."""
+    key = {"device": device, "torch": torch.__version__}
+    if device == "cuda":
+        props = torch.cuda.get_device_properties(torch.cuda.current_device())
+        key.update(gpu=props.name, sms=props.multi_processor_count, mem=props.total_memory)
+    else:
+        key.update(
+            cpu=_cpu_model(),
+            cpus=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+            threads=torch.get_num_threads(),
+        )
+    return key
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _cached(kind: str, key: dict, measure, cache_dir: str | Path) -> float:
+    """Read `kind` for `key` from the cache, or measure it once under a file lock and store it."""
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+    path = Path(cache_dir).expanduser() / "perf" / f"{kind}-{digest}.json"
+    # Parallel jobs (a submitit sweep) wait for the first one's measurement instead of each running
+    # its own benchmark on cores the others are using.
+    with cache.build_lock(path):
+        if path.exists():
+            return float(json.loads(path.read_text())["value"])
+        started = time.perf_counter()
+        value = float(measure())
+        log.info("perf: measured %s = %.4g in %.1f s (cached in %s)", kind, value, time.perf_counter() - started, path)
+        cache.write_json(path, {"kind": kind, "value": value, "key": key, "measured": time.time()}, indent=1)
+    return value
+
+
+def peak_flops(device: str, dtype: torch.dtype, cache_dir: str | Path) -> float:
+    """The machine's dense matmul FLOP/s in `dtype`: the best of a few square matmuls, measured once
+    per (processor, threads, dtype, torch version) and cached under `<cache_dir>/perf/`."""
+    key = {**machine_key(device), "dtype": str(dtype).removeprefix("torch.")}
+    return _cached("flops_per_s", key, lambda: _matmul_flops_per_s(device, dtype), cache_dir)
+
+
+def peak_bandwidth(device: str, cache_dir: str | Path) -> float:
+    """The machine's memory bandwidth in bytes/s (read + written) of a large tensor copy, measured once
+    per machine and cached like `peak_flops`."""
+    return _cached("bytes_per_s", machine_key(device), lambda: _copy_bytes_per_s(device), cache_dir)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Tokens by kind
+
+
+@dataclass
+class Decode:
+    """Steady-state decode steps: the time between consecutive one-position forwards of generation."""
+
+    tokens: int = 0  # positions decoded in the timed intervals (batch size per step)
+    seconds: float = 0.0
+    steps: int = 0
+
+    @property
+    def batch(self) -> float:
+        return self.tokens / self.steps if self.steps else 0.0
+
+
+class TokenKinds:
+    """Counts token positions through the policy's input embeddings, by kind, for any trainer:
+
+    - trained:   a forward with autograd on (the training forward; its backward follows);
+    - forward:   a no-grad forward of more than one position (reference and old-policy log-probs,
+                 KTO's KL batch, the prefill of generation, scoring);
+    - generated: a no-grad forward of one position per sequence, i.e. a decode step: after the prefill,
+                 `generate` feeds the cache one new position per sequence per step.
+
+    The embedding's own call carries no cache argument, hence the one-position rule; a one-token
+    prompt would be counted as generated, which changes no FLOP count (both kinds cost 2N per token).
+    Padding is included: it is compute the hardware does. Embeddings are never adapted, so the hook
+    survives peft's wrapping. Decode steps are also timed (see `Decode`), for the decode rate.
+    """
+
+    def __init__(self, model):
+        self.counts = dict.fromkeys(KINDS, 0)
+        self.decode = Decode()
+        self._last_decode: tuple[float, int] | None = None  # (time, batch) of the previous decode call
+        self._handle = model.get_input_embeddings().register_forward_hook(self._hook, with_kwargs=True)
+
+    def _hook(self, module, args, kwargs, output) -> None:
+        ids = args[0] if args else kwargs.get("input")
+        if not torch.is_tensor(ids):
+            return
+        now = time.perf_counter()
+        if torch.is_grad_enabled():
+            kind = "trained"
+        elif ids.dim() >= 2 and ids.shape[-1] == 1:
+            kind = "generated"
+        else:
+            kind = "forward"
+        self.counts[kind] += ids.numel()
+        if kind != "generated":
+            self._last_decode = None
+            return
+        batch = ids.shape[0]
+        if self._last_decode is not None and self._last_decode[1] == batch:
+            # One whole decode step of this batch (the forward, sampling, cache update) since the last
+            # call: the first step after a prefill is not timed, as its interval holds the prefill.
+            self.decode.tokens += batch
+            self.decode.seconds += now - self._last_decode[0]
+            self.decode.steps += 1
+        self._last_decode = (now, batch)
+
+    @property
+    def tokens(self) -> dict[str, int]:
+        return dict(self.counts)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def close(self) -> None:
+        self._handle.remove()
+
+
+# ---------------------------------------------------------------------------------------------------
+# The FLOP model
+
+
+def flop_params(model, total: int | None = None) -> int:
+    """N of the FLOP model: the parameters that take part in a matmul per token, i.e. all of them but
+    an untied input embedding table (a row lookup); a tied table counts once, as the LM head."""
+    if total is None:
+        total = sum(p.numel() for p in model.parameters())
+    inp, out = model.get_input_embeddings(), model.get_output_embeddings()
+    tied = out is not None and out.weight.data_ptr() == inp.weight.data_ptr()
+    return total if tied else total - inp.weight.numel()
+
+
+def weight_bytes(model) -> int:
+    """Bytes of weights a decode step reads: every parameter as stored (4-bit weights packed), but an
+    untied input embedding table, of which a step reads only a row per sequence."""
+    inp, out = model.get_input_embeddings(), model.get_output_embeddings()
+    tied = out is not None and out.weight.data_ptr() == inp.weight.data_ptr()
+    size = sum(p.numel() * p.element_size() for p in model.parameters())
+    return size if tied else size - inp.weight.numel() * inp.weight.element_size()
+
+
+def model_flops(params: int, trainable: int, tokens: dict[str, int]) -> float:
+    """Model FLOPs of a run (the standard 6N/2N rule: Kaplan et al. 2020, §2.1; PaLM, Chowdhery et al.
+    2022, appendix B), per token position:
+
+    - a forward costs 2N (a multiply and an add per weight in a matmul);
+    - a trained token adds its backward: activation gradients 2N (every layer, frozen or not, lies on
+      the path to the trained weights) plus weight gradients 2T for the T trained weights. So a trained
+      token costs 4N + 2T: 6N for full fine-tuning (T = N), ~4N with LoRA (T ≪ N);
+    - reference/no-grad forwards and generated tokens cost 2N (the reference forward skips the
+      disabled adapter, ≤ 2T less: ignored).
+
+    N is `flop_params`: all parameters except an untied input embedding (a lookup). The LM head is
+    kept because at 135M parameters it is a fifth of the model's matmul work (Kaplan's non-embedding
+    N, right for large models, would drop it). Attention's context-dependent term (4·layers·d·context
+    per token forward, PaLM's 12LHQT when trained) is ignored: for SmolLM2-135M (d = 576, 30 layers)
+    at 100 tokens of context it is ~2.5% of 2N. Rematerialisation (activation checkpointing) is not
+    counted: these are model FLOPs (MFU), not hardware FLOPs.
+    """
+    n, t = params, min(trainable, params)
+    return (
+        (4 * n + 2 * t) * tokens.get("trained", 0)
+        + 2 * n * (tokens.get("forward", 0) + tokens.get("generated", 0))
+    )
+
+
+def perf_metrics(
+    *,
+    params: int,
+    trainable: int,
+    tokens: dict[str, int],
+    train_s: float,
+    device: str,
+    dtype: torch.dtype,
+    cache_dir: str | Path,
+    decode: Decode | None = None,
+    decode_bytes: int | None = None,
+) -> dict:
+    """`perf/*` of a run: model FLOPs (`model_flops`), FLOP/s over the training wall time, the measured
+    peak and their ratio (`perf/mfu`); with generation, the steady decode rate against its bound.
+
+    The decode bound assumes each decode step reads every weight once and nothing else: N × bytes
+    per weight, or `decode_bytes` (from `weight_bytes(model)`, right for quantized weights too). The
+    KV cache and activations are small next to the weights for short sequences. A step decodes its
+    whole batch, so bound = bandwidth × batch / bytes read, with batch the run's mean decode batch
+    (batch 1: one token per full read of the weights), capped by the compute bound peak / 2N, which
+    a large batch reaches first. Bandwidth is a copy's bytes read + written per second.
+    """
+    flops = model_flops(params, trainable, tokens)
+    peak = peak_flops(device, dtype, cache_dir)
+    achieved = flops / train_s if train_s > 0 else 0.0
+    out = {
+        "perf/params": params,
+        **{f"perf/tokens_{kind}": tokens.get(kind, 0) for kind in KINDS},
+        "perf/flops": flops,
+        "perf/flops_per_s": round(achieved, 1),
+        "perf/peak_flops_per_s": round(peak, 1),
+        "perf/mfu": round(achieved / peak, 5) if peak > 0 else None,
+    }
+    if tokens.get("generated", 0) and decode is not None and decode.seconds > 0:
+        bandwidth = peak_bandwidth(device, cache_dir)
+        read = decode_bytes or params * torch.empty((), dtype=dtype).element_size()
+        bound = min(bandwidth * decode.batch / read, peak / (2 * params))
+        rate = decode.tokens / decode.seconds
+        out.update(
+            {
+                "perf/decode_tokens_per_s": round(rate, 2),
+                "perf/decode_batch": round(decode.batch, 2),
+                "perf/decode_bound_tokens_per_s": round(bound, 2),
+                "perf/decode_efficiency": round(rate / bound, 4),
+                "perf/peak_bytes_per_s": round(bandwidth, 1),
+            }
+        )
+    return out

@@ -1,0 +1,147 @@
+"""perf/*: the FLOP model on hand-worked inputs, the cached peaks, MFU, and tokens split by kind on a
+tiny random llama (a training forward, a no-grad forward and generation, each in its own bucket)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from bench import perf
+
+
+@pytest.fixture
+def fake_peaks(monkeypatch):
+    """Benchmarks replaced by fixed numbers that count their calls: the cache must call each once."""
+    calls = {"flops": 0, "bandwidth": 0}
+
+    def flops(device, dtype, budget_s=1.5):
+        calls["flops"] += 1
+        return 100e9
+
+    def bandwidth(device, budget_s=1.5):
+        calls["bandwidth"] += 1
+        return 10e9
+
+    monkeypatch.setattr(perf, "_matmul_flops_per_s", flops)
+    monkeypatch.setattr(perf, "_copy_bytes_per_s", bandwidth)
+    return calls
+
+
+def test_flops_by_hand():
+    # N = 1000 parameters, T = 10 trained: a trained token costs 4N + 2T = 4020, anything else 2N.
+    tokens = {"trained": 3, "forward": 5, "generated": 7}
+    assert perf.model_flops(1000, 10, tokens) == 3 * 4020 + (5 + 7) * 2000
+    # Full fine-tuning (T = N) is the classic 6N per trained token; T above N (an untied embedding
+    # table that trains but does no matmul) is capped at N.
+    assert perf.model_flops(1000, 1000, {"trained": 1}) == 6000
+    assert perf.model_flops(1000, 1500, {"trained": 1}) == 6000
+    assert perf.model_flops(1000, 10, {}) == 0
+
+
+def test_peaks_are_measured_once_and_cached(tmp_path, fake_peaks):
+    for _ in range(3):
+        assert perf.peak_flops("cpu", torch.float32, tmp_path) == 100e9
+        assert perf.peak_bandwidth("cpu", tmp_path) == 10e9
+    assert fake_peaks == {"flops": 1, "bandwidth": 1}
+    # Another dtype is another peak.
+    perf.peak_flops("cpu", torch.bfloat16, tmp_path)
+    assert fake_peaks["flops"] == 2
+    files = sorted((tmp_path / "perf").glob("*.json"))
+    assert len(files) == 3
+    record = json.loads(files[-1].read_text())
+    assert record["key"]["device"] == "cpu" and record["key"]["threads"] == torch.get_num_threads()
+
+
+def test_mfu_is_achieved_over_peak(tmp_path, fake_peaks):
+    tokens = {"trained": 100, "forward": 50, "generated": 40}
+    decode = perf.Decode(tokens=32, seconds=0.5, steps=8)  # batch 4, 64 tokens/s
+    out = perf.perf_metrics(
+        params=1_000_000, trainable=10_000, tokens=tokens, train_s=2.0, device="cpu",
+        dtype=torch.float32, cache_dir=tmp_path, decode=decode,
+    )
+    flops = 100 * 4_020_000 + 90 * 2_000_000
+    assert out["perf/flops"] == flops
+    assert out["perf/flops_per_s"] == pytest.approx(flops / 2.0)
+    assert out["perf/mfu"] == pytest.approx(flops / 2.0 / 100e9, rel=1e-3)
+    assert out["perf/tokens_generated"] == 40
+    # Decode bound: 10 GB/s × batch 4 / 4 MB of fp32 weights = 10,000 tokens/s, below the compute
+    # bound 100e9 / 2e6 = 50,000 tokens/s.
+    assert out["perf/decode_tokens_per_s"] == 64
+    assert out["perf/decode_bound_tokens_per_s"] == pytest.approx(10_000)
+    assert out["perf/decode_efficiency"] == pytest.approx(64 / 10_000)
+    # Without generation no decode keys (and no bandwidth benchmark).
+    out = perf.perf_metrics(
+        params=1_000_000, trainable=10_000, tokens={"trained": 10}, train_s=1.0, device="cpu",
+        dtype=torch.float32, cache_dir=tmp_path / "other",
+    )
+    assert "perf/decode_tokens_per_s" not in out and out["perf/mfu"] > 0
+
+
+@pytest.fixture(scope="module")
+def tiny_llama():
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.for_model(
+        "llama", hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, vocab_size=128, tie_word_embeddings=True,
+    )
+    torch.manual_seed(0)
+    return AutoModelForCausalLM.from_config(config).eval()
+
+
+def test_token_kinds_buckets(tiny_llama):
+    model = tiny_llama
+    ids = torch.randint(3, 128, (2, 6))
+    kinds = perf.TokenKinds(model)
+    try:
+        model(input_ids=ids).logits.sum().backward()  # training forward: autograd on
+        assert kinds.tokens == {"trained": 12, "forward": 0, "generated": 0}
+        with torch.no_grad():
+            model(input_ids=ids)  # reference / scoring forward
+        assert kinds.tokens == {"trained": 12, "forward": 12, "generated": 0}
+        model.generate(
+            ids, attention_mask=torch.ones_like(ids), max_new_tokens=5, min_new_tokens=5,
+            do_sample=False, pad_token_id=0, eos_token_id=None,
+        )
+        # The prefill (2 × 6) is a forward; the first new token comes from it, the other 4 are decode
+        # steps of batch 2. The first decode step is untimed (its interval holds the prefill).
+        assert kinds.tokens == {"trained": 12, "forward": 24, "generated": 8}
+        assert kinds.total == 44
+        assert kinds.decode.steps == 3 and kinds.decode.tokens == 6 and kinds.decode.seconds > 0
+        assert kinds.decode.batch == 2
+    finally:
+        kinds.close()
+    model(input_ids=ids)
+    assert kinds.total == 44  # closed: no longer counting
+
+
+def test_token_kinds_survive_peft_wrap(tiny_llama):
+    from peft import LoraConfig, get_peft_model
+
+    kinds = perf.TokenKinds(tiny_llama)  # on the base, as the harness does, before the trainer wraps it
+    wrapped = get_peft_model(tiny_llama, LoraConfig(r=2, target_modules=["q_proj", "v_proj"]))
+    try:
+        wrapped(input_ids=torch.ones(1, 3, dtype=torch.long)).logits.sum().backward()
+        assert kinds.tokens["trained"] == 3
+        # Tied embeddings: N is every parameter; the LoRA weights are matmul parameters too.
+        total = sum(p.numel() for p in wrapped.parameters())
+        assert perf.flop_params(wrapped) == total
+        assert perf.weight_bytes(wrapped) == 4 * total
+    finally:
+        kinds.close()
+        wrapped.unload()
+
+
+def test_flop_params_drops_an_untied_lookup_table():
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.for_model(
+        "llama", hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+        vocab_size=100, tie_word_embeddings=False,
+    )
+    model = AutoModelForCausalLM.from_config(config)
+    total = sum(p.numel() for p in model.parameters())
+    assert perf.flop_params(model) == total - 100 * 32
+    assert perf.weight_bytes(model) == 4 * (total - 100 * 32)  # fp32
