@@ -29,3 +29,7 @@ lint: setup
 
 params: setup  ## the LoRA parameter audit, e.g. make params ARGS="model=qwen3-0.6b peft.r=32"
 	$(PY) -m bench.params $(ARGS)
+
+.PHONY: overhead
+overhead: setup  ## harness vs plain TRL, same settings: step and run time ratios (a table; ~10 min on 2 cores)
+	$(PY) -m bench.overhead $(ARGS)

@@ -239,3 +239,13 @@ def test_qlora_nf4_trains_the_same_lora_and_logs_to_wandb_offline(compose, tmp_p
     (run_dir,) = (tmp_path / "wandb").glob("offline-run-*")
     assert list((run_dir / "files" / "media" / "table").glob("metrics_*.table.json"))
     assert json.loads((tmp_path / "metrics.json").read_text())["wandb/dir"].startswith(str(run_dir))
+
+
+def test_submitit_local_launcher_runs_jobs_as_separate_processes(tmp_path):
+    """hydra/launcher=submitit_local: each job its own process (logs under .submitit/), report at the end."""
+    result = sweep(tmp_path, "method=sft,orpo", "eval=none", "logger=none", "hydra/launcher=submitit_local",
+                   "isolate=false")
+    for name in ("sft", "orpo"):
+        assert result.run(name)["params/trainable"] == 4_884_480
+    assert result.returncode == 0 and (tmp_path / "summary.md").exists()
+    assert list(tmp_path.glob(".submitit/*/*_log.out"))  # submitit's per-job logs
