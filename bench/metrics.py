@@ -167,6 +167,11 @@ def memory_breakdown(trainer, peak: int, runtime_bytes: int, device: str) -> dic
     """
     from torch import nn
 
+    optimizer = getattr(trainer, "optimizer", None)
+    optimizer = getattr(optimizer, "optimizer", optimizer)  # accelerate wraps it
+    # Trainable means "updated by the optimizer", not requires_grad: TRL's own reference copy (full
+    # fine-tuning) keeps requires_grad=True but is never updated, and is frozen weight memory.
+    optimized = {id(p) for group in getattr(optimizer, "param_groups", []) for p in group["params"]}
     seen: set[int] = set()
     frozen = trainable = 0
     modules = [v for v in vars(trainer).values() if isinstance(v, nn.Module)]
@@ -176,15 +181,14 @@ def memory_breakdown(trainer, peak: int, runtime_bytes: int, device: str) -> dic
             if id(tensor) in seen or tensor.device.type == "meta":
                 continue
             seen.add(id(tensor))
-            if tensor.requires_grad:
+            if id(tensor) in optimized:
                 trainable += _tensor_bytes(tensor)
             else:
                 frozen += _tensor_bytes(tensor)
-    optimizer = getattr(trainer, "optimizer", None)
-    optimizer = getattr(optimizer, "optimizer", optimizer)  # accelerate wraps it
-    state = 0
+    state = tensors = 0
     for per_param in getattr(optimizer, "state", {}).values():
         state += sum(_tensor_bytes(v) for v in per_param.values() if torch.is_tensor(v))
+        tensors += 1
     runtime_bytes = runtime_bytes if device == "cpu" else 0
     parts = {
         "mem/runtime_bytes": runtime_bytes,
@@ -193,12 +197,13 @@ def memory_breakdown(trainer, peak: int, runtime_bytes: int, device: str) -> dic
         "mem/gradients_bytes": trainable,
         "mem/optimizer_bytes": state,
     }
+    parts_count = {"mem/optimizer_tensors": tensors}
     rest = peak - sum(parts.values())
     # On CPU the RSS can sit below the tensor count when weights are memory-mapped and not yet all
     # touched; say so rather than report a negative part.
     parts["mem/other_bytes"] = max(rest, 0)
     parts["mem/unaccounted_bytes"] = min(rest, 0)
-    return parts
+    return parts | parts_count
 
 
 class Diverged(Exception):

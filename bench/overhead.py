@@ -164,7 +164,11 @@ def plain_child(spec_path: str, output_dir: str, result_path: str) -> None:
     peft_config = LoraConfig.from_pretrained(spec["peft_dir"])
     steps = Steps()
     common = dict(
-        model=model, train_dataset=dataset, processing_class=tokenizer, peft_config=peft_config, callbacks=[steps]
+        model=model,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        peft_config=peft_config,
+        callbacks=[steps],
     )
     kwargs = {**spec["trainer_kwargs"], "output_dir": output_dir}
     if name in ("grpo", "rloo"):
@@ -260,8 +264,13 @@ def run_harness(method: str, steps: int, extra: list[str], folder: Path) -> dict
 def run_plain(method: str, prep: Path, folder: Path) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     cmd = [
-        sys.executable, "-m", "bench.overhead", "_plain",
-        str(prep / f"{method}.json"), str(folder / "trainer"), str(folder / "result.json"),
+        sys.executable,
+        "-m",
+        "bench.overhead",
+        "_plain",
+        str(prep / f"{method}.json"),
+        str(folder / "trainer"),
+        str(folder / "result.json"),
     ]
     wall = _run(cmd, folder / "process.log")
     result = json.loads((folder / "result.json").read_text())
@@ -281,8 +290,14 @@ def run_sweep(methods: list[str], steps: int, extra: list[str], folder: Path) ->
     It keeps the user's defaults beyond the run length (isolate, logger): what a sweep costs as run.
     """
     overrides = [
-        "-m", f"method={','.join(methods)}", "debug=smoke", "eval=none", "force=true",
-        f"train.args.max_steps={steps}", f"hydra.sweep.dir={folder}", *extra,
+        "-m",
+        f"method={','.join(methods)}",
+        "debug=smoke",
+        "eval=none",
+        "force=true",
+        f"train.args.max_steps={steps}",
+        f"hydra.sweep.dir={folder}",
+        *extra,
     ]
     folder.mkdir(parents=True, exist_ok=True)
     wall = _run([sys.executable, "-m", "bench", *overrides], folder / "process.log")
@@ -341,8 +356,8 @@ def markdown(rows: list[dict], sweep: dict | None, command: str) -> str:
     )
     if sweep:
         text += (
-            f"\n\nOne sweep over {sweep['runs']} runs (isolate=true, report included): {sweep['wall_s']:.0f} s, "
-            f"{sweep['outside_share']:.1%} of it outside training and evaluation."
+            f"\n\nOne sweep over {sweep['runs']} runs (isolate=true, report included): "
+            f"{sweep['wall_s']:.0f} s, {sweep['outside_share']:.1%} of it outside training and evaluation."
         )
     return f"{text}\n\nCommand: `{command}`\n"
 
@@ -391,9 +406,10 @@ def main(argv: list[str] | None = None) -> int:
                 else:
                     result = run_plain(method, out / "prep", folder)
                 raw[method][side].append(result)
+                step, cpu = (round(result[k] or 0, 3) for k in ("step_s", "step_cpu_s"))
+                wall, load = result["wall_s"], result["load"]
                 print(
-                    f"  {method} #{i} {side:7s}: step {result['step_s']:.3f} s (CPU {result['step_cpu_s']:.3f} s), "
-                    f"run {result['wall_s']:.1f} s, load {result['load']}",
+                    f"  {method} #{i} {side:7s}: step {step} s (CPU {cpu}), run {wall:.1f} s, load {load}",
                     flush=True,
                 )
     sweep = run_sweep(methods, args.steps, args.set, out / "sweep") if args.sweep else None

@@ -113,14 +113,22 @@ def _cached(kind: str, key: dict, measure, cache_dir: str | Path) -> float:
             return float(json.loads(path.read_text())["value"])
         started = time.perf_counter()
         value = float(measure())
-        log.info("perf: measured %s = %.4g in %.1f s (cached in %s)", kind, value, time.perf_counter() - started, path)
+        log.info(
+            "perf: measured %s = %.4g in %.1f s (cached in %s)",
+            kind,
+            value,
+            time.perf_counter() - started,
+            path,
+        )
         cache.write_json(path, {"kind": kind, "value": value, "key": key, "measured": time.time()}, indent=1)
     return value
 
 
 def peak_flops(device: str, dtype: torch.dtype, cache_dir: str | Path) -> float:
     """The machine's dense matmul FLOP/s in `dtype`: the best of a few square matmuls, measured once
-    per (processor, threads, dtype, torch version) and cached under `<cache_dir>/perf/`."""
+    per (processor, threads, dtype, torch version) and cached under `<cache_dir>/perf/`.
+
+    A busy machine measures low; delete the cached file to measure again."""
     key = {**machine_key(device), "dtype": str(dtype).removeprefix("torch.")}
     return _cached("flops_per_s", key, lambda: _matmul_flops_per_s(device, dtype), cache_dir)
 
@@ -247,9 +255,8 @@ def model_flops(params: int, trainable: int, tokens: dict[str, int]) -> float:
     counted: these are model FLOPs (MFU), not hardware FLOPs.
     """
     n, t = params, min(trainable, params)
-    return (
-        (4 * n + 2 * t) * tokens.get("trained", 0)
-        + 2 * n * (tokens.get("forward", 0) + tokens.get("generated", 0))
+    return (4 * n + 2 * t) * tokens.get("trained", 0) + 2 * n * (
+        tokens.get("forward", 0) + tokens.get("generated", 0)
     )
 
 

@@ -58,8 +58,14 @@ def test_mfu_is_achieved_over_peak(tmp_path, fake_peaks):
     tokens = {"trained": 100, "forward": 50, "generated": 40}
     decode = perf.Decode(tokens=32, seconds=0.5, steps=8)  # batch 4, 64 tokens/s
     out = perf.perf_metrics(
-        params=1_000_000, trainable=10_000, tokens=tokens, train_s=2.0, device="cpu",
-        dtype=torch.float32, cache_dir=tmp_path, decode=decode,
+        params=1_000_000,
+        trainable=10_000,
+        tokens=tokens,
+        train_s=2.0,
+        device="cpu",
+        dtype=torch.float32,
+        cache_dir=tmp_path,
+        decode=decode,
     )
     flops = 100 * 4_020_000 + 90 * 2_000_000
     assert out["perf/flops"] == flops
@@ -73,8 +79,13 @@ def test_mfu_is_achieved_over_peak(tmp_path, fake_peaks):
     assert out["perf/decode_efficiency"] == pytest.approx(64 / 10_000)
     # Without generation no decode keys (and no bandwidth benchmark).
     out = perf.perf_metrics(
-        params=1_000_000, trainable=10_000, tokens={"trained": 10}, train_s=1.0, device="cpu",
-        dtype=torch.float32, cache_dir=tmp_path / "other",
+        params=1_000_000,
+        trainable=10_000,
+        tokens={"trained": 10},
+        train_s=1.0,
+        device="cpu",
+        dtype=torch.float32,
+        cache_dir=tmp_path / "other",
     )
     assert "perf/decode_tokens_per_s" not in out and out["perf/mfu"] > 0
 
@@ -84,8 +95,14 @@ def tiny_llama():
     from transformers import AutoConfig, AutoModelForCausalLM
 
     config = AutoConfig.for_model(
-        "llama", hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, vocab_size=128, tie_word_embeddings=True,
+        "llama",
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        vocab_size=128,
+        tie_word_embeddings=True,
     )
     torch.manual_seed(0)
     return AutoModelForCausalLM.from_config(config).eval()
@@ -102,8 +119,13 @@ def test_token_kinds_buckets(tiny_llama):
             model(input_ids=ids)  # reference / scoring forward
         assert kinds.tokens == {"trained": 12, "forward": 12, "generated": 0}
         model.generate(
-            ids, attention_mask=torch.ones_like(ids), max_new_tokens=5, min_new_tokens=5,
-            do_sample=False, pad_token_id=0, eos_token_id=None,
+            ids,
+            attention_mask=torch.ones_like(ids),
+            max_new_tokens=5,
+            min_new_tokens=5,
+            do_sample=False,
+            pad_token_id=0,
+            eos_token_id=None,
         )
         # The prefill (2 × 6) is a forward; the first new token comes from it, the other 4 are decode
         # steps of batch 2. The first decode step is untimed (its interval holds the prefill).
@@ -138,10 +160,42 @@ def test_flop_params_drops_an_untied_lookup_table():
     from transformers import AutoConfig, AutoModelForCausalLM
 
     config = AutoConfig.for_model(
-        "llama", hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
-        vocab_size=100, tie_word_embeddings=False,
+        "llama",
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        vocab_size=100,
+        tie_word_embeddings=False,
     )
     model = AutoModelForCausalLM.from_config(config)
     total = sum(p.numel() for p in model.parameters())
     assert perf.flop_params(model) == total - 100 * 32
     assert perf.weight_bytes(model) == 4 * (total - 100 * 32)  # fp32
+
+
+def test_overhead_table_from_raw_runs():
+    """bench.overhead's summary (no training here): medians over repeats, harness/TRL ratios."""
+    from bench import overhead
+
+    def side(step, wall, **extra):
+        return {
+            "steps": 6,
+            "step_s": step,
+            "step_cpu_s": 2 * step,
+            "train_s": 6 * step,
+            "wall_s": wall,
+            **extra,
+        }
+
+    raw = {
+        "dpo": {
+            "harness": [side(1.0, 30, outside_share=0.2), side(1.2, 34, outside_share=0.3)],
+            "plain": [side(1.0, 20), side(1.0, 22)],
+        }
+    }
+    (row,) = overhead.summarize(raw)
+    assert row["step_s_ratio"] == pytest.approx(1.1) and row["wall_s_ratio"] == pytest.approx(32 / 21)
+    assert row["harness_outside_share"] == pytest.approx(0.25) and row["repeats"] == 2
+    table = overhead.markdown([row], None, "python -m bench.overhead")
+    assert "| dpo | 6 | 1.100 | 1.000 | 1.100 |" in table and "25.0%" in table
