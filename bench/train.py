@@ -121,6 +121,11 @@ def build(cfg: DictConfig, runtime: Runtime, method: Method, trainer_config, s: 
         data=s.datasets,
         fields=[ex.fields for ex in s.examples],
     )
+    # TRL wraps the model in peft before the Trainer seeds anything: seed here, so the adapter's
+    # initialisation depends on the run's seed alone (not on whether the offline data was cached).
+    from transformers import set_seed
+
+    set_seed(int(cfg.seed))
     trainer = method.build(ctx)
     model = method.policy(trainer)
     adapters = getattr(model, "peft_config", None)
