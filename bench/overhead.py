@@ -48,7 +48,7 @@ def _overrides(method: str, steps: int, extra: list[str]) -> list[str]:
 
 def prepare(methods: list[str], steps: int, extra: list[str], out: Path) -> None:
     """Write `<out>/prep/<method>.json`: what the plain script needs to run exactly as the harness."""
-    from bench import finetuning
+    from bench import finetuning, perf
     from bench import train as recipe
     from bench.config import compose, trainer_kwargs, validate
     from bench.models import resolve_runtime
@@ -61,6 +61,9 @@ def prepare(methods: list[str], steps: int, extra: list[str], out: Path) -> None
         # The harness's own setup: tokenizer, prompts, base model, and the method's dataset (building
         # the offline data into the cache here, so neither timed side pays for it).
         s = recipe.setup(cfg, runtime, validated.method, {})
+        # The machine's peaks are measured once per machine and cached: not a per-run cost.
+        perf.peak_flops(runtime.device, runtime.dtype, cfg.cache_dir)
+        perf.peak_bandwidth(runtime.device, cfg.cache_dir)
         kwargs = trainer_kwargs(cfg, runtime)
         if name in ("grpo", "rloo"):  # what their adapters add to the TRL config
             kwargs["reward_weights"] = list(s.task.reward_weights.values())
