@@ -108,23 +108,6 @@ class MemorySampler:
         return out
 
 
-class TokenCounter:
-    """Counts token positions through the policy's input embeddings: every forward pass, training,
-    reference (the disabled adapter) and generation alike, padding included, as the hardware sees it.
-    """
-
-    def __init__(self, model):
-        self.tokens = 0
-        self._handle = model.get_input_embeddings().register_forward_hook(self._hook)
-
-    def _hook(self, module, args, output) -> None:
-        if args and torch.is_tensor(args[0]):
-            self.tokens += args[0].numel()
-
-    def close(self) -> None:
-        self._handle.remove()
-
-
 def weight_checksums(model) -> dict[str, tuple[bool, torch.Tensor]]:
     """Per-parameter checksums (sum, |sum|, sum of squares, in float64), tagged trainable or frozen.
 
