@@ -7,6 +7,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
+from bench import BenchError
 from bench.config import CONF_DIR
 
 
@@ -15,8 +16,14 @@ def main(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
+    from bench import distributed
     from bench.run import run
 
+    if distributed.world_size() > 1:
+        try:
+            distributed.require_shared_dir(HydraConfig.get())
+        except BenchError as err:  # the same for every job of a sweep: end it now, before any work
+            raise SystemExit(str(err)) from None
     record = run(cfg)
     if record.get("status") != "success" and HydraConfig.get().mode == RunMode.RUN:
         # A single run: its failure is the process's. In a sweep the job returns normally, so the

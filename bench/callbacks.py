@@ -31,6 +31,10 @@ class ReportCallback(Callback):
         self.exit_on_failed_runs = exit_on_failed_runs
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from bench import distributed
+
+        if not distributed.is_main():  # a data-parallel sweep: one report, from rank 0
+            return
         try:
             from bench.report import write_report
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from bench import BenchError, finetuning, records, secrets
+from bench import BenchError, distributed, finetuning, records, secrets
 from bench.config import config_hash, validate
 from bench.models import resolve_runtime
 
@@ -37,9 +37,12 @@ def run(cfg: DictConfig) -> dict:
     if done is not None and not cfg.get("force", False):
         log.info("skipping %s: finished earlier with the same config (force=true reruns it)", out)
         return done
-    clean_partial(out)
-    records.write(out / METRICS, _header(cfg))  # a run that dies unrecorded still shows as "running"
-    if not cfg.get("isolate", False):
+    if distributed.is_main():  # data parallel: one record per job, rank 0's
+        clean_partial(out)
+        records.write(out / METRICS, _header(cfg))  # a run that dies unrecorded still shows as "running"
+    # Under accelerate/torchrun each process is already its own (the launcher started it), and the
+    # trainer must join the launcher's process group from this very process: `isolate` is moot.
+    if not cfg.get("isolate", False) or distributed.world_size() > 1:
         return _execute(cfg)
     ctx = multiprocessing.get_context("spawn")
     child = ctx.Process(target=_execute, args=(OmegaConf.to_container(cfg),), name=f"bench-{cfg.method.name}")
@@ -96,6 +99,7 @@ def _header(cfg: DictConfig) -> dict:
         "peft/r": finetuning.rank(cfg.peft),
         "peft/target_modules": OmegaConf.to_container(cfg.peft).get("target_modules") if cfg.peft else None,
         "config_hash": config_hash(cfg),
+        "dist/world_size": distributed.world_size(),  # processes of a data-parallel job (accelerate)
         "output_dir": str(cfg.output_dir),
         **records.git_info(),
         **records.versions(),
@@ -122,7 +126,9 @@ def _execute(cfg) -> dict:
     out = Path(cfg.output_dir)
     record = _header(cfg)
     started = time.perf_counter()
-    records.write_config(out / "config_resolved.yaml", cfg)
+    main = distributed.is_main()
+    if main:
+        records.write_config(out / "config_resolved.yaml", cfg)
     try:
         record.update(_train_and_evaluate(cfg, out, record))
         record["status"] = "success"
@@ -143,6 +149,8 @@ def _execute(cfg) -> dict:
         + (record.get("eval/base_s") or 0) * bool(record.get("eval/base_cached")),
         3,
     )
+    if not main:
+        return record
     records.write(out / METRICS, record)
     try:
         from bench import tracking
@@ -165,7 +173,7 @@ def _train_and_evaluate(cfg: DictConfig, out: Path, record: dict) -> dict:
     result = {**records.system_info(runtime.device), "sys/precision": runtime.precision}
     result.update(validated.audit.as_metrics())
     result.update(train.train(cfg, runtime, validated, out))
-    if cfg.eval.enabled:
+    if cfg.eval.enabled and distributed.is_main():  # the job's adapter, scored once
         from bench import evaluate
 
         with train.phase("eval", runtime.device, result):

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from bench import BenchError, cache, finetuning
+from bench import BenchError, cache, distributed, finetuning
 from bench import data as data_pipeline
 from bench.metrics import (
     DivergenceGuard,
@@ -166,13 +166,17 @@ def train(cfg: DictConfig, runtime: Runtime, validated, out: Path) -> dict:
     result.update({f"method/{k}": v for k, v in extra.items()})  # what the adapter reported building
     result.update(memory.metrics())
     result.update(memory_breakdown(trainer, result["sys/peak_mem_bytes"], runtime_bytes, runtime.device))
-    result.update(timer.metrics(wall, counter.total, samples))
-    result.update({f"train/tokens_{kind}": n for kind, n in counter.tokens.items()})
+    tokens = dict(counter.tokens)
+    if distributed.world_size() > 1:
+        tokens = job_totals(result, tokens)
+        samples *= distributed.world_size()
+    result.update(timer.metrics(wall, sum(tokens.values()), samples))
+    result.update({f"train/tokens_{kind}": n for kind, n in tokens.items()})
     result.update(
         perf_metrics(
             params=flop_params(model, total),
             trainable=trainable,
-            tokens=counter.tokens,
+            tokens=tokens,
             train_s=wall,
             device=runtime.device,
             dtype=runtime.dtype,
@@ -181,11 +185,30 @@ def train(cfg: DictConfig, runtime: Runtime, validated, out: Path) -> dict:
             decode_bytes=weight_bytes(model),
         )
     )
+    result["model/path"] = s.path
+    if not distributed.is_main():  # one job, one record and one saved adapter: rank 0's
+        return result
     (out / "train_log.json").write_text(json.dumps(timer.logs, indent=1, default=str))
     with phase("save", runtime.device, result):
         result.update(save(model, s.tokenizer, out, finetuning.is_full(cfg.peft)))
-    result["model/path"] = s.path
     return result
+
+
+def job_totals(result: dict, tokens: dict[str, int]) -> dict[str, int]:
+    """A data-parallel job's memory and tokens: every process's, summed (in place on `result`).
+
+    Each process holds its own copy of the models and its own batch shard, so the job's peak is the
+    sum of the processes' peaks and each memory part sums the same way (the parts still add up to
+    the peak); the per-process peaks are kept in `dist/peak_mem_per_rank_bytes`. Returns the summed
+    token counts; the wall time is the job's (the processes step in lockstep).
+    """
+    mine = {k: v for k, v in result.items() if k.startswith(("sys/peak_mem", "mem/")) and isinstance(v, int)}
+    shards = distributed.gather({"memory": mine, "tokens": tokens})
+    for key in mine:
+        result[key] = sum(shard["memory"].get(key, 0) for shard in shards)
+    result["dist/world_size"] = len(shards)
+    result["dist/peak_mem_per_rank_bytes"] = [shard["memory"].get("sys/peak_mem_bytes") for shard in shards]
+    return {kind: sum(shard["tokens"].get(kind, 0) for shard in shards) for kind in tokens}
 
 
 def save(model, tokenizer, out: Path, full: bool) -> dict:

@@ -1,0 +1,58 @@
+"""Data parallel: one run trained by two processes under `accelerate launch` on CPU (gloo), the
+harness acting once per job: one record, one adapter, one evaluation, memory and tokens summed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+# The launcher's own flags, so no `accelerate config` file is needed (and none on the user's machine
+# changes what the test runs). `--multi_gpu` is accelerate's torchrun path, which on a machine without
+# GPUs joins the processes with gloo on CPU; its `--cpu` multi-process path needs MPI instead.
+LAUNCH = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_machines", "1",
+          "--num_processes", "2", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "bench"]
+
+
+def launch(*overrides: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    return subprocess.run([*LAUNCH, *overrides], cwd=REPO, capture_output=True, text=True, timeout=timeout)
+
+
+def test_data_parallel_run_needs_a_named_folder():
+    """Each process would name its own folder from its start time: refused before any work."""
+    proc = launch("method=dpo", "debug=smoke", "logger=none", timeout=300)
+    assert proc.returncode != 0
+    assert "must share one run folder" in proc.stderr and "hydra.run.dir=" in proc.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["dpo", "grpo"])
+def test_two_process_run_records_the_whole_job(tmp_path, method):
+    out = tmp_path / "run"
+    proc = launch(f"method={method}", "debug=smoke", "logger=none", f"hydra.run.dir={out}")
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    record = json.loads((out / "metrics.json").read_text())
+    assert record["status"] == "success", record.get("traceback") or record.get("error")
+    assert record["dist/world_size"] == 2
+    per_rank = record["dist/peak_mem_per_rank_bytes"]
+    # Both processes loaded a model (~0.5 GiB of fp32 weights each); the job's peak is their sum.
+    assert len(per_rank) == 2 and min(per_rank) > 500e6
+    assert record["sys/peak_mem_bytes"] == sum(per_rank)
+    parts = [v for k, v in record.items() if k.startswith("mem/") and k.endswith("_bytes")]
+    assert sum(parts) == record["sys/peak_mem_bytes"]
+    # Two shards of batch 4 per step: the job's samples, counted once per process.
+    assert record["train/samples_per_s"] * record["train/wall_s"] == pytest.approx(
+        record["train/steps"] * 4 * 2, rel=1e-3
+    )
+    assert record["params/trainable"] == record["params/audit_exact"]
+    assert record["train/trainable_tensors_changed"] == record["train/trainable_tensors"] > 0
+    assert record["perf/mfu"] > 0 and "eval/accuracy" in record
+    # One job, one adapter and one record: no second run folder, no per-rank leftovers.
+    assert (out / "adapter" / "adapter_model.safetensors").exists()
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == sorted(
+        ["adapter", "metrics.json", "config_resolved.yaml", "train_log.json", "__main__.log", "trainer"]
+    )  # trainer/: TRL's own output_dir, as in any run
