@@ -125,3 +125,11 @@ def test_readme_task_example_is_the_shipped_task():
     blocks = re.findall(r"```(?:python|yaml)\n(.*?)```", section, flags=re.S)
     shipped = [(REPO / "bench/tasks/reverse.py").read_text(), (REPO / "conf/task/reverse.yaml").read_text()]
     assert [textwrap.dedent(b).strip() for b in blocks[:2]] == [s.strip() for s in shipped]
+
+
+def test_tie_share_reads_the_first_k_samples_of_each_group():
+    from bench.fallbacks import tie_share
+
+    groups = [[0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 0.0], [1.0, 1.0, 1.0, 1.0], [1.0, 0.0, 0.0, 0.0]]
+    assert tie_share(groups, 2) == 0.75  # only the last group differs within its first two
+    assert tie_share(groups, 4) == 0.5  # the first group gains its contrast at the third sample
