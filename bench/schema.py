@@ -82,8 +82,12 @@ METRICS = (
     Metric("train/samples_per_s", "samples/s", spec=".2f", better="higher", group="throughput"),
     Metric("train/steps", "steps", spec=".0f", group="throughput"),
     Metric("train/final_loss", "final loss", spec=".3f", group="train"),
-    Metric("perf/mfu", "MFU", "%", 100, ".2f", "higher", "throughput"),
+    Metric("perf/mfu", "MFU", "%", 100, ".2f", "higher", "throughput", show=True),
     Metric("perf/flops_per_s", "FLOP/s", "GFLOP/s", 1e-9, ".1f", "higher", "throughput"),
+    # Generating methods: the steady decode rate, and its share of the memory-bandwidth bound.
+    Metric("perf/decode_tokens_per_s", "decode tokens/s", spec=".1f", better="higher", group="throughput"),
+    Metric("perf/decode_efficiency", "decode/bound", "%", 100, ".1f", "higher", "throughput"),
+    Metric("dist/world_size", "processes", spec=".0f", group="params"),
     _seconds("time/setup_s", "setup"),
     _seconds("time/train_s", "train", show=True),
     _seconds("time/save_s", "save"),
