@@ -18,22 +18,25 @@ LAUNCH = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--
           "--num_processes", "2", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "bench"]
 
 
-def launch(*overrides: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    return subprocess.run([*LAUNCH, *overrides], cwd=REPO, capture_output=True, text=True, timeout=timeout)
+def launch(*overrides: str, cwd=REPO, timeout: int = 900) -> subprocess.CompletedProcess:
+    return subprocess.run([*LAUNCH, *overrides], cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
 
-def test_data_parallel_run_needs_a_named_folder():
+def test_data_parallel_run_needs_a_named_folder(tmp_path):
     """Each process would name its own folder from its start time: refused before any work."""
-    proc = launch("method=dpo", "debug=smoke", "logger=none", timeout=300)
+    # From an empty folder: Hydra creates the default run folders (relative to the working directory)
+    # before the harness can refuse, and they must not land in the repository's results/.
+    proc = launch("method=dpo", "debug=smoke", "logger=none", cwd=tmp_path, timeout=300)
     assert proc.returncode != 0
     assert "must share one run folder" in proc.stderr and "hydra.run.dir=" in proc.stderr
+    assert not list(tmp_path.glob("results/runs/*/metrics.json"))  # no run started
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["dpo", "grpo"])
 def test_two_process_run_records_the_whole_job(tmp_path, method):
     out = tmp_path / "run"
-    proc = launch(f"method={method}", "debug=smoke", "logger=none", f"hydra.run.dir={out}")
+    proc = launch(f"method={method}", "debug=smoke", "eval.limit=4", "logger=none", f"hydra.run.dir={out}")
     assert proc.returncode == 0, proc.stderr[-4000:]
     record = json.loads((out / "metrics.json").read_text())
     assert record["status"] == "success", record.get("traceback") or record.get("error")

@@ -172,9 +172,10 @@ def test_evaluate_cli_scores_a_saved_adapter_with_and_without_merge(smoke_sweep)
 
 
 def test_full_fine_tuning_baselines(tmp_path):
-    """peft=none: every weight trains, for an online, an offline and the supervised method."""
-    result = sweep(tmp_path, "method=grpo,dpo,sft", "peft=none", "eval.limit=8", "logger=none")
-    for name in ("grpo", "dpo", "sft"):
+    """peft=none: every weight trains, for an online and an offline method (SFT, the simplest full
+    fine-tuning, is left out to keep the suite's time: it shares DPO's path through the recipe)."""
+    result = sweep(tmp_path, "method=grpo,dpo", "peft=none", "eval.limit=8", "logger=none")
+    for name in ("grpo", "dpo"):
         run = result.run(name)
         assert run["peft/mode"] == "none" and run["peft/r"] is None
         assert run["params/trainable"] == run["params/total"] == run["params/audit_exact"] == 134_515_008
