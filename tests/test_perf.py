@@ -90,22 +90,19 @@ def test_mfu_is_achieved_over_peak(tmp_path, fake_peaks):
     assert "perf/decode_tokens_per_s" not in out and out["perf/mfu"] > 0
 
 
-@pytest.fixture(scope="module")
-def tiny_llama():
+def _llama(**overrides):
+    """A tiny random llama (GQA: 4 heads, 2 key/value heads, tied embeddings unless overridden)."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    config = AutoConfig.for_model(
-        "llama",
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        vocab_size=128,
-        tie_word_embeddings=True,
-    )
+    settings = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                    num_key_value_heads=2, vocab_size=128, tie_word_embeddings=True)
+    return AutoModelForCausalLM.from_config(AutoConfig.for_model("llama", **(settings | overrides)))
+
+
+@pytest.fixture(scope="module")
+def tiny_llama():
     torch.manual_seed(0)
-    return AutoModelForCausalLM.from_config(config).eval()
+    return _llama().eval()
 
 
 def test_token_kinds_buckets(tiny_llama):
@@ -157,18 +154,8 @@ def test_token_kinds_survive_peft_wrap(tiny_llama):
 
 
 def test_flop_params_drops_an_untied_lookup_table():
-    from transformers import AutoConfig, AutoModelForCausalLM
-
-    config = AutoConfig.for_model(
-        "llama",
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        vocab_size=100,
-        tie_word_embeddings=False,
-    )
-    model = AutoModelForCausalLM.from_config(config)
+    model = _llama(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                   vocab_size=100, tie_word_embeddings=False)
     total = sum(p.numel() for p in model.parameters())
     assert perf.flop_params(model) == total - 100 * 32
     assert perf.weight_bytes(model) == 4 * (total - 100 * 32)  # fp32
