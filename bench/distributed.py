@@ -42,13 +42,6 @@ def gather(obj) -> list:
     return out
 
 
-def barrier() -> None:
-    import torch.distributed as dist
-
-    if world_size() > 1 and dist.is_available() and dist.is_initialized():
-        dist.barrier()
-
-
 def require_shared_dir(hydra_cfg) -> None:
     """Refuse a data-parallel run without an explicit output folder, before any work.
 
