@@ -9,6 +9,7 @@ import hashlib
 import importlib.util
 import logging
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,9 +107,20 @@ def _convert_gguf(gguf_dir: Path, gguf_name: str, target: Path) -> None:
     # dequantized to fp32 on load, so drop the quantizer and its config and save plain safetensors.
     model.hf_quantizer = None
     del model.config.quantization_config
+    # In a data-parallel job whichever process takes the lock converts, and once the process group is
+    # up transformers writes weights from rank 0 only (`should_save_on_this_rank`): rank 1 would leave a
+    # folder with the tokenizer and no model. This cache is per file, not per rank, and the lock
+    # already makes one process its only writer, so this save happens on whichever rank holds it.
+    model.should_save_on_this_rank = lambda is_main_process: True
     tmp = target.with_name(f"{target.name}.tmp{os.getpid()}")
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
+    missing = [f for f in ("config.json", "model.safetensors") if not (tmp / f).exists()]
+    if missing:  # never publish a folder that the next load would take for a model and fail on
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise BenchError(
+            f"Converting {gguf_name} wrote no {', '.join(missing)} in {tmp}; nothing was cached."
+        )
     cache.replace_dir(tmp, target)  # a crash mid-conversion never leaves a half cache behind
 
 

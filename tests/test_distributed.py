@@ -4,6 +4,7 @@ harness acting once per job: one record, one adapter, one evaluation, memory and
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -14,12 +15,29 @@ from tests.conftest import REPO
 # The launcher's own flags, so no `accelerate config` file is needed (and none on the user's machine
 # changes what the test runs). `--multi_gpu` is accelerate's torchrun path, which on a machine without
 # GPUs joins the processes with gloo on CPU; its `--cpu` multi-process path needs MPI instead.
-LAUNCH = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_machines", "1",
-          "--num_processes", "2", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "bench"]
+LAUNCH = [
+    sys.executable,
+    "-m",
+    "accelerate.commands.launch",
+    "--multi_gpu",
+    "--num_machines",
+    "1",
+    "--num_processes",
+    "2",
+    "--mixed_precision",
+    "no",
+    "--dynamo_backend",
+    "no",
+    "-m",
+    "bench",
+]
 
 
-def launch(*overrides: str, cwd=REPO, timeout: int = 900) -> subprocess.CompletedProcess:
-    return subprocess.run([*LAUNCH, *overrides], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+def launch(*overrides: str, cwd=REPO, timeout: int = 900, cache=None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "RFT_BENCH_CACHE": str(cache)} if cache else None
+    return subprocess.run(
+        [*LAUNCH, *overrides], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env
+    )
 
 
 def test_data_parallel_run_needs_a_named_folder(tmp_path):
@@ -36,8 +54,19 @@ def test_data_parallel_run_needs_a_named_folder(tmp_path):
 @pytest.mark.parametrize("method", ["dpo", "grpo"])
 def test_two_process_run_records_the_whole_job(tmp_path, method):
     out = tmp_path / "run"
-    proc = launch(f"method={method}", "debug=smoke", "eval.limit=4", "logger=none", f"hydra.run.dir={out}")
+    # DPO starts from an empty cache: both processes reach the model conversion and the offline data
+    # build together, and whichever takes the lock must write a complete entry (once the process group
+    # is up, transformers saves weights from rank 0 only; rank 1 once cached a model-less folder).
+    cache = tmp_path / "cache" if method == "dpo" else None
+    proc = launch(
+        f"method={method}", "debug=smoke", "eval.limit=4", "logger=none", f"hydra.run.dir={out}", cache=cache
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
+    if cache:
+        log = (out / "__main__.log").read_text()
+        assert log.count("Converting SmolLM2") == 1  # one process converted, the other waited and read it
+        (model,) = [p for p in (cache / "models").iterdir() if p.is_dir()]  # beside it: only its .lock
+        assert (model / "model.safetensors").exists() and (model / "config.json").exists()
     record = json.loads((out / "metrics.json").read_text())
     assert record["status"] == "success", record.get("traceback") or record.get("error")
     assert record["dist/world_size"] == 2
