@@ -162,7 +162,7 @@ def test_flop_params_drops_an_untied_lookup_table():
 
 
 def test_overhead_table_from_raw_runs():
-    """bench.overhead's summary (no training here): medians over repeats, harness/TRL ratios."""
+    """bench.overhead's summary (no training here): medians over repeats, best runs, per-repeat ratios."""
     from bench import overhead
 
     def side(step, wall, **extra):
@@ -184,5 +184,8 @@ def test_overhead_table_from_raw_runs():
     (row,) = overhead.summarize(raw)
     assert row["step_s_ratio"] == pytest.approx(1.1) and row["wall_s_ratio"] == pytest.approx(32 / 21)
     assert row["harness_outside_share"] == pytest.approx(0.25) and row["repeats"] == 2
+    # Back-to-back pairs: 1.0/1.0 and 1.2/1.0; each side's fastest run: 1.0 against 1.0.
+    assert (row["step_ratio_low"], row["step_ratio_high"]) == pytest.approx((1.0, 1.2))
+    assert row["best_step_s_ratio"] == pytest.approx(1.0)
     table = overhead.markdown([row], None, "python -m bench.overhead")
-    assert "| dpo | 6 | 1.100 | 1.000 | 1.100 |" in table and "25.0%" in table
+    assert "| dpo | 6 | 1.100 | 1.000 | 1.100 | 1.000 | 1.200 | 1.000 |" in table and "25.0%" in table
