@@ -125,8 +125,65 @@ def _record_step_times() -> None:
     train.StepTimer = RecordingStepTimer  # bench.train looks the name up when a run starts
 
 
+PROFILE_ENV = "RFT_OVERHEAD_PROFILE"  # a child given this path profiles its training call into it
+
+
+def _profile_training() -> None:
+    """With RFT_OVERHEAD_PROFILE set, profile `Trainer.train` (the thread that runs the steps) into it.
+
+    Both sides call the same TRL `train`, so the two profiles list the same functions with the same
+    call counts wherever they do the same work: what differs is what one side adds.
+    """
+    path = os.environ.get(PROFILE_ENV)
+    if not path:
+        return
+    import cProfile
+
+    import transformers
+
+    train = transformers.Trainer.train
+
+    def profiled(self, *args, **kwargs):
+        profiler = cProfile.Profile()
+        profiler.enable()
+        try:
+            return train(self, *args, **kwargs)
+        finally:
+            profiler.disable()
+            profiler.dump_stats(path)
+
+    transformers.Trainer.train = profiled
+
+
+def added_work(harness: dict, plain: dict, steps: int) -> dict:
+    """Split the harness's extra profiled time into work it adds and speed (pstats `stats` dicts).
+
+    A function called as often on both sides does the same work on both (same TRL code, same data,
+    same shapes); its time differs only by how fast the machine ran then, which on a shared machine
+    drifts by ±15% over minutes. The work the harness adds is its calls beyond the plain script's:
+    functions only it calls (its callbacks, the token-counting hook) and extra calls of shared
+    functions, each charged its mean time per call: per step, and as a share of the plain profile's
+    time. Also the speed ratio of the same work (harness / plain): the machine's share of a gap.
+    (The memory sampler's thread is not in the profile; its cost shows in the wall-time ratios.)
+    """
+    added = same_h = same_p = 0.0
+    for key, (_, calls_h, tottime_h, _, _) in harness.items():
+        calls_p, tottime_p = (plain[key][1], plain[key][2]) if key in plain else (0, 0.0)
+        if calls_h > calls_p:
+            added += tottime_h * (calls_h - calls_p) / calls_h
+        elif calls_h == calls_p:
+            same_h, same_p = same_h + tottime_h, same_p + tottime_p
+    plain_total = sum(row[2] for row in plain.values())  # both profiled: slowed alike
+    return {
+        "added_ms_per_step": 1000 * added / steps,
+        "added_share": added / plain_total if plain_total else None,
+        "same_work_speed_ratio": same_h / same_p if same_p else None,
+    }
+
+
 def harness_child(argv: list[str]) -> None:
     """`python -m bench` with these overrides, in this process."""
+    _profile_training()
     _record_step_times()
     from bench.__main__ import main
 
@@ -137,6 +194,7 @@ def harness_child(argv: list[str]) -> None:
 def plain_child(spec_path: str, output_dir: str, result_path: str) -> None:
     """A plain TRL script with the harness's settings: what a user would write by hand."""
     started = time.perf_counter()
+    _profile_training()
     import torch
     from datasets import Dataset
     from peft import LoraConfig
@@ -287,6 +345,25 @@ def run_plain(method: str, prep: Path, folder: Path) -> dict:
     }
 
 
+def profile_pair(method: str, steps: int, extra: list[str], out: Path) -> dict:
+    """One more run per side under cProfile (untimed: profiling slows both), and `added_work` of the two."""
+    import pstats
+
+    stats = {}
+    for side in ("harness", "plain"):
+        folder = out / "profile" / side / method
+        os.environ[PROFILE_ENV] = str(out / "profile" / f"{method}-{side}.pstats")
+        try:
+            if side == "harness":
+                run_harness(method, steps, extra, folder)
+            else:
+                run_plain(method, out / "prep", folder)
+        finally:
+            del os.environ[PROFILE_ENV]
+        stats[side] = pstats.Stats(str(out / "profile" / f"{method}-{side}.pstats")).stats
+    return added_work(stats["harness"], stats["plain"], steps)
+
+
 def run_sweep(methods: list[str], steps: int, extra: list[str], folder: Path) -> dict:
     """One real sweep (a process per run, the report at the end): the share outside train + eval.
 
@@ -357,6 +434,9 @@ COLUMNS = (
     ("run s TRL", "trl_wall_s", ".1f"),
     ("**run ratio**", "wall_s_ratio", ".3f"),
     ("outside train+eval", "harness_outside_share", ".1%"),
+    ("added ms/step", "added_ms_per_step", ".1f"),
+    ("added share", "added_share", ".2%"),
+    ("same-work speed", "same_work_speed_ratio", ".3f"),
     ("load", "harness_load", ".1f"),
 )
 
@@ -375,6 +455,13 @@ def markdown(rows: list[dict], sweep: dict | None, command: str) -> str:
         "the per-repeat low/high are the extremes of the back-to-back pairs' ratios. Run: the whole "
         f"process, start to exit. Load: 1-minute load average after the harness run ({cores} cores)."
     )
+    if any("added_ms_per_step" in r for r in rows):
+        text += (
+            "\n\nProfiled (`--profile`, one more run per side under cProfile): the work the harness adds "
+            "inside the training call (its calls beyond the plain script's, at their mean time per call), "
+            "per step and as a share of the plain script's median step; same-work speed is the harness/plain "
+            "time ratio of the functions both call equally often: the machine's drift, not the harness."
+        )
     if sweep:
         text += (
             f"\n\nOne sweep over {sweep['runs']} runs (isolate=true, report included): "
@@ -404,6 +491,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="folder for logs and the table")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a harness override")
     parser.add_argument("--sweep", action="store_true", help="also time one real sweep over the methods")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="also profile one run per side: the work the harness adds per step",
+    )
     args = parser.parse_args(argv)
     methods = [m for m in args.methods.split(",") if m]
     unknown = sorted(set(methods) - set(PLAIN))
@@ -437,6 +529,13 @@ def main(argv: list[str] | None = None) -> int:
                 )
     sweep = run_sweep(methods, args.steps, args.set, out / "sweep") if args.sweep else None
     rows = summarize(raw)
+    if args.profile:
+        for row in rows:
+            row.update(profile_pair(row["method"], args.steps, args.set, out))
+            print(
+                f"  {row['method']} profiled: harness adds {row['added_ms_per_step']:.1f} ms per step",
+                flush=True,
+            )
     table = markdown(rows, sweep, command)
     total = time.perf_counter() - started
     (out / "overhead.md").write_text(table)

@@ -189,3 +189,21 @@ def test_overhead_table_from_raw_runs():
     assert row["best_step_s_ratio"] == pytest.approx(1.0)
     table = overhead.markdown([row], None, "python -m bench.overhead")
     assert "| dpo | 6 | 1.100 | 1.000 | 1.100 | 1.000 | 1.200 | 1.000 |" in table and "25.0%" in table
+
+
+def test_overhead_profile_splits_added_work_from_machine_speed():
+    """Work the harness adds = its calls beyond the plain run's; equal-count functions give the speed."""
+    from bench import overhead
+
+    def stat(calls, tottime):  # pstats' (primitive calls, calls, tottime, cumtime, callers)
+        return (calls, calls, tottime, tottime, {})
+
+    linear, hook, isinstance_ = ("~", 0, "linear"), ("bench/perf.py", 180, "_hook"), ("~", 0, "isinstance")
+    plain = {linear: stat(100, 10.0), isinstance_: stat(1000, 0.1)}
+    # The harness ran the same 100 linears 10% slower (the machine), added a hook and 1000 isinstances.
+    harness = {linear: stat(100, 11.0), isinstance_: stat(2000, 0.3), hook: stat(50, 0.05)}
+    out = overhead.added_work(harness, plain, steps=10)
+    # hook 0.05 s + half of isinstance's 0.3 s = 0.2 s over 10 steps; plain's profile holds 10.1 s.
+    assert out["added_ms_per_step"] == pytest.approx(20.0)
+    assert out["added_share"] == pytest.approx(0.2 / 10.1)
+    assert out["same_work_speed_ratio"] == pytest.approx(1.1)
