@@ -459,7 +459,7 @@ def markdown(rows: list[dict], sweep: dict | None, command: str) -> str:
         text += (
             "\n\nProfiled (`--profile`, one more run per side under cProfile): the work the harness adds "
             "inside the training call (its calls beyond the plain script's, at their mean time per call), "
-            "per step and as a share of the plain script's median step; same-work speed is the harness/plain "
+            "per step and as a share of the plain run's profiled time; same-work speed is the harness/plain "
             "time ratio of the functions both call equally often: the machine's drift, not the harness."
         )
     if sweep:
