@@ -4,6 +4,7 @@ settings (same model folder, LoRA config, dataset rows and TRL config arguments)
     python -m bench.overhead                              # grpo, dpo, kto, orpo, sft; 10 steps each
     python -m bench.overhead --methods grpo,dpo --repeats 3 --out results/overhead/mine
     python -m bench.overhead --set train.num_prompts=8    # any harness override, applied to both sides
+    python -m bench.overhead --repeats 0 --profile        # only the profiled work the harness adds
 
 First one process prepares, untimed, what both sides share: the harness's own dataset rows (offline
 data built and cached), the LoRA config and the TRL arguments, written to `<out>/prep/`. Then, per
