@@ -90,11 +90,16 @@ def resolve_model_path(name_or_path: str, cache_dir: str) -> str:
     gguf = gguf_dir / gguf_name
     digest = hashlib.sha256(f"{gguf.stat().st_size}:{gguf.stat().st_mtime_ns}".encode()).hexdigest()[:12]
     target = cache_root(cache_dir) / "models" / f"{name}-{digest}"
-    if not (target / "model.safetensors").exists():
+    if _missing_files(target):
         with cache.build_lock(target):  # parallel jobs: one converts, the others wait for it
-            if not (target / "model.safetensors").exists():
+            if _missing_files(target):
                 _convert_gguf(gguf_dir, gguf_name, target)
     return str(target)
+
+
+def _missing_files(folder: Path) -> list[str]:
+    """What a converted model's folder lacks for `from_pretrained` to take it for a model."""
+    return [f for f in ("config.json", "model.safetensors") if not (folder / f).exists()]
 
 
 def _convert_gguf(gguf_dir: Path, gguf_name: str, target: Path) -> None:
@@ -115,7 +120,7 @@ def _convert_gguf(gguf_dir: Path, gguf_name: str, target: Path) -> None:
     tmp = target.with_name(f"{target.name}.tmp{os.getpid()}")
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
-    missing = [f for f in ("config.json", "model.safetensors") if not (tmp / f).exists()]
+    missing = _missing_files(tmp)
     if missing:  # never publish a folder that the next load would take for a model and fail on
         shutil.rmtree(tmp, ignore_errors=True)
         raise BenchError(

@@ -353,7 +353,8 @@ def profile_pair(method: str, steps: int, extra: list[str], out: Path) -> dict:
     stats = {}
     for side in ("harness", "plain"):
         folder = out / "profile" / side / method
-        os.environ[PROFILE_ENV] = str(out / "profile" / f"{method}-{side}.pstats")
+        path = out / "profile" / f"{method}-{side}.pstats"
+        os.environ[PROFILE_ENV] = str(path)
         try:
             if side == "harness":
                 run_harness(method, steps, extra, folder)
@@ -361,7 +362,7 @@ def profile_pair(method: str, steps: int, extra: list[str], out: Path) -> dict:
                 run_plain(method, out / "prep", folder)
         finally:
             del os.environ[PROFILE_ENV]
-        stats[side] = pstats.Stats(str(out / "profile" / f"{method}-{side}.pstats")).stats
+        stats[side] = pstats.Stats(str(path)).stats
     return added_work(stats["harness"], stats["plain"], steps)
 
 
