@@ -32,18 +32,21 @@ log = logging.getLogger(__name__)
 TASK_DIR = Path(__file__).resolve().parent / "lm_eval_tasks"
 
 
-def _test_rows(task: Task) -> list[dict]:
-    return [{"prompt": ex.prompt, "gold": ex.gold, **ex.fields} for ex in task.test]
+def _rows(task: Task, split: str) -> list[dict]:
+    return [{"prompt": ex.prompt, "gold": ex.gold, **ex.fields} for ex in task.split(split)]
 
 
-def _write_rows(folder: Path, rows: list[dict]) -> str:
-    path = folder / "test.jsonl"
+def _write_rows(folder: Path, rows: list[dict], name: str = "test") -> str:
+    path = folder / f"{name}.jsonl"
     cache.write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
     return str(path)
 
 
 def task_spec(task: Task, cfg: DictConfig):
-    """What lm-eval runs for this task: (task name or Task object, include dir or None, metric key)."""
+    """What lm-eval runs for this task on `eval.split`: (task name or Task object, include dir or None,
+    metric key)."""
+    split = cfg.eval.get("split", "test")
+    task.split(split)  # an unknown or empty split fails here
     if task.eval_yaml is None:
         return _generic_task(task, cfg), None, f"{task.eval_metric},none"
     import lm_eval
@@ -56,17 +59,21 @@ def task_spec(task: Task, cfg: DictConfig):
         spec["include"] = str(Path(lm_eval.__file__).parent / spec["include"].removeprefix("lm_eval:"))
     else:
         spec = {"include": str(source), "task": spec["task"]}
-    rows = None
-    if task.extra.get("data_dir"):
+    rows, raw = None, (task.extra.get("eval_rows") or {}).get(split)
+    if raw is not None:  # a slice the task holds itself (GSM8K's validation), in the YAML's own format
+        spec.update(dataset_path="json", dataset_name=None, test_split=split)
+    elif task.extra.get("data_dir"):
         spec.update(dataset_path="json", dataset_name=None)
         data_dir = Path(task.extra["data_dir"])
         spec["dataset_kwargs"] = {"data_files": {s: str(data_dir / f"{s}.jsonl") for s in ("train", "test")}}
     elif yaml.safe_load(source.read_text()).get("dataset_path") == "json":
-        rows = _test_rows(task)  # a generated task: its held-out split becomes the YAML's data file
-    key = fingerprint({"spec": spec, "rows": rows})
+        rows = _rows(task, split)  # a generated task: its held-out split becomes the YAML's data file
+    key = fingerprint({"spec": spec, "rows": rows, "raw": raw})
     folder = Path(cfg.cache_dir).expanduser() / "lm_eval_tasks" / f"{spec['task']}-{key}"
     folder.mkdir(parents=True, exist_ok=True)
-    if rows is not None:
+    if raw is not None:
+        spec["dataset_kwargs"] = {"data_files": {split: _write_rows(folder, raw, split)}}
+    elif rows is not None:
         spec["dataset_kwargs"] = {"data_files": {"test": _write_rows(folder, rows)}}
     cache.write_text(folder / f"{spec['task']}.yaml", yaml.safe_dump(spec, sort_keys=False))
     metric = task.eval_metric if "," in task.eval_metric else f"{task.eval_metric},none"
@@ -77,11 +84,12 @@ def _generic_task(task: Task, cfg: DictConfig):
     """An lm-eval task built in Python: ask each held-out prompt, score the reply with the task."""
     from lm_eval.api.task import ConfigurableTask
 
-    rows = _test_rows(task)
+    examples = task.split(cfg.eval.get("split", "test"))
+    rows = _rows(task, cfg.eval.get("split", "test"))
     folder = Path(cfg.cache_dir).expanduser() / "lm_eval_tasks" / f"rftb_{task.name}-{fingerprint(rows)}"
     data_file = _write_rows(folder, rows)
-    field_names = list(task.test[0].fields)
-    metrics = list(task.item_metrics("", task.test[0].fields))
+    field_names = list(examples[0].fields)
+    metrics = list(task.item_metrics("", examples[0].fields))
 
     def process_results(doc, results):
         return task.item_metrics(results[0], {k: doc[k] for k in field_names})
@@ -193,7 +201,9 @@ def base_scores(cfg: DictConfig, run_tasks: list, include: Path | None, key_of_m
         started = time.perf_counter()
         model, tokenizer, task = load()
         scores = _score(model, tokenizer, run_tasks, include, cfg.eval)
-        extra = task.extra_eval(chat_generator(model, tokenizer, cfg.eval), cfg.eval.get("games"))
+        extra = task.extra_eval(
+            chat_generator(model, tokenizer, cfg.eval), cfg.eval.get("games"), cfg.eval.get("split", "test")
+        )
         result = {"scores": scores, "extra": extra, "build_s": round(time.perf_counter() - started, 3)}
         cache.write_json(path, result)
     return {**result, "cached": False}
@@ -257,11 +267,14 @@ def evaluate_run(cfg: DictConfig, runtime, weights: Path, merge: bool = False) -
     scores = _score(model, tokenizer, run_tasks, include, cfg.eval)
     result.update(_flatten("eval/", scores, primary_name, metric))
     result.update(_flatten("eval/base_", base["scores"], primary_name, metric))
-    extra = task.extra_eval(chat_generator(model, tokenizer, cfg.eval), cfg.eval.get("games"))
+    extra = task.extra_eval(
+        chat_generator(model, tokenizer, cfg.eval), cfg.eval.get("games"), cfg.eval.get("split", "test")
+    )
     result.update({f"eval/{k}": v for k, v in extra.items()})
     result.update({f"eval/base_{k}": v for k, v in base["extra"].items()})
     result["eval/delta"] = round(result["eval/accuracy"] - result["eval/base_accuracy"], 6)
     result["eval/task"] = primary_name
+    result["eval/split"] = cfg.eval.get("split", "test")  # validation: tuning; test: what is reported
     result["eval/metric"] = metric
     result["eval/merged"] = merge
     return result
@@ -277,7 +290,7 @@ def merge_gap(model, tokenizer, task: Task, n: int = 4) -> float:
 
     texts = [
         tokenizer.apply_chat_template(task.messages(ex), add_generation_prompt=True, tokenize=False)
-        for ex in task.test[:n]
+        for ex in task.split("test")[:n]
     ]
     enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
     model.eval()

@@ -128,7 +128,7 @@ def test_readme_task_example_is_the_shipped_task():
 
 
 def test_tie_share_reads_the_first_k_samples_of_each_group():
-    from bench.fallbacks import tie_share
+    from bench.studies.fallbacks import tie_share
 
     groups = [[0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 0.0], [1.0, 1.0, 1.0, 1.0], [1.0, 0.0, 0.0, 0.0]]
     assert tie_share(groups, 2) == 0.75  # only the last group differs within its first two

@@ -91,11 +91,13 @@ def test_candidates_are_exactly_the_consistent_words_and_narrow():
 
 
 def test_split_secrets_is_seeded_and_disjoint():
-    train, test = w.split_secrets(0, 600, 200)
-    assert len(set(train)) == 600 and len(set(test)) == 200 and not set(train) & set(test)
-    assert set(train) | set(test) <= set(w.answers())
-    assert w.split_secrets(0, 600, 200) == (train, test)
-    assert w.split_secrets(1, 600, 200) != (train, test)
+    train, test, val = w.split_secrets(0, 600, 200, 150)
+    assert (len(set(train)), len(set(test)), len(set(val))) == (600, 200, 150)
+    assert not set(train) & set(test) and not set(val) & (set(train) | set(test))
+    assert set(train) | set(test) | set(val) <= set(w.answers())
+    assert w.split_secrets(0, 600, 200, 150) == (train, test, val)
+    assert w.split_secrets(0, 600, 200)[:2] == (train, test)  # validation changed neither of the others
+    assert w.split_secrets(1, 600, 200, 150) != (train, test, val)
     with pytest.raises(ValueError):
         w.split_secrets(0, len(w.answers()), 1)
 
@@ -321,7 +323,8 @@ def test_task_builds_seeded_with_disjoint_games(task):
     train = {ex.fields["secret"] for ex in task.train}
     test = {ex.fields["secret"] for ex in task.test}
     assert len(train) == 512 and len(test) == 200 and not train & test
-    assert task.eval_secrets == [ex.fields["secret"] for ex in task.test]
+    assert task.game_secrets["test"] == [ex.fields["secret"] for ex in task.test]
+    assert task.game_secrets["validation"] == [ex.fields["secret"] for ex in task.validation]
     histories = [w.as_history(ex.fields["history"]) for ex in task.train]
     assert {len(h) for h in histories} == {0, 1, 2, 3, 4}
     assert all(ex.prompt == w.prompt_text(h) for ex, h in zip(task.train, histories, strict=True))

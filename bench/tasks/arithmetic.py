@@ -25,7 +25,9 @@ def build(cfg: DictConfig) -> Task:
     rng = random.Random(cfg.seed)
     seen: set[str] = set()
     examples: list[Example] = []
-    needed = cfg.num_train + cfg.num_test
+    # Drawn in this order: train, test, then validation, so adding the validation split left the train
+    # and test problems exactly as they were.
+    needed = cfg.num_train + cfg.num_test + cfg.num_validation
     space = (cfg.max_value - cfg.min_value + 1) ** cfg.operands * len(cfg.ops) ** (cfg.operands - 1)
     if needed > space // 2:
         raise BenchError(
@@ -35,7 +37,7 @@ def build(cfg: DictConfig) -> Task:
         values = [rng.randint(cfg.min_value, cfg.max_value) for _ in range(cfg.operands)]
         ops = [rng.choice(list(cfg.ops)) for _ in range(cfg.operands - 1)]
         expr = " ".join(f"{v} {o}" for v, o in zip(values[:-1], ops, strict=True)) + f" {values[-1]}"
-        if expr in seen:  # train and test never share a problem
+        if expr in seen:  # no two splits share a problem
             continue
         seen.add(expr)
         result = values[0]
@@ -51,7 +53,8 @@ def build(cfg: DictConfig) -> Task:
     return Task(
         name="arithmetic",
         train=examples[: cfg.num_train],
-        test=examples[cfg.num_train :],
+        test=examples[cfg.num_train : cfg.num_train + cfg.num_test],
+        validation=examples[cfg.num_train + cfg.num_test :],
         rewards=NUMERIC_REWARDS,
         reward_weights=dict(cfg.reward_weights),
         eval_yaml=cfg.eval_task,

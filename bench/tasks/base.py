@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from bench import BenchError
 from bench.registry import Registry
 
+SPLITS = ("validation", "test")  # the held-out splits; train is Task.train
+
 
 @dataclass(frozen=True)
 class Example:
@@ -36,6 +38,9 @@ class Task:
     eval_yaml: str | None = None
     eval_metric: str = "score"  # the lm-eval result reported as eval/accuracy
     extra: dict = field(default_factory=dict)  # task-specific settings the eval YAML needs
+    # Held out like `test` and disjoint from both: what tuning scores on, so that no choice ever looks
+    # at the test split (eval.split=validation).
+    validation: list[Example] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.reward_weights) - set(self.rewards))
@@ -69,9 +74,20 @@ class Task:
         out["score"] = float(self.score([reply], [fields])[0])
         return out
 
-    def extra_eval(self, generate: Callable[[list[list[dict]]], list[str]], limit: int | None) -> dict:
-        """Evaluation beyond lm-eval (e.g. whole games), given a batch chat → replies function."""
+    def extra_eval(
+        self, generate: Callable[[list[list[dict]]], list[str]], limit: int | None, split: str = "test"
+    ) -> dict:
+        """Evaluation beyond lm-eval (e.g. whole games) on a held-out split, given chats → replies."""
         return {}
+
+    def split(self, name: str) -> list[Example]:
+        """A held-out split by name: `test` (reported) or `validation` (selection)."""
+        if name not in SPLITS:
+            raise BenchError(f"eval.split={name!r}: a held-out split is one of {', '.join(SPLITS)}.")
+        rows = self.test if name == "test" else self.validation
+        if not rows:
+            raise BenchError(f"task {self.name!r} has no {name} split (task.num_{name} = 0?).")
+        return rows
 
     def prompts(self, n: int) -> list[Example]:
         if n > len(self.train):

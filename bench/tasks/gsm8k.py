@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import re
 from pathlib import Path
 
@@ -22,16 +23,36 @@ def build(cfg: DictConfig) -> Task:
         }
     else:
         splits = _from_hub(cfg.hub_id, cfg.hub_config)
+    # Every row is parsed before the slice, so a broken row is named by its file and line whatever
+    # the slice's size.
+    parsed = {split: [(_example(row, cfg.template, where), row) for row, where in rows] for split, rows in splits.items()}
+    train, validation = validation_slice(parsed["train"], int(cfg.seed), int(cfg.num_validation))
     return Task(
         name="gsm8k",
-        train=[_example(row, cfg.template, where) for row, where in splits["train"]],
-        test=[_example(row, cfg.template, where) for row, where in splits["test"]],
+        train=[example for example, _ in train],
+        test=[example for example, _ in parsed["test"]],
+        validation=[example for example, _ in validation],
         rewards=NUMERIC_REWARDS,
         reward_weights=dict(cfg.reward_weights),
         eval_yaml=cfg.eval_task,
         eval_metric=cfg.eval_metric,
-        extra={"data_dir": str(Path(cfg.data_dir).expanduser().resolve()) if cfg.data_dir else None},
+        extra={
+            "data_dir": str(Path(cfg.data_dir).expanduser().resolve()) if cfg.data_dir else None,
+            # lm-eval's gsm8k reads the original rows: the validation slice is written out for it.
+            "eval_rows": {"validation": [row for _, row in validation]},
+        },
     )
+
+
+def validation_slice(rows: list, seed: int, n: int) -> tuple[list, list]:
+    """(train, validation): a fixed, seeded choice of `n` rows of the train file for validation, which
+    training never uses; the rest keeps its file order. GSM8K has no validation split of its own."""
+    if n >= len(rows):
+        raise BenchError(
+            f"task.num_validation={n} leaves no GSM8K training rows (the train file has {len(rows)})."
+        )
+    held = set(random.Random(seed).sample(range(len(rows)), n))
+    return [r for i, r in enumerate(rows) if i not in held], [rows[i] for i in sorted(held)]
 
 
 def _read_jsonl(path: Path) -> list[tuple[dict, str]]:

@@ -59,9 +59,12 @@ def _create(rg, name: str, args: dict, seed: int, size: int):
 
 
 @functools.lru_cache(maxsize=4)
-def _entries(name: str, args_json: str, seed: int, n_train: int, n_test: int) -> list[tuple[object, dict]]:
-    """(dataset, entry) for the training items, then the held-out ones. Cached: some generators are slow
-    (countdown solves each puzzle, ~20 ms an item) and a run builds its task for training and for eval."""
+def _entries(
+    name: str, args_json: str, seed: int, n_train: int, n_test: int, n_validation: int = 0
+) -> list[tuple[object, dict]]:
+    """(dataset, entry) for the training items, the test items, then the validation items. Cached: some
+    generators are slow (countdown solves each puzzle, ~20 ms an item) and a run builds its task for
+    training and for eval."""
     rg, args = _library()[0], json.loads(args_json)
     # Item i of a dataset is drawn with Random(seed + i), so train uses seeds [seed, seed + n_train) and
     # the held-out split the next range: disjoint draws. Twice the test size leaves room to drop questions
@@ -72,13 +75,22 @@ def _entries(name: str, args_json: str, seed: int, n_train: int, n_test: int) ->
     seen = {entry["question"] for _, entry in train}
     fresh = ((test_ds, e) for e in (test_ds[i] for i in range(2 * n_test)) if e["question"] not in seen)
     test = list(itertools.islice(fresh, n_test))
-    if len(test) < n_test:
-        raise BenchError(
-            f"reasoning-gym dataset {name!r} with these task.dataset_args has too few distinct questions: "
-            f"only {len(test)} of task.num_test={n_test} held-out questions differ from the training ones. "
-            "Lower task.num_train or task.num_test, or widen the dataset's settings."
-        )
-    return train + test
+    # Validation: the next seed range after test's, with questions of either earlier split dropped.
+    seen |= {entry["question"] for _, entry in test}
+    validation = []
+    if n_validation:
+        val_ds = _create(rg, name, args, seed + n_train + 2 * n_test, 2 * n_validation)
+        fresh = ((val_ds, e) for e in (val_ds[i] for i in range(2 * n_validation)) if e["question"] not in seen)
+        validation = list(itertools.islice(fresh, n_validation))
+    for split, got, want in (("test", test, n_test), ("validation", validation, n_validation)):
+        if len(got) < want:
+            raise BenchError(
+                f"reasoning-gym dataset {name!r} with these task.dataset_args has too few distinct "
+                f"questions: only {len(got)} of task.num_{split}={want} held-out questions differ from the "
+                "other splits' ones. Lower task.num_train, task.num_test or task.num_validation, or widen "
+                "the dataset's settings."
+            )
+    return train + test + validation
 
 
 def answer_format(completions, **kwargs) -> list[float]:
@@ -117,8 +129,8 @@ def build(cfg: DictConfig) -> Task:
             f"task.prompt_style={style!r}: reasoning-gym's styles are {sorted(prompts)} (or null)."
         )
 
-    n_train, n_test = int(cfg.num_train), int(cfg.num_test)
-    entries = _entries(name, json.dumps(args, sort_keys=True), int(cfg.seed), n_train, n_test)
+    n_train, n_test, n_val = int(cfg.num_train), int(cfg.num_test), int(cfg.get("num_validation", 0))
+    entries = _entries(name, json.dumps(args, sort_keys=True), int(cfg.seed), n_train, n_test, n_val)
     if any(entry["answer"] is None for _, entry in entries[:8]):
         log.warning("reasoning-gym %s has no oracle answers: SFT and the gold fallback have no target", name)
 
@@ -150,7 +162,8 @@ def build(cfg: DictConfig) -> Task:
     return Task(
         name=f"reasoning_gym_{name}",  # lm-eval's task name and the cache files', so per dataset
         train=examples[:n_train],
-        test=examples[n_train:],
+        test=examples[n_train : n_train + n_test],
+        validation=examples[n_train + n_test :],
         rewards={"correct": answer_score, "format": answer_format},
         reward_weights=dict(cfg.reward_weights),
         eval_metric=cfg.eval_metric,

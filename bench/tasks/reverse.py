@@ -31,22 +31,33 @@ def letters_in_place(completions, word, **kwargs) -> list[float]:
     return scores
 
 
+def draw_words(rng: random.Random, n: int, cfg: DictConfig, taken: frozenset = frozenset()) -> list[str]:
+    """`n` distinct made-up words, none of them in `taken`, in a seeded order."""
+    words: set[str] = set()
+    while len(words) < n:
+        length = rng.randint(cfg.min_length, cfg.max_length)
+        word = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(length))
+        if word not in taken:
+            words.add(word)
+    ordered = sorted(words)  # sets have no stable order across processes; sort, then shuffle seeded
+    rng.shuffle(ordered)
+    return ordered
+
+
 @register_task("reverse")
 def build(cfg: DictConfig) -> Task:
     rng = random.Random(cfg.seed)  # the task's own seed: every run sees the same words
-    words: set[str] = set()
-    while len(words) < cfg.num_train + cfg.num_test:
-        length = rng.randint(cfg.min_length, cfg.max_length)
-        words.add("".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(length)))
-    ordered = sorted(words)  # sets have no stable order across processes; sort, then shuffle seeded
-    rng.shuffle(ordered)
+    ordered = draw_words(rng, cfg.num_train + cfg.num_test, cfg)
+    # Validation is drawn after train and test, so they stay as they were, and apart from both.
+    ordered += draw_words(rng, cfg.num_validation, cfg, taken=frozenset(ordered))
     examples = [
         Example(prompt=cfg.template.format(word=w), fields={"word": w}, gold=w[::-1]) for w in ordered
     ]
     return Task(
         name="reverse",
         train=examples[: cfg.num_train],
-        test=examples[cfg.num_train :],
+        test=examples[cfg.num_train : cfg.num_train + cfg.num_test],
+        validation=examples[cfg.num_train + cfg.num_test :],
         rewards={"reversed": reversed_exactly, "letters": letters_in_place},
         reward_weights=dict(cfg.reward_weights),
         eval_metric="reversed",  # per-item `reversed` from the generic lm-eval task, as eval/accuracy

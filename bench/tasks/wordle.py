@@ -82,7 +82,8 @@ def _example(state: dict) -> Example:
 class WordleTask(Task):
     """Single-turn metrics per held-out position, and whole games against held-out secrets."""
 
-    eval_secrets: list[str] = field(default_factory=list)  # the full games' secrets (the test split's)
+    # The full games' secrets per held-out split: the secrets of its positions.
+    game_secrets: dict[str, list[str]] = field(default_factory=dict)
     num_eval_games: int = 50  # games per model when the eval config sets no `games`
 
     def item_metrics(self, reply: str, fields: dict) -> dict[str, float]:
@@ -90,15 +91,16 @@ class WordleTask(Task):
         out["score"] = float(self.score([reply], [fields])[0])
         return out
 
-    def extra_eval(self, generate: Callable[[list[list[dict]]], list[str]], limit: int | None) -> dict:
+    def extra_eval(
+        self, generate: Callable[[list[list[dict]]], list[str]], limit: int | None, split: str = "test"
+    ) -> dict:
         n = self.num_eval_games if limit is None else int(limit)
-        if n > len(self.eval_secrets):
-            log.warning(
-                "wordle: %d games asked, %d held-out secrets: playing those", n, len(self.eval_secrets)
-            )
+        secrets = self.game_secrets.get(split, [])
+        if n > len(secrets):
+            log.warning("wordle: %d games asked, %d %s secrets: playing those", n, len(secrets), split)
         result = wg.play_games(
             lambda prompts: generate([[{"role": "user", "content": p}] for p in prompts]),
-            self.eval_secrets[:n],
+            secrets[:n],
         )
         return {
             "game_win_rate": result["win_rate"],
@@ -113,10 +115,14 @@ class WordleTask(Task):
 
 @register_task("wordle")
 def build(cfg: DictConfig) -> WordleTask:
-    train_secrets, test_secrets = wg.split_secrets(cfg.seed, cfg.num_train, cfg.num_test)
+    train_secrets, test_secrets, validation_secrets = wg.split_secrets(
+        cfg.seed, cfg.num_train, cfg.num_test, cfg.get("num_validation", 0)
+    )
     rng = random.Random(cfg.seed + 1)  # the boards' own stream: the secrets' draw stays as it was
+    # In this order, so train's and test's boards are what they were before validation existed.
     train = [_example(s) for s in wg.make_game_states(train_secrets, rng, cfg.max_history)]
     test = [_example(s) for s in wg.make_game_states(test_secrets, rng, cfg.max_history)]
+    validation = [_example(s) for s in wg.make_game_states(validation_secrets, rng, cfg.max_history)]
     return WordleTask(
         name="wordle",
         train=train,
@@ -124,6 +130,7 @@ def build(cfg: DictConfig) -> WordleTask:
         rewards=dict(wg.REWARDS),
         reward_weights=dict(cfg.reward_weights),
         eval_metric=cfg.eval_metric,
-        eval_secrets=test_secrets,
+        validation=validation,
+        game_secrets={"test": test_secrets, "validation": validation_secrets},
         num_eval_games=int(cfg.num_eval_games),
     )

@@ -216,15 +216,25 @@ def info_gain(guess: str, history: History, pool: Sequence[str] | None = None) -
 # --- seeded games ----------------------------------------------------------------------------------------
 
 
-def split_secrets(seed: int, num_train: int, num_test: int) -> tuple[list[str], list[str]]:
-    """Disjoint train and test secrets drawn from `answers()` with `random.Random(seed)`."""
+def split_secrets(
+    seed: int, num_train: int, num_test: int, num_validation: int = 0
+) -> tuple[list[str], list[str], list[str]]:
+    """Disjoint train, test and validation secrets drawn from `answers()`.
+
+    Train and test come from `random.Random(seed)` as they always did; validation from the words left,
+    with its own stream (`seed + 2`), so adding it changed neither of the others.
+    """
     pool = answers()
-    if num_train < 0 or num_test < 0 or num_train + num_test > len(pool):
+    counts = (num_train, num_test, num_validation)
+    if min(counts) < 0 or sum(counts) > len(pool):
         raise ValueError(
-            f"need 0 <= num_train + num_test <= {len(pool)} secrets; got {num_train} + {num_test}"
+            f"need 0 <= num_train + num_test + num_validation <= {len(pool)} secrets; got "
+            f"{' + '.join(map(str, counts))}"
         )
     picked = random.Random(seed).sample(pool, num_train + num_test)
-    return picked[:num_train], picked[num_train:]
+    rest = sorted(set(pool) - set(picked))
+    validation = random.Random(seed + 2).sample(rest, num_validation)
+    return picked[:num_train], picked[num_train:], validation
 
 
 def make_game_states(
