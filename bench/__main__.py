@@ -24,6 +24,10 @@ def main(cfg: DictConfig) -> float | None:
             distributed.require_shared_dir(HydraConfig.get())
         except BenchError as err:  # the same for every job of a sweep: end it now, before any work
             raise SystemExit(str(err)) from None
+    from omegaconf import open_dict
+
+    with open_dict(cfg):  # what this job's command line chose: the fairness audit counts it as declared
+        cfg.overrides = list(HydraConfig.get().overrides.task)
     record = run(cfg)
     if record.get("status") != "success" and HydraConfig.get().mode == RunMode.RUN:
         # A single run: its failure is the process's. In a sweep the job returns normally, so the

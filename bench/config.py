@@ -18,7 +18,33 @@ from bench.models import Runtime
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 # Keys that say where or how a run is recorded, not what it computes: left out of config_hash.
-_NON_SEMANTIC = ("output_dir", "cache_dir", "logger", "isolate", "force")
+_NON_SEMANTIC = ("output_dir", "cache_dir", "logger", "isolate", "force", "overrides")
+
+
+def apply_tuned(cfg: DictConfig) -> DictConfig:
+    """Apply `tuned[<method name>]` ({dotted key: value}, from a tuning study) to `cfg`, in place.
+
+    `tuned` may also name a YAML file holding the table (`tuned: {...}`), as a tuning study writes it.
+    Idempotent, so composing and running may both call it. An unknown key fails here, before any work.
+    """
+    table = cfg.get("tuned") or {}
+    if isinstance(table, str):  # a study's tuned.yaml (bench.studies.tune): its values replace the path
+        path = Path(table).expanduser()
+        if not path.is_file():
+            raise BenchError(f"tuned={table!r} is not a file; pass a tuning study's tuned.yaml, or a mapping.")
+        loaded = OmegaConf.load(path)
+        table = loaded.get("tuned", loaded)
+        cfg.tuned = table
+    settings = table.get(cfg.method.name) or {}
+    for key, value in settings.items():
+        parent = key.rsplit(".", 1)[0] if "." in key else None
+        if parent and OmegaConf.select(cfg, parent) is None:
+            raise BenchError(
+                f"tuned.{cfg.method.name}: {key!r} names no setting of this config ({parent} is absent); "
+                "rerun the tuning study or fix conf/experiment/tuned.yaml."
+            )
+        OmegaConf.update(cfg, key, value, merge=False, force_add=True)
+    return cfg
 
 
 def compose(overrides: list[str] | None = None) -> DictConfig:
@@ -35,7 +61,7 @@ def compose(overrides: list[str] | None = None) -> DictConfig:
     OmegaConf.set_struct(cfg, False)
     cfg.output_dir = str(cfg.output_dir) if "output_dir" in cfg else None
     del cfg["hydra"]
-    return cfg
+    return apply_tuned(cfg)
 
 
 def config_hash(cfg: DictConfig) -> str:
@@ -45,25 +71,40 @@ def config_hash(cfg: DictConfig) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
-def trainer_kwargs(cfg: DictConfig, runtime: Runtime) -> dict:
-    """train.args, then the method's args, then what the harness owns (precision, seed, outputs)."""
-    kwargs = {
-        **OmegaConf.to_container(cfg.train.args, resolve=True),
-        **OmegaConf.to_container(cfg.method.get("args") or {}, resolve=True),
+def trainer_kwargs(cfg: DictConfig, runtime: Runtime, method=None) -> dict:
+    """train.args, the shared sampling settings, the method's args, then what the harness owns
+    (precision, seed, outputs, the dropout policy).
+
+    `method` (a methods.Method) says which of its config's fields take the shared `sampling:` values
+    and whether its config has a `disable_dropout` switch; without it only the generic fields are set.
+    """
+    import dataclasses
+
+    method_args = OmegaConf.to_container(cfg.method.get("args") or {}, resolve=True)
+    sampling = OmegaConf.to_container(cfg.get("sampling") or {}, resolve=True)
+    shared = {  # the method's own YAML wins: a declared difference the fairness audit shows
+        field: sampling[key]
+        for key, field in (method.sampling if method else {}).items()
+        if key in sampling and field not in method_args
     }
+    kwargs = {**OmegaConf.to_container(cfg.train.args, resolve=True), **shared, **method_args}
+    fields = {f.name for f in dataclasses.fields(method.config_class)} if method else set()
     owned = {
         "output_dir": str(Path(cfg.output_dir) / "trainer"),
         "seed": int(cfg.seed),
         "report_to": [],  # the harness logs to W&B itself, the same way for every method (bench.tracking)
         **runtime.trainer_flags,
     }
+    if "disable_dropout" in fields:  # one dropout policy for every method (train.disable_dropout)
+        owned["disable_dropout"] = bool(cfg.train.get("disable_dropout", True))
     if kwargs.get("disable_tqdm") is None:  # bars in a terminal; readable log lines in CI and files
         kwargs["disable_tqdm"] = not sys.stderr.isatty()
     clash = sorted(k for k in owned if k in kwargs)
     if clash:
         raise BenchError(
             f"train.args/method.args set {clash}, which the harness owns so that every method runs alike: "
-            "use the top-level seed=, precision= (auto|bf16|fp16|fp32), device= and logger= instead."
+            "use the top-level seed=, precision= (auto|bf16|fp16|fp32), device=, logger= and "
+            "train.disable_dropout= (one dropout policy for every method) instead."
         )
     kwargs.update(owned)
     return kwargs
@@ -139,6 +180,13 @@ def validate(cfg: DictConfig, runtime: Runtime) -> Validated:
                 f"task.data_dir={str(data_dir)!r} lacks {', '.join(missing)}; it must hold "
                 "train.jsonl and test.jsonl."
             )
+    from bench.tasks.base import SPLITS
+
+    if cfg.eval.get("split", "test") not in SPLITS:
+        raise BenchError(
+            f"eval.split={cfg.eval.split!r}: score on one of {', '.join(SPLITS)} (validation for choices such "
+            "as a tuned learning rate, test for what is reported)."
+        )
     if cfg.quant.name not in ("none", "nf4", "int8"):
         raise BenchError(f"quant={cfg.quant.name!r} is not one of none, nf4, int8.")
     if cfg.quant.name != "none" and finetuning.is_full(cfg.peft):
@@ -148,7 +196,7 @@ def validate(cfg: DictConfig, runtime: Runtime) -> Validated:
             "on the quantized base (QLoRA)."
         )
     audit = audit_config(cfg)  # peft's own wrap on the meta device: a bad target fails here, in seconds
-    args = build_trainer_config(method.config_class, trainer_kwargs(cfg, runtime), method.name)
+    args = build_trainer_config(method.config_class, trainer_kwargs(cfg, runtime, method), method.name)
     if method.check is not None:
         try:
             method.check(args)

@@ -15,6 +15,7 @@ import json
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -50,6 +51,9 @@ class OfflineData:
     fingerprint: str
     build_s: float = 0.0  # what building cost when it was built, also when this run found it cached
     cached: bool = False  # this run loaded it instead of building it
+    # The sampling settings the builder's generate() calls actually used (fair/temperature, ...), as
+    # recorded when it was built.
+    generation: dict | None = None
 
 
 def prompt_rows(task: Task, examples: list[Example]) -> list[dict]:
@@ -100,12 +104,22 @@ def offline_data(
     task: Task,
     examples: list[Example],
     data_cfg: DictConfig,
+    sampling: DictConfig,
     seed: int,
     model_key: str,
     cache_dir: str,
+    observe: Callable[[], dict] | None = None,
 ) -> OfflineData:
-    """Build (or load from cache) the preference pairs and KTO examples for these prompts."""
-    settings = OmegaConf.to_container(data_cfg, resolve=True)
+    """Build (or load from cache) the preference pairs and KTO examples for these prompts.
+
+    `sampling` is the shared sampling group (temperature, top_p, max_new_tokens), the same that online
+    methods' rollouts use. `observe()`, called after sampling, returns what the generate() calls
+    actually used; it is stored with the entry, so a run that finds the data cached reports it too.
+    """
+    settings = {
+        **OmegaConf.to_container(data_cfg, resolve=True),
+        "sampling": OmegaConf.to_container(sampling, resolve=True),
+    }
     key = fingerprint(
         {
             "model": model_key,
@@ -126,20 +140,22 @@ def offline_data(
                 cached["fingerprint"],
                 build_s=cached.get("build_s", 0.0),
                 cached=True,
+                generation=cached.get("generation"),
             )
         started = time.perf_counter()
-        samples = sample_completions(model, tokenizer, task, examples, data_cfg, seed)
+        samples = sample_completions(model, tokenizer, task, examples, data_cfg, sampling, seed)
         data = assemble(task, examples, samples, data_cfg, seed)
         data.build_s = round(time.perf_counter() - started, 3)
+        data.generation = observe() if observe else None
         cache.write_json(path, {**asdict(data), "settings": settings, "model": model_key})
     return data
 
 
 @torch.no_grad()
 def sample_completions(
-    model, tokenizer, task: Task, examples: list[Example], data_cfg: DictConfig, seed: int
+    model, tokenizer, task: Task, examples: list[Example], data_cfg: DictConfig, sampling, seed: int
 ):
-    """K sampled completions per prompt from the base model, as text."""
+    """K sampled completions per prompt from the base model, as text, with the shared sampling settings."""
     torch.manual_seed(seed)
     was_training = model.training
     model.eval()
@@ -158,9 +174,9 @@ def sample_completions(
             gen = model.generate(
                 **enc,
                 do_sample=True,
-                temperature=float(data_cfg.temperature),
-                top_p=float(data_cfg.top_p),
-                max_new_tokens=int(data_cfg.max_new_tokens),
+                temperature=float(sampling["temperature"]),
+                top_p=float(sampling["top_p"]),
+                max_new_tokens=int(sampling["max_new_tokens"]),
                 num_return_sequences=k,
                 pad_token_id=tokenizer.pad_token_id,
             )

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench import BenchError  # importing bench also sets the offline/telemetry environment defaults
+from bench import BenchError, fairness  # importing bench also sets the offline/telemetry environment defaults
 from bench.plots import make_plots
 from bench.schema import GROUP_KEYS, METRICS
 from bench.stats import accuracy_interval, combine_seeds, holm, paired_test
@@ -40,7 +40,7 @@ TEST_COLUMNS = (
     "eval/p_holm",
     "eval/significant",
 )
-SHORT = {"peft/mode": "peft", "peft/r": "r"}  # how a varying key appears in a label
+SHORT = {"peft/mode": "peft", "peft/r": "r", "eval/split": "split"}  # how a varying key appears in a label
 
 
 @dataclass
@@ -85,7 +85,7 @@ def load_runs(folders: Sequence[Path | str]) -> pd.DataFrame:
             runs[m.key] = pd.to_numeric(runs[m.key], errors="coerce")
     # Random weights measure memory and speed only: their scores mean nothing and are never reported.
     random = runs["weights"] == "random"
-    for key in [c for c in runs if c.startswith("eval/")]:
+    for key in [c for c in runs if c.startswith("eval/") and c not in GROUP_KEYS]:  # eval/split stays
         runs[key] = (
             runs[key].astype(object).where(~random, None) if key in ITEM_KEYS else runs[key].where(~random)
         )
@@ -161,8 +161,27 @@ def _paired(members: pd.DataFrame) -> dict:
     return out
 
 
+def fairness_audit(runs: pd.DataFrame) -> list[fairness.Difference]:
+    """The audit over the report's rows: each row's successful runs, by label (bench.fairness)."""
+    ok = runs[runs["status"] == "success"]
+    columns = [c for c in ok if c.startswith("fair/")]
+    rows = {
+        label: [{k: v for k, v in r.items() if not _missing(v)} for r in group[columns].to_dict("records")]
+        for label, group in ok.groupby("label", sort=False)
+    }
+    return fairness.audit(rows)
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value))
+
+
 def to_markdown(
-    summary: pd.DataFrame, runs: pd.DataFrame, plots: Sequence[Path], skipped: dict[str, str]
+    summary: pd.DataFrame,
+    runs: pd.DataFrame,
+    plots: Sequence[Path],
+    skipped: dict[str, str],
+    differences: list | None = None,
 ) -> str:
     """summary.md: the comparison table, the failed runs, and what the columns and marks mean."""
     shown = [k for k in GROUP_KEYS if k == "method" or summary[k].nunique() > 1]
@@ -201,6 +220,8 @@ def to_markdown(
     if len(failed):
         rows = failed[["label", "seed", "status", "error", "path"]].rename(columns={"label": "configuration"})
         lines += ["", "## Failed runs", "", rows.to_markdown(index=False, disable_numparse=True)]
+    if differences is not None and summary["label"].nunique() > 1:
+        lines += ["", fairness.to_markdown(differences)]
     n_tests = int(summary["eval/p"].notna().sum())
     lines += [
         "",
@@ -250,14 +271,31 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     summary = aggregate(runs)
     plots, skipped = make_plots(runs, summary, out)
-    text = to_markdown(summary, runs, plots, skipped)
+    differences = fairness_audit(runs)
+    undeclared = [d.setting for d in differences if not d.declared]
+    if undeclared and summary["label"].nunique() > 1:
+        log.warning(
+            "bench.report: undeclared differences between rows: %s (see 'Fairness audit' in %s)",
+            ", ".join(undeclared), out / "summary.md",
+        )
+    text = to_markdown(summary, runs, plots, skipped, differences)
+    from bench.studies.tune import section  # a tuning study's folder: its grid, picks and test rows
+
+    tuning = [t for t in (section(Path(f)) for f in folders) if t]
+    if tuning:
+        text = "\n\n".join([text, *tuning])
     (out / "summary.md").write_text(text + "\n")
     summary.to_csv(out / "summary.csv", index=False)
     records = {
         "folders": [str(f) for f in folders],
         "alpha": ALPHA,
         "summary": _records(summary),
-        "runs": _records(runs.drop(columns=list(ITEM_KEYS), errors="ignore")),
+        "fairness": [
+            {"setting": d.setting, "declared": d.declared, "declared_by": d.declared_by, "values": d.values}
+            for d in differences
+        ],
+        # Each run's full TRL config stays in its own metrics.json; the audit above compares them.
+        "runs": _records(runs.drop(columns=[*ITEM_KEYS, "fair/trl_config"], errors="ignore")),
         "plots": [p.name for p in plots],
         "skipped_plots": skipped,
     }
@@ -317,9 +355,17 @@ def _labels(runs: pd.DataFrame) -> pd.Series:
     """A short name per configuration from the keys that vary across the runs (the method always)."""
     varying = [k for k in GROUP_KEYS if k == "method" or runs[k].nunique() > 1]
     return runs[varying].apply(
-        lambda row: " ".join(v if k == "method" else f"{SHORT.get(k, k)}={v or '–'}" for k, v in row.items()),
+        lambda row: " ".join(
+            v if k == "method" else _short_overrides(v) if k == "overrides" else f"{SHORT.get(k, k)}={v or '–'}"
+            for k, v in row.items()
+        ),
         axis=1,
     )
+
+
+def _short_overrides(text: str) -> str:
+    """`train.args.learning_rate=3e-4 method.args.beta=0.2` -> `learning_rate=3e-4 beta=0.2` in labels."""
+    return re.sub(r"\b(?:train|method)\.args\.", "", text) or "–"
 
 
 def _natural(text: str) -> list:

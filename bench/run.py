@@ -16,7 +16,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from bench import BenchError, distributed, finetuning, records, secrets
-from bench.config import config_hash, validate
+from bench.config import apply_tuned, config_hash, validate
 from bench.models import resolve_runtime
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,7 @@ def run(cfg: DictConfig) -> dict:
     With `isolate: true` the work happens in a fresh process, so peak memory is this run's alone
     (a sweep runs jobs one after another in one process) and a hard crash fails only this run.
     """
+    apply_tuned(cfg)  # a tuned table's settings for this method, before the config is hashed or checked
     OmegaConf.resolve(cfg)
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -99,11 +100,30 @@ def _header(cfg: DictConfig) -> dict:
         "peft/r": finetuning.rank(cfg.peft),
         "peft/target_modules": OmegaConf.to_container(cfg.peft).get("target_modules") if cfg.peft else None,
         "config_hash": config_hash(cfg),
+        # The sweep's own axes beyond the keys above: runs that differ here are different report rows.
+        "overrides": grouping_overrides(cfg.get("overrides") or []),
         "dist/world_size": distributed.world_size(),  # processes of a data-parallel job (accelerate)
         "output_dir": str(cfg.output_dir),
         **records.git_info(),
         **records.versions(),
     }
+
+
+# Overrides that never make a different row: the seed (rows aggregate seeds), the keys the report
+# already groups by, and where or how a run is recorded.
+_NOT_AN_AXIS = ("seed", "method", "model", "task", "quant", "peft", "peft.r", "model.weights", "output_dir",
+                "cache_dir", "logger", "isolate", "force", "experiment", "debug", "eval", "eval.split", "tuned")
+
+
+def grouping_overrides(overrides: list[str]) -> str:
+    """The overrides that define a report row, sorted: "method.args.beta=0.2 train.args.learning_rate=3e-4"."""
+    kept = []
+    for item in overrides:
+        key = item.split("=", 1)[0].lstrip("+~")
+        if key in _NOT_AN_AXIS or key.startswith(("hydra.", "logger.")):
+            continue
+        kept.append(item.lstrip("+~"))
+    return " ".join(sorted(kept))
 
 
 def _status(err: BaseException) -> str:

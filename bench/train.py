@@ -20,7 +20,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from bench import BenchError, cache, distributed, finetuning
+from bench import BenchError, cache, distributed, fairness, finetuning
 from bench import data as data_pipeline
 from bench.metrics import (
     DivergenceGuard,
@@ -74,6 +74,8 @@ class Setup:
     base: object
     dataset: object
     datasets: object  # kind -> Dataset, for adapters that need a second kind (PPO's reward model)
+    generations: fairness.GenerationRecorder  # the sampling settings every generate() call used
+    offline: dict  # {"data": OfflineData} once the method's offline data is built or loaded
 
 
 def setup(cfg: DictConfig, runtime: Runtime, method: Method, result: dict) -> Setup:
@@ -87,14 +89,16 @@ def setup(cfg: DictConfig, runtime: Runtime, method: Method, result: dict) -> Se
     base.config.pad_token_id = tokenizer.pad_token_id
     if base.generation_config is not None:
         base.generation_config.pad_token_id = tokenizer.pad_token_id
+    # Every generate() call (the offline builder's, TRL's rollouts through peft's wrappers) is seen here.
+    generations = fairness.GenerationRecorder(base)
     offline: dict = {}
 
     def dataset(kind: str):
         if kind in ("preference", "unpaired") and "data" not in offline:
             # Built from the base model before any adapter exists; cached and shared across methods.
             built = data_pipeline.offline_data(
-                base, tokenizer, task, examples, cfg.data, int(cfg.seed), model_key(cfg, path, runtime),
-                cfg.cache_dir,
+                base, tokenizer, task, examples, cfg.data, cfg.sampling, int(cfg.seed),
+                model_key(cfg, path, runtime), cfg.cache_dir, observe=lambda: generations.settings("setup"),
             )
             offline["data"] = built
             result["data/preference_fingerprint"] = built.fingerprint
@@ -102,7 +106,7 @@ def setup(cfg: DictConfig, runtime: Runtime, method: Method, result: dict) -> Se
             result.update({f"data/{k}": v for k, v in vars(built.stats).items()})
         return data_pipeline.dataset(kind, task, examples, tokenizer, offline.get("data"))
 
-    return Setup(path, tokenizer, task, examples, base, dataset(method.data), dataset)
+    return Setup(path, tokenizer, task, examples, base, dataset(method.data), dataset, generations, offline)
 
 
 def build(cfg: DictConfig, runtime: Runtime, method: Method, trainer_config, s: Setup, callbacks: list):
@@ -127,6 +131,12 @@ def build(cfg: DictConfig, runtime: Runtime, method: Method, trainer_config, s: 
 
     set_seed(int(cfg.seed))
     trainer = method.build(ctx)
+    if cfg.train.get("disable_dropout", True):
+        # TRL's own switch did this where the config has one; SFT has none, so the harness does it the
+        # same way for every trainer (every model it keeps: policy, value, reference).
+        for module in (trainer.model, getattr(trainer, "ref_model", None)):
+            if module is not None:
+                fairness.disable_dropout(module)
     model = method.policy(trainer)
     adapters = getattr(model, "peft_config", None)
     if ctx.peft_config is not None and (adapters is None or len(adapters) != 1):
@@ -141,14 +151,16 @@ def train(cfg: DictConfig, runtime: Runtime, validated, out: Path) -> dict:
     """setup → build → train → save; returns the run's metrics (phase times and memory included)."""
     method, trainer_config = validated.method, validated.trainer_config
     result: dict = {}
-    timer, guard = StepTimer(), DivergenceGuard()
+    timer, guard, probe = StepTimer(), DivergenceGuard(), fairness.DropoutProbe()
     runtime_bytes = live_memory(runtime.device)  # the process before any model: interpreter, libraries
     with phase("setup", runtime.device, result):
         s = setup(cfg, runtime, method, result)
     counter = TokenKinds(s.base)  # embeddings are never adapted: the hook survives peft's wrapping
     try:
         with phase("build", runtime.device, result):
-            trainer, model, extra = build(cfg, runtime, method, trainer_config, s, [timer, guard])
+            trainer, model, extra = build(cfg, runtime, method, trainer_config, s, [timer, guard, probe])
+        probe.model = trainer.model  # PPO's: policy and value together
+        s.generations.phase = "train"
         trainable, total = count_params(model)
         result.update({"params/trainable": trainable, "params/total": total})
         if trainable != validated.audit.exact:
@@ -158,6 +170,8 @@ def train(cfg: DictConfig, runtime: Runtime, validated, out: Path) -> dict:
             trainer.train()
     finally:
         counter.close()
+        s.generations.close()
+    result.update(fair_record(cfg, method, trainer, probe, s))
     wall = result["time/train_s"]
     samples = len(timer.step_times) * trainer_config.per_device_train_batch_size * (
         trainer_config.gradient_accumulation_steps
@@ -192,6 +206,25 @@ def train(cfg: DictConfig, runtime: Runtime, validated, out: Path) -> dict:
     with phase("save", runtime.device, result):
         result.update(save(model, s.tokenizer, out, finetuning.is_full(cfg.peft)))
     return result
+
+
+def fair_record(cfg: DictConfig, method: Method, trainer, probe, s: Setup) -> dict:
+    """What applied, read from the built trainer and model (bench.fairness): the audit compares these."""
+    method_args = OmegaConf.to_container(cfg.method.get("args") or {}, resolve=True)
+    tuned = ((cfg.get("tuned") or {}).get(cfg.method.name)) or {}
+    out = {
+        "fair/trl_config": fairness.trl_config(trainer.args),
+        "fair/declared": sorted(
+            set(fairness.declared(method_args, dict(tuned), list(cfg.get("overrides") or []), method.sampling))
+            | set(fairness.sampling_declared(method_args, method.sampling))
+        ),
+        "fair/dropout": probe.largest,
+    }
+    if method.sampling:  # an online method: its rollouts
+        out.update(s.generations.settings("train"))
+    elif "data" in s.offline:  # an offline method: the samples its data was built from
+        out.update(s.offline["data"].generation or {})
+    return out
 
 
 def job_totals(result: dict, tokens: dict[str, int]) -> dict[str, int]:

@@ -6,7 +6,7 @@ Adding a method is one file here (an `@register(...)`-decorated builder) plus `c
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bench.registry import Registry
 from methods.base import DATA_KINDS, RunContext
@@ -24,6 +24,10 @@ class Method:
     # Checks of the TRL config that the trainer (not the config class) makes, run at validation so
     # they fail before any model loads: raise ValueError with the trainer's own message.
     check: Callable[[object], None] | None = None
+    # The TRL config fields through which this trainer samples, keyed by the shared `sampling:` setting
+    # they take (temperature, top_p, max_new_tokens). The harness fills them from `sampling:` unless
+    # the method's YAML sets them itself. Empty: the method does not sample while training.
+    sampling: dict[str, str] = field(default_factory=dict)
 
 
 REGISTRY: Registry[Method] = Registry("method adapter", __name__, skip=("base",))
@@ -40,15 +44,17 @@ def register(
     data: str,
     policy: Callable[[object], object] = _trainer_model,
     check: Callable[[object], None] | None = None,
+    sampling: dict[str, str] | None = None,
 ):
     """Register `build(ctx) -> trainer` as method `name`, trained with TRL config class `config`.
 
     `policy(trainer)` returns the model being trained; most TRL trainers keep it as `.model`.
     `check(args)` repeats what the trainer would reject later, so it fails at validation.
+    `sampling` maps the shared sampling settings onto the config's own field names (see Method).
     """
     if data not in DATA_KINDS:
         raise ValueError(f"method {name!r}: data={data!r} is not one of {DATA_KINDS}")
-    return REGISTRY.decorator(name, lambda build: Method(name, config, data, build, policy, check))
+    return REGISTRY.decorator(name, lambda build: Method(name, config, data, build, policy, check, dict(sampling or {})))
 
 
 def names() -> list[str]:

@@ -64,7 +64,13 @@ def train_reward_model(ctx: RunContext):
     return model.requires_grad_(False)
 
 
-@register("ppo", config=PPOConfig, data="prompt_ids", policy=lambda trainer: trainer.model.policy)
+# PPOConfig has no top_p (its trainer samples with top_p=1.0): the recorded fair/top_p shows it.
+SAMPLING = {"temperature": "temperature", "max_new_tokens": "response_length"}
+
+
+@register(
+    "ppo", config=PPOConfig, data="prompt_ids", policy=lambda trainer: trainer.model.policy, sampling=SAMPLING
+)
 def build(ctx: RunContext) -> PPOTrainer:
     reward = ctx.method_cfg.get("reward", "rule")
     ctx.extra["reward"] = reward

@@ -10,8 +10,11 @@ from trl import RLOOConfig, RLOOTrainer
 
 from methods import RunContext, register
 
+# Shared sampling settings -> this config's fields (the harness fills them from `sampling:`).
+SAMPLING = {"temperature": "temperature", "top_p": "top_p", "max_new_tokens": "max_completion_length"}
 
-@register("rloo", config=RLOOConfig, data="prompts")
+
+@register("rloo", config=RLOOConfig, data="prompts", sampling=SAMPLING)
 def build(ctx: RunContext) -> RLOOTrainer:
     ctx.args.reward_weights = ctx.reward_weights  # the same weighted scalar every method optimises
     return RLOOTrainer(

@@ -130,6 +130,24 @@ def test_every_method_sees_the_same_prompts_and_pairs(smoke_sweep):
     assert all("data/preference_fingerprint" not in runs[m] for m in ("grpo", "rloo", "sft") if m in runs)
 
 
+def test_every_method_trains_with_one_dropout_and_one_sampling_setting(smoke_sweep):
+    """What applied, read from the built trainers: one dropout policy, one sampling temperature for
+    every method that samples (rollouts or offline data), and a report audit with nothing undeclared."""
+    runs = smoke_sweep.successful()
+    assert len(runs) == len(METHODS), sorted(set(METHODS) - set(runs))
+    assert {r["fair/dropout"] for r in runs.values()} == {0.0}
+    samplers = {m: r for m, r in runs.items() if "fair/temperature" in r}
+    assert set(samplers) == set(METHODS) - {"sft"}  # SFT trains on gold answers: nothing sampled
+    assert {r["fair/temperature"] for r in samplers.values()} == {0.7}
+    assert {r["fair/max_new_tokens"] for r in samplers.values()} == {16}
+    assert {r["fair/top_p"] for r in samplers.values()} == {1.0}
+    assert runs["grpo"]["fair/trl_config"]["loss_type"] == "grpo"  # the paper's objective, not dapo
+    assert all(r["eval/split"] == "test" for r in runs.values())
+    summary = (smoke_sweep.folder / "summary.md").read_text()
+    assert "## Fairness audit" in summary and "No undeclared difference" in summary, summary
+    assert "NOT DECLARED" not in summary
+
+
 def test_every_run_is_scored_against_one_cached_base_score(smoke_sweep):
     runs = smoke_sweep.successful()
     for run in runs.values():

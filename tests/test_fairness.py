@@ -1,0 +1,206 @@
+"""The fairness audit, the shared settings the harness applies, the splits and tuning's selection rule,
+all without training (the smoke sweep checks what a real sweep records)."""
+
+from __future__ import annotations
+
+import pytest
+
+import methods
+from bench import BenchError, fairness
+
+METHODS = methods.names()
+
+
+def _run(method: str, declared=(), **trl) -> dict:
+    base = {"learning_rate": 1e-4, "disable_dropout": True, "output_dir": f"/runs/{method}", "seed": 0}
+    return {"fair/trl_config": {**base, **trl}, "fair/declared": list(declared), "fair/dropout": 0.0}
+
+
+def test_audit_flags_an_undeclared_difference_and_passes_a_declared_one():
+    rows = {
+        "dpo": [_run("dpo", declared=["beta"], beta=0.1)],
+        "kto": [_run("kto", declared=["beta"], beta=0.3)],
+        # A library default that differs and that nobody chose:
+        "grpo": [_run("grpo", disable_dropout=False) | {"fair/dropout": 0.05}],
+    }
+    found = {d.setting: d for d in fairness.audit(rows)}
+    assert found["beta"].declared and found["beta"].declared_by == ["dpo", "kto"]
+    assert not found["disable_dropout"].declared and not found["fair/dropout"].declared
+    assert "output_dir" not in found and "seed" not in found  # differ per run by construction
+    text = fairness.to_markdown(list(found.values()))
+    assert "undeclared difference" in text and "`disable_dropout` | NOT DECLARED" in text
+
+
+def test_audit_allows_rows_that_declare_to_differ_but_not_those_that_do_not():
+    rows = {
+        "a": [_run("a", declared=["learning_rate"], learning_rate=3e-4)],
+        "b": [_run("b")],
+        "c": [_run("c", learning_rate=1e-3)],  # undeclared and unlike b: flagged
+    }
+    (diff,) = fairness.audit(rows)
+    assert diff.setting == "learning_rate" and not diff.declared
+    rows["c"] = [_run("c")]
+    (diff,) = fairness.audit(rows)
+    assert diff.declared and diff.declared_by == ["a"]
+    assert fairness.audit({"a": [_run("a")], "b": [_run("b")]}) == []
+
+
+def test_audit_shows_a_row_whose_own_seeds_disagree():
+    rows = {"a": [_run("a"), _run("a", warmup_steps=3)], "b": [_run("b")]}
+    (diff,) = fairness.audit(rows)
+    assert diff.setting == "warmup_steps" and "differs within row" in str(diff.values["a"])
+    assert not diff.declared  # seeds of one row may differ only by seed
+
+
+def test_declared_reads_yaml_args_tuned_keys_and_sweep_overrides():
+    names = fairness.declared(
+        {"beta": 0.1}, {"train.args.learning_rate": 3e-4},
+        ["method=dpo", "sampling.temperature=1.0", "train.disable_dropout=false", "seed=1"],
+    )
+    assert {"beta", "learning_rate", "temperature", "fair/temperature", "fair/dropout", "disable_dropout"} <= set(names)
+    assert "seed" not in names
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_every_method_gets_the_shared_dropout_and_sampling_settings(compose, name):
+    """Built exactly as validation builds it: the TRL config each trainer will receive."""
+    from bench.config import validate
+    from bench.models import resolve_runtime
+
+    cfg = compose(f"method={name}", "experiment=headline", "output_dir=/tmp/unused")
+    method = methods.get(name)
+    args = validate(cfg, resolve_runtime("cpu", "auto")).trainer_config
+    if hasattr(args, "disable_dropout"):
+        assert args.disable_dropout is True
+    for key, field in method.sampling.items():
+        assert getattr(args, field) == cfg.sampling[key], (key, field)
+    if name == "grpo":
+        assert args.loss_type == "grpo" and args.temperature == 0.7
+
+
+def test_a_method_yaml_may_override_sampling_and_it_is_declared(compose):
+    from bench.config import validate
+    from bench.models import resolve_runtime
+
+    cfg = compose("method=grpo", "+method.args.temperature=1.0", "output_dir=/tmp/unused")
+    args = validate(cfg, resolve_runtime("cpu", "auto")).trainer_config
+    assert args.temperature == 1.0
+    assert fairness.sampling_declared({"temperature": 1.0}, methods.get("grpo").sampling) == ["fair/temperature"]
+
+
+def test_dropout_is_the_harness_s_setting_not_a_method_s(compose):
+    from bench.config import validate
+    from bench.models import resolve_runtime
+
+    cfg = compose("method=dpo", "+method.args.disable_dropout=false", "output_dir=/tmp/unused")
+    with pytest.raises(BenchError, match="train.disable_dropout"):
+        validate(cfg, resolve_runtime("cpu", "auto"))
+
+
+def test_dropout_helpers_find_lora_and_functional_attention_dropout():
+    import torch
+
+    class Attention(torch.nn.Module):
+        attention_dropout = 0.1
+
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Dropout(0.05), Attention())
+    assert fairness.active_dropout(model) == 0.1
+    model.eval()
+    assert fairness.active_dropout(model) == 0.0  # not active outside training mode
+    model.train()
+    fairness.disable_dropout(model)
+    assert fairness.active_dropout(model) == 0.0
+
+
+# ---- the three splits ------------------------------------------------------------------------------
+
+
+def _keys(examples):
+    return {(ex.prompt, tuple(sorted((k, str(v)) for k, v in ex.fields.items()))) for ex in examples}
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [["task=arithmetic"], ["task=reverse"], ["task=wordle"],
+     ["task=reasoning_gym", "task.num_train=60", "task.num_test=30", "task.num_validation=30"]],
+    ids=["arithmetic", "reverse", "wordle", "reasoning_gym"],
+)
+def test_every_task_has_three_disjoint_splits(compose, overrides):
+    from bench.tasks import load_task
+
+    cfg = compose(*overrides)
+    task = load_task(cfg.task)
+    train, test, val = _keys(task.train), _keys(task.test), _keys(task.validation)
+    assert (len(task.train), len(task.test), len(task.validation)) == (
+        cfg.task.num_train, cfg.task.num_test, cfg.task.num_validation)
+    assert len(train) == len(task.train) and not train & test and not train & val and not test & val
+    assert task.split("validation") == task.validation and task.split("test") == task.test
+    with pytest.raises(BenchError, match="split"):
+        task.split("train")
+
+
+def test_adding_validation_left_train_and_test_as_they_were(compose):
+    """The untuned headline's prompts and test items stay comparable with every later table."""
+    from bench.tasks import load_task
+
+    for name in ("arithmetic", "reverse", "wordle"):
+        with_val = load_task(compose(f"task={name}").task)
+        without = load_task(compose(f"task={name}", "task.num_validation=0").task)
+        assert with_val.train == without.train and with_val.test == without.test, name
+
+
+def test_gsm8k_validation_is_a_seeded_slice_of_its_train_file(compose, gsm8k_dir):
+    from bench.tasks import load_task
+
+    task = load_task(compose("task=gsm8k", f"task.data_dir={gsm8k_dir}").task)
+    lines = sum(1 for line in open(gsm8k_dir / "train.jsonl") if line.strip())
+    assert len(task.train) + len(task.validation) == lines and len(task.validation) == 200
+    assert not _keys(task.train) & _keys(task.validation)
+    assert not _keys(task.test) & _keys(task.validation)
+    again = load_task(compose("task=gsm8k", f"task.data_dir={gsm8k_dir}").task)
+    assert again.validation == task.validation  # fixed by task.seed, not by the run
+
+
+def test_an_unknown_split_fails_at_validation(compose):
+    from bench.config import validate
+    from bench.models import resolve_runtime
+
+    with pytest.raises(BenchError, match="eval.split"):
+        validate(compose("eval.split=train", "output_dir=/tmp/unused"), resolve_runtime("cpu", "auto"))
+
+
+# ---- tuning: selection reads validation only -------------------------------------------------------
+
+
+def _point(value, score, split="validation", status="success"):
+    return {"_value": value, "eval/accuracy": score, "eval/split": split, "status": status, "eval/n": 200}
+
+
+def test_selection_picks_the_best_validation_point_and_breaks_ties_low():
+    from bench.studies.tune import select
+
+    picked = select([_point(3e-5, 0.30), _point(1.7e-4, 0.42), _point(1e-3, 0.42)], "lr")
+    assert picked["value"] == 1.7e-4 and picked["score"] == 0.42
+    diverged = select([_point(1e-3, None, status="diverged"), _point(3e-5, 0.1)], "lr")
+    assert diverged["value"] == 3e-5 and len(diverged["points"]) == 2
+
+
+def test_selection_never_reads_the_test_split():
+    from bench.studies.tune import select
+
+    with pytest.raises(BenchError, match="validation only"):
+        select([_point(3e-5, 0.3), _point(1e-3, 0.9, split="test")], "lr")
+    with pytest.raises(BenchError):
+        select([_point(1e-3, None, status="failed")], "lr")  # nothing scored: nothing to pick
+
+
+def test_tuned_settings_apply_per_method_and_are_recorded_in_the_config(compose, tmp_path):
+    path = tmp_path / "tuned.yaml"
+    path.write_text("tuned:\n  dpo: {train.args.learning_rate: 0.0003, method.args.beta: 0.3}\n")
+    cfg = compose("method=dpo", f"tuned={path}")
+    assert cfg.train.args.learning_rate == 0.0003 and cfg.method.args.beta == 0.3
+    other = compose("method=kto", f"tuned={path}")
+    assert other.train.args.learning_rate == 1e-4  # another method keeps the shared value
+    path.write_text("tuned:\n  dpo: {nowhere.args.beta: 0.3}\n")
+    with pytest.raises(BenchError, match="nowhere"):
+        compose("method=dpo", f"tuned={path}")
