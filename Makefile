@@ -32,8 +32,8 @@ params: setup  ## the LoRA parameter audit, e.g. make params ARGS="model=qwen3-0
 
 .PHONY: fallbacks
 fallbacks: setup  ## the offline data's gold-fallback share against K and temperature (a table; ~15 min)
-	$(PY) -m bench.fallbacks experiment=headline --samples 16 --temperatures 0.7,1.0 $(ARGS)
+	$(PY) -m bench.studies.fallbacks experiment=headline --samples 16 --temperatures 0.7,1.0 $(ARGS)
 
 .PHONY: overhead
 overhead: setup  ## harness vs plain TRL, same settings: step and run time ratios (a table; ~10 min on 2 cores)
-	$(PY) -m bench.overhead $(ARGS)
+	$(PY) -m bench.studies.overhead $(ARGS)

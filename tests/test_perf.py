@@ -162,8 +162,8 @@ def test_flop_params_drops_an_untied_lookup_table():
 
 
 def test_overhead_table_from_raw_runs():
-    """bench.overhead's summary (no training here): medians over repeats, best runs, per-repeat ratios."""
-    from bench import overhead
+    """bench.studies.overhead's summary (no training here): medians over repeats, best runs, per-repeat ratios."""
+    from bench.studies import overhead
 
     def side(step, wall, **extra):
         return {
@@ -187,13 +187,13 @@ def test_overhead_table_from_raw_runs():
     # Back-to-back pairs: 1.0/1.0 and 1.2/1.0; each side's fastest run: 1.0 against 1.0.
     assert (row["step_ratio_low"], row["step_ratio_high"]) == pytest.approx((1.0, 1.2))
     assert row["best_step_s_ratio"] == pytest.approx(1.0)
-    table = overhead.markdown([row], None, "python -m bench.overhead")
+    table = overhead.markdown([row], None, "python -m bench.studies.overhead")
     assert "| dpo | 6 | 1.100 | 1.000 | 1.100 | 1.000 | 1.200 | 1.000 |" in table and "25.0%" in table
 
 
 def test_overhead_profile_splits_added_work_from_machine_speed():
     """Work the harness adds = its calls beyond the plain run's; equal-count functions give the speed."""
-    from bench import overhead
+    from bench.studies import overhead
 
     def stat(calls, tottime):  # pstats' (primitive calls, calls, tottime, cumtime, callers)
         return (calls, calls, tottime, tottime, {})

@@ -6,7 +6,7 @@ best and the worst of K samples by the task's reward. When all K tie (usually al
 produced. This measures that share for several K and temperatures on the run's own prompts, so the
 headline experiment's settings are chosen from a table, not guessed:
 
-    python -m bench.fallbacks experiment=headline --samples 16 --temperatures 0.7,1.0
+    python -m bench.studies.fallbacks experiment=headline --samples 16 --temperatures 0.7,1.0
 
 Per temperature it samples `--samples` completions per prompt once (the data builder's own sampler
 and the task's own reward) and reads the share for every K ≤ that from the first K of each group, so
@@ -52,10 +52,12 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = []
     for temperature in temperatures:
-        data_cfg = cfg.data.copy()
-        data_cfg.temperature, data_cfg.samples_per_prompt = temperature, args.samples
+        data_cfg, sampling = cfg.data.copy(), cfg.sampling.copy()
+        sampling.temperature, data_cfg.samples_per_prompt = temperature, args.samples
         started = time.perf_counter()
-        samples = data_pipeline.sample_completions(model, tokenizer, task, examples, data_cfg, int(cfg.seed))
+        samples = data_pipeline.sample_completions(
+            model, tokenizer, task, examples, data_cfg, sampling, int(cfg.seed)
+        )
         seconds = time.perf_counter() - started
         rewards = [task.score(group, [ex.fields] * len(group)) for ex, group in zip(examples, samples, strict=True)]
         mean = sum(map(sum, rewards)) / sum(map(len, rewards))

@@ -1,10 +1,10 @@
 """The harness's overhead: each method through the harness against a plain TRL script with identical
 settings (same model folder, LoRA config, dataset rows and TRL config arguments), as ratios.
 
-    python -m bench.overhead                              # grpo, dpo, kto, orpo, sft; 10 steps each
-    python -m bench.overhead --methods grpo,dpo --repeats 3 --out results/overhead/mine
-    python -m bench.overhead --set train.num_prompts=8    # any harness override, applied to both sides
-    python -m bench.overhead --repeats 0 --profile        # only the profiled work the harness adds
+    python -m bench.studies.overhead                              # grpo, dpo, kto, orpo, sft; 10 steps each
+    python -m bench.studies.overhead --methods grpo,dpo --repeats 3 --out results/overhead/mine
+    python -m bench.studies.overhead --set train.num_prompts=8    # any harness override, applied to both sides
+    python -m bench.studies.overhead --repeats 0 --profile        # only the profiled work the harness adds
 
 First one process prepares, untimed, what both sides share: the harness's own dataset rows (offline
 data built and cached), the LoRA config and the TRL arguments, written to `<out>/prep/`. Then, per
@@ -65,7 +65,7 @@ def prepare(methods: list[str], steps: int, extra: list[str], out: Path) -> None
         # The machine's peaks are measured once per machine and cached: not a per-run cost.
         perf.peak_flops(runtime.device, runtime.dtype, cfg.cache_dir)
         perf.peak_bandwidth(runtime.device, cfg.cache_dir)
-        kwargs = trainer_kwargs(cfg, runtime)
+        kwargs = trainer_kwargs(cfg, runtime, validated.method)
         if name in ("grpo", "rloo"):  # what their adapters add to the TRL config
             kwargs["reward_weights"] = list(s.task.reward_weights.values())
         folder = out / "prep" / name
@@ -84,6 +84,8 @@ def prepare(methods: list[str], steps: int, extra: list[str], out: Path) -> None
             "rows": str(folder / "rows.json"),
             "peft_dir": str(folder / "peft"),
             "trainer_kwargs": kwargs,
+            # The harness's dropout policy, for trainers whose config has no switch for it (SFT).
+            "disable_dropout": bool(cfg.train.get("disable_dropout", True)),
             "task": OmegaConf.to_container(cfg.task, resolve=True),
         }
         (out / "prep" / f"{name}.json").write_text(json.dumps(spec, indent=1, default=str))
@@ -265,6 +267,10 @@ def plain_child(spec_path: str, output_dir: str, result_path: str) -> None:
         trainer = SFTTrainer(args=SFTConfig(**kwargs), **common)
     else:
         raise SystemExit(f"the plain script has no builder for {name}; it knows {', '.join(PLAIN)}")
+    if spec.get("disable_dropout") and "disable_dropout" not in kwargs:  # what the harness does for SFT
+        from trl.trainer.utils import disable_dropout_in_model
+
+        disable_dropout_in_model(trainer.model)
     train_started = time.perf_counter()
     trainer.train()
     train_s = time.perf_counter() - train_started
@@ -306,7 +312,7 @@ def _median_after_warmup(times: list[float]) -> float | None:
 def run_harness(method: str, steps: int, extra: list[str], folder: Path) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     overrides = [*_overrides(method, steps, extra), f"hydra.run.dir={folder}"]
-    wall = _run([sys.executable, "-m", "bench.overhead", "_harness", *overrides], folder / "process.log")
+    wall = _run([sys.executable, "-m", "bench.studies.overhead", "_harness", *overrides], folder / "process.log")
     record = json.loads((folder / "metrics.json").read_text())
     if record.get("status") != "success":
         raise RuntimeError(f"harness run {folder} ended {record.get('status')}: {record.get('error')}")
@@ -328,7 +334,7 @@ def run_plain(method: str, prep: Path, folder: Path) -> dict:
     cmd = [
         sys.executable,
         "-m",
-        "bench.overhead",
+        "bench.studies.overhead",
         "_plain",
         str(prep / f"{method}.json"),
         str(folder / "trainer"),
@@ -484,7 +490,7 @@ def main(argv: list[str] | None = None) -> int:
         steps, out, methods, *extra = argv[1:]
         prepare(methods.split(","), int(steps), extra, Path(out))
         return 0
-    parser = argparse.ArgumentParser(prog="python -m bench.overhead", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.studies.overhead", description=__doc__.split("\n\n")[0])
     parser.add_argument("--methods", default=DEFAULT_METHODS, help=f"comma-separated, of {', '.join(PLAIN)}")
     parser.add_argument(
         "--steps", type=int, default=10, help="optimizer steps per run (the first is warm-up)"
@@ -506,12 +512,12 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or Path("results/overhead") / datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     out = out.resolve()
     out.mkdir(parents=True, exist_ok=True)
-    command = "python -m bench.overhead " + " ".join(argv)
+    command = "python -m bench.studies.overhead " + " ".join(argv)
     started = time.perf_counter()
 
     print(f"preparing {', '.join(methods)} (untimed) ...", flush=True)
     prep_args = ["_prepare", str(args.steps), str(out), ",".join(methods), *args.set]
-    _run([sys.executable, "-m", "bench.overhead", *prep_args], out / "prepare.log")
+    _run([sys.executable, "-m", "bench.studies.overhead", *prep_args], out / "prepare.log")
     raw: dict[str, dict[str, list[dict]]] = {m: {"harness": [], "plain": []} for m in methods}
     for i in range(args.repeats):
         for method in methods:
