@@ -37,3 +37,8 @@ fallbacks: setup  ## the offline data's gold-fallback share against K and temper
 .PHONY: overhead
 overhead: setup  ## harness vs plain TRL, same settings: step and run time ratios (a table; ~10 min on 2 cores)
 	$(PY) -m bench.studies.overhead $(ARGS)
+
+.PHONY: tune
+# The picks go to conf/experiment/tuned.yaml (experiment=tuned); rerun the same command to resume.
+tune: setup  ## each method at its own learning rate and knob, picked on validation, then 3 test seeds (~3 h on 2 cores)
+	$(PY) -m bench.studies.tune tune=headline --out results/reference/tuning-headline-smollm2-arithmetic-cpu --write $(ARGS)
