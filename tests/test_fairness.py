@@ -204,3 +204,18 @@ def test_tuned_settings_apply_per_method_and_are_recorded_in_the_config(compose,
     path.write_text("tuned:\n  dpo: {nowhere.args.beta: 0.3}\n")
     with pytest.raises(BenchError, match="nowhere"):
         compose("method=dpo", f"tuned={path}")
+
+
+def test_the_written_experiment_file_reuses_the_picks_on_top_of_the_tuned_experiment(compose, tmp_path):
+    from bench.studies.tune import experiment_file
+
+    study = {"spec": {"experiment": "headline"},
+             "methods": {"dpo": {"picked": {"train.args.learning_rate": 3e-5, "method.args.beta": 0.03}}}}
+    text = experiment_file(study, "python -m bench.studies.tune tune=headline", "abc1234")
+    folder = tmp_path / "experiment"
+    folder.mkdir()
+    (folder / "mytuned.yaml").write_text(text)
+    cfg = compose("method=dpo", "experiment=mytuned", f"hydra.searchpath=[file://{tmp_path}]")
+    assert cfg.train.args.learning_rate == 3e-5 and cfg.method.args.beta == 0.03
+    assert cfg.data.samples_per_prompt == 8  # experiment=headline's own settings came with it
+    assert "abc1234" in text

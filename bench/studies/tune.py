@@ -1,6 +1,6 @@
 """Each method at its own best learning rate and main knob, picked on the validation split.
 
-    python -m bench.studies.tune tune=headline --out results/tuning/headline --write
+    python -m bench.studies.tune tune=headline --out results/reference/tuning-headline-smollm2-arithmetic-cpu --write
     python -m bench.studies.tune tune=smoke debug=smoke --out /tmp/tune-smoke   # 2 methods, 2 points
     python -m bench.report results/tuning/headline      # the grid, the scores, the picks, the test rows
 
@@ -110,8 +110,12 @@ def _fmt(value) -> str:
     return repr(value) if isinstance(value, str) else f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def tune(spec: dict, run_overrides: list[str], out: Path, final: bool = True) -> dict:
-    """Run the stages and return the study's record (also written to `<out>/tune.json`)."""
+def tune(spec: dict, run_overrides: list[str], out: Path, final: bool = True, on_picks=None) -> dict:
+    """Run the stages and return the study's record (also written to `<out>/tune.json`).
+
+    `on_picks(study)` is called once the picks are written, before the test-split runs: the picks are
+    usable (`experiment=tuned`) even while, or if, the final stage is still to finish.
+    """
     from bench.config import compose
 
     methods, lr_key = list(spec["methods"]), spec["lr_key"]
@@ -150,6 +154,8 @@ def tune(spec: dict, run_overrides: list[str], out: Path, final: bool = True) ->
     tuned_file.write_text(yaml.safe_dump({"tuned": picks}, sort_keys=False))
     study["tuned_file"] = str(tuned_file)
     (out / "tune.json").write_text(json.dumps(study, indent=1, default=str) + "\n")
+    if on_picks is not None:
+        on_picks(study)
     if final:
         seeds = ",".join(str(s) for s in spec["final_seeds"])
         _sweep(out / "final", [*base, f"tuned={tuned_file}", "eval.split=test", f"method={','.join(methods)}",
@@ -232,14 +238,16 @@ def main(argv: list[str] | None = None) -> int:
         spec = OmegaConf.to_container(cfg.tune, resolve=True)
         compose(runs)  # a bad run override fails here, in seconds, before any sweep starts
         args.out.mkdir(parents=True, exist_ok=True)
-        study = tune(spec, runs, args.out.resolve(), final=not args.no_final)
+        command = "python -m bench.studies.tune " + " ".join(argv if argv is not None else sys.argv[1:])
+
+        def write(study: dict) -> None:
+            EXPERIMENT.write_text(experiment_file(study, command, git_info().get("git/commit")))
+            print(f"wrote {EXPERIMENT}", flush=True)
+
+        study = tune(spec, runs, args.out.resolve(), final=not args.no_final, on_picks=write if args.write else None)
     except BenchError as err:
         print(f"bench.studies.tune: {err}", file=sys.stderr)
         return 2
-    command = "python -m bench.studies.tune " + " ".join(argv if argv is not None else sys.argv[1:])
-    if args.write:
-        EXPERIMENT.write_text(experiment_file(study, command, git_info().get("git/commit")))
-        print(f"wrote {EXPERIMENT}")
     for method, entry in study["methods"].items():
         print(f"{method}: " + ", ".join(f"{k}={_fmt(v)}" for k, v in entry["picked"].items())
               + f" (validation {entry['validation_score']:.3f})")

@@ -1,0 +1,66 @@
+"""The smoke tuning study end to end, as a user runs it: 2 methods × 2 learning rates on validation, DPO's
+beta at the picked rate, then the picks on test, and the report's tuning section."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    out = tmp_path_factory.mktemp("tune")
+    cmd = [sys.executable, "-m", "bench.studies.tune", "tune=smoke", "debug=smoke", "logger=none", "--out", str(out)]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out, proc.stdout
+
+
+def _records(folder):
+    return [json.loads(p.read_text()) for p in sorted(folder.glob("*/metrics.json"))]
+
+
+def test_grid_points_are_scored_on_validation_and_only_the_picks_on_test(study):
+    out, _ = study
+    searched = _records(out / "lr") + _records(out / "knob-dpo")
+    assert len(searched) == 5 and all(r["status"] == "success" for r in searched)
+    assert {r["eval/split"] for r in searched} == {"validation"}
+    final = _records(out / "final")
+    assert {r["method"] for r in final} == {"grpo", "dpo"} and {r["eval/split"] for r in final} == {"test"}
+    picks = yaml.safe_load((out / "tuned.yaml").read_text())["tuned"]
+    for record in final:
+        assert set(record["fair/declared"]) >= {"learning_rate"}
+        lr = picks[record["method"]]["train.args.learning_rate"]
+        assert record["fair/trl_config"]["learning_rate"] == pytest.approx(lr)
+
+
+def test_the_picks_are_the_best_validation_points(study):
+    out, stdout = study
+    record = json.loads((out / "tune.json").read_text())
+    for method in ("grpo", "dpo"):
+        entry = record["methods"][method]
+        for stage in entry["stages"]:
+            scores = {p["value"]: p["score"] for p in stage["points"]}
+            assert len(scores) == 2 and scores[stage["value"]] == max(scores.values())
+        assert f"{method}: train.args.learning_rate=" in stdout
+    assert "method.args.beta" in record["methods"]["dpo"]["picked"]
+
+
+def test_the_report_shows_grid_scores_picks_and_the_test_row(study):
+    out, _ = study
+    proc = subprocess.run([sys.executable, "-m", "bench.report", str(out)], cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = (out / "summary.md").read_text()
+    tuning = summary.split("## Tuning", 1)[1]
+    for method in ("grpo", "dpo"):
+        assert f"**{method}**: picked `train.args.learning_rate=" in tuning
+    assert tuning.count(" ← ") >= 3  # a pick marked in each stage: grpo lr, dpo lr, dpo beta
+    assert tuning.count("Test with the picked settings:") == 2
