@@ -38,5 +38,22 @@ def main(cfg: DictConfig) -> float | None:
     return record.get("eval/accuracy")
 
 
+def cli() -> None:
+    """`python -m bench`: the app, with SIGTERM/SIGHUP (Slurm, `kill`, a closed terminal) and Ctrl-C
+    ending the sweep with the interrupted run recorded as such (bench.signals)."""
+    from bench import signals
+
+    with signals.interruptible():
+        try:
+            main()
+        except BaseException as err:
+            stop = signals.as_interrupted(err)
+            if stop is None:
+                raise
+            print(f"bench: stopped by {stop.name}; the interrupted run says so in its metrics.json. "
+                  "Rerun the same command to resume: finished runs are skipped.", file=sys.stderr)
+            sys.exit(stop.exit_code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    cli()

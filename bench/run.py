@@ -15,7 +15,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from bench import BenchError, distributed, finetuning, records, secrets
+from bench import BenchError, distributed, finetuning, records, secrets, signals
 from bench.config import apply_tuned, config_hash, validate
 from bench.models import resolve_runtime
 
@@ -46,12 +46,27 @@ def run(cfg: DictConfig) -> dict:
     if not cfg.get("isolate", False) or distributed.world_size() > 1:
         return _execute(cfg)
     ctx = multiprocessing.get_context("spawn")
-    child = ctx.Process(target=_execute, args=(OmegaConf.to_container(cfg),), name=f"bench-{cfg.method.name}")
+    child = ctx.Process(target=_child, args=(OmegaConf.to_container(cfg),), name=f"bench-{cfg.method.name}")
     child.start()
-    child.join()
+    try:
+        child.join()
+    except BaseException as err:  # a stop signal (or Ctrl-C) reached this, the sweep's process
+        stop = signals.as_interrupted(err)
+        if stop is None:
+            raise
+        _stop_child(child, stop)
+        record = records.read(out / METRICS)
+        if record.get("status") == "running":  # the run process could not record it in time
+            records.write(out / METRICS, record | interrupted(stop, "unknown (the run process ended unrecorded)"))
+        raise stop from None
     record = records.read(out / METRICS)
     if record.get("status") == "running":  # the child died before it could say so itself
         code = child.exitcode
+        signum = -code if code is not None and code < 0 else (code or 0) - 128
+        if signum in (*signals.STOP, signal.SIGINT):  # before its handlers were in, or after its record
+            stop = signals.Interrupted(signum)
+            records.write(out / METRICS, record | interrupted(stop, "unknown (before the run process could record it)"))
+            raise stop
         if code is not None and code < 0:
             name = signal.Signals(-code).name
             # SIGKILL is also how the kernel's out-of-memory killer ends a process.
@@ -60,7 +75,43 @@ def run(cfg: DictConfig) -> dict:
         else:
             record |= {"status": "failed", "error": f"run process exited with code {code} before finishing"}
         records.write(out / METRICS, record)
+    elif record.get("status") == "interrupted":
+        # The run process alone was signalled and recorded it: the sweep stops too, as it would have
+        # had the signal reached it, and the parent leaves the child's record as it is.
+        raise signals.Interrupted(signal.Signals[record["interrupted/signal"]])
     return record
+
+
+# How long the run process may take to record an interruption before it is killed.
+GRACE_S = 30
+
+
+def _stop_child(child, stop: signals.Interrupted) -> None:
+    """Pass the stop on to the run process and wait for it to record it (SIGKILL after GRACE_S)."""
+    import os
+
+    if stop.signum == signal.SIGINT:
+        # Ctrl-C in a terminal reaches the whole process group: the run process has its own
+        # KeyboardInterrupt already, and a second one could cut its record short.
+        child.join(timeout=5)
+        if child.is_alive():
+            os.kill(child.pid, signal.SIGTERM)
+    elif child.is_alive():
+        os.kill(child.pid, stop.signum)  # its handler raises once; a second copy (Slurm's) is ignored
+    child.join(timeout=GRACE_S)
+    if child.is_alive():
+        child.kill()
+        child.join()
+
+
+def interrupted(stop: signals.Interrupted, phase: str) -> dict:
+    """The record's fields for a run that a stop signal ended."""
+    return {
+        "status": "interrupted",
+        "error": f"interrupted by {stop.name} during {phase}; rerun the same command to resume",
+        "interrupted/signal": stop.name,
+        "interrupted/phase": phase,
+    }
 
 
 def finished(out: Path, config_hash_: str) -> dict | None:
@@ -138,15 +189,34 @@ def _status(err: BaseException) -> str:
     return "failed"
 
 
+def _child(cfg: dict) -> None:
+    """The isolated run process: the run, and the exit code a shell gives a signalled process."""
+    import sys
+
+    try:
+        _execute(cfg)
+    except BaseException as err:
+        stop = signals.as_interrupted(err)
+        if stop is None:
+            raise
+        sys.exit(stop.exit_code)
+
+
 def _execute(cfg) -> dict:
     if not isinstance(cfg, DictConfig):  # in the isolated child, from a plain container
         cfg = OmegaConf.create(cfg)
         logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
+    with signals.interruptible():
+        return _record(cfg)
+
+
+def _record(cfg: DictConfig) -> dict:
     secrets.install_log_filter()
     out = Path(cfg.output_dir)
     record = _header(cfg)
     started = time.perf_counter()
     main = distributed.is_main()
+    signals.set_phase("validate")
     if main:
         records.write_config(out / "config_resolved.yaml", cfg)
     try:
@@ -160,6 +230,16 @@ def _execute(cfg) -> dict:
         if not isinstance(err, BenchError):
             record["traceback"] = "".join(traceback.format_exc().splitlines(keepends=True)[-30:])
         log.error("run %s: %s", record["status"], record["error"])
+    except BaseException as err:
+        stop = signals.as_interrupted(err)
+        if stop is None:
+            raise
+        record |= interrupted(stop, signals.phase())
+        record["time/total_s"] = round(time.perf_counter() - started, 3)
+        if main:
+            records.write(out / METRICS, record)
+        log.error("run %s: %s", record["status"], record["error"])
+        raise
     record["time/total_s"] = round(time.perf_counter() - started, 3)
     # The full cost: this run's own time plus the original cost of shared work it found cached, so a
     # table charges every method the same whichever ran first.

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from bench import BenchError, cache, distributed, fairness, finetuning
+from bench import BenchError, cache, distributed, fairness, finetuning, signals
 from bench import data as data_pipeline
 from bench.metrics import (
     DivergenceGuard,
@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 def phase(name: str, device: str, result: dict):
     """Time a phase and sample its memory: `time/<name>_s` and `sys/peak_mem_<name>_bytes`."""
     log.info("phase: %s", name)
+    signals.set_phase(name)  # what an interrupted run's record names
     started = time.perf_counter()
     with MemorySampler(device) as memory:
         yield memory

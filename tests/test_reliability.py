@@ -61,8 +61,8 @@ def test_a_failing_job_in_the_middle_does_not_stop_the_sweep(tmp_path):
     dirs = [gsm8k_dir(tmp_path / name, broken=name == "bad") for name in ("a", "bad", "c")]
     out = tmp_path / "sweep"
     proc = subprocess.run(
-        [*BENCH, "-m", "method=sft", "task=gsm8k", f"task.data_dir={','.join(map(str, dirs))}", "debug=smoke",
-         "eval=none", "logger=none", f"hydra.sweep.dir={out}", "hydra.sweep.subdir=${hydra.job.num}"],
+        [*BENCH, "-m", "method=sft", "task=gsm8k", f"task.data_dir={','.join(map(str, dirs))}", "task.num_validation=2",
+         "debug=smoke", "eval=none", "logger=none", f"hydra.sweep.dir={out}", "hydra.sweep.subdir=${hydra.job.num}"],
         cwd=REPO, capture_output=True, text=True, timeout=900,
     )
     runs = records(out)
@@ -120,6 +120,62 @@ def test_a_run_whose_process_is_killed_is_recorded_as_killed(tmp_path):
     assert proc.wait(timeout=120) != 0
     record = json.loads((tmp_path / "metrics.json").read_text())
     assert record["status"] == "killed" and "SIGKILL" in record["error"]
+
+
+def _wait_for(log: Path, text: str, proc, timeout: float = 600) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        if text in log.read_text(errors="replace"):
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"never saw {text!r}:\n{log.read_text(errors='replace')[-3000:]}")
+
+
+@pytest.mark.slow
+def test_sigterm_of_a_sweep_records_the_run_as_interrupted_and_the_rerun_finishes(tmp_path):
+    """As Slurm's preemption or `kill <pid>` does: SIGTERM to the sweep's own process only."""
+    out, log = tmp_path / "sweep", tmp_path / "log.txt"
+    cmd = [*BENCH, "-m", "method=sft", "seed=0,1", "debug=smoke", "eval=none", "logger=none",
+           f"hydra.sweep.dir={out}"]
+    with log.open("w") as sink:
+        proc = subprocess.Popen(cmd, cwd=REPO, stdout=sink, stderr=subprocess.STDOUT)
+        _wait_for(log, "phase: train", proc)
+        children = psutil.Process(proc.pid).children(recursive=True)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=120) == 128 + signal.SIGTERM
+    assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]  # no orphan
+    runs = records(out)
+    assert list(runs) == ["0_sft_seed0"], runs  # the sweep stopped: the second run never started
+    run = runs["0_sft_seed0"]
+    assert run["status"] == "interrupted" and run["interrupted/signal"] == "SIGTERM"
+    assert run["interrupted/phase"] == "train" and "during train" in run["error"]
+    assert "Rerun the same command" in log.read_text()
+    from bench.report import aggregate, load_runs
+
+    assert aggregate(load_runs([out]))["runs_ok"].tolist() == [0]  # not counted as finished
+
+    again = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert {k: r["status"] for k, r in records(out).items()} == {"0_sft_seed0": "success", "1_sft_seed1": "success"}
+    assert not leftovers(out)
+
+
+@pytest.mark.slow
+def test_sighup_of_the_run_process_alone_is_recorded_by_it_and_ends_the_run(tmp_path):
+    """The isolated run process gets the signal and records it; its parent agrees and exits non-zero."""
+    log = tmp_path / "log.txt"
+    with log.open("w") as sink:
+        proc = subprocess.Popen(
+            [*BENCH, "method=sft", "debug=smoke", "eval=none", "logger=none", f"hydra.run.dir={tmp_path / 'run'}"],
+            cwd=REPO, stdout=sink, stderr=subprocess.STDOUT,
+        )
+        _wait_for(log, "phase: setup", proc)
+        (child,) = [c for c in psutil.Process(proc.pid).children() if "spawn" in " ".join(c.cmdline())]
+        child.send_signal(signal.SIGHUP)
+        assert proc.wait(timeout=120) == 128 + signal.SIGHUP
+    record = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert record["status"] == "interrupted" and record["interrupted/signal"] == "SIGHUP"
+    assert record["interrupted/phase"] == "setup"
 
 
 @pytest.mark.slow
