@@ -13,7 +13,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from bench import BenchError
+from bench import BenchError, files
 from bench.models import Runtime
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
@@ -32,7 +32,7 @@ def apply_tuned(cfg: DictConfig) -> DictConfig:
         path = Path(table).expanduser()
         if not path.is_file():
             raise BenchError(f"tuned={table!r} is not a file; pass a tuning study's tuned.yaml, or a mapping.")
-        loaded = OmegaConf.load(path)
+        loaded = files.read_yaml(path, "Fix it, or rerun the tuning study that wrote it.")
         table = loaded.get("tuned", loaded)
         cfg.tuned = table
     settings = table.get(cfg.method.name) or {}

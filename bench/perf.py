@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from bench import cache
+from bench import cache, files
 
 log = logging.getLogger(__name__)
 
@@ -109,8 +109,8 @@ def _cached(kind: str, key: dict, measure, cache_dir: str | Path) -> float:
     # Parallel jobs (a submitit sweep) wait for the first one's measurement instead of each running
     # its own benchmark on cores the others are using.
     with cache.build_lock(path):
-        if path.exists():
-            return float(json.loads(path.read_text())["value"])
+        if cache.usable(path, f"measured {kind}"):
+            return float(files.read_json(path)["value"])
         started = time.perf_counter()
         value = float(measure())
         log.info(
@@ -120,7 +120,7 @@ def _cached(kind: str, key: dict, measure, cache_dir: str | Path) -> float:
             time.perf_counter() - started,
             path,
         )
-        cache.write_json(path, {"kind": kind, "value": value, "key": key, "measured": time.time()}, indent=1)
+        cache.publish_json(path, {"kind": kind, "value": value, "key": key, "measured": time.time()}, indent=1)
     return value
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import subprocess
@@ -11,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from bench import cache, secrets
+from bench import cache, files, secrets
 
 PACKAGES = (
     "torch",
@@ -80,4 +79,4 @@ def write_config(path: Path, cfg) -> None:
 
 
 def read(path: Path) -> dict:
-    return json.loads(Path(path).read_text())
+    return files.read_json(path, "Delete it and rerun: the run is redone.")

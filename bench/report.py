@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench import BenchError, fairness  # importing bench also sets the offline/telemetry environment defaults
+# importing bench also sets the offline/telemetry environment defaults
+from bench import BenchError, fairness, files
 from bench.plots import make_plots
 from bench.schema import GROUP_KEYS, METRICS
 from bench.stats import accuracy_interval, combine_seeds, holm, paired_test
@@ -67,9 +68,9 @@ def load_runs(folders: Sequence[Path | str]) -> pd.DataFrame:
                 continue
             seen.add(path.resolve())
             try:
-                record = json.loads(path.read_text())
-            except (OSError, ValueError) as e:
-                record = {"status": "unreadable", "error": f"{path}: {e}"}
+                record = files.read_json(path)
+            except (OSError, BenchError) as e:
+                record = {"status": "unreadable", "error": str(e)}
             records.append({**record, "path": str(path.parent)})
     runs = pd.DataFrame.from_records(records)
     if runs.empty:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import random
 import re
 from pathlib import Path
 
 from omegaconf import DictConfig
 
-from bench import BenchError
+from bench import BenchError, files
 from bench.tasks.base import Example, Task, register_task
 from bench.tasks.rewards import NUMERIC_REWARDS, normalize_number
 
@@ -61,18 +60,7 @@ def _read_jsonl(path: Path) -> list[tuple[dict, str]]:
             f"task.data_dir: {path} is missing. GSM8K offline needs train.jsonl and test.jsonl with "
             "'question' and 'answer' fields (the hub's openai/gsm8k format)."
         )
-    rows = []
-    with path.open() as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append((json.loads(line), f"{path}:{lineno}"))
-            except json.JSONDecodeError as err:
-                raise BenchError(
-                    f"{path}:{lineno} is not valid JSON ({err}); fix or remove that row."
-                ) from err
-    return rows
+    return list(files.iter_jsonl(path))
 
 
 def _from_hub(hub_id: str, hub_config: str) -> dict[str, list[tuple[dict, str]]]:
