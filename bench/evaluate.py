@@ -24,7 +24,7 @@ from pathlib import Path
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from bench import BenchError, cache
+from bench import BenchError, cache, files
 from bench.tasks import Task, load_task
 from bench.tasks.base import fingerprint
 
@@ -196,8 +196,8 @@ def base_scores(cfg: DictConfig, run_tasks: list, include: Path | None, key_of_m
     )
     path = Path(cfg.cache_dir).expanduser() / "base_scores" / f"{key}.json"
     with cache.build_lock(path):  # parallel jobs: one scores the base, the others read its file
-        if path.exists():
-            return {**json.loads(path.read_text()), "cached": True}
+        if cache.usable(path, "base-model scores"):
+            return {**files.read_json(path), "cached": True}
         started = time.perf_counter()
         model, tokenizer, task = load()
         scores = _score(model, tokenizer, run_tasks, include, cfg.eval)
@@ -205,7 +205,7 @@ def base_scores(cfg: DictConfig, run_tasks: list, include: Path | None, key_of_m
             chat_generator(model, tokenizer, cfg.eval), cfg.eval.get("games"), cfg.eval.get("split", "test")
         )
         result = {"scores": scores, "extra": extra, "build_s": round(time.perf_counter() - started, 3)}
-        cache.write_json(path, result)
+        cache.publish_json(path, result)
     return {**result, "cached": False}
 
 
@@ -244,6 +244,7 @@ def evaluate_run(cfg: DictConfig, runtime, weights: Path, merge: bool = False) -
 
     if cfg.model.weights == "random":
         return {"eval/skipped": "random weights: accuracy is meaningless"}
+    cache.require(weights, "saved weights", "Retrain the run (rerun its command with force=true) or restore the folder.")
     task = load_task(cfg.task)
     primary, include, metric = task_spec(task, cfg)
     run_tasks = [primary, *[t for t in cfg.eval.tasks if t != primary]]
@@ -328,14 +329,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     run_config = weights.parent / "config_resolved.yaml"
     if run_config.exists():
-        cfg = OmegaConf.load(run_config)
+        cfg = files.read_yaml(run_config, "It is the run's own config: restore it, or move it away to score with overrides.")
         cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(args.overrides))
     else:  # weights from elsewhere: the default config, with the user's overrides (model, task)
         cfg = compose(args.overrides)
         if adapter:
-            base = json.loads((weights / "adapter_config.json").read_text()).get("base_model_name_or_path")
+            from bench import cards
+            from bench.models import locate
+
+            base, source = cards.base_of(weights)
             if base and not any(o.startswith("model.name_or_path=") for o in args.overrides):
-                cfg.model.name_or_path = base
+                cfg.model.name_or_path = locate(base, source)
     try:
         runtime = resolve_runtime(cfg.device, cfg.precision)
         result = evaluate_run(cfg, runtime, weights, merge=args.merge)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -205,7 +206,7 @@ def train(cfg: DictConfig, runtime: Runtime, validated, out: Path) -> dict:
         return result
     (out / "train_log.json").write_text(json.dumps(timer.logs, indent=1, default=str))
     with phase("save", runtime.device, result):
-        result.update(save(model, s.tokenizer, out, finetuning.is_full(cfg.peft)))
+        result.update(save(model, s.tokenizer, out, cfg))
     return result
 
 
@@ -245,12 +246,20 @@ def job_totals(result: dict, tokens: dict[str, int]) -> dict[str, int]:
     return {kind: sum(shard["tokens"].get(kind, 0) for shard in shards) for kind in tokens}
 
 
-def save(model, tokenizer, out: Path, full: bool) -> dict:
-    """The adapter (LoRA: adapter/), or every weight (full fine-tuning: model/), with the tokenizer."""
-    folder = out / ("model" if full else "adapter")
+def save(model, tokenizer, out: Path, cfg: DictConfig) -> dict:
+    """The adapter (LoRA: adapter/), or every weight (full fine-tuning: model/), with the tokenizer;
+    the adapter names its base by identity (bench.cards), so that it loads on other machines."""
+    from bench import cards
+
+    folder = out / ("model" if finetuning.is_full(cfg.peft) else "adapter")
     tmp = folder.with_name(folder.name + ".tmp")
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        cards.stamp(tmp, cfg)
+    except BaseException:  # a full disk mid-save: no half folder left behind (the record says why)
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     cache.replace_dir(tmp, folder)  # a crash mid-save leaves no half adapter that a rescore would trust
     size = sum(f.stat().st_size for f in folder.glob("*.safetensors"))
     return {"train/weights_dir": folder.name, "train/adapter_bytes": size}
