@@ -56,9 +56,14 @@ class ReportCallback(Callback):
             return
         print(report.markdown)
         log.info("bench.report: wrote %s", ", ".join(str(f) for f in report.files))
-        failed = int((~report.runs["status"].isin(["success", "skipped"])).sum())
-        if failed and self.exit_on_failed_runs:
-            raise SystemExit(f"{failed} of {len(report.runs)} runs failed; see {sweep / 'summary.md'}")
+        status = report.runs["status"]
+        failed = int((~status.isin(["success", "skipped", "running"])).sum())
+        running = int((status == "running").sum())  # another process's (a second sweep into this folder)
+        if (failed or running) and self.exit_on_failed_runs:
+            parts = [f"{failed} of {len(report.runs)} runs failed"] if failed else []
+            if running:
+                parts.append(f"{running} still running in another process (its sweep's report will include them)")
+            raise SystemExit(f"{'; '.join(parts)}; see {sweep / 'summary.md'}")
 
 
 def count_jobs(config: DictConfig) -> int | None:

@@ -11,6 +11,7 @@ import multiprocessing
 import signal
 import time
 import traceback
+from contextlib import contextmanager
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -34,6 +35,42 @@ def run(cfg: DictConfig) -> dict:
     OmegaConf.resolve(cfg)
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
+    with claim(out) as mine:
+        if not mine:  # a second, identical sweep into this folder: leave this run to the process doing it
+            log.warning("skipping %s: another process is running it now (its record is %s)", out, out / METRICS)
+            return {"status": "running", "error": f"{out} is being run by another process"}
+        return _run(cfg, out)
+
+
+@contextmanager
+def claim(out: Path):
+    """Hold an exclusive lock on the run folder itself while this process runs it: yields False when
+    another process holds it (two identical sweeps into one folder then share the runs out instead of
+    writing the same files at once). flock on the folder's own descriptor, released by the OS when the
+    process dies, and no lock file to leave behind (filelock locks files only, hence this). Under a
+    data-parallel launcher only the main process claims; where flock is unsupported, nothing is locked.
+    """
+    import fcntl
+    import os
+
+    if not distributed.is_main():
+        yield True
+        return
+    fd = os.open(out, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        except OSError:  # a file system without flock on folders: run unguarded, as before
+            pass
+        yield True
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _run(cfg: DictConfig, out: Path) -> dict:
     done = finished(out, config_hash(cfg))
     if done is not None and not cfg.get("force", False):
         log.info("skipping %s: finished earlier with the same config (force=true reruns it)", out)
@@ -52,12 +89,18 @@ def run(cfg: DictConfig) -> dict:
         child.join()
     except BaseException as err:  # a stop signal (or Ctrl-C) reached this, the sweep's process
         stop = signals.as_interrupted(err)
-        if stop is None:
+        if stop is None and not isinstance(err, SystemExit):
             raise
-        _stop_child(child, stop)
+        # A SystemExit here is a scheduler's handler exiting this process (submitit's requeue on
+        # preemption or near the time limit): the run process must not go on unsupervised, so it is
+        # stopped as SIGTERM stops it, and records that; the requeued job resumes the run.
+        _stop_child(child, stop or signals.Interrupted(signal.SIGTERM))
         record = records.read(out / METRICS)
         if record.get("status") == "running":  # the run process could not record it in time
-            records.write(out / METRICS, record | interrupted(stop, "unknown (the run process ended unrecorded)"))
+            records.write(out / METRICS, record | interrupted(
+                stop or signals.Interrupted(signal.SIGTERM), "unknown (the run process ended unrecorded)"))
+        if stop is None:
+            raise
         raise stop from None
     record = records.read(out / METRICS)
     if record.get("status") == "running":  # the child died before it could say so itself
@@ -121,7 +164,7 @@ def finished(out: Path, config_hash_: str) -> dict | None:
         return None
     try:
         record = records.read(path)
-    except ValueError:  # unreadable: never trusted, rerun
+    except BenchError:  # unreadable or undecodable: never trusted, rerun
         return None
     ok = record.get("status") == "success" and record.get("config_hash") == config_hash_
     return record if ok else None
@@ -191,8 +234,15 @@ def _status(err: BaseException) -> str:
 
 def _child(cfg: dict) -> None:
     """The isolated run process: the run, and the exit code a shell gives a signalled process."""
+    import os
     import sys
 
+    # submitit's preemption signal (USR2 unless SUBMITIT_PREEMPT_SIGNAL says otherwise) is its job
+    # process's to handle, by requeueing; Slurm sends it to every process of the step, and by default
+    # it would kill this one unrecorded. The parent stops this process, which then records it.
+    preempt = getattr(signal, "SIG" + os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2"), None)
+    if preempt is not None and preempt not in (*signals.STOP, signal.SIGINT):
+        signal.signal(preempt, signal.SIG_IGN)
     try:
         _execute(cfg)
     except BaseException as err:
@@ -232,9 +282,19 @@ def _record(cfg: DictConfig) -> dict:
         log.error("run %s: %s", record["status"], record["error"])
     except BaseException as err:
         stop = signals.as_interrupted(err)
-        if stop is None:
+        if stop is not None:
+            record |= interrupted(stop, signals.phase())
+        elif isinstance(err, SystemExit):  # from a signal handler of the job's scheduler (submitit's
+            # requeue on preemption or near its time limit calls sys.exit inside the run)
+            record |= {
+                "status": "interrupted",
+                "error": f"the job exited during {signals.phase()} (SystemExit {err.code}; under submitit, its "
+                         "requeue on preemption or time limit); the requeued job or a rerun resumes",
+                "interrupted/signal": "exit",
+                "interrupted/phase": signals.phase(),
+            }
+        else:
             raise
-        record |= interrupted(stop, signals.phase())
         record["time/total_s"] = round(time.perf_counter() - started, 3)
         if main:
             records.write(out / METRICS, record)
@@ -251,6 +311,7 @@ def _record(cfg: DictConfig) -> dict:
     )
     if not main:
         return record
+    _card(cfg, out, record)
     records.write(out / METRICS, record)
     try:
         from bench import tracking
@@ -263,6 +324,19 @@ def _record(cfg: DictConfig) -> dict:
             record["wandb/dir"] = wandb_dir
             records.write(out / METRICS, record)
     return record
+
+
+def _card(cfg: DictConfig, out: Path, record: dict) -> None:
+    """The saved weights' model card, once the run's metrics are known."""
+    folder = out / str(record.get("train/weights_dir", ""))
+    if record.get("status") != "success" or not record.get("train/weights_dir") or not folder.is_dir():
+        return
+    try:
+        from bench import cards
+
+        cards.write_card(folder, cfg, record)
+    except Exception as err:  # a card problem must not turn a finished run into a failed one
+        log.warning("model card for %s not written: %s", folder, err)
 
 
 def _train_and_evaluate(cfg: DictConfig, out: Path, record: dict) -> dict:
