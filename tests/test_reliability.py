@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -179,17 +181,93 @@ def test_sighup_of_the_run_process_alone_is_recorded_by_it_and_ends_the_run(tmp_
 
 
 @pytest.mark.slow
-def test_parallel_jobs_build_each_shared_cache_once(tmp_path):
-    env = os.environ | {"RFT_BENCH_CACHE": str(tmp_path / "cache")}  # cold: nothing converted or built
-    procs = [
-        subprocess.Popen(
-            [*BENCH, "method=dpo", "debug=smoke", "eval.limit=4", "logger=none", "isolate=false",
-             "peft.target_modules=all-linear", f"hydra.run.dir={tmp_path / f'run{i}'}"],
-            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+def test_ctrl_c_in_the_terminal_records_the_run_as_interrupted(tmp_path):
+    """Ctrl-C reaches the terminal's whole process group: the sweep's process and the run's."""
+    log = tmp_path / "log.txt"
+    with log.open("w") as sink:
+        proc = subprocess.Popen(
+            [*BENCH, "method=sft", "debug=smoke", "eval=none", "logger=none", f"hydra.run.dir={tmp_path / 'run'}"],
+            cwd=REPO, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True,
         )
+        _wait_for(log, "phase: train", proc)
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(timeout=120) == 128 + signal.SIGINT
+    record = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert record["status"] == "interrupted" and record["interrupted/signal"] == "SIGINT"
+    assert record["interrupted/phase"] == "train"
+    assert not leftovers(tmp_path / "run")
+
+
+@pytest.mark.slow
+def test_two_identical_sweeps_into_one_folder_share_the_runs_out(tmp_path):
+    """Each run is claimed by one process (a lock on its folder); the other skips it, so nothing is
+    written twice at once, every run is done once, and the sweep that ends first says what is unfinished."""
+    out = tmp_path / "sweep"
+    cmd = [*BENCH, "-m", "method=sft", "seed=0,1", "debug=smoke", "eval=none", "logger=none", f"hydra.sweep.dir={out}"]
+    logs = [tmp_path / "a.txt", tmp_path / "b.txt"]
+    with logs[0].open("w") as a_log, logs[1].open("w") as b_log:
+        first = subprocess.Popen(cmd, cwd=REPO, stdout=a_log, stderr=subprocess.STDOUT)
+        _wait_for(logs[0], "phase: setup", first)  # the first sweep holds run 0
+        second = subprocess.Popen(cmd, cwd=REPO, stdout=b_log, stderr=subprocess.STDOUT)
+        codes = [first.wait(timeout=900), second.wait(timeout=900)]
+    text = [log.read_text() for log in logs]
+    runs = records(out)
+    assert {k: r["status"] for k, r in runs.items()} == {"0_sft_seed0": "success", "1_sft_seed1": "success"}, text
+    assert sum(t.count("phase: train") for t in text) == 2  # each run trained once, by one of them
+    assert "another process is running it now" in "".join(text)
+    assert 0 in codes  # the one that finished last saw every run done
+    if codes != [0, 0]:  # the one that finished first, while the other still ran a run, said so
+        assert "still running in another process" in "".join(text)
+    assert not leftovers(out)
+
+
+def _file_size_limit(limit: int):
+    def apply():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write then fails with EFBIG, as ENOSPC would
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return apply
+
+
+@pytest.mark.slow
+def test_a_disk_that_fills_while_saving_fails_the_run_truthfully_and_leaves_no_half_folder(tmp_path):
+    """The kernel refuses writes past a file-size limit as it does on a full disk: the adapter (19 MB)
+    cannot be saved under a 1 MB limit, while the record (a few KB) still can."""
+    from bench.models import resolve_model_path
+
+    resolve_model_path("embedded:smollm2-135m-instruct", os.environ["RFT_BENCH_CACHE"])  # cached before the limit
+    run = tmp_path / "run"
+    proc = subprocess.run(
+        [*BENCH, "method=sft", "debug=smoke", "eval=none", "logger=none", "isolate=false", f"hydra.run.dir={run}"],
+        cwd=REPO, capture_output=True, text=True, timeout=600, preexec_fn=_file_size_limit(2**20),
+    )
+    assert proc.returncode != 0
+    record = json.loads((run / "metrics.json").read_text())
+    assert record["status"] == "failed", proc.stderr[-3000:]
+    assert "too large" in record["error"].lower() and "time/total_s" in record
+    assert not (run / "adapter").exists() and not leftovers(run)
+
+
+COLD = ["method=dpo", "debug=smoke", "eval.limit=4", "logger=none", "isolate=false", "peft.target_modules=all-linear"]
+
+
+@pytest.fixture(scope="module")
+def cold_cache(tmp_path_factory):
+    """Two identical DPO runs started at once on an empty cache (every kind of entry gets built), the
+    runs' folders, their stderr and the cache; shared by the tests of building, damage and adapters."""
+    tmp = tmp_path_factory.mktemp("cold")
+    env = os.environ | {"RFT_BENCH_CACHE": str(tmp / "cache")}  # cold: nothing converted or built
+    procs = [
+        subprocess.Popen([*BENCH, *COLD, f"hydra.run.dir={tmp / f'run{i}'}"],
+                         cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         for i in range(2)
     ]
     errors = [p.communicate(timeout=900)[1] for p in procs]
+    return tmp, env, errors
+
+
+@pytest.mark.slow
+def test_parallel_jobs_build_each_shared_cache_once(cold_cache):
+    tmp_path, _, errors = cold_cache
     runs = [json.loads((tmp_path / f"run{i}" / "metrics.json").read_text()) for i in range(2)]
     assert all(r["status"] == "success" for r in runs), [e[-2000:] for e in errors]
     assert runs[0]["data/preference_fingerprint"] == runs[1]["data/preference_fingerprint"]
@@ -200,6 +278,107 @@ def test_parallel_jobs_build_each_shared_cache_once(tmp_path):
     assert all(r["params/trainable"] == r["params/audit_exact"] == 4_884_480 for r in runs)
     assert len([p for p in (tmp_path / "cache" / "models").glob("smollm2-*") if p.is_dir()]) == 1
     assert not [p for p in leftovers(tmp_path / "cache") if not p.name.endswith(".lock")]
+    from bench import cache
+
+    kinds = {entry.relative_to(tmp_path / "cache").parts[0] for entry in cache.entries(tmp_path / "cache")}
+    assert kinds == {"models", "data", "base_scores", "perf"}  # every published entry has its manifest
+    assert all(cache.problem(e, full=True) is None for e in cache.entries(tmp_path / "cache"))
+
+
+@pytest.mark.slow
+def test_each_kind_of_damaged_cache_entry_is_rebuilt_with_a_warning_naming_it(cold_cache):
+    """A weight file cut short, an emptied data file, a removed score file, a truncated measurement:
+    the next run warns about each by path, rebuilds it under its lock and succeeds."""
+    from bench import cache
+
+    tmp_path, env, _ = cold_cache
+    root = tmp_path / "cache"
+    (model,) = [p for p in (root / "models").iterdir() if p.is_dir()]
+    weights = model / "model.safetensors"
+    with weights.open("r+b") as f:
+        f.truncate(weights.stat().st_size // 2)
+    (data,) = [p for p in (root / "data").glob("*.json") if not p.name.endswith(".manifest.json")]
+    data.write_text("")
+    (scores,) = [p for p in (root / "base_scores").glob("*.json") if not p.name.endswith(".manifest.json")]
+    scores.unlink()
+    (peak,) = [p for p in (root / "perf").glob("*.json") if not p.name.endswith(".manifest.json")]
+    peak.write_text(peak.read_text()[:10])
+
+    proc = subprocess.run([*BENCH, *COLD, f"hydra.run.dir={tmp_path / 'again'}"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=900)
+    record = json.loads((tmp_path / "again" / "metrics.json").read_text())
+    assert record["status"] == "success", proc.stderr[-3000:]
+    for what, path, wrong in [("converted model", model, "model.safetensors is"), ("offline data", data, "emptied"),
+                              ("base-model scores", scores, "it is missing"), ("measured flops_per_s", peak, "truncated")]:
+        assert f"cache: {what} {path} is damaged (" in proc.stderr and wrong in proc.stderr, what
+        assert cache.problem(path, full=True) is None, what  # rebuilt, with a fresh manifest
+    assert record["data/build_cached"] is False and record["eval/base_cached"] is False
+
+
+HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
+
+
+@pytest.mark.slow
+def test_a_saved_adapter_names_its_base_by_hub_id_and_has_a_model_card(cold_cache):
+    from huggingface_hub import ModelCard
+
+    tmp_path, _, _ = cold_cache
+    adapter, record = tmp_path / "run0" / "adapter", json.loads((tmp_path / "run0" / "metrics.json").read_text())
+    assert json.loads((adapter / "adapter_config.json").read_text())["base_model_name_or_path"] == HUB_ID
+    card = ModelCard.load(adapter / "README.md")
+    assert card.data.base_model == HUB_ID and card.data.library_name == "peft"
+    assert card.data.to_dict()["base_model_source"].startswith("embedded:smollm2-135m-instruct")
+    assert "dpo" in card.data.tags and card.data.eval_results[0].metric_value == record["eval/accuracy"]
+    assert "## Results" in card.text and "`params/trainable` | 4884480" in card.text
+
+
+@pytest.mark.slow
+def test_the_adapter_alone_loads_where_its_base_is_available_under_its_hub_id(cold_cache, tmp_path):
+    """Another machine: the adapter folder only, the base in a Hugging Face cache under its hub id (a
+    stand-in for a download: the converted weights in the hub cache's layout), no embedded package used."""
+    cold, env, _ = cold_cache
+    moved = tmp_path / "elsewhere" / "adapter"
+    shutil.copytree(cold / "run0" / "adapter", moved)
+    (model,) = [p for p in (cold / "cache" / "models").iterdir() if p.is_dir()]
+    repo = tmp_path / "hf" / "hub" / f"models--{HUB_ID.replace('/', '--')}"
+    snapshot = repo / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    for f in model.iterdir():
+        if not f.name.startswith("."):
+            (snapshot / f.name).symlink_to(f)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0" * 40)
+    env = env | {"HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1", "RFT_BENCH_CACHE": str(tmp_path / "empty")}
+
+    proc = subprocess.run([sys.executable, "-m", "bench.evaluate", str(moved), "eval.limit=2", "eval.max_gen_toks=16"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Converting" not in proc.stderr and not (tmp_path / "empty" / "models").exists()  # the hub id, not embedded
+    assert json.loads((moved.parent / "eval.json").read_text())["eval/n"] == 2
+
+    (tasks,) = (cold / "cache" / "lm_eval_tasks").iterdir()  # the run's own lm-eval task (YAML and data)
+    proc = subprocess.run(
+        [sys.executable, "-m", "lm_eval", "--model", "hf", "--model_args", f"pretrained={HUB_ID},peft={moved}",
+         "--tasks", tasks.name.rsplit("-", 1)[0], "--include_path", str(tasks), "--limit", "2",
+         "--gen_kwargs", "max_gen_toks=16", "--device", "cpu"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert tasks.name.rsplit("-", 1)[0] in proc.stdout and "exact_match" in proc.stdout
+
+
+@pytest.mark.slow
+def test_a_damaged_saved_adapter_is_refused_by_name(cold_cache, tmp_path, capsys):
+    from bench.evaluate import main
+
+    cold, _, _ = cold_cache
+    shutil.copytree(cold / "run0", tmp_path / "run", ignore=shutil.ignore_patterns("wandb"))
+    weights = tmp_path / "run" / "adapter" / "adapter_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    assert main([str(tmp_path / "run" / "adapter")]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'run' / 'adapter'} is damaged (adapter_model.safetensors is 1,000 bytes" in err
+    assert "force=true" in err
 
 
 @pytest.mark.slow

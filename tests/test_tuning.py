@@ -1,4 +1,4 @@
-"""The smoke tuning study end to end, as a user runs it: 2 methods × 2 learning rates on validation, DPO's
+"""The smoke tuning study end to end, as a user runs it: ORPO and DPO × 2 learning rates on validation, DPO's
 beta at the picked rate, then the picks on test, and the report's tuning section."""
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def test_grid_points_are_scored_on_validation_and_only_the_picks_on_test(study):
     assert len(searched) == 5 and all(r["status"] == "success" for r in searched)
     assert {r["eval/split"] for r in searched} == {"validation"}
     final = _records(out / "final")
-    assert {r["method"] for r in final} == {"grpo", "dpo"} and {r["eval/split"] for r in final} == {"test"}
+    assert {r["method"] for r in final} == {"orpo", "dpo"} and {r["eval/split"] for r in final} == {"test"}
     picks = yaml.safe_load((out / "tuned.yaml").read_text())["tuned"]
     for record in final:
         assert set(record["fair/declared"]) >= {"learning_rate"}
@@ -45,7 +45,7 @@ def test_grid_points_are_scored_on_validation_and_only_the_picks_on_test(study):
 def test_the_picks_are_the_best_validation_points(study):
     out, stdout = study
     record = json.loads((out / "tune.json").read_text())
-    for method in ("grpo", "dpo"):
+    for method in ("orpo", "dpo"):
         entry = record["methods"][method]
         for stage in entry["stages"]:
             scores = {p["value"]: p["score"] for p in stage["points"]}
@@ -60,7 +60,7 @@ def test_the_report_shows_grid_scores_picks_and_the_test_row(study):
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = (out / "summary.md").read_text()
     tuning = summary.split("## Tuning", 1)[1]
-    for method in ("grpo", "dpo"):
+    for method in ("orpo", "dpo"):
         assert f"**{method}**: picked `train.args.learning_rate=" in tuning
-    assert tuning.count(" ← ") >= 3  # a pick marked in each stage: grpo lr, dpo lr, dpo beta
+    assert tuning.count(" ← ") >= 3  # a pick marked in each stage: orpo lr, dpo lr, dpo beta
     assert tuning.count("Test with the picked settings:") == 2
