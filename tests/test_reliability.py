@@ -308,9 +308,11 @@ def test_each_kind_of_damaged_cache_entry_is_rebuilt_with_a_warning_naming_it(co
                           capture_output=True, text=True, timeout=900)
     record = json.loads((tmp_path / "again" / "metrics.json").read_text())
     assert record["status"] == "success", proc.stderr[-3000:]
-    for what, path, wrong in [("converted model", model, "model.safetensors is"), ("offline data", data, "emptied"),
-                              ("base-model scores", scores, "it is missing"), ("measured flops_per_s", peak, "truncated")]:
-        assert f"cache: {what} {path} is damaged (" in proc.stderr and wrong in proc.stderr, what
+    console = proc.stdout + proc.stderr  # Hydra's job logging writes to stdout
+    for what, path, wrong in [("converted model", model, "model.safetensors is"), ("offline data", data, "(emptied)"),
+                              ("base-model scores", scores, "(it is missing)"), ("measured flops_per_s", peak, "(truncated)")]:
+        line = next((ln for ln in console.splitlines() if f"cache: {what} {path} is damaged (" in ln), "")
+        assert wrong in line, (what, console[-3000:])
         assert cache.problem(path, full=True) is None, what  # rebuilt, with a fresh manifest
     assert record["data/build_cached"] is False and record["eval/base_cached"] is False
 
