@@ -267,11 +267,48 @@ def test_qlora_nf4_trains_the_same_lora_and_logs_to_wandb_offline(compose, tmp_p
     assert json.loads((tmp_path / "metrics.json").read_text())["wandb/dir"].startswith(str(run_dir))
 
 
-def test_submitit_local_launcher_runs_jobs_as_separate_processes(tmp_path):
-    """hydra/launcher=submitit_local: each job its own process (logs under .submitit/), report at the end."""
-    result = sweep(tmp_path, "method=sft,orpo", "eval=none", "logger=none", "hydra/launcher=submitit_local",
-                   "isolate=false")
+def test_submitit_local_launcher_runs_jobs_as_separate_processes_and_requeues_a_preempted_one(tmp_path):
+    """hydra/launcher=submitit_local: each job its own process (logs under .submitit/), report at the end;
+    submitit's preemption signal (USR2) mid-training requeues the job, whose run is recorded interrupted
+    and then run again to success, as on Slurm (README: Slurm preemption)."""
+    import signal
+    import time
+
+    import psutil
+
+    cmd = [sys.executable, "-m", "bench", "-m", "method=sft,orpo", "eval=none", "logger=none", "debug=smoke",
+           "hydra/launcher=submitit_local", "isolate=false", f"hydra.sweep.dir={tmp_path}"]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    sft = tmp_path / "0_sft_seed0"
+    seen, deadline = [], time.time() + 900
+    while time.time() < deadline and "phase: train" not in _read(sft / "__main__.log"):
+        time.sleep(0.3)
+    (job,) = [p for p in psutil.Process(proc.pid).children(recursive=True)  # the job logging into sft's folder
+              if "submitit.core._submit" in " ".join(p.cmdline()) and any(str(sft) in f.path for f in p.open_files())]
+    job.send_signal(signal.SIGUSR2)
+    while proc.poll() is None and time.time() < deadline:
+        status = json.loads(_read(sft / "metrics.json", "{}") or "{}").get("status")
+        if status and (not seen or seen[-1] != status):
+            seen.append(status)
+        time.sleep(0.2)
+    output = proc.communicate()[0]
+    assert proc.returncode == 0, output[-3000:]
+    assert "interrupted" in seen and seen[-1] == "success", seen  # recorded as interrupted, then rerun
+    result = Sweep(tmp_path, proc.returncode, output, {})
+    for path in tmp_path.glob("*/metrics.json"):
+        record = json.loads(path.read_text())
+        result.runs[record["method"]] = record
     for name in ("sft", "orpo"):
         assert result.run(name)["params/trainable"] == 4_884_480
-    assert result.returncode == 0 and (tmp_path / "summary.md").exists()
+    assert (tmp_path / "summary.md").exists()
     assert list(tmp_path.glob(".submitit/*/*_log.out"))  # submitit's per-job logs
+    assert "Requeued job" in "".join(p.read_text() for p in tmp_path.glob(".submitit/*/*_log.*"))
+
+
+def _read(path: Path, default: str = "") -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return default
+
+
