@@ -10,7 +10,6 @@ Each phase's wall time and peak memory are recorded (`time/<phase>_s`, `sys/peak
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import time
@@ -204,7 +203,7 @@ def train(cfg: DictConfig, runtime: Runtime, validated, out: Path) -> dict:
     result["model/path"] = s.path
     if not distributed.is_main():  # one job, one record and one saved adapter: rank 0's
         return result
-    (out / "train_log.json").write_text(json.dumps(timer.logs, indent=1, default=str))
+    cache.write_json(out / "train_log.json", timer.logs, indent=1)
     with phase("save", runtime.device, result):
         result.update(save(model, s.tokenizer, out, cfg))
     return result

@@ -24,7 +24,6 @@ still returns the run's accuracy, so an Optuna sweeper can drive it unchanged fo
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import subprocess
@@ -33,7 +32,7 @@ from pathlib import Path
 
 import yaml
 
-from bench import BenchError
+from bench import BenchError, cache, files, records
 
 log = logging.getLogger(__name__)
 SELECTION_SPLIT = "validation"
@@ -83,7 +82,7 @@ def _sweep(out: Path, overrides: list[str]) -> None:
 
 
 def _records(folder: Path) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted(folder.rglob("metrics.json"))]
+    return [records.read(p) for p in sorted(folder.rglob("metrics.json"))]
 
 
 def _value_of(record: dict, key: str):
@@ -151,9 +150,9 @@ def tune(spec: dict, run_overrides: list[str], out: Path, final: bool = True, on
         picks[method] = picked
         study["methods"][method] = entry
     tuned_file = out / "tuned.yaml"
-    tuned_file.write_text(yaml.safe_dump({"tuned": picks}, sort_keys=False))
+    cache.write_text(tuned_file, yaml.safe_dump({"tuned": picks}, sort_keys=False))
     study["tuned_file"] = str(tuned_file)
-    (out / "tune.json").write_text(json.dumps(study, indent=1, default=str) + "\n")
+    cache.write_json(out / "tune.json", study, indent=1)
     if on_picks is not None:
         on_picks(study)
     if final:
@@ -189,7 +188,7 @@ def section(folder: Path) -> str | None:
     from bench.report import load_runs
     from bench.stats import accuracy_interval, combine_seeds
 
-    study = json.loads(path.read_text())
+    study = files.read_json(path, "It is the study's own summary: rerun `make tune` to rewrite it.")
     final = load_runs([folder / "final"]) if (folder / "final").is_dir() else None
     lines = ["## Tuning", "", f"Picked on the {SELECTION_SPLIT} split (seed {study['spec']['seed']}); "
              "the test split was scored only with the picked settings (`final/`)."]
@@ -241,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         command = "python -m bench.studies.tune " + " ".join(argv if argv is not None else sys.argv[1:])
 
         def write(study: dict) -> None:
-            EXPERIMENT.write_text(experiment_file(study, command, git_info().get("git/commit")))
+            cache.write_text(EXPERIMENT, experiment_file(study, command, git_info().get("git/commit")))
             print(f"wrote {EXPERIMENT}", flush=True)
 
         study = tune(spec, runs, args.out.resolve(), final=not args.no_final, on_picks=write if args.write else None)
