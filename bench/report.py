@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 # importing bench also sets the offline/telemetry environment defaults
-from bench import BenchError, fairness, files
+from bench import BenchError, cache, fairness, files
 from bench.plots import make_plots
 from bench.schema import GROUP_KEYS, METRICS
 from bench.stats import accuracy_interval, combine_seeds, holm, paired_test
@@ -162,6 +162,72 @@ def _paired(members: pd.DataFrame) -> dict:
     return out
 
 
+# Rows compared head to head differ in these keys only: the method and its own settings (a tuned
+# rate, beta). Rows that differ in model, task, quantization, rank or split answer another question.
+PAIR_FREE = ("method", "overrides")
+PAIR_COLUMNS = ["better", "worse", "delta", "delta_ci_low", "delta_ci_high", "test", "p", "p_holm", "significant"]
+
+
+def pairwise(runs: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
+    """Row against row: for every two rows that differ only in method (and its settings) and were scored
+    on the same items, the paired test of their seed-averaged per-item scores, Holm-adjusted over all
+    pairs. Each pair is written better-first (delta >= 0); `significant` says the order is not noise.
+    """
+    keys = list(GROUP_KEYS)
+    ok = runs[runs["status"] == "success"]
+    labels = summary.set_index(keys)["label"]
+    scores = {}
+    if "eval/items" in ok:
+        for key, group in ok.groupby(keys, sort=False):
+            lists = [x for x in group["eval/items"] if isinstance(x, list) and x]
+            try:
+                scores[key] = combine_seeds(lists) if lists else None
+            except ValueError as e:  # seeds scored different item counts: no pair for this row
+                log.warning("bench.report: no pairwise test for %s: %s", labels.get(key, key), e)
+    scores = {k: v for k, v in scores.items() if v is not None}
+    block = [i for i, k in enumerate(keys) if k not in PAIR_FREE]
+    pairs = []
+    for i, a in enumerate(list(scores)):
+        for b in list(scores)[i + 1 :]:
+            if [a[j] for j in block] != [b[j] for j in block] or len(scores[a]) != len(scores[b]):
+                continue
+            hi, lo = (b, a) if scores[b].mean() > scores[a].mean() else (a, b)
+            test = paired_test(scores[hi], scores[lo])
+            pairs.append([labels[hi], labels[lo], test.delta, test.ci_low, test.ci_high, test.test, test.p])
+    frame = pd.DataFrame(pairs, columns=PAIR_COLUMNS[:-2])
+    frame["p_holm"] = holm(frame["p"].astype(float)) if len(frame) else []
+    frame["significant"] = frame["p_holm"] < ALPHA
+    return frame
+
+
+def pairs_markdown(pairs: pd.DataFrame) -> list[str]:
+    """The "Method against method" section of summary.md (nothing when fewer than two rows compare)."""
+    if pairs.empty:
+        return []
+    table = pd.DataFrame(
+        {
+            "better": pairs["better"],
+            "than": pairs["worse"],
+            "delta [95% CI]": [
+                f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]"
+                for d, lo, hi in zip(pairs["delta"], pairs["delta_ci_low"], pairs["delta_ci_high"], strict=True)
+            ],
+            "p (Holm)": [f"{p:.2g}" for p in pairs["p_holm"]],
+            "verdict": ["better" if s else "within noise" for s in pairs["significant"]],
+        }
+    )
+    return [
+        "",
+        "## Method against method",
+        "",
+        table.to_markdown(index=False, disable_numparse=True),
+        "",
+        f"Rows that differ only in method and its settings, on the same items: the paired test of their "
+        f"seed-averaged per-item scores (as against the base), Holm-adjusted over the {len(pairs)} pairs. "
+        f"**better** when adjusted p < {ALPHA}; **within noise** says these items cannot order the two.",
+    ]
+
+
 def fairness_audit(runs: pd.DataFrame) -> list[fairness.Difference]:
     """The audit over the report's rows: each row's successful runs, by label (bench.fairness)."""
     ok = runs[runs["status"] == "success"]
@@ -183,6 +249,7 @@ def to_markdown(
     plots: Sequence[Path],
     skipped: dict[str, str],
     differences: list | None = None,
+    pairs: pd.DataFrame | None = None,
 ) -> str:
     """summary.md: the comparison table, the failed runs, and what the columns and marks mean."""
     shown = [k for k in GROUP_KEYS if k == "method" or summary[k].nunique() > 1]
@@ -223,6 +290,8 @@ def to_markdown(
         lines += ["", "## Failed runs", "", rows.to_markdown(index=False, disable_numparse=True)]
     if differences is not None and summary["label"].nunique() > 1:
         lines += ["", fairness.to_markdown(differences)]
+    if pairs is not None:
+        lines += pairs_markdown(pairs)
     n_tests = int(summary["eval/p"].notna().sum())
     lines += [
         "",
@@ -279,18 +348,20 @@ def write_report(
             "bench.report: undeclared differences between rows: %s (see 'Fairness audit' in %s)",
             ", ".join(undeclared), out / "summary.md",
         )
-    text = to_markdown(summary, runs, plots, skipped, differences)
+    pairs = pairwise(runs, summary)
+    text = to_markdown(summary, runs, plots, skipped, differences, pairs)
     from bench.studies.tune import section  # a tuning study's folder: its grid, picks and test rows
 
     tuning = [t for t in (section(Path(f)) for f in folders) if t]
     if tuning:
         text = "\n\n".join([text, *tuning])
-    (out / "summary.md").write_text(text + "\n")
-    summary.to_csv(out / "summary.csv", index=False)
+    cache.write_text(out / "summary.md", text + "\n")
+    cache.write_text(out / "summary.csv", summary.to_csv(index=False))
     records = {
         "folders": [str(f) for f in folders],
         "alpha": ALPHA,
         "summary": _records(summary),
+        "pairs": _records(pairs),
         "fairness": [
             {"setting": d.setting, "declared": d.declared, "declared_by": d.declared_by, "values": d.values}
             for d in differences
@@ -300,7 +371,7 @@ def write_report(
         "plots": [p.name for p in plots],
         "skipped_plots": skipped,
     }
-    (out / "summary.json").write_text(json.dumps(records, indent=1) + "\n")
+    cache.write_json(out / "summary.json", records, indent=1)
     files = [out / "summary.md", out / "summary.csv", out / "summary.json", *plots]
     mode = mode or os.environ.get("WANDB_MODE", "offline")
     if wandb is None:

@@ -122,6 +122,25 @@ def test_significance_mark_for_a_real_gain_and_not_for_noise(sweep):
     assert "*" not in next(line for line in lines if line.startswith("| dpo"))
 
 
+def test_methods_are_compared_pair_by_pair_only_where_only_the_method_differs(sweep):
+    """GRPO's gain over DPO is real, DPO and SFT are the same items (noise); ORPO on another task and PPO
+    on random weights (no items) are in no pair; Holm adjusts over the three pairs that remain."""
+    write(sweep, "6_sft_seed0", record("sft", 0, items=noise(), overrides="train.args.learning_rate=3e-4"))
+    write(sweep, "7_orpo_seed0", record("orpo", 0, items=better(60), task="gsm8k"))
+    report = write_report([sweep])
+    pairs = json.loads((sweep / "summary.json").read_text())["pairs"]
+    by_pair = {(p["better"].split()[0], p["worse"].split()[0]): p for p in pairs}
+    assert set(by_pair) == {("grpo", "dpo"), ("grpo", "sft"), ("dpo", "sft")}, by_pair  # better-first
+    gain = by_pair["grpo", "dpo"]
+    grpo_mean = np.mean([np.mean(better(40 + s)) for s in range(3)])
+    assert gain["delta"] == pytest.approx(grpo_mean - np.mean(noise())) and gain["significant"]
+    assert gain["p"] <= gain["p_holm"] <= min(1.0, 3 * gain["p"])
+    same = by_pair["dpo", "sft"]
+    assert same["delta"] == 0 and same["p_holm"] == 1.0 and not same["significant"]
+    section = report.markdown.split("## Method against method")[1].split("## Legend")[0]
+    assert section.count("| grpo") == 2 and "within noise" in section and "over the 3 pairs" in section
+
+
 def test_report_files_and_plots(sweep, capsys):
     assert main([str(sweep)]) == 0
     out = capsys.readouterr().out
