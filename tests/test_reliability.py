@@ -191,6 +191,9 @@ def test_ctrl_c_in_the_terminal_records_the_run_as_interrupted(tmp_path):
         proc = subprocess.Popen(
             [*BENCH, "method=sft", "debug=smoke", "eval=none", "logger=none", f"hydra.run.dir={tmp_path / 'run'}"],
             cwd=REPO, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True,
+            # As in a terminal: a suite started in the background (`make test &`) inherits SIGINT ignored,
+            # and Python then never turns it into KeyboardInterrupt.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         _wait_for(log, "phase: train", proc)
         os.killpg(proc.pid, signal.SIGINT)
