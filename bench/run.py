@@ -94,11 +94,11 @@ def _run(cfg: DictConfig, out: Path) -> dict:
         # A SystemExit here is a scheduler's handler exiting this process (submitit's requeue on
         # preemption or near the time limit): the run process must not go on unsupervised, so it is
         # stopped as SIGTERM stops it, and records that; the requeued job resumes the run.
-        _stop_child(child, stop or signals.Interrupted(signal.SIGTERM))
+        passed_on = stop or signals.Interrupted(signal.SIGTERM)
+        _stop_child(child, passed_on)
         record = records.read(out / METRICS)
         if record.get("status") == "running":  # the run process could not record it in time
-            records.write(out / METRICS, record | interrupted(
-                stop or signals.Interrupted(signal.SIGTERM), "unknown (the run process ended unrecorded)"))
+            records.write(out / METRICS, record | interrupted(passed_on, "unknown (the run process ended unrecorded)"))
         if stop is None:
             raise
         raise stop from None
@@ -147,12 +147,13 @@ def _stop_child(child, stop: signals.Interrupted) -> None:
         child.join()
 
 
-def interrupted(stop: signals.Interrupted, phase: str) -> dict:
-    """The record's fields for a run that a stop signal ended."""
+def interrupted(stop: signals.Interrupted | None, phase: str, error: str | None = None) -> dict:
+    """The record's fields for a run that a stop signal ended (None: an exit that no signal of ours
+    raised, with `error` saying what it was)."""
     return {
         "status": "interrupted",
-        "error": f"interrupted by {stop.name} during {phase}; rerun the same command to resume",
-        "interrupted/signal": stop.name,
+        "error": error or f"interrupted by {stop.name} during {phase}; rerun the same command to resume",
+        "interrupted/signal": stop.name if stop else "exit",
         "interrupted/phase": phase,
     }
 
@@ -286,13 +287,9 @@ def _record(cfg: DictConfig) -> dict:
             record |= interrupted(stop, signals.phase())
         elif isinstance(err, SystemExit):  # from a signal handler of the job's scheduler (submitit's
             # requeue on preemption or near its time limit calls sys.exit inside the run)
-            record |= {
-                "status": "interrupted",
-                "error": f"the job exited during {signals.phase()} (SystemExit {err.code}; under submitit, its "
-                         "requeue on preemption or time limit); the requeued job or a rerun resumes",
-                "interrupted/signal": "exit",
-                "interrupted/phase": signals.phase(),
-            }
+            record |= interrupted(None, signals.phase(), (
+                f"the job exited during {signals.phase()} (SystemExit {err.code}; under submitit, its requeue on "
+                "preemption or time limit); the requeued job or a rerun resumes"))
         else:
             raise
         record["time/total_s"] = round(time.perf_counter() - started, 3)
