@@ -29,6 +29,12 @@ SAMPLING_KEYS = ("temperature", "top_p", "max_new_tokens")
 PER_RUN_FIELDS = frozenset(
     {"output_dir", "logging_dir", "run_name", "seed", "data_seed", "hub_model_id", "hub_token", "trackio_space_id"}
 )
+# Fields that cannot act in this harness, so trainers whose defaults differ in them differ in nothing:
+# each adapter hands its trainer the task's reward itself (PPO's default reward model path is never
+# loaded), and vLLM's settings are read only with use_vllm on (then they are compared like any other).
+INERT_FIELDS = frozenset({"reward_model_path"})
+# TRL derives each of these from the other: a row that declares one has chosen both.
+DERIVED = {"steps_per_generation": "generation_batch_size", "generation_batch_size": "steps_per_generation"}
 # Harness facts compared beside the TRL fields; a row declares one through the keys named here.
 FACTS = {
     "fair/dropout": ("train.disable_dropout", "peft.lora_dropout"),
@@ -144,6 +150,7 @@ def declared(method_args: dict, tuned: dict, overrides: list[str], sampling_fiel
     `sampling.temperature` → fair/temperature as well as the method's own temperature field).
     """
     names = set(method_args)
+    names |= {DERIVED[n] for n in names if n in DERIVED}
     keys = list(tuned) + [o.split("=", 1)[0].lstrip("+~") for o in overrides if "=" in o]
     for key in keys:
         if key.startswith(("train.args.", "method.args.")):
@@ -180,7 +187,13 @@ class Difference:
 
 
 def _row_settings(record: dict) -> dict:
-    settings = {k: v for k, v in (record.get("fair/trl_config") or {}).items() if k not in PER_RUN_FIELDS}
+    config = record.get("fair/trl_config") or {}
+    vllm = bool(config.get("use_vllm"))
+    settings = {
+        k: v
+        for k, v in config.items()
+        if k not in PER_RUN_FIELDS and k not in INERT_FIELDS and (vllm or not k.startswith("vllm_"))
+    }
     settings.update({k: record[k] for k in FACTS if record.get(k) is not None})
     return settings
 

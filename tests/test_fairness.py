@@ -7,6 +7,7 @@ import pytest
 
 import methods
 from bench import BenchError, fairness
+from bench.config import CONF_DIR
 
 METHODS = methods.names()
 
@@ -52,6 +53,26 @@ def test_audit_shows_a_row_whose_own_seeds_disagree():
     assert not diff.declared  # seeds of one row may differ only by seed
 
 
+def test_a_derived_field_is_declared_with_its_source_and_inert_fields_are_not_compared():
+    """GSPO's steps_per_generation sets generation_batch_size too; PPO's unused reward-model path and
+    vLLM's settings with vLLM off cannot act, so trainers whose defaults differ there differ in nothing."""
+    declared = fairness.declared({"steps_per_generation": 4}, {}, [])
+    assert {"steps_per_generation", "generation_batch_size"} <= set(declared)
+    rows = {
+        "grpo": [_run("grpo", steps_per_generation=1, generation_batch_size=4, vllm_gpu_memory_utilization=0.3)],
+        "gspo": [_run("gspo", declared, steps_per_generation=4, generation_batch_size=16,
+                      vllm_gpu_memory_utilization=0.3)],
+        "online_dpo": [_run("online_dpo", reward_model_path=None, vllm_gpu_memory_utilization=0.55)],
+        "ppo": [_run("ppo", reward_model_path="EleutherAI/pythia-160m")],
+    }
+    found = {d.setting: d for d in fairness.audit(rows)}
+    assert found["generation_batch_size"].declared and found["steps_per_generation"].declared
+    assert "reward_model_path" not in found and "vllm_gpu_memory_utilization" not in found
+    for row in ("grpo", "online_dpo"):  # with vLLM on, its settings act
+        rows[row][0]["fair/trl_config"]["use_vllm"] = True
+    assert "vllm_gpu_memory_utilization" in {d.setting for d in fairness.audit(rows)}
+
+
 def test_declared_reads_yaml_args_tuned_keys_and_sweep_overrides():
     names = fairness.declared(
         {"beta": 0.1}, {"train.args.learning_rate": 3e-4},
@@ -61,14 +82,14 @@ def test_declared_reads_yaml_args_tuned_keys_and_sweep_overrides():
     assert "seed" not in names
 
 
-@pytest.mark.parametrize("name", METHODS)
+@pytest.mark.parametrize("name", sorted(p.stem for p in (CONF_DIR / "method").glob("*.yaml")))
 def test_every_method_gets_the_shared_dropout_and_sampling_settings(compose, name):
-    """Built exactly as validation builds it: the TRL config each trainer will receive."""
+    """Built exactly as validation builds it: the TRL config each trainer will receive (variants too)."""
     from bench.config import validate
     from bench.models import resolve_runtime
 
     cfg = compose(f"method={name}", "experiment=headline", "output_dir=/tmp/unused")
-    method = methods.get(name)
+    method = methods.get(methods.adapter_name(cfg.method))
     args = validate(cfg, resolve_runtime("cpu", "auto")).trainer_config
     if hasattr(args, "disable_dropout"):
         assert args.disable_dropout is True
