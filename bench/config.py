@@ -154,12 +154,15 @@ def validate(cfg: DictConfig, runtime: Runtime) -> Validated:
     from bench.tasks import TASKS
 
     try:
-        method = methods.get(cfg.method.name)
+        method = methods.get(methods.adapter_name(cfg.method))
     except KeyError as err:
-        raise BenchError(
-            f"{err.args[0]} conf/method/{cfg.method.name}.yaml exists, so add its adapter file in methods/ "
-            "(see README, 'Adding a method')."
-        ) from err
+        fix = (
+            f"conf/method/{cfg.method.name}.yaml names `adapter: {cfg.method.adapter}`: name a registered one"
+            if cfg.method.get("adapter")
+            else f"conf/method/{cfg.method.name}.yaml exists, so add its adapter file in methods/, or make it a "
+            "variant of a registered one with `adapter:`"
+        )
+        raise BenchError(f"{err.args[0]} {fix} (see README, 'Adding a method').") from err
     if cfg.task.name not in TASKS.names():
         raise BenchError(
             f"{TASKS.unknown(cfg.task.name)} conf/task/ names it, so add its file in bench/tasks/ "
@@ -196,12 +199,12 @@ def validate(cfg: DictConfig, runtime: Runtime) -> Validated:
             "on the quantized base (QLoRA)."
         )
     audit = audit_config(cfg)  # peft's own wrap on the meta device: a bad target fails here, in seconds
-    args = build_trainer_config(method.config_class, trainer_kwargs(cfg, runtime, method), method.name)
+    args = build_trainer_config(method.config_class, trainer_kwargs(cfg, runtime, method), cfg.method.name)
     if method.check is not None:
         try:
             method.check(args)
         except ValueError as err:
             raise BenchError(
-                f"method={method.name}: {method.config_class.__name__} rejected the settings: {err}"
+                f"method={cfg.method.name}: {method.config_class.__name__} rejected the settings: {err}"
             ) from err
     return Validated(method, args, audit)

@@ -182,9 +182,12 @@ def clean_partial(out: Path) -> None:
 
 
 def _header(cfg: DictConfig) -> dict:
+    from methods import adapter_name
+
     return {
         "status": "running",
         "method": cfg.method.name,
+        "method/adapter": adapter_name(cfg.method),  # the trainer a variant reuses (dapo -> grpo)
         "model": cfg.model.name,
         # A task that is a family of datasets (reasoning_gym) is one row per dataset in the report.
         "task": f"{cfg.task.name}/{cfg.task.dataset}" if cfg.task.get("dataset") else cfg.task.name,

@@ -1,6 +1,9 @@
-"""Method adapters: one file per method, registered by decorator, found by importing this package.
+"""Method adapters: one file per trainer, registered by decorator, found by importing this package.
 
-Adding a method is one file here (an `@register(...)`-decorated builder) plus `conf/method/<name>.yaml`.
+A method is a `conf/method/<name>.yaml`. One that trains with a new TRL trainer is that YAML plus one
+file here (an `@register(...)`-decorated builder). A variant of an existing one (DAPO of GRPO, IPO of
+DPO: the same trainer, another objective) is the YAML alone: it names the adapter it reuses with
+`adapter:` and sets its own `args`.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from dataclasses import dataclass, field
 from bench.registry import Registry
 from methods.base import DATA_KINDS, RunContext
 
-__all__ = ["Method", "RunContext", "register", "get", "names"]
+__all__ = ["Method", "RunContext", "register", "get", "names", "adapter_name"]
 
 
 @dataclass(frozen=True)
@@ -63,3 +66,8 @@ def names() -> list[str]:
 
 def get(name: str) -> Method:
     return REGISTRY.get(name)
+
+
+def adapter_name(method_cfg) -> str:
+    """The adapter a `conf/method/*.yaml` trains with: its `adapter:` for a variant, else its own name."""
+    return str(method_cfg.get("adapter") or method_cfg.name)

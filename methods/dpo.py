@@ -10,7 +10,22 @@ from trl import DPOConfig, DPOTrainer
 from methods import RunContext, register
 
 
-@register("dpo", config=DPOConfig, data="preference")
+# The loss types whose formula reads `label_smoothing` in TRL 1.12 (trl/trainer/dpo_trainer.py); its
+# `sigmoid` no longer does, so cDPO (smoothed sigmoid) cannot be asked of this trainer.
+SMOOTHED = {"robust", "exo_pair", "aot", "aot_unpaired"}
+
+
+def check(args: DPOConfig) -> None:
+    """Refuse a setting the trainer would ignore without a word."""
+    if args.label_smoothing and not SMOOTHED & set(args.loss_type):
+        raise ValueError(
+            f"label_smoothing={args.label_smoothing} has no effect with loss_type {list(args.loss_type)}: in TRL "
+            f"1.12 only {', '.join(sorted(SMOOTHED))} read it (the `sigmoid` loss, cDPO's, does not). Use "
+            "method=rdpo (loss_type robust) for a DPO that models flipped labels, or set label_smoothing: 0."
+        )
+
+
+@register("dpo", config=DPOConfig, data="preference", check=check)
 def build(ctx: RunContext) -> DPOTrainer:
     return DPOTrainer(
         model=ctx.model,

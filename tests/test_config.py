@@ -3,6 +3,7 @@ failing fast (before any model loads) without touching earlier results."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 
@@ -19,9 +20,50 @@ CPU = resolve_runtime("cpu", "auto")
 YAML_METHODS = sorted(p.stem for p in (CONF_DIR / "method").glob("*.yaml"))
 
 
+def _own(name: str) -> dict:
+    """A conf/method YAML as written: a variant's own keys, without what it inherits."""
+    import yaml
+
+    return yaml.safe_load((CONF_DIR / "method" / f"{name}.yaml").read_text())
+
+
+VARIANTS = [name for name in YAML_METHODS if _own(name).get("adapter")]
+DERIVED = {"steps_per_generation": ("generation_batch_size",)}
+
+
 def test_registry_and_method_configs_match():
-    assert methods.names() == YAML_METHODS
-    assert {"grpo", "ppo", "dpo", "kto", "orpo", "sft", "rloo"} <= set(YAML_METHODS)
+    # An adapter per YAML that is not a variant; a variant names a registered adapter and inherits its YAML.
+    assert methods.names() == [name for name in YAML_METHODS if name not in VARIANTS]
+    assert {"grpo", "ppo", "dpo", "kto", "orpo", "sft", "rloo", "cpo", "bco", "online_dpo"} <= set(methods.names())
+    assert {"dapo", "dr_grpo", "bnpo", "gspo", "cispo", "ipo", "rdpo", "slic", "simpo"} <= set(VARIANTS)
+    for name in VARIANTS:
+        own = _own(name)
+        assert own["name"] == name and own["adapter"] in methods.names(), name
+        assert own["defaults"][0] == own["adapter"], f"{name}: inherit the adapter's YAML first"
+        assert own.get("args"), f"{name}: a variant is its own args"
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_each_variant_trains_its_own_objective(compose, name, tmp_path):
+    """Every arg the variant's YAML sets reaches the TRL config of its adapter; the rest is the parent's."""
+    own = _own(name)
+    checked = validate(compose(f"method={name}", output_dir=tmp_path), CPU)
+    assert checked.method.name == own["adapter"]
+    for key, value in own["args"].items():
+        assert getattr(checked.trainer_config, key) == value, (name, key)
+    parent = validate(compose(f"method={own['adapter']}", output_dir=tmp_path), CPU).trainer_config
+    fields = [f.name for f in dataclasses.fields(parent)]
+    differ = {k for k in fields if getattr(parent, k) != getattr(checked.trainer_config, k)}
+    derived = {d for key in own["args"] for d in DERIVED.get(key, ())}  # TRL computes these from the args
+    allowed = set(own["args"]) | derived | {"output_dir", "run_name", "logging_dir"}
+    assert differ <= allowed, (name, differ - allowed)
+
+
+def test_a_variant_of_a_missing_adapter_is_explained(compose, tmp_path):
+    cfg = compose("method=dapo", output_dir=tmp_path)
+    cfg.method.adapter = "grpx"
+    with pytest.raises(BenchError, match=r"Did you mean 'grpo'.*names `adapter: grpx`"):
+        validate(cfg, CPU)
 
 
 def test_registry_and_task_configs_match():
@@ -63,7 +105,7 @@ def test_every_method_args_build_its_trl_config(compose, name, debug, tmp_path):
     checked = validate(cfg, CPU)
     method, args = checked.method, checked.trainer_config
     assert isinstance(args, method.config_class)
-    assert cfg.method.name == name == method.name
+    assert cfg.method.name == name and method.name == methods.adapter_name(cfg.method)
     # Precision follows the device: fp32 on CPU, never TRL's bf16 default.
     assert args.bf16 is False and args.fp16 is False
     assert args.seed == cfg.seed and args.report_to in ([], "none", ["none"])

@@ -1,0 +1,21 @@
+"""CPO (trl.experimental.cpo.CPOTrainer): reference-free preference optimisation on chosen/rejected
+pairs, a DPO-like term on the policy's own log-likelihoods plus a behaviour-cloning term on the
+chosen answer (Xu et al., arXiv:2401.08417). SimPO is this trainer with its `simpo` loss (a variant)."""
+
+from __future__ import annotations
+
+from trl.experimental.cpo import CPOConfig, CPOTrainer
+
+from methods import RunContext, register
+
+
+@register("cpo", config=CPOConfig, data="preference")
+def build(ctx: RunContext) -> CPOTrainer:
+    return CPOTrainer(
+        model=ctx.model,
+        args=ctx.args,
+        train_dataset=ctx.dataset,
+        processing_class=ctx.tokenizer,
+        peft_config=ctx.peft_config,
+        callbacks=ctx.callbacks,
+    )

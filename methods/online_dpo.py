@@ -1,0 +1,27 @@
+"""Online DPO (trl.experimental.online_dpo.OnlineDPOTrainer; Guo et al., arXiv:2402.04792): each step
+samples two completions per prompt from the current policy, ranks them by the task's own reward (the
+same weighted reward functions GRPO optimises: no judge LLM, no reward model) and takes a DPO step on
+that pair. The reference is the base (adapter disabled), as for DPO."""
+
+from __future__ import annotations
+
+from trl.experimental.online_dpo import OnlineDPOConfig, OnlineDPOTrainer
+
+from methods import RunContext, register
+
+SAMPLING = {"temperature": "temperature", "top_p": "top_p", "max_new_tokens": "max_new_tokens"}
+
+
+@register("online_dpo", config=OnlineDPOConfig, data="prompts", sampling=SAMPLING)
+def build(ctx: RunContext) -> OnlineDPOTrainer:
+    # The same scalar that scores every other method's data: the task's rewards, weighted.
+    ctx.args.reward_weights = ctx.reward_weights
+    return OnlineDPOTrainer(
+        model=ctx.model,
+        reward_funcs=ctx.reward_funcs,
+        args=ctx.args,
+        train_dataset=ctx.dataset,
+        processing_class=ctx.tokenizer,
+        peft_config=ctx.peft_config,
+        callbacks=ctx.callbacks,
+    )
