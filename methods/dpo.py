@@ -9,7 +9,6 @@ from trl import DPOConfig, DPOTrainer
 
 from methods import RunContext, register
 
-
 # The loss types whose formula reads `label_smoothing` in TRL 1.12 (trl/trainer/dpo_trainer.py); its
 # `sigmoid` no longer does, so cDPO (smoothed sigmoid) cannot be asked of this trainer.
 SMOOTHED = {"robust", "exo_pair", "aot", "aot_unpaired"}
