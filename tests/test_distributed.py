@@ -51,22 +51,22 @@ def test_data_parallel_run_needs_a_named_folder(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", ["dpo", "grpo"])
-def test_two_process_run_records_the_whole_job(tmp_path, method):
+def test_two_process_run_records_the_whole_job(tmp_path):
+    """GRPO (generation, rewards, the training step: every part of an online method) on two processes.
+
+    One method, not one per family, to keep the suite short: the offline methods' data build is one
+    locked cache entry, the same code as the model's, and tests/test_reliability.py races it."""
     out = tmp_path / "run"
-    # DPO starts from an empty cache: both processes reach the model conversion and the offline data
-    # build together, and whichever takes the lock must write a complete entry (once the process group
-    # is up, transformers saves weights from rank 0 only; rank 1 once cached a model-less folder).
-    cache = tmp_path / "cache" if method == "dpo" else None
-    proc = launch(
-        f"method={method}", "debug=smoke", "eval.limit=4", "logger=none", f"hydra.run.dir={out}", cache=cache
-    )
+    # From an empty cache: both processes reach the model conversion together, and whichever takes the
+    # lock must write a complete entry (once the process group is up, transformers saves weights from
+    # rank 0 only; rank 1 once cached a model-less folder).
+    cache = tmp_path / "cache"
+    proc = launch("method=grpo", "debug=smoke", "eval.limit=4", "logger=none", f"hydra.run.dir={out}", cache=cache)
     assert proc.returncode == 0, proc.stderr[-4000:]
-    if cache:
-        log = (out / "__main__.log").read_text()
-        assert log.count("Converting SmolLM2") == 1  # one process converted, the other waited and read it
-        (model,) = [p for p in (cache / "models").iterdir() if p.is_dir()]  # beside it: only its .lock
-        assert (model / "model.safetensors").exists() and (model / "config.json").exists()
+    log = (out / "__main__.log").read_text()
+    assert log.count("Converting SmolLM2") == 1  # one process converted, the other waited and read it
+    (model,) = [p for p in (cache / "models").iterdir() if p.is_dir()]  # beside it: only its .lock
+    assert (model / "model.safetensors").exists() and (model / "config.json").exists()
     record = json.loads((out / "metrics.json").read_text())
     assert record["status"] == "success", record.get("traceback") or record.get("error")
     assert record["dist/world_size"] == 2
