@@ -42,3 +42,7 @@ overhead: setup  ## harness vs plain TRL, same settings: step and run time ratio
 # The picks go to conf/experiment/tuned.yaml (experiment=tuned); rerun the same command to resume.
 tune: setup  ## each method at its own learning rate and knob, picked on validation, then 3 test seeds (~3 h on 2 cores)
 	$(PY) -m bench.studies.tune tune=headline --out results/reference/tuning-headline-smollm2-arithmetic-cpu --write $(ARGS)
+
+.PHONY: decode
+decode: setup  ## one decode step along each generation path beside the machine's bound (a table; ~5 min)
+	$(PY) -m bench.decode $(ARGS)
