@@ -46,3 +46,12 @@ tune: setup  ## each method at its own learning rate and knob, picked on validat
 .PHONY: decode
 decode: setup  ## one decode step along each generation path beside the machine's bound (a table; ~5 min)
 	$(PY) -m bench.decode $(ARGS)
+
+.PHONY: claims
+CLAIMS_DIR ?= results/claims
+# Each sweep resumes where it stopped: rerun `make claims` to go on (every finished run is skipped).
+claims: setup  ## every claim's sweep, then each claim's verdict (a table and a plot; ~5 h on 2 cores)
+	@for sweep in $$($(PY) -m bench.claims --sweeps); do \
+	  $(PY) -m bench -m experiment=claims/$$sweep hydra.sweep.dir=$(CLAIMS_DIR)/$$sweep $(ARGS) || echo "claims: sweep $$sweep had failed runs (see its summary.md)"; \
+	done
+	$(PY) -m bench.claims $(CLAIMS_DIR)

@@ -208,8 +208,22 @@ def test_config_hash_ignores_where_results_go(compose, tmp_path):
     assert config_hash(a) == config_hash(b) != config_hash(c)
 
 
-@pytest.mark.parametrize("name", sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml")))
+EXPERIMENTS = sorted(str(p.relative_to(CONF_DIR / "experiment").with_suffix("")) for p in (CONF_DIR / "experiment").rglob("*.yaml"))
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
 def test_every_experiment_composes_and_validates(compose, name, tmp_path):
-    cfg = compose(f"experiment={name}", output_dir=tmp_path)
-    checked = validate(cfg, CPU)
-    assert isinstance(checked.trainer_config, checked.method.config_class)
+    """Each experiment, and each job of a claim's sweep (its hydra.sweeper.params), validates."""
+    import itertools
+
+    from omegaconf import OmegaConf
+
+    raw = OmegaConf.load(CONF_DIR / "experiment" / f"{name}.yaml")
+    params = OmegaConf.select(raw, "hydra.sweeper.params", default=None)
+    grid = OmegaConf.to_container(params) if params is not None else {}
+    # Seeds change no setting that validation checks: one is enough.
+    axes = [[f"{key}={value}" for value in str(values).split(",")] for key, values in grid.items() if key != "seed"]
+    for job in itertools.product(*axes) if axes else [()]:
+        cfg = compose(f"experiment={name}", *job, output_dir=tmp_path)
+        checked = validate(cfg, CPU)
+        assert isinstance(checked.trainer_config, checked.method.config_class), job

@@ -1,0 +1,131 @@
+"""Each claim's verdict rule on made-up results: every rule can support, refute and leave a claim
+inconclusive; and `python -m bench.claims` on a made-up sweep writes the table, the JSON and the plot."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from bench.claims import names
+from bench.claims.__main__ import main
+from bench.claims.rules import (
+    INCONCLUSIVE,
+    REFUTED,
+    SUPPORTED,
+    Verdict,
+    all_of,
+    improves,
+    not_worse,
+    saves,
+    steadier,
+)
+
+
+@pytest.mark.parametrize(
+    "a, b, verdict",
+    [
+        ([90.0, 91.0, 90.5], [100.0, 101.0, 100.5], SUPPORTED),  # 10% lower, tight seeds
+        ([99.0, 100.0, 99.5], [100.0, 101.0, 100.5], REFUTED),  # 1% lower: under the 5% that counts
+        ([80.0, 100.0, 90.0], [100.0, 101.0, 100.5], INCONCLUSIVE),  # 10% lower on average, seeds spread wide
+    ],
+)
+def test_saves(a, b, verdict):
+    result = saves(a, b, "peak memory", margin=0.05)
+    assert result.verdict == verdict, result.evidence
+    assert (result.budget != "") == (verdict == INCONCLUSIVE)
+    if verdict == INCONCLUSIVE:
+        assert "seeds" in result.budget and int(result.budget.split()[1]) > 3
+
+
+def test_saves_with_one_seed_says_it_has_no_spread():
+    result = saves([90.0], [100.0], "time")
+    assert result.verdict == SUPPORTED and "one seed" in result.evidence
+
+
+ITEMS = 200
+
+
+def _items(correct: int) -> list[float]:
+    return [1.0] * correct + [0.0] * (ITEMS - correct)
+
+
+@pytest.mark.parametrize(
+    "a, b, verdict",
+    [
+        (_items(100), _items(100), SUPPORTED),  # the same items right: delta 0, interval inside ±0.05
+        (_items(40), _items(100), REFUTED),  # 30 points worse
+        (_items(95), _items(100), INCONCLUSIVE),  # 2.5 points worse: the interval straddles −0.05
+    ],
+)
+def test_not_worse(a, b, verdict):
+    result = not_worse(a, b, "accuracy", margin=0.05)
+    assert result.verdict == verdict, result.evidence
+    if verdict == INCONCLUSIVE:
+        assert result.budget.startswith("about ") and int(result.budget.split()[1]) > ITEMS
+
+
+@pytest.mark.parametrize(
+    "trained, verdict",
+    [(_items(140), SUPPORTED), (_items(60), REFUTED), (_items(103), INCONCLUSIVE)],
+)
+def test_improves(trained, verdict):
+    result = improves(trained, _items(100), "training")
+    assert result.verdict == verdict, result.evidence
+
+
+@pytest.mark.parametrize(
+    "a, b, verdict",
+    [
+        ([0.500, 0.501, 0.502, 0.500], [0.1, 0.5, 0.9, 0.3], SUPPORTED),
+        ([0.1, 0.5, 0.9, 0.3], [0.500, 0.501, 0.502, 0.500], REFUTED),
+        ([0.40, 0.50, 0.45], [0.35, 0.55, 0.45], INCONCLUSIVE),
+    ],
+)
+def test_steadier(a, b, verdict):
+    result = steadier(a, b, "final accuracy")
+    assert result.verdict == verdict, result.evidence
+    if verdict == INCONCLUSIVE:
+        assert "seeds" in result.budget or "too close" in result.budget
+
+
+def test_a_claim_of_parts_is_as_strong_as_its_weakest_part():
+    ok, no, maybe = (Verdict(v, v) for v in (SUPPORTED, REFUTED, INCONCLUSIVE))
+    assert all_of([ok, ok]).verdict == SUPPORTED
+    assert all_of([ok, maybe]).verdict == INCONCLUSIVE
+    assert all_of([maybe, no, ok]).verdict == REFUTED
+    with pytest.raises(ValueError):
+        Verdict("probably", "")
+
+
+def _record(method: str, mode: str, seed: int, peak: float, correct: int) -> dict:
+    items = _items(correct)
+    return {"method": method, "model": "m", "task": "arithmetic", "quant": "none", "peft/mode": mode,
+            "peft/r": 16 if mode == "lora" else None, "weights": "pretrained", "seed": seed, "status": "success",
+            "sys/peak_mem_bytes": peak, "eval/accuracy": float(np.mean(items)), "eval/items": items,
+            "eval/base_items": _items(50)}
+
+
+def test_the_claims_report_judges_a_made_up_sweep(tmp_path):
+    """LoRA at 60% of full fine-tuning's memory and one item fewer right, 3 seeds: supported."""
+    sweep = tmp_path / "lora_memory"
+    job = 0
+    for method in ("grpo", "dpo", "sft"):
+        for mode, peak, correct in (("lora", 3.0e9, 119), ("full", 5.0e9, 120)):
+            for seed in range(3):
+                folder = sweep / f"{job}_{method}_{mode}_seed{seed}"
+                folder.mkdir(parents=True)
+                record = _record(method, mode, seed, peak + seed * 1e6, correct)
+                (folder / "metrics.json").write_text(json.dumps(record))
+                job += 1
+    assert main([str(tmp_path)]) == 0
+    data = json.loads((tmp_path / "claims.json").read_text())
+    assert set(data) == set(names())
+    assert data["lora_memory"]["verdict"] == SUPPORTED and len(data["lora_memory"]["parts"]) == 6
+    assert data["grpo_critic"]["verdict"] == "not run" and "experiment=claims/grpo_ppo" in data["grpo_critic"]["budget"]
+    assert data["lora_formula"]["verdict"] == REFUTED  # SmolLM2's MLP and GQA projections are not d × d
+    assert data["low_rank"]["verdict"] == INCONCLUSIVE  # its own sweep has no runs: nothing at r=1
+    text = (tmp_path / "claims.md").read_text()
+    assert "| LoRA saves memory" in text and "**supported**" in text
+    assert (tmp_path / "claims.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
