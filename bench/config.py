@@ -190,6 +190,12 @@ def validate(cfg: DictConfig, runtime: Runtime) -> Validated:
             f"eval.split={cfg.eval.split!r}: score on one of {', '.join(SPLITS)} (validation for choices such "
             "as a tuned learning rate, test for what is reported)."
         )
+    noise = cfg.data.get("label_noise", 0.0)
+    if not isinstance(noise, (int, float)) or not 0.0 <= float(noise) <= 0.5:
+        raise BenchError(
+            f"data.label_noise={noise!r}: a rate in [0, 0.5] at which each preference pair (and its two KTO "
+            "labels) is flipped; 0.5 makes the labels coin flips, above that they would mean the opposite."
+        )
     if cfg.quant.name not in ("none", "nf4", "int8"):
         raise BenchError(f"quant={cfg.quant.name!r} is not one of none, nf4, int8.")
     if cfg.quant.name != "none" and finetuning.is_full(cfg.peft):

@@ -11,11 +11,12 @@ identical rows and a rerun costs nothing.
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -40,6 +41,8 @@ class BuildStats:
     mean_sample_reward: float = 0.0  # the base model's reward on training prompts, for reference
     kto_desirable: int = 0
     kto_undesirable: int = 0
+    label_noise: float = 0.0  # data.label_noise: the rate at which pairs (and their KTO labels) were flipped
+    flipped: int = 0  # pairs flipped at that rate
 
 
 @dataclass
@@ -115,10 +118,9 @@ def offline_data(
     methods' rollouts use. `observe()`, called after sampling, returns what the generate() calls
     actually used; it is stored with the entry, so a run that finds the data cached reports it too.
     """
-    settings = {
-        **OmegaConf.to_container(data_cfg, resolve=True),
-        "sampling": OmegaConf.to_container(sampling, resolve=True),
-    }
+    # The noise is applied after the cache (flip_labels): noisy and clean runs share one build.
+    clean = {k: v for k, v in OmegaConf.to_container(data_cfg, resolve=True).items() if k != "label_noise"}
+    settings = {**clean, "sampling": OmegaConf.to_container(sampling, resolve=True)}
     key = fingerprint(
         {
             "model": model_key,
@@ -132,7 +134,7 @@ def offline_data(
     with cache.build_lock(path):  # parallel jobs: one builds, the others wait and read its file
         if cache.usable(path, "offline data"):
             cached = files.read_json(path)
-            return OfflineData(
+            data = OfflineData(
                 cached["pairs"],
                 cached["unpaired"],
                 BuildStats(**cached["stats"]),
@@ -141,13 +143,42 @@ def offline_data(
                 cached=True,
                 generation=cached.get("generation"),
             )
-        started = time.perf_counter()
-        samples = sample_completions(model, tokenizer, task, examples, data_cfg, sampling, seed)
-        data = assemble(task, examples, samples, data_cfg, seed)
-        data.build_s = round(time.perf_counter() - started, 3)
-        data.generation = observe() if observe else None
-        cache.publish_json(path, {**asdict(data), "settings": settings, "model": model_key})
-    return data
+        else:
+            started = time.perf_counter()
+            samples = sample_completions(model, tokenizer, task, examples, data_cfg, sampling, seed)
+            data = assemble(task, examples, samples, data_cfg, seed)
+            data.build_s = round(time.perf_counter() - started, 3)
+            data.generation = observe() if observe else None
+            cache.publish_json(path, {**asdict(data), "settings": settings, "model": model_key})
+    return flip_labels(data, float(data_cfg.get("label_noise", 0.0) or 0.0), seed)
+
+
+def flip_labels(data: OfflineData, rate: float, seed: int) -> OfflineData:
+    """`data.label_noise`: each pair, with probability `rate`, has its chosen and rejected swapped, and the
+    two KTO examples made from it have their labels flipped with it: one corruption, applied identically
+    to the pairs (DPO, ORPO, ...) and to the labels (KTO, BCO). Seeded by the run's seed; pure."""
+    if not rate:
+        return data
+    rng = random.Random(f"label_noise:{seed}")
+    pairs, flipped_texts, flipped = [], set(), 0
+    for pair in data.pairs:
+        if rng.random() < rate:
+            flipped += 1
+            pair = {**pair, "chosen": pair["rejected"], "rejected": pair["chosen"]}
+            key = json.dumps(pair["prompt"], sort_keys=True)
+            flipped_texts |= {(key, pair["chosen"][0]["content"]), (key, pair["rejected"][0]["content"])}
+        pairs.append(pair)
+    unpaired = [
+        {**row, "label": not row["label"]}
+        if (json.dumps(row["prompt"], sort_keys=True), row["completion"][0]["content"]) in flipped_texts
+        else row
+        for row in data.unpaired
+    ]
+    stats = replace(data.stats, label_noise=rate, flipped=flipped,
+                    kto_desirable=sum(r["label"] for r in unpaired),
+                    kto_undesirable=sum(not r["label"] for r in unpaired))
+    return replace(data, pairs=pairs, unpaired=unpaired, stats=stats,
+                   fingerprint=fingerprint({"pairs": pairs, "unpaired": unpaired}))
 
 
 @torch.no_grad()

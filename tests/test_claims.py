@@ -129,3 +129,59 @@ def test_the_claims_report_judges_a_made_up_sweep(tmp_path):
     text = (tmp_path / "claims.md").read_text()
     assert "| LoRA saves memory" in text and "**supported**" in text
     assert (tmp_path / "claims.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _offline(n: int):
+    from bench.data import BuildStats, OfflineData, interleave
+
+    pairs, desirable, undesirable = [], [], []
+    for i in range(n):
+        prompt = [{"role": "user", "content": f"q{i}"}]
+        good, bad = [{"role": "assistant", "content": f"good{i}"}], [{"role": "assistant", "content": f"bad{i}"}]
+        pairs.append({"prompt": prompt, "chosen": good, "rejected": bad})
+        desirable.append({"prompt": prompt, "completion": good, "label": True})
+        undesirable.append({"prompt": prompt, "completion": bad, "label": False})
+    return OfflineData(pairs, interleave(desirable, undesirable, 0), BuildStats(pairs=n), "clean")
+
+
+def test_label_noise_flips_a_pair_and_its_two_kto_labels_together():
+    from bench.data import flip_labels
+
+    clean = _offline(1000)
+    assert flip_labels(clean, 0.0, seed=0) is clean
+    noisy = flip_labels(clean, 0.4, seed=0)
+    flipped = [i for i, p in enumerate(noisy.pairs) if p["chosen"][0]["content"].startswith("bad")]
+    assert noisy.stats.flipped == len(flipped) and 350 < len(flipped) < 450 and noisy.stats.label_noise == 0.4
+    wrong = {r["prompt"][0]["content"] for r in noisy.unpaired if r["label"] == r["completion"][0]["content"].startswith("bad")}
+    assert wrong == {f"q{i}" for i in flipped}  # exactly the flipped pairs' KTO examples, both of them
+    assert sum(r["label"] for r in noisy.unpaired) == noisy.stats.kto_desirable == 1000
+    assert noisy.fingerprint != clean.fingerprint and flip_labels(clean, 0.4, seed=0).pairs == noisy.pairs
+    assert flip_labels(clean, 0.4, seed=1).pairs != noisy.pairs  # seeded by the run's seed
+
+
+def test_label_noise_outside_its_range_is_refused_before_any_work(compose, tmp_path):
+    from bench import BenchError
+    from bench.config import validate
+    from bench.models import resolve_runtime
+
+    with pytest.raises(BenchError, match=r"data.label_noise=0.7: a rate in \[0, 0.5\]"):
+        validate(compose("method=dpo", "+data.label_noise=0.7", output_dir=tmp_path), resolve_runtime("cpu", "auto"))
+
+
+def test_kto_noise_reads_the_recorded_rate_and_compares_the_drops(tmp_path):
+    """DPO loses 40 items at rate 0.4, KTO 5: the drop difference is clearly positive, so supported."""
+    from bench.claims import get, runs_of
+
+    sweep = tmp_path / "label_noise"
+    job = 0
+    for method, clean, noisy in (("dpo", 120, 80), ("kto", 120, 115)):
+        for rate, correct in ((0.0, clean), (0.2, (clean + noisy) // 2), (0.4, noisy)):
+            for seed in range(2):
+                folder = sweep / f"{job}_{method}_seed{seed}"
+                folder.mkdir(parents=True)
+                record = _record(method, "lora", seed, 3e9, correct) | {"data/label_noise": rate}
+                (folder / "metrics.json").write_text(json.dumps(record))
+                job += 1
+    verdict = get("kto_noise").judge(runs_of(tmp_path, ("label_noise",)))
+    assert verdict.verdict == SUPPORTED, verdict.evidence
+    assert verdict.figures["dpo_accuracy_at_0.4"] == 0.4 and verdict.figures["kto_accuracy_at_0.0"] == 0.6
