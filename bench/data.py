@@ -191,6 +191,7 @@ def sample_completions(
     model.eval()
     padding_side, tokenizer.padding_side = tokenizer.padding_side, "left"
     k, out = int(data_cfg.samples_per_prompt), []
+    started = time.perf_counter()
     try:
         for start in range(0, len(examples), int(data_cfg.batch_size)):
             batch = examples[start : start + int(data_cfg.batch_size)]
@@ -212,6 +213,10 @@ def sample_completions(
             )
             decoded = tokenizer.batch_decode(gen[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
             out.extend(decoded[i * k : (i + 1) * k] for i in range(len(batch)))
+            # A build takes minutes on a CPU: say how far it is, as TRL's training loop does.
+            elapsed = time.perf_counter() - started
+            log.info("offline data: %d/%d prompts sampled (%d completions, %.2f prompts/s)",
+                     len(out), len(examples), len(out) * k, len(out) / max(elapsed, 1e-9))
     finally:
         tokenizer.padding_side = padding_side
         model.train(was_training)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import resource
 import shutil
 import signal
@@ -278,6 +279,10 @@ def test_parallel_jobs_build_each_shared_cache_once(cold_cache):
     assert all(r["status"] == "success" for r in runs), [e[-2000:] for e in errors]
     assert runs[0]["data/preference_fingerprint"] == runs[1]["data/preference_fingerprint"]
     assert sorted(r["data/build_cached"] for r in runs) == [False, True]  # one built, one waited and read
+    # The build says how far it is (prompts done of total, and the rate), in the builder's log only.
+    logs = [(tmp_path / f"run{i}" / "__main__.log").read_text() for i in range(2)]
+    builder = [log for log in logs if "prompts sampled" in log]
+    assert len(builder) == 1 and re.search(r"offline data: (\d+)/\1 prompts sampled \(\d+ completions", builder[0])
     assert sorted(r["eval/base_cached"] for r in runs) == [False, True]
     assert runs[0]["data/build_s"] == runs[1]["data/build_s"]  # the reader is charged the builder's cost
     # peft's all-linear on SmolLM2 adapts the same seven projections; trainable = what the audit counts.
