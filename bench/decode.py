@@ -69,8 +69,7 @@ def _models(model, paths: list[str]) -> dict:
     merged = None
     if {"merged", "static", "compiled"} & set(paths):
         merged = copy.deepcopy(model).merge_and_unload().eval()
-    kinds = {"trl": "train", "eval": "eval", "base": "base", "merged": "merged", "static": "static", "compiled": "compiled"}
-    return {p: (kinds[p], merged if kinds[p] in ("merged", "static", "compiled") else model) for p in paths}
+    return {p: (p, merged if p in ("merged", "static", "compiled") else model) for p in paths}
 
 
 def _generate(kind: str, model, inputs: dict, new_tokens: int, pad_token_id: int):
@@ -79,7 +78,7 @@ def _generate(kind: str, model, inputs: dict, new_tokens: int, pad_token_id: int
     )
     if kind in ("static", "compiled"):
         kwargs["cache_implementation"] = "static"
-    if kind == "train":
+    if kind == "trl":  # TRL generates its rollouts from the training model, in train mode
         model.train()
     elif kind in ("eval", "base"):
         model.eval()
