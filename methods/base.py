@@ -38,3 +38,15 @@ class RunContext:
     fields: list[dict] = field(default_factory=list)
     # Facts the adapter wants on record about what it built (recorded as `method/<key>`).
     extra: dict = field(default_factory=dict)
+
+    def trainer_kwargs(self) -> dict:
+        """What every TRL trainer takes from the harness alike: the policy, its config, the dataset, the
+        tokenizer, the shared peft config and the measuring callbacks. An adapter adds its own (rewards)."""
+        return {
+            "model": self.model,
+            "args": self.args,
+            "train_dataset": self.dataset,
+            "processing_class": self.tokenizer,
+            "peft_config": self.peft_config,
+            "callbacks": self.callbacks,
+        }

@@ -11,11 +11,4 @@ from methods import RunContext, register
 
 @register("bco", config=BCOConfig, data="unpaired")
 def build(ctx: RunContext) -> BCOTrainer:
-    return BCOTrainer(
-        model=ctx.model,
-        args=ctx.args,
-        train_dataset=ctx.dataset,
-        processing_class=ctx.tokenizer,
-        peft_config=ctx.peft_config,
-        callbacks=ctx.callbacks,
-    )
+    return BCOTrainer(**ctx.trainer_kwargs())

@@ -11,11 +11,4 @@ from methods import RunContext, register
 
 @register("cpo", config=CPOConfig, data="preference")
 def build(ctx: RunContext) -> CPOTrainer:
-    return CPOTrainer(
-        model=ctx.model,
-        args=ctx.args,
-        train_dataset=ctx.dataset,
-        processing_class=ctx.tokenizer,
-        peft_config=ctx.peft_config,
-        callbacks=ctx.callbacks,
-    )
+    return CPOTrainer(**ctx.trainer_kwargs())

@@ -26,11 +26,4 @@ def check(args: DPOConfig) -> None:
 
 @register("dpo", config=DPOConfig, data="preference", check=check)
 def build(ctx: RunContext) -> DPOTrainer:
-    return DPOTrainer(
-        model=ctx.model,
-        args=ctx.args,
-        train_dataset=ctx.dataset,
-        processing_class=ctx.tokenizer,
-        peft_config=ctx.peft_config,
-        callbacks=ctx.callbacks,
-    )
+    return DPOTrainer(**ctx.trainer_kwargs())

@@ -15,12 +15,4 @@ def build(ctx: RunContext) -> GRPOTrainer:
     # GRPO logs each reward separately and optimises their weighted sum: give it the task's weights
     # so its objective is the same scalar that scores every other method's data.
     ctx.args.reward_weights = ctx.reward_weights
-    return GRPOTrainer(
-        model=ctx.model,
-        reward_funcs=ctx.reward_funcs,
-        args=ctx.args,
-        train_dataset=ctx.dataset,
-        processing_class=ctx.tokenizer,
-        peft_config=ctx.peft_config,
-        callbacks=ctx.callbacks,
-    )
+    return GRPOTrainer(reward_funcs=ctx.reward_funcs, **ctx.trainer_kwargs())

@@ -22,11 +22,4 @@ def check(args: KTOConfig) -> None:
 
 @register("kto", config=KTOConfig, data="unpaired", check=check)
 def build(ctx: RunContext) -> KTOTrainer:
-    return KTOTrainer(
-        model=ctx.model,
-        args=ctx.args,
-        train_dataset=ctx.dataset,
-        processing_class=ctx.tokenizer,
-        peft_config=ctx.peft_config,
-        callbacks=ctx.callbacks,
-    )
+    return KTOTrainer(**ctx.trainer_kwargs())

@@ -16,12 +16,4 @@ SAMPLING = {"temperature": "temperature", "top_p": "top_p", "max_new_tokens": "m
 def build(ctx: RunContext) -> OnlineDPOTrainer:
     # The same scalar that scores every other method's data: the task's rewards, weighted.
     ctx.args.reward_weights = ctx.reward_weights
-    return OnlineDPOTrainer(
-        model=ctx.model,
-        reward_funcs=ctx.reward_funcs,
-        args=ctx.args,
-        train_dataset=ctx.dataset,
-        processing_class=ctx.tokenizer,
-        peft_config=ctx.peft_config,
-        callbacks=ctx.callbacks,
-    )
+    return OnlineDPOTrainer(reward_funcs=ctx.reward_funcs, **ctx.trainer_kwargs())

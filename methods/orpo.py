@@ -10,11 +10,4 @@ from methods import RunContext, register
 
 @register("orpo", config=ORPOConfig, data="preference")
 def build(ctx: RunContext) -> ORPOTrainer:
-    return ORPOTrainer(
-        model=ctx.model,
-        args=ctx.args,
-        train_dataset=ctx.dataset,
-        processing_class=ctx.tokenizer,
-        peft_config=ctx.peft_config,
-        callbacks=ctx.callbacks,
-    )
+    return ORPOTrainer(**ctx.trainer_kwargs())

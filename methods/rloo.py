@@ -17,12 +17,4 @@ SAMPLING = {"temperature": "temperature", "top_p": "top_p", "max_new_tokens": "m
 @register("rloo", config=RLOOConfig, data="prompts", sampling=SAMPLING)
 def build(ctx: RunContext) -> RLOOTrainer:
     ctx.args.reward_weights = ctx.reward_weights  # the same weighted scalar every method optimises
-    return RLOOTrainer(
-        model=ctx.model,
-        reward_funcs=ctx.reward_funcs,
-        args=ctx.args,
-        train_dataset=ctx.dataset,
-        processing_class=ctx.tokenizer,
-        peft_config=ctx.peft_config,
-        callbacks=ctx.callbacks,
-    )
+    return RLOOTrainer(reward_funcs=ctx.reward_funcs, **ctx.trainer_kwargs())

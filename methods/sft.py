@@ -13,11 +13,4 @@ from methods import RunContext, register
 
 @register("sft", config=SFTConfig, data="gold")
 def build(ctx: RunContext) -> SFTTrainer:
-    return SFTTrainer(
-        model=ctx.model,
-        args=ctx.args,
-        train_dataset=ctx.dataset,
-        processing_class=ctx.tokenizer,
-        peft_config=ctx.peft_config,
-        callbacks=ctx.callbacks,
-    )
+    return SFTTrainer(**ctx.trainer_kwargs())
