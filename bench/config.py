@@ -18,7 +18,7 @@ from bench.models import Runtime
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 # Keys that say where or how a run is recorded, not what it computes: left out of config_hash.
-_NON_SEMANTIC = ("output_dir", "cache_dir", "logger", "isolate", "force", "overrides")
+_NON_SEMANTIC = ("output_dir", "cache_dir", "logger", "isolate", "force", "overrides", "reuse")
 
 
 def apply_tuned(cfg: DictConfig) -> DictConfig:
@@ -64,10 +64,28 @@ def compose(overrides: list[str] | None = None) -> DictConfig:
     return apply_tuned(cfg)
 
 
+# Keys added after runs were recorded, with the value that leaves a run as it was: at that value they
+# are left out of the hash, so that every earlier run still resumes (and is found by `reuse`).
+_OFF = {"init_from": None, "data.label_noise": 0.0}
+
+
 def config_hash(cfg: DictConfig) -> str:
+    from bench import pipeline
+
     data = OmegaConf.to_container(cfg, resolve=True)
     for key in _NON_SEMANTIC:
         data.pop(key, None)
+    for dotted, off in _OFF.items():
+        *parents, key = dotted.split(".")
+        node = data
+        for parent in parents:
+            node = node.get(parent) if isinstance(node, dict) else None
+        if isinstance(node, dict) and key in node and node[key] == off:
+            del node[key]
+    # A first stage is hashed by what it was (its own config hash), not by where it lies.
+    start = pipeline.identity(cfg)
+    if start is not None:
+        data["init_from"] = start
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
@@ -196,6 +214,9 @@ def validate(cfg: DictConfig, runtime: Runtime) -> Validated:
             f"data.label_noise={noise!r}: a rate in [0, 0.5] at which each preference pair (and its two KTO "
             "labels) is flipped; 0.5 makes the labels coin flips, above that they would mean the opposite."
         )
+    from bench import pipeline
+
+    pipeline.load(cfg)  # init_from: a finished run on this base, with its weights (reads files only)
     if cfg.quant.name not in ("none", "nf4", "int8"):
         raise BenchError(f"quant={cfg.quant.name!r} is not one of none, nf4, int8.")
     if cfg.quant.name != "none" and finetuning.is_full(cfg.peft):

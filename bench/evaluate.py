@@ -259,7 +259,12 @@ def evaluate_run(cfg: DictConfig, runtime, weights: Path, merge: bool = False) -
     if (weights / "adapter_config.json").exists():
         from peft import PeftModel
 
-        model = PeftModel.from_pretrained(load_base(cfg, path, runtime), str(weights))
+        from bench import pipeline
+
+        # The base scores above are the original base's (a pipeline's delta is the whole pipeline's);
+        # a second stage's adapter sits on the first stage's model.
+        start, _ = pipeline.start_path(cfg, path)
+        model = PeftModel.from_pretrained(load_base(cfg, start, runtime), str(weights))
         if merge:
             result["eval/merge_max_abs_logit_diff"] = merge_gap(model, tokenizer, task)
             model = model.merge_and_unload()
@@ -278,6 +283,7 @@ def evaluate_run(cfg: DictConfig, runtime, weights: Path, merge: bool = False) -
     result["eval/split"] = cfg.eval.get("split", "test")  # validation: tuning; test: what is reported
     result["eval/metric"] = metric
     result["eval/merged"] = merge
+    result["gen/eval_path"] = "full" if not (weights / "adapter_config.json").exists() else "merged" if merge else "adapter"
     return result
 
 

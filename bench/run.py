@@ -16,7 +16,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from bench import BenchError, distributed, finetuning, records, secrets, signals
+from bench import BenchError, distributed, finetuning, pipeline, records, secrets, signals
 from bench.config import apply_tuned, config_hash, validate
 from bench.models import resolve_runtime
 
@@ -75,6 +75,9 @@ def _run(cfg: DictConfig, out: Path) -> dict:
     if done is not None and not cfg.get("force", False):
         log.info("skipping %s: finished earlier with the same config (force=true reruns it)", out)
         return done
+    source = reusable(cfg.get("reuse") or [], config_hash(cfg)) if not cfg.get("force", False) else None
+    if source is not None and distributed.is_main():
+        return adopt(source, out)
     if distributed.is_main():  # data parallel: one record per job, rank 0's
         clean_partial(out)
         records.write(out / METRICS, _header(cfg))  # a run that dies unrecorded still shows as "running"
@@ -171,6 +174,34 @@ def finished(out: Path, config_hash_: str) -> dict | None:
     return record if ok else None
 
 
+def reusable(folders, config_hash_: str) -> Path | None:
+    """A finished run with this very config below any of `folders` (reuse=[...]), or None."""
+    for folder in map(Path, folders):
+        for path in sorted(folder.expanduser().rglob(METRICS)) if folder.expanduser().is_dir() else []:
+            if finished(path.parent, config_hash_) is not None:
+                return path.parent
+    return None
+
+
+def adopt(source: Path, out: Path) -> dict:
+    """Copy a finished identical run into this run's folder instead of training it again; its record
+    keeps what it measured and when (its commit), and says where it came from (`reused_from`)."""
+    import shutil
+
+    for item in source.iterdir():
+        if item.name in (METRICS, "wandb") or item.name.startswith("."):
+            continue
+        target = out / item.name
+        shutil.copytree(item, target, dirs_exist_ok=True) if item.is_dir() else shutil.copy2(item, target)
+    record = records.read(source / METRICS)
+    weights = record.get("train/weights_dir")
+    record |= {"reused_from": str(source), "output_dir": str(out),
+               "reused/weights": bool(weights) and (out / str(weights)).is_dir()}
+    records.write(out / METRICS, record)  # last: a copy cut short is no finished run
+    log.info("reusing %s: %s finished with the same config (its record, not a new measurement)", out, source)
+    return record
+
+
 def clean_partial(out: Path) -> None:
     """Remove what a killed attempt left half-written (temporary files and folders)."""
     import shutil
@@ -202,6 +233,7 @@ def _header(cfg: DictConfig) -> dict:
         "overrides": grouping_overrides(cfg.get("overrides") or []),
         "dist/world_size": distributed.world_size(),  # processes of a data-parallel job (accelerate)
         "output_dir": str(cfg.output_dir),
+        **pipeline.header(cfg),  # a second stage: the method is the chain (sft→dpo)
         **records.git_info(),
         **records.versions(),
     }
@@ -210,7 +242,8 @@ def _header(cfg: DictConfig) -> dict:
 # Overrides that never make a different row: the seed (rows aggregate seeds), the keys the report
 # already groups by, and where or how a run is recorded.
 _NOT_AN_AXIS = ("seed", "method", "model", "task", "quant", "peft", "peft.r", "model.weights", "output_dir",
-                "cache_dir", "logger", "isolate", "force", "experiment", "debug", "eval", "eval.split", "tuned")
+                "cache_dir", "logger", "isolate", "force", "experiment", "debug", "eval", "eval.split", "tuned",
+                "init_from", "reuse")  # a second stage's row is its chain (sft→dpo), whichever folder the first lies in
 
 
 def grouping_overrides(overrides: list[str]) -> str:
@@ -309,6 +342,7 @@ def _record(cfg: DictConfig) -> dict:
         + (record.get("eval/base_s") or 0) * bool(record.get("eval/base_cached")),
         3,
     )
+    record.update(pipeline.charge(cfg, record))  # a second stage: the whole pipeline's cost
     if not main:
         return record
     _card(cfg, out, record)

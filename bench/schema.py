@@ -25,6 +25,9 @@ MEMORY_PARTS = (
     "mem/trainable_bytes",
     "mem/gradients_bytes",
     "mem/optimizer_bytes",
+    "mem/activations_bytes",  # saved for backward (a peak inside a training step)
+    "mem/logits_bytes",
+    "mem/kv_cache_bytes",  # the generation cache (a peak inside generate())
     "mem/other_bytes",
 )
 
@@ -77,6 +80,9 @@ METRICS = (
     _bytes("mem/trainable_bytes", "trainable"),
     _bytes("mem/gradients_bytes", "gradients"),
     _bytes("mem/optimizer_bytes", "optimizer state"),
+    _bytes("mem/activations_bytes", "saved activations"),
+    _bytes("mem/logits_bytes", "saved logits"),
+    _bytes("mem/kv_cache_bytes", "KV cache"),
     _bytes("mem/other_bytes", "other"),
     _bytes("mem/unaccounted_bytes", "unaccounted"),  # negative: RSS below the tensors counted (mmap)
     Metric("train/step_time_s", "step", "s", spec=".2f", better="lower", group="throughput", show=True),
@@ -96,6 +102,9 @@ METRICS = (
     _seconds("time/eval_s", "eval"),
     _seconds("time/total_s", "run total"),
     _seconds("time/full_s", "full total", show=True),
+    # A second stage (init_from): every stage's full time, and the largest stage's peak (bench.pipeline).
+    _seconds("pipeline/full_s", "pipeline total", show=True),
+    _bytes("pipeline/peak_mem_bytes", "pipeline peak", show=True),
     _seconds("data/build_s", "data build"),
     _seconds("eval/base_s", "base eval"),
     Metric("eval/accuracy", "accuracy", spec=".3f", better="higher", group="eval", show=True),

@@ -19,12 +19,14 @@ from functools import partial
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
+from transformers import TrainerCallback
 
-from bench import BenchError, cache, distributed, fairness, finetuning, signals
+from bench import BenchError, cache, distributed, fairness, finetuning, pipeline, signals
 from bench import data as data_pipeline
 from bench.metrics import (
     DivergenceGuard,
     MemorySampler,
+    SavedTensors,
     StepTimer,
     live_memory,
     memory_breakdown,
@@ -81,6 +83,10 @@ class Setup:
 
 def setup(cfg: DictConfig, runtime: Runtime, method: Method, result: dict) -> Setup:
     path = resolve_model_path(str(cfg.model.name_or_path), cfg.cache_dir)
+    # A second stage (init_from) starts from the first stage's model: the base from here on, for the
+    # policy, its reference, PPO's value and reward models and the offline data alike.
+    path, cost = pipeline.start_path(cfg, path)
+    result.update(cost)
     tokenizer = load_tokenizer(path, cfg.model.revision)
     task = load_task(cfg.task)
     examples = task.prompts(int(cfg.train.num_prompts))
@@ -167,7 +173,9 @@ def train(cfg: DictConfig, runtime: Runtime, validated, out: Path) -> dict:
         if trainable != validated.audit.exact:
             log.warning("trainable %d differs from the audit's %d", trainable, validated.audit.exact)
         before = weight_checksums(model)
-        with phase("train", runtime.device, result) as memory:
+        saved = SavedTensors([trainer.model, getattr(trainer, "ref_model", None)], s.base.config.vocab_size)
+        trainer.add_callback(_ResetEachStep(saved))
+        with phase("train", runtime.device, result) as memory, saved:
             trainer.train()
     finally:
         counter.close()
@@ -180,7 +188,10 @@ def train(cfg: DictConfig, runtime: Runtime, validated, out: Path) -> dict:
     result.update(weights_changed(before, weight_checksums(model)))
     result.update({f"method/{k}": v for k, v in extra.items()})  # what the adapter reported building
     result.update(memory.metrics())
-    result.update(memory_breakdown(trainer, result["sys/peak_mem_bytes"], runtime_bytes, runtime.device))
+    result.update(memory_breakdown(
+        trainer, result["sys/peak_mem_bytes"], runtime_bytes, runtime.device, saved=saved.metrics(),
+        kv_cache=s.generations.kv_cache_bytes("train"), during=memory.peak_activity(),
+    ))
     tokens = dict(counter.tokens)
     if distributed.world_size() > 1:
         tokens = job_totals(result, tokens)
@@ -209,6 +220,16 @@ def train(cfg: DictConfig, runtime: Runtime, validated, out: Path) -> dict:
     return result
 
 
+class _ResetEachStep(TrainerCallback):
+    """Every graph is gone after an optimizer step: SavedTensors starts the next step from zero."""
+
+    def __init__(self, saved: SavedTensors):
+        self.saved = saved
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.saved.reset()
+
+
 def fair_record(cfg: DictConfig, method: Method, trainer, probe, s: Setup) -> dict:
     """What applied, read from the built trainer and model (bench.fairness): the audit compares these."""
     method_args = OmegaConf.to_container(cfg.method.get("args") or {}, resolve=True)
@@ -221,6 +242,11 @@ def fair_record(cfg: DictConfig, method: Method, trainer, probe, s: Setup) -> di
         ),
         "fair/dropout": probe.largest,
     }
+    # Which generation path each phase took (bench.decode names them): TRL's own rollout on the
+    # unmerged adapter in train mode, and the offline builder's samples from the base itself.
+    out["gen/path"] = "trl" if method.sampling else "none"
+    if "data" in s.offline:
+        out["gen/data_path"] = "base"
     if method.sampling:  # an online method: its rollouts
         out.update(s.generations.settings("train"))
     elif "data" in s.offline:  # an offline method: the samples its data was built from
