@@ -98,6 +98,7 @@ class GenerationRecorder:
 
     def __init__(self, model) -> None:
         self.model, self.calls, self.phase = model, [], "setup"
+        self.shapes: list[tuple[str, int, int]] = []  # (phase, batch, prompt + generated length) per call
         self._original = model.generate
         model.generate = self._generate
 
@@ -118,7 +119,30 @@ class GenerationRecorder:
                 "max_new_tokens": get("max_new_tokens"),
             }
         )
-        return self._original(*args, **kwargs)
+        from bench import metrics
+
+        metrics.ACTIVITY["now"] = "generate"  # the memory sampler files this moment under generation
+        try:
+            out = self._original(*args, **kwargs)
+        finally:
+            metrics.ACTIVITY["now"] = "step"
+        sequences = getattr(out, "sequences", out)
+        if hasattr(sequences, "shape") and len(sequences.shape) == 2:
+            self.shapes.append((self.phase, int(sequences.shape[0]), int(sequences.shape[1])))
+        return out
+
+    def kv_cache_bytes(self, phase: str) -> int:
+        """The largest KV cache one generate() call of `phase` held at its end: keys and values of every
+        layer for every sequence at its full length (counted from the shapes, as bench.decode does)."""
+        import torch
+
+        from bench.decode import kv_bytes
+
+        config = getattr(self.model, "config", None)
+        # The cache is in the compute dtype (a 4-bit model's parameters are packed bytes).
+        element = torch.empty((), dtype=self.model.dtype).element_size() if config is not None else 0
+        sizes = [kv_bytes(config, batch, length, element) for p, batch, length in self.shapes if p == phase]
+        return int(max(sizes, default=0))
 
     def close(self) -> None:
         if self.model.__dict__.get("generate") == self._generate:

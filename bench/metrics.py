@@ -50,6 +50,12 @@ def live_memory(device: str) -> int:
     return current_memory(device)
 
 
+# What the process is doing now, as the memory sampler sees it: "generate" while a generate() call runs
+# (bench.fairness.GenerationRecorder sets it), else "step". The breakdown splits the peak by it: a peak
+# inside generation holds the KV cache, a peak inside a training step the tensors saved for backward.
+ACTIVITY = {"now": "step"}
+
+
 class MemorySampler:
     """Samples memory in a background thread: CPU RSS of this process, and CUDA allocated/reserved.
 
@@ -60,6 +66,7 @@ class MemorySampler:
     def __init__(self, device: str, interval_s: float = 0.05):
         self.device, self.interval_s = device, interval_s
         self.samples: list[int] = []
+        self.activity: list[str] = []  # ACTIVITY at each sample
         self._process = psutil.Process()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
@@ -69,6 +76,7 @@ class MemorySampler:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
+            self.activity.append(ACTIVITY["now"])
             self.samples.append(self._read())
             self._stop.wait(self.interval_s)
 
@@ -84,7 +92,12 @@ class MemorySampler:
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
+        self.activity.append(ACTIVITY["now"])
         self.samples.append(self._read())
+
+    def peak_activity(self) -> str:
+        """What the process was doing at the largest sample (on CUDA: the largest sampled allocation)."""
+        return self.activity[max(range(len(self.samples)), key=self.samples.__getitem__)] if self.samples else "step"
 
     def peak(self) -> int:
         if self.device == "cuda":
@@ -139,14 +152,18 @@ def _tensor_bytes(t: torch.Tensor) -> int:
     return t.numel() * t.element_size()
 
 
-def memory_breakdown(trainer, peak: int, runtime_bytes: int, device: str) -> dict:
+def memory_breakdown(trainer, peak: int, runtime_bytes: int, device: str, saved: dict | None = None,
+                     kv_cache: int = 0, during: str = "step") -> dict:
     """The training peak split into parts that add up to it, none negative.
 
     runtime: the process before any model loaded (CPU only: interpreter and libraries); weights: every
     frozen tensor of every model the trainer keeps (policy base, reference, value, reward models);
     trainable: the trained parameters; gradients: one per trained parameter, of its shape and dtype
-    (how autograd allocates them); optimizer: the optimizer's real state tensors, read after training;
-    other: the rest (activations, generation caches, allocator overhead, lazily loaded libraries).
+    (how autograd allocates them); optimizer: the optimizer's real state tensors, read after training.
+    Then what the peak moment held besides (`during` says which moment it was): inside a training step,
+    the tensors saved for backward (`saved`, SavedTensors.metrics(): activations and logits, measured);
+    inside generation, the KV cache (`kv_cache`, counted from the generated shapes). other: the rest
+    (allocator caches and fragmentation, the data, lazily loaded libraries, temporaries).
     """
     from torch import nn
 
@@ -173,20 +190,91 @@ def memory_breakdown(trainer, peak: int, runtime_bytes: int, device: str) -> dic
         state += sum(_tensor_bytes(v) for v in per_param.values() if torch.is_tensor(v))
         tensors += 1
     runtime_bytes = runtime_bytes if device == "cpu" else 0
+    saved = saved or {}
+    step = during != "generate"
     parts = {
         "mem/runtime_bytes": runtime_bytes,
         "mem/weights_bytes": frozen,
         "mem/trainable_bytes": trainable,
         "mem/gradients_bytes": trainable,
         "mem/optimizer_bytes": state,
+        "mem/activations_bytes": int(saved.get("mem/activations_bytes", 0)) if step else 0,
+        "mem/logits_bytes": int(saved.get("mem/logits_bytes", 0)) if step else 0,
+        "mem/kv_cache_bytes": 0 if step else int(kv_cache),
     }
-    parts_count = {"mem/optimizer_tensors": tensors}
+    extra = {
+        "mem/optimizer_tensors": tensors,
+        "mem/peak_during": "generation" if not step else "step",
+        # Each working set's own largest size, wherever the peak fell.
+        "mem/max_saved_bytes": int(sum(saved.values())),
+        "mem/max_kv_cache_bytes": int(kv_cache),
+    }
     rest = peak - sum(parts.values())
     # On CPU the RSS can sit below the tensor count when weights are memory-mapped and not yet all
-    # touched; say so rather than report a negative part.
+    # touched, or when the saved tensors' largest moment fell between two samples; say so rather
+    # than report a negative part.
     parts["mem/other_bytes"] = max(rest, 0)
     parts["mem/unaccounted_bytes"] = min(rest, 0)
-    return parts | parts_count
+    return parts | extra
+
+
+class SavedTensors:
+    """What autograd holds for backward, measured exactly: every tensor saved during training passes
+    through `torch.autograd.graph.saved_tensors_hooks`; each storage is counted once while saved (a
+    parameter, saved by a matmul, is weight memory and not counted), and released when backward
+    unpacks its last reference. `peak()` is the most held at once, split into logits (saved tensors of
+    vocabulary width: the logits and their log-softmax, counted from their shapes) and the other
+    activations. torch has the hooks; nothing off the shelf sums them into a peak, hence this class.
+    """
+
+    def __init__(self, models, vocab_size: int):
+        self.vocab = vocab_size
+        self.params = {p.untyped_storage().data_ptr() for m in models if m is not None for p in m.parameters()}
+        self.live: dict[int, list] = {}  # storage pointer -> [bytes, references, is logits]
+        self.now = {"activations": 0, "logits": 0}
+        self.best = {"activations": 0, "logits": 0}
+        self._context = torch.autograd.graph.saved_tensors_hooks(self._pack, self._unpack)
+
+    def _pack(self, tensor):
+        storage = tensor.untyped_storage()
+        key = storage.data_ptr()
+        if key in self.params or tensor.device.type == "meta":
+            return (None, tensor)
+        entry = self.live.get(key)
+        if entry is None:
+            kind = "logits" if tensor.dim() >= 2 and tensor.shape[-1] == self.vocab else "activations"
+            entry = self.live[key] = [storage.nbytes(), 0, kind]
+            self.now[kind] += entry[0]
+            if sum(self.now.values()) > sum(self.best.values()):
+                self.best = dict(self.now)
+        entry[1] += 1
+        return (key, tensor)
+
+    def _unpack(self, packed):
+        key, tensor = packed
+        entry = self.live.get(key) if key is not None else None
+        if entry is not None:
+            entry[1] -= 1
+            if entry[1] <= 0:
+                self.now[entry[2]] -= entry[0]
+                del self.live[key]
+        return tensor
+
+    def reset(self) -> None:
+        """After an optimizer step every graph is gone: what was saved and never unpacked (a forward
+        with gradients that no backward followed) is released too."""
+        self.live.clear()
+        self.now = {"activations": 0, "logits": 0}
+
+    def __enter__(self):
+        self._context.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self._context.__exit__(*exc)
+
+    def metrics(self) -> dict:
+        return {"mem/activations_bytes": self.best["activations"], "mem/logits_bytes": self.best["logits"]}
 
 
 class Diverged(Exception):

@@ -22,7 +22,9 @@ log = logging.getLogger(__name__)
 
 
 def memory_breakdown(ax: Axes, runs: pd.DataFrame, summary: pd.DataFrame) -> str | None:
-    required, optional = MEMORY_PARTS[1:], MEMORY_PARTS[:1]
+    # Runs recorded before a part existed (saved activations, logits, KV cache) plot without it.
+    optional = ("mem/runtime_bytes", "mem/activations_bytes", "mem/logits_bytes", "mem/kv_cache_bytes")
+    required = tuple(k for k in MEMORY_PARTS if k not in optional)
     if missing := [k for k in required if k not in summary]:
         return f"no run recorded {', '.join(missing)}"
     parts = [k for k in MEMORY_PARTS if k in summary]

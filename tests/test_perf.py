@@ -207,3 +207,26 @@ def test_overhead_profile_splits_added_work_from_machine_speed():
     assert out["added_ms_per_step"] == pytest.approx(20.0)
     assert out["added_share"] == pytest.approx(0.2 / 10.1)
     assert out["same_work_speed_ratio"] == pytest.approx(1.1)
+
+
+def test_saved_tensors_counts_what_backward_holds_and_not_the_weights():
+    """y = relu(x @ W) · head: matmuls save their inputs (x, relu's output) and their weights (parameters:
+    not counted), relu saves its output; the vocabulary-wide tensor is counted as logits. Backward
+    releases all of it."""
+    from bench.metrics import SavedTensors
+
+    w = torch.nn.Parameter(torch.randn(8, 16))
+    head = torch.nn.Parameter(torch.randn(16, 50))
+    x = torch.randn(4, 8)
+    module = torch.nn.Module()
+    module.w, module.head = w, head
+    with SavedTensors([module], vocab_size=50) as saved:
+        hidden = torch.relu(x @ w)  # saves x (matmul) and the relu output (4×16)
+        logits = hidden @ head
+        loss = torch.log_softmax(logits, dim=-1).sum()  # saves its 4×50 output: vocabulary width
+        held = dict(saved.now)
+        loss.backward()
+    assert held["activations"] == x.nbytes + hidden.nbytes  # hidden is saved by relu and the matmul: once
+    assert held["logits"] == 4 * 50 * 4
+    assert saved.now == {"activations": 0, "logits": 0} and not saved.live
+    assert saved.metrics() == {"mem/activations_bytes": x.nbytes + hidden.nbytes, "mem/logits_bytes": 800}

@@ -100,9 +100,17 @@ def test_method_is_measured_phase_by_phase(smoke_sweep, name):
     assert run["time/total_s"] >= sum(run[f"time/{p}_s"] for p in phases)
     assert run["time/full_s"] >= run["time/total_s"]
     # The memory breakdown adds up to the peak, no part negative, and agrees with independent counts.
-    parts = ["runtime", "weights", "trainable", "gradients", "optimizer", "other"]
+    parts = ["runtime", "weights", "trainable", "gradients", "optimizer", "activations", "logits", "kv_cache", "other"]
     assert all(run[f"mem/{p}_bytes"] >= 0 for p in parts)
     assert sum(run[f"mem/{p}_bytes"] for p in parts) == run["sys/peak_mem_bytes"] - run["mem/unaccounted_bytes"]
+    # Every method's step saves tensors for backward; the generating ones also hold a KV cache. The peak
+    # falls in one of the two, and only that one's part is in the sum.
+    assert run["mem/max_saved_bytes"] > 0
+    generates = name in ("grpo", "rloo", "ppo", "online_dpo")
+    assert (run["mem/max_kv_cache_bytes"] > 0) == generates and run["gen/path"] == ("trl" if generates else "none")
+    during = run["mem/peak_during"]
+    assert (run["mem/kv_cache_bytes"] > 0) == (during == "generation") != (run["mem/activations_bytes"] > 0)
+    assert run["gen/eval_path"] == "adapter"
     # fp32 on CPU; PPO's optimizer also trains its value model (a LoRA copy plus its score head).
     if name == "ppo":
         assert run["mem/trainable_bytes"] > 2 * 4 * run["params/trainable"]
@@ -189,10 +197,15 @@ def test_evaluate_cli_scores_a_saved_adapter_with_and_without_merge(smoke_sweep)
     assert merged["eval/base_accuracy"] == plain["eval/base_accuracy"]
 
 
-def test_full_fine_tuning_baselines(tmp_path):
+@pytest.fixture(scope="module")
+def full_sweep(tmp_path_factory) -> Sweep:
+    return sweep(tmp_path_factory.mktemp("full"), "method=grpo,dpo", "peft=none", "eval.limit=8", "logger=none")
+
+
+def test_full_fine_tuning_baselines(full_sweep):
     """peft=none: every weight trains, for an online and an offline method (SFT, the simplest full
     fine-tuning, is left out to keep the suite's time: it shares DPO's path through the recipe)."""
-    result = sweep(tmp_path, "method=grpo,dpo", "peft=none", "eval.limit=8", "logger=none")
+    result = full_sweep
     for name in ("grpo", "dpo"):
         run = result.run(name)
         assert run["peft/mode"] == "none" and run["peft/r"] is None
@@ -202,6 +215,56 @@ def test_full_fine_tuning_baselines(tmp_path):
     # DPO keeps its own frozen reference copy when there is no adapter to disable.
     assert result.run("dpo")["mem/weights_bytes"] >= 4 * 134_515_008
     assert result.returncode == 0
+
+
+def test_a_second_stage_trains_a_fresh_adapter_on_the_merged_first_stage(smoke_sweep, compose, tmp_path):
+    """SFT then DPO (init_from): the SFT adapter is merged into the base, DPO trains a new LoRA on top with
+    the SFT model as its reference and its own offline data, and the record is the pipeline's."""
+    from bench.run import run
+
+    first, plain = smoke_sweep.run("sft"), smoke_sweep.run("dpo")
+    cfg = compose("method=dpo", f"init_from={first['_dir']}", "debug=smoke", "logger=none", "isolate=false",
+                  output_dir=tmp_path)
+    record = run(cfg)
+    assert record["status"] == "success", record.get("error")
+    assert record["method"] == "sft→dpo" and record["pipeline/stages"] == ["sft", "dpo"]
+    merged = Path(record["model/path"])
+    assert merged.name.startswith("merged-") and record["pipeline/merge_cached"] is False
+    # The merged base is the first stage's model: W + (alpha/r) B A for every adapted weight.
+    adapter = load_file(first["_dir"] / "adapter" / "adapter_model.safetensors")
+    config = json.loads((first["_dir"] / "adapter" / "adapter_config.json").read_text())
+    base = load_file(Path(first["model/path"]) / "model.safetensors")
+    after = load_file(merged / "model.safetensors")
+    name = "model.layers.0.self_attn.q_proj"
+    a, b = (adapter[f"base_model.model.{name}.lora_{x}.weight"] for x in "AB")
+    expected = base[f"{name}.weight"] + config["lora_alpha"] / config["r"] * (b @ a)
+    assert (after[f"{name}.weight"] - expected).abs().max() < 1e-6 and (b @ a).abs().max() > 0
+    # DPO's reference is the adapter disabled, i.e. the SFT model: policy and reference agree at step 1.
+    logs = json.loads((tmp_path / "train_log.json").read_text())
+    assert abs(logs[0]["rewards/margins"]) < 1e-6
+    # Its offline pairs were sampled from the SFT model (same prompts, other samples than plain DPO's).
+    assert record["data/prompts_fingerprint"] == plain["data/prompts_fingerprint"]
+    assert record["data/preference_fingerprint"] != plain["data/preference_fingerprint"]
+    # Scored against the original base, as every other row: its delta is the whole pipeline's.
+    assert record["eval/base_accuracy"] == plain["eval/base_accuracy"] and record["pipeline/from_accuracy"] == first["eval/accuracy"]
+    assert record["pipeline/full_s"] == pytest.approx(first["time/full_s"] + record["time/full_s"], abs=0.01)
+    assert record["pipeline/peak_mem_bytes"] == max(first["sys/peak_mem_bytes"], record["sys/peak_mem_bytes"])
+    saved = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
+    assert saved["base_model_name_or_path"] == str(merged.resolve())
+    assert run(cfg)["config_hash"] == record["config_hash"]  # resumes: finished with this config, skipped
+
+
+def test_a_second_stage_trains_on_a_full_fine_tune(full_sweep, compose, tmp_path):
+    """A full fine-tune's saved weights are the next stage's base as they are (no merge)."""
+    from bench.run import run
+
+    first = full_sweep.run("grpo")
+    record = run(compose("method=sft", f"init_from={first['_dir']}", "debug=smoke", "eval=none", "logger=none",
+                         "isolate=false", output_dir=tmp_path))
+    assert record["status"] == "success", record.get("error")
+    assert record["method"] == "grpo→sft" and record["model/path"] == str(first["_dir"] / "model")
+    assert record["peft/mode"] == "lora" and record["train/trainable_tensors_changed"] == record["train/trainable_tensors"] > 0
+    assert "pipeline/merge_s" not in record and record["pipeline/full_s"] > first["time/full_s"]
 
 
 def test_a_text_task_from_the_readme_trains_and_is_scored(tmp_path):
