@@ -54,4 +54,7 @@ claims: setup  ## every claim's sweep, then each claim's verdict (a table and a 
 	@for sweep in $$($(PY) -m bench.claims --sweeps); do \
 	  $(PY) -m bench -m experiment=claims/$$sweep hydra.sweep.dir=$(CLAIMS_DIR)/$$sweep $(ARGS) || echo "claims: sweep $$sweep had failed runs (see its summary.md)"; \
 	done
+	@$(PY) -m bench.claims --measures $(CLAIMS_DIR) | while read -r cmd; do \
+	  $(PY) $${cmd#python } || echo "claims: measurement failed: $$cmd"; \
+	done
 	$(PY) -m bench.claims $(CLAIMS_DIR)

@@ -185,3 +185,42 @@ def test_kto_noise_reads_the_recorded_rate_and_compares_the_drops(tmp_path):
     verdict = get("kto_noise").judge(runs_of(tmp_path, ("label_noise",)))
     assert verdict.verdict == SUPPORTED, verdict.evidence
     assert verdict.figures["dpo_accuracy_at_0.4"] == 0.4 and verdict.figures["kto_accuracy_at_0.0"] == 0.6
+
+
+@pytest.mark.parametrize("orpo_s, verdict", [(100.0, SUPPORTED), (200.0, REFUTED)])
+def test_orpo_one_step_charges_the_pipeline_both_stages(tmp_path, orpo_s, verdict):
+    """ORPO against SFT→DPO: the pipeline's row carries both stages' time (80 s + 100 s); ORPO at 100 s
+    saves 44% (supported), at 200 s costs more (refuted), at the same memory and accuracy."""
+    from bench.claims import get, runs_of
+
+    sweep = tmp_path / "orpo_pipeline"
+    for seed in range(3):
+        for job, (method, extra) in enumerate((
+            ("orpo", {"time/full_s": orpo_s + seed}),
+            ("sft→dpo", {"time/full_s": 100.0 + seed, "pipeline/full_s": 180.0 + 2 * seed, "pipeline/peak_mem_bytes": 3e9}),
+        )):
+            folder = sweep / f"{2 * seed + job}_{method.split('→')[-1]}_seed{seed}"
+            folder.mkdir(parents=True)
+            (folder / "metrics.json").write_text(json.dumps(_record(method, "lora", seed, 3e9, 120) | extra))
+    result = get("orpo_one_step").judge(runs_of(tmp_path, ("orpo_pipeline",)))
+    assert result.verdict == verdict, result.evidence
+    assert "against 182" in result.parts[0].evidence  # the pipeline's mean total, not its last stage's 101 s
+
+
+@pytest.mark.parametrize("merged_ms, verdict", [(10.0, SUPPORTED), (14.0, REFUTED)])
+def test_adapter_serving_judges_the_measured_latencies(tmp_path, merged_ms, verdict):
+    """Merged at the base's 10 ms per token (supported) or 40% slower (refuted); a 0.01 ms switch."""
+    from bench.claims import get
+    from bench.claims.__main__ import verdicts
+
+    claim = get("adapter_serving")
+    assert verdicts(tmp_path)["adapter_serving"][1] is None  # not measured yet: the command to run
+    jitter = [0.0, 0.1, -0.1, 0.05, -0.05]
+    data = {"decode_ms": {"base": [10 + j for j in jitter], "adapter": [13 + j for j in jitter],
+                          "merged": [merged_ms + j for j in jitter]},
+            "switch_ms": {"set_adapter": [0.01] * 5, "load_adapter": [40.0] * 5, "remerge": [90.0] * 5}}
+    (tmp_path / "adapter_serving").mkdir()
+    (tmp_path / "adapter_serving" / "serving.json").write_text(json.dumps(data))
+    result = claim.judge(None, tmp_path)
+    assert result.verdict == verdict, result.evidence
+    assert "+30%" in result.evidence and "load from disk 40 ms" in result.evidence

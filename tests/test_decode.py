@@ -58,3 +58,31 @@ def test_bad_settings_are_refused_before_any_timing(tiny):
         benchmark(tiny, pad_token_id=0, batches=[1], context=8, new_tokens=4, paths=["vllm"], bandwidth=1, peak=1)
     with pytest.raises(BenchError, match="--new-tokens at least 2"):
         benchmark(tiny, pad_token_id=0, batches=[1], context=8, new_tokens=1, paths=["trl"], bandwidth=1, peak=1)
+
+
+def test_serving_samples_every_path_and_switch_and_leaves_the_adapters_as_they_were():
+    """bench.serving on a tiny two-adapter model: one sample per round for each path and switch, and
+    the switches (set, load-and-delete, unmerge-set-merge) leave adapter a active and unmerged."""
+    import copy
+
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from bench.serving import DECODE, SWITCH, measure
+
+    torch.manual_seed(0)
+    config = LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                         num_key_value_heads=2, vocab_size=128, tie_word_embeddings=True)
+    lora = LoraConfig(r=4, target_modules="all-linear")
+    model = get_peft_model(LlamaForCausalLM(config), lora, adapter_name="a")
+    model.add_adapter("b", copy.deepcopy(lora))
+    _lora_b_nonzero(model, 0)
+    inputs = torch.arange(1, 9)[None]
+    before = model(input_ids=inputs).logits
+    result = measure(model, pad_token_id=0, rounds=3, context=8, new_tokens=3)
+    assert set(result["decode_ms"]) == set(DECODE) and set(result["switch_ms"]) == set(SWITCH)
+    assert all(len(v) == 3 and min(v) > 0 for group in result.values() for v in group.values())
+    assert model.active_adapter == "a" and set(model.peft_config) == {"a", "b"}
+    assert torch.allclose(model(input_ids=inputs).logits, before, atol=1e-5)  # unmerged again, a active
+    with pytest.raises(BenchError, match="--rounds"):
+        measure(model, pad_token_id=0, rounds=1, context=8, new_tokens=3)

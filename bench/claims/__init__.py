@@ -12,7 +12,7 @@ and judged, with every other claim, by `python -m bench.claims <DIR>` (or all of
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -29,17 +29,22 @@ class Claim:
     text: str  # the claim as the field states it
     source: str  # where it is stated
     rule: str  # what would support it, what would refute it, when it is too weak to say
-    judge: Callable[[pd.DataFrame], Verdict]  # the successful runs of its sweeps -> its verdict
+    judge: Callable[..., Verdict]  # the successful runs of its sweeps (and the root, with measures) -> its verdict
     sweeps: tuple[str, ...]  # conf/experiment/claims/<sweep>.yaml it reads; () for none (the parameter audit)
+    # Measurements that are no sweep (a latency benchmark): {file under the claims root: the command that
+    # writes it, with {root}}. `make claims` runs each whose file is missing; the judge gets the root.
+    measures: dict = field(default_factory=dict)
 
 
 CLAIMS: Registry[Claim] = Registry("claim", __name__, skip=("rules", "report"))
 
 
-def register(name: str, *, text: str, source: str, rule: str, sweeps: tuple[str, ...] | None = None):
+def register(name: str, *, text: str, source: str, rule: str, sweeps: tuple[str, ...] | None = None,
+             measures: dict | None = None):
     """Register `judge(runs) -> Verdict` as claim `name`, judged on the runs of `sweeps` (default: its own
-    name's sweep, conf/experiment/claims/<name>.yaml)."""
-    return CLAIMS.decorator(name, lambda judge: Claim(name, text, source, rule, judge, (name,) if sweeps is None else tuple(sweeps)))
+    name's sweep, conf/experiment/claims/<name>.yaml); with `measures`, `judge(runs, root)`."""
+    return CLAIMS.decorator(name, lambda judge: Claim(
+        name, text, source, rule, judge, (name,) if sweeps is None else tuple(sweeps), dict(measures or {})))
 
 
 def names() -> list[str]:

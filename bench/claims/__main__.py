@@ -1,7 +1,8 @@
 """`python -m bench.claims DIR`: every claim's verdict from the sweeps under DIR, with the figures behind
 it, what would settle an inconclusive one, a table (DIR/claims.md, .json) and a plot (DIR/claims.png).
 
-`--sweeps` lists the sweeps to run first (one per line), for `make claims`."""
+`--sweeps` lists the sweeps to run first (one per line), for `make claims`; `--measures DIR` the
+commands of the measurements that are no sweep (a latency benchmark) and are not under DIR yet."""
 
 from __future__ import annotations
 
@@ -19,12 +20,18 @@ def verdicts(root: Path) -> dict:
     for name in names():
         claim = get(name)
         runs = runs_of(root, claim.sweeps)
-        if claim.sweeps and runs.empty:
-            commands = "; ".join(f"python -m bench -m experiment=claims/{s} hydra.sweep.dir={root}/{s}" for s in claim.sweeps)
-            out[name] = (claim, None, commands)
+        todo = [cmd.format(root=root) for file, cmd in claim.measures.items() if not (root / file).is_file()]
+        if (claim.sweeps and runs.empty) or todo:
+            commands = [f"python -m bench -m experiment=claims/{s} hydra.sweep.dir={root}/{s}" for s in claim.sweeps]
+            out[name] = (claim, None, "; ".join(commands + todo))
             continue
-        out[name] = (claim, claim.judge(runs), "")
+        out[name] = (claim, claim.judge(runs, root) if claim.measures else claim.judge(runs), "")
     return out
+
+
+def measures(root: Path) -> list[str]:
+    """The commands of every claim's measurements whose file is not under `root` yet."""
+    return [cmd.format(root=root) for n in names() for file, cmd in get(n).measures.items() if not (root / file).is_file()]
 
 
 def table(results: dict) -> str:
@@ -68,12 +75,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.claims", description=__doc__.splitlines()[0])
     parser.add_argument("root", type=Path, nargs="?", help="the folder holding one sweep folder per claim sweep")
     parser.add_argument("--sweeps", action="store_true", help="list the sweeps the claims read, and exit")
+    parser.add_argument("--measures", action="store_true", help="list the commands of the measurements still to make under ROOT, and exit")
     args = parser.parse_args(argv)
     if args.sweeps:
         print("\n".join(sorted({s for n in names() for s in get(n).sweeps})))
         return 0
     if args.root is None:
         parser.error("give the claims folder (e.g. results/claims)")
+    if args.measures:
+        print("\n".join(measures(args.root)))
+        return 0
     results = verdicts(args.root)
     text = "# Claims\n\n" + table(results) + "\n\nRules:\n\n" + "\n".join(
         f"- **{claim.name}**: {claim.rule}" for claim, _, _ in results.values()) + "\n"

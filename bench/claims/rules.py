@@ -50,13 +50,13 @@ def _side(low: float, high: float, threshold: float) -> str:
     return INCONCLUSIVE
 
 
-def saves(a: Sequence[float], b: Sequence[float], what: str, margin: float = 0.05) -> Verdict:
+def saves(a: Sequence[float], b: Sequence[float], what: str, margin: float = 0.05, unit: str = "seeds") -> Verdict:
     """"A uses less `what` than B": A's relative saving (1 − mean A / mean B), per seed values of each,
     against `margin` (a saving smaller than that is not one a user would pick a method for).
 
     The interval is the saving ± 1.96 standard errors (Welch, per side's seed spread). With one seed
     on a side there is no spread to estimate: the saving is compared with the margin as measured, and
-    the evidence says so.
+    the evidence says so. `unit` names the samples (seeds; rounds, for a benchmark's repeats).
     """
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if not len(a) or not len(b) or b.mean() <= 0:
@@ -75,7 +75,7 @@ def saves(a: Sequence[float], b: Sequence[float], what: str, margin: float = 0.0
     budget = ""
     if verdict == INCONCLUSIVE:
         n = _needed(min(len(a), len(b)), Z * se, abs(saving - margin))
-        budget = f"about {n} seeds per side" if n else "a saving away from the margin"
+        budget = f"about {n} {unit} per side" if n else "a saving away from the margin"
     return Verdict(verdict, evidence, figures, budget)
 
 
