@@ -36,7 +36,7 @@ fallbacks: setup  ## the offline data's gold-fallback share against K and temper
 
 .PHONY: overhead
 overhead: setup  ## harness vs plain TRL, same settings: step and run time ratios (a table; ~10 min on 2 cores)
-	$(PY) -m bench.studies.overhead $(ARGS)
+	$(PY) -m bench.studies.overhead --fast $(ARGS)
 
 .PHONY: tune
 # The picks go to conf/experiment/tuned.yaml (experiment=tuned); rerun the same command to resume.

@@ -66,7 +66,7 @@ def compose(overrides: list[str] | None = None) -> DictConfig:
 
 # Keys added after runs were recorded, with the value that leaves a run as it was: at that value they
 # are left out of the hash, so that every earlier run still resumes (and is found by `reuse`).
-_OFF = {"init_from": None, "data.label_noise": 0.0}
+_OFF = {"init_from": None, "data.label_noise": 0.0, "train.rollout": "trl"}
 
 
 def config_hash(cfg: DictConfig) -> str:
@@ -214,6 +214,16 @@ def validate(cfg: DictConfig, runtime: Runtime) -> Validated:
             f"data.label_noise={noise!r}: a rate in [0, 0.5] at which each preference pair (and its two KTO "
             "labels) is flipped; 0.5 makes the labels coin flips, above that they would mean the opposite."
         )
+    rollout = cfg.train.get("rollout", "trl")
+    if rollout not in ("trl", "merged"):
+        raise BenchError(f"train.rollout={rollout!r}: trl (TRL's own rollout, the default) or merged.")
+    if rollout == "merged":
+        why = ("it does not generate while training" if not method.sampling
+               else "full fine-tuning has no adapter to merge" if finetuning.is_full(cfg.peft)
+               else f"merging into {cfg.quant.name} weights rounds them, so its rollouts would not be the "
+                    "adapter's" if cfg.quant.name != "none" else None)
+        if why:
+            raise BenchError(f"train.rollout=merged with method={cfg.method.name}: {why}. Use train.rollout=trl.")
     from bench import pipeline
 
     pipeline.load(cfg)  # init_from: a finished run on this base, with its weights (reads files only)

@@ -145,6 +145,12 @@ def weights_changed(before: dict, after: dict) -> dict:
         "train/trainable_tensors": len(trainable),
         "train/frozen_tensors_changed": sum(name in changed for name in frozen),
         "train/frozen_tensors": len(frozen),
+        # How far a frozen tensor moved, relative to its sum of squares: rounding from merging and
+        # unmerging the adapter around each rollout (train.rollout=merged) is ~1e-7; learning is not.
+        "train/frozen_max_rel_change": max(
+            (float(abs(after[n][1][2] - before[n][1][2]) / max(float(before[n][1][2]), 1e-30)) for n in frozen if n in changed),
+            default=0.0,
+        ),
     }
 
 

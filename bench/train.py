@@ -145,6 +145,8 @@ def build(cfg: DictConfig, runtime: Runtime, method: Method, trainer_config, s: 
             if module is not None:
                 fairness.disable_dropout(module)
     model = method.policy(trainer)
+    if cfg.train.get("rollout", "trl") == "merged":
+        merged_rollouts(model)
     adapters = getattr(model, "peft_config", None)
     if ctx.peft_config is not None and (adapters is None or len(adapters) != 1):
         raise RuntimeError(
@@ -152,6 +154,22 @@ def build(cfg: DictConfig, runtime: Runtime, method: Method, trainer_config, s: 
             f"found {adapters}. Pass ctx.peft_config to the trainer."
         )
     return trainer, model, ctx.extra
+
+
+def merged_rollouts(policy) -> None:
+    """Generate from merged weights: merge the adapter, generate, unmerge (TRL's vLLM path does the same
+    around its weight sync). The policy's `generate` is wrapped on the instance, which TRL's rollout
+    calls (on the unwrapped peft model); a LoRA layer with merged weights runs its base layer alone."""
+    original = policy.generate
+
+    def generate(*args, **kwargs):
+        policy.merge_adapter()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            policy.unmerge_adapter()
+
+    policy.generate = generate
 
 
 def train(cfg: DictConfig, runtime: Runtime, validated, out: Path) -> dict:
@@ -244,7 +262,7 @@ def fair_record(cfg: DictConfig, method: Method, trainer, probe, s: Setup) -> di
     }
     # Which generation path each phase took (bench.decode names them): TRL's own rollout on the
     # unmerged adapter in train mode, and the offline builder's samples from the base itself.
-    out["gen/path"] = "trl" if method.sampling else "none"
+    out["gen/path"] = cfg.train.get("rollout", "trl") if method.sampling else "none"
     if "data" in s.offline:
         out["gen/data_path"] = "base"
     if method.sampling:  # an online method: its rollouts

@@ -172,6 +172,11 @@ def test_method_yaml_without_adapter_is_explained(compose, tmp_path):
         ("++method.args.not_a_field=1", "has no field"),
         ("method=grpo,method.args.num_generations=3", "GRPOConfig rejected the settings"),
         ("method=kto,train.args.per_device_train_batch_size=1", "KTOConfig rejected|batch size"),
+        ("method=dpo,train.rollout=merged", "does not generate while training"),
+        ("method=grpo,quant=nf4,train.rollout=merged", "rounds them"),
+        ("method=grpo,peft=none,train.rollout=merged", "no adapter to merge"),
+        ("train.rollout=vllm", "trl .* or merged"),
+        ("init_from=/no/such/run", "names no run folder"),
     ],
 )
 def test_bad_input_fails_fast_and_leaves_earlier_results_alone(compose, tmp_path, override, message):

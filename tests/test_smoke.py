@@ -267,6 +267,19 @@ def test_a_second_stage_trains_on_a_full_fine_tune(full_sweep, compose, tmp_path
     assert "pipeline/merge_s" not in record and record["pipeline/full_s"] > first["time/full_s"]
 
 
+def test_merged_rollouts_train_grpo_and_say_so(compose, tmp_path):
+    """train.rollout=merged: GRPO's rollouts come from the merged adapter (gen/path), the adapter trains,
+    and the frozen base moves only by the rounding of merging and unmerging."""
+    from bench.run import run
+
+    record = run(compose("method=grpo", "train.rollout=merged", "debug=smoke", "eval=none", "logger=none",
+                         "isolate=false", output_dir=tmp_path))
+    assert record["status"] == "success", record.get("error")
+    assert record["gen/path"] == "merged" and record["mem/max_kv_cache_bytes"] > 0
+    assert record["train/trainable_tensors_changed"] == record["train/trainable_tensors"]
+    assert record["train/frozen_max_rel_change"] < 1e-5
+
+
 def test_a_text_task_from_the_readme_trains_and_is_scored(tmp_path):
     """The README's worked task (reverse): rewards read a text field; lm-eval scores it generically."""
     result = sweep(tmp_path, "method=grpo,sft", "task=reverse", "eval.limit=8", "logger=none")

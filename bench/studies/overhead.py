@@ -5,6 +5,7 @@ settings (same model folder, LoRA config, dataset rows and TRL config arguments)
     python -m bench.studies.overhead --methods grpo,dpo --repeats 3 --out results/overhead/mine
     python -m bench.studies.overhead --set train.num_prompts=8    # any harness override, applied to both sides
     python -m bench.studies.overhead --repeats 0 --profile        # only the profiled work the harness adds
+    python -m bench.studies.overhead --fast                       # + GRPO with merged rollouts (train.rollout=merged)
 
 First one process prepares, untimed, what both sides share: the harness's own dataset rows (offline
 data built and cached), the LoRA config and the TRL arguments, written to `<out>/prep/`. Then, per
@@ -37,6 +38,7 @@ DEFAULT_METHODS = "grpo,dpo,kto,orpo,sft"
 # and no tracker (the plain script has neither); one process per run on both sides.
 COMMON = ("debug=smoke", "eval=none", "logger=none", "isolate=false", "force=true")
 PLAIN = ("grpo", "rloo", "dpo", "kto", "orpo", "sft")  # the methods the plain script can build
+ONLINE = ("grpo", "rloo")  # of those, the ones that generate while training (--fast rows)
 
 
 def _overrides(method: str, steps: int, extra: list[str]) -> list[str]:
@@ -499,6 +501,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="folder for logs and the table")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a harness override")
     parser.add_argument("--sweep", action="store_true", help="also time one real sweep over the methods")
+    parser.add_argument("--fast", action="store_true",
+                        help="also a row per online method with merged rollouts (train.rollout=merged)")
     parser.add_argument(
         "--profile",
         action="store_true",
@@ -518,27 +522,36 @@ def main(argv: list[str] | None = None) -> int:
     print(f"preparing {', '.join(methods)} (untimed) ...", flush=True)
     prep_args = ["_prepare", str(args.steps), str(out), ",".join(methods), *args.set]
     _run([sys.executable, "-m", "bench.studies.overhead", *prep_args], out / "prepare.log")
-    raw: dict[str, dict[str, list[dict]]] = {m: {"harness": [], "plain": []} for m in methods}
+    # A row per method, and with --fast one more per online method: the harness with merged rollouts
+    # (train.rollout=merged) against the same plain TRL runs, which always take TRL's own path.
+    rows_to_run = [(m, m, []) for m in methods]
+    if args.fast:
+        rows_to_run += [(f"{m} rollout=merged", m, ["train.rollout=merged"]) for m in methods if m in ONLINE]
+    raw: dict[str, dict[str, list[dict]]] = {label: {"harness": [], "plain": []} for label, _, _ in rows_to_run}
     for i in range(args.repeats):
-        for method in methods:
+        plain_runs: dict[str, dict] = {}
+        for label, method, extra in rows_to_run:
             order = ("harness", "plain") if i % 2 == 0 else ("plain", "harness")
             for side in order:
-                folder = out / side / f"{method}-{i}"
                 if side == "harness":
-                    result = run_harness(method, args.steps, args.set, folder)
+                    folder = out / side / f"{label.replace(' ', '_').replace('=', '-')}-{i}"
+                    result = run_harness(method, args.steps, [*args.set, *extra], folder)
+                elif method in plain_runs:  # a fast row shares its method's plain run of this repeat
+                    raw[label][side].append(plain_runs[method])
+                    continue
                 else:
-                    result = run_plain(method, out / "prep", folder)
-                raw[method][side].append(result)
+                    result = plain_runs[method] = run_plain(method, out / "prep", out / side / f"{method}-{i}")
+                raw[label][side].append(result)
                 step, cpu = (round(result[k] or 0, 3) for k in ("step_s", "step_cpu_s"))
                 wall, load = result["wall_s"], result["load"]
                 print(
-                    f"  {method} #{i} {side:7s}: step {step} s (CPU {cpu}), run {wall:.1f} s, load {load}",
+                    f"  {label} #{i} {side:7s}: step {step} s (CPU {cpu}), run {wall:.1f} s, load {load}",
                     flush=True,
                 )
     sweep = run_sweep(methods, args.steps, args.set, out / "sweep") if args.sweep else None
     rows = summarize(raw)
     if args.profile:
-        for row in rows:
+        for row in (r for r in rows if r["method"] in methods):  # the fast rows are not profiled
             row.update(profile_pair(row["method"], args.steps, args.set, out))
             print(
                 f"  {row['method']} profiled: harness adds {row['added_ms_per_step']:.1f} ms per step",
