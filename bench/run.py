@@ -342,7 +342,8 @@ def _record(cfg: DictConfig) -> dict:
         + (record.get("eval/base_s") or 0) * bool(record.get("eval/base_cached")),
         3,
     )
-    record.update(pipeline.charge(cfg, record))  # a second stage: the whole pipeline's cost
+    if record["status"] == "success":  # a second stage: the whole pipeline's cost
+        record.update(pipeline.charge(cfg, record))
     if not main:
         return record
     _card(cfg, out, record)

@@ -230,5 +230,13 @@ def test_every_experiment_composes_and_validates(compose, name, tmp_path):
     axes = [[f"{key}={value}" for value in str(values).split(",")] for key, values in grid.items() if key != "seed"]
     for job in itertools.product(*axes) if axes else [()]:
         cfg = compose(f"experiment={name}", *job, output_dir=tmp_path)
+        if cfg.get("init_from"):  # a second stage: its first is an earlier job of this very sweep
+            import re
+
+            first = re.search(r"\*_(\w+)_seed", str(cfg.init_from)).group(1)
+            order = str(grid["method"]).split(",")
+            assert order.index(first) < order.index(cfg.method.name), (first, order)
+            assert list(grid)[0] == "seed"  # seed by seed: each second stage finds its own first stage done
+            cfg.init_from = None  # not run here: the rest of the job must validate
         checked = validate(cfg, CPU)
         assert isinstance(checked.trainer_config, checked.method.config_class), job
