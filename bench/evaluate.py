@@ -214,7 +214,7 @@ def chat_generator(model, tokenizer, eval_cfg: DictConfig):
     import torch
 
     def generate(chats: list[list[dict]]) -> list[str]:
-        replies = []
+        replies, started = [], time.perf_counter()
         side, tokenizer.padding_side = tokenizer.padding_side, "left"
         try:
             for start in range(0, len(chats), int(eval_cfg.batch_size)):
@@ -231,6 +231,10 @@ def chat_generator(model, tokenizer, eval_cfg: DictConfig):
                         pad_token_id=tokenizer.pad_token_id,
                     )
                 replies += tokenizer.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
+                # Whole games take minutes: say how far the batch of chats is, as the offline builder does.
+                elapsed = time.perf_counter() - started
+                log.info("eval generation: %d/%d chats answered (%.2f chats/s)", len(replies), len(chats),
+                         len(replies) / max(elapsed, 1e-9))
         finally:
             tokenizer.padding_side = side
         return replies

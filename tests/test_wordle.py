@@ -511,6 +511,8 @@ def test_wordle_smoke_sweep_records_rewards_and_game_win_rates(tmp_path):
         assert any(f"rewards/{name}/mean" in log for log in logs), name
     assert len(grpo["train/reward_curve"]) == grpo["train/steps"]
     assert runs["dpo"][0]["data/pairs"] > 0
+    # Whole games say how far they are: chats answered of those asked, and the rate, per batch.
+    assert re.search(r"eval generation: (\d+)/\1 chats answered \([\d.]+ chats/s\)", proc.stderr)
 
 
 @pytest.mark.slow
