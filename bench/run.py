@@ -71,11 +71,12 @@ def claim(out: Path):
 
 
 def _run(cfg: DictConfig, out: Path) -> dict:
-    done = finished(out, config_hash(cfg))
+    hashed = config_hash(cfg)
+    done = finished(out, hashed)
     if done is not None and not cfg.get("force", False):
         log.info("skipping %s: finished earlier with the same config (force=true reruns it)", out)
         return done
-    source = reusable(cfg.get("reuse") or [], config_hash(cfg)) if not cfg.get("force", False) else None
+    source = reusable(cfg.get("reuse") or [], hashed) if not cfg.get("force", False) else None
     if source is not None and distributed.is_main():
         return adopt(source, out)
     if distributed.is_main():  # data parallel: one record per job, rank 0's
