@@ -66,7 +66,7 @@ def compose(overrides: list[str] | None = None) -> DictConfig:
 
 # Keys added after runs were recorded, with the value that leaves a run as it was: at that value they
 # are left out of the hash, so that every earlier run still resumes (and is found by `reuse`).
-_OFF = {"init_from": None, "data.label_noise": 0.0, "train.rollout": "trl"}
+_OFF = {"init_from": None, "data.label_noise": 0.0, "train.rollout": "trl", "eval.path": "adapter"}
 
 
 def config_hash(cfg: DictConfig) -> str:
@@ -213,6 +213,11 @@ def validate(cfg: DictConfig, runtime: Runtime) -> Validated:
         raise BenchError(
             f"data.label_noise={noise!r}: a rate in [0, 0.5] at which each preference pair (and its two KTO "
             "labels) is flipped; 0.5 makes the labels coin flips, above that they would mean the opposite."
+        )
+    if cfg.eval.get("path", "adapter") not in ("merged", "adapter"):
+        raise BenchError(
+            f"eval.path={cfg.eval.path!r}: merged (score the adapter merged into its base, the default) or "
+            "adapter (score it unmerged, as trained)."
         )
     rollout = cfg.train.get("rollout", "trl")
     if rollout not in ("trl", "merged"):

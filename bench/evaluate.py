@@ -1,7 +1,7 @@
 """Scoring with lm-evaluation-harness: base model (cached) and the trained model, on the task's
 held-out split, keeping per-item results for the report's paired tests.
 
-    python -m bench.evaluate RUN_DIR/adapter            # score a saved adapter
+    python -m bench.evaluate RUN_DIR/adapter            # score a saved adapter as the run's eval.path says
     python -m bench.evaluate RUN_DIR/adapter --merge    # score the merged model; check merge agreement
     python -m bench.evaluate RUN_DIR/model              # a fully fine-tuned model (peft=none)
 
@@ -242,8 +242,21 @@ def chat_generator(model, tokenizer, eval_cfg: DictConfig):
     return generate
 
 
-def evaluate_run(cfg: DictConfig, runtime, weights: Path, merge: bool = False) -> dict:
-    """Score the base (cached) and the trained model (adapter or full weights); flat `eval/*` metrics."""
+def scoring_path(cfg: DictConfig, weights: Path, merge: bool | None = None) -> str:
+    """How the trained model is scored: full (its own weights), merged or adapter. `merge` overrides
+    eval.path; a quantized base stays unmerged (merging rounds the adapter into 4- or 8-bit weights)."""
+    if not (weights / "adapter_config.json").exists():
+        return "full"
+    wanted = cfg.eval.get("path", "adapter") == "merged" if merge is None else merge
+    if wanted and cfg.quant.name != "none":
+        log.info("eval.path=merged: the base is %s-quantized, so the adapter is scored unmerged", cfg.quant.name)
+        return "adapter"
+    return "merged" if wanted else "adapter"
+
+
+def evaluate_run(cfg: DictConfig, runtime, weights: Path, merge: bool | None = None) -> dict:
+    """Score the base (cached) and the trained model (adapter or full weights); flat `eval/*` metrics.
+    `merge` (None: eval.path decides) scores a LoRA merged into its base, with the logit gap recorded."""
     from bench.models import load_base, load_model, load_tokenizer, model_key, resolve_model_path
 
     if cfg.model.weights == "random":
@@ -260,7 +273,8 @@ def evaluate_run(cfg: DictConfig, runtime, weights: Path, merge: bool = False) -
         lambda: (load_base(cfg, path, runtime), tokenizer, task),
     )
     result = {"eval/base_s": base["build_s"], "eval/base_cached": base["cached"]}
-    if (weights / "adapter_config.json").exists():
+    how = scoring_path(cfg, weights, merge)
+    if how != "full":
         from peft import PeftModel
 
         from bench import pipeline
@@ -269,12 +283,14 @@ def evaluate_run(cfg: DictConfig, runtime, weights: Path, merge: bool = False) -
         # a second stage's adapter sits on the first stage's model.
         start, _ = pipeline.start_path(cfg, path)
         model = PeftModel.from_pretrained(load_base(cfg, start, runtime), str(weights))
-        if merge:
+        if how == "merged":  # what merging changed, on a few held-out prompts, before it is for good
             result["eval/merge_max_abs_logit_diff"] = merge_gap(model, tokenizer, task)
             model = model.merge_and_unload()
     else:  # full fine-tuning saved every weight
         model = load_model(str(weights), runtime, cfg.quant)
+    started = time.perf_counter()  # the trained model's scoring alone: what eval.path and batch_size change
     scores = _score(model, tokenizer, run_tasks, include, cfg.eval)
+    result["eval/score_s"] = round(time.perf_counter() - started, 3)
     result.update(_flatten("eval/", scores, primary_name, metric))
     result.update(_flatten("eval/base_", base["scores"], primary_name, metric))
     extra = task.extra_eval(
@@ -286,8 +302,8 @@ def evaluate_run(cfg: DictConfig, runtime, weights: Path, merge: bool = False) -
     result["eval/task"] = primary_name
     result["eval/split"] = cfg.eval.get("split", "test")  # validation: tuning; test: what is reported
     result["eval/metric"] = metric
-    result["eval/merged"] = merge
-    result["gen/eval_path"] = "full" if not (weights / "adapter_config.json").exists() else "merged" if merge else "adapter"
+    result["eval/merged"] = how == "merged"
+    result["gen/eval_path"] = how
     return result
 
 
@@ -320,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m bench.evaluate", description=__doc__.splitlines()[0])
     parser.add_argument("weights", type=Path, help="a run's adapter/ (PEFT adapter) or model/ (full weights)")
-    parser.add_argument("--merge", action="store_true", help="score the merged model; record the logit gap")
+    parser.add_argument("--merge", action="store_true", help="score the merged model whatever the run's eval.path says; record the logit gap")
     parser.add_argument(
         "overrides", nargs="*", help="config overrides, e.g. eval.limit=50 (the run's config is the base)"
     )
@@ -352,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
                 cfg.model.name_or_path = locate(base, source)
     try:
         runtime = resolve_runtime(cfg.device, cfg.precision)
-        result = evaluate_run(cfg, runtime, weights, merge=args.merge)
+        result = evaluate_run(cfg, runtime, weights, merge=True if args.merge else None)
     except BenchError as err:
         print(f"bench.evaluate: {err}", file=sys.stderr)
         return 2

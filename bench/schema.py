@@ -107,6 +107,7 @@ METRICS = (
     _bytes("pipeline/peak_mem_bytes", "pipeline peak", show=True),
     _seconds("data/build_s", "data build"),
     _seconds("eval/base_s", "base eval"),
+    _seconds("eval/score_s", "lm-eval scoring"),
     Metric("eval/accuracy", "accuracy", spec=".3f", better="higher", group="eval", show=True),
     Metric("eval/base_accuracy", "base acc", spec=".3f", group="eval", show=True),
     Metric("eval/delta", "delta", spec="+.3f", better="higher", group="eval", show=True),

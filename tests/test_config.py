@@ -176,6 +176,7 @@ def test_method_yaml_without_adapter_is_explained(compose, tmp_path):
         ("method=grpo,quant=nf4,train.rollout=merged", "rounds them"),
         ("method=grpo,peft=none,train.rollout=merged", "no adapter to merge"),
         ("train.rollout=vllm", "trl .* or merged"),
+        ("eval.path=fused", "merged .* or adapter"),
         ("init_from=/no/such/run", "names no run folder"),
     ],
 )

@@ -58,13 +58,20 @@ def _greedy(model, tokenizer, texts, batch=16):
     return out
 
 
-def test_merged_rollouts_generate_the_unmerged_adapters_tokens(policy_and_prompts):
+@pytest.fixture(scope="module")
+def unmerged_tokens(policy_and_prompts):
+    """TRL's path: the unmerged adapter, 16 rows a batch (both tests compare against it)."""
+    model, tokenizer, texts = policy_and_prompts
+    return _greedy(model, tokenizer, texts)
+
+
+def test_merged_rollouts_generate_the_unmerged_adapters_tokens(policy_and_prompts, unmerged_tokens):
     from bench.metrics import weight_checksums
     from bench.train import merged_rollouts
 
     model, tokenizer, texts = policy_and_prompts
     before = weight_checksums(model)
-    plain = _greedy(model, tokenizer, texts)
+    plain = unmerged_tokens
     base_tokens = None
     with model.disable_adapter():
         base_tokens = _greedy(model, tokenizer, texts[:16])
@@ -91,3 +98,22 @@ def test_merged_rollouts_generate_the_unmerged_adapters_tokens(policy_and_prompt
     for name, (trainable, sums) in before.items():
         rel = float((after[name][1] - sums).abs().max() / sums.abs().max().clamp_min(1e-30))
         assert rel <= (0 if trainable else 1e-6), name
+
+
+def test_eval_scoring_path_generates_the_unmerged_adapters_tokens(
+    policy_and_prompts, unmerged_tokens, compose_module, tmp_path
+):
+    """Scoring's default (eval.path=merged, eval.batch_size=64) against the unmerged adapter at the old 16 rows
+    a batch: the same greedy tokens on >= 99% of the prompts (a wider batch pads shorter prompts further)."""
+    import copy
+
+    from bench.evaluate import scoring_path
+
+    model, tokenizer, texts = policy_and_prompts
+    cfg = compose_module()
+    (tmp_path / "adapter_config.json").write_text("{}")
+    assert scoring_path(cfg, tmp_path) == "merged" and int(cfg.eval.batch_size) == 64
+    merged = copy.deepcopy(model).eval().merge_and_unload()  # as evaluate_run scores it
+    merged = _greedy(merged, tokenizer, texts, batch=int(cfg.eval.batch_size))
+    differ = sum(a != b for a, b in zip(unmerged_tokens, merged, strict=True))
+    assert differ <= 0.01 * len(texts), f"{differ} of {len(texts)} differ"

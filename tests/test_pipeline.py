@@ -4,6 +4,7 @@ and charged. These read run folders only; the two stages trained for real are in
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
@@ -122,3 +123,28 @@ def test_reuse_copies_a_finished_identical_run_instead_of_training(compose, tmp_
 def test_label_noise_zero_hashes_as_no_label_noise(compose):
     assert config_hash(compose("method=dpo", "+data.label_noise=0.0")) == config_hash(compose("method=dpo"))
     assert config_hash(compose("method=dpo", "+data.label_noise=0.2")) != config_hash(compose("method=dpo"))
+
+
+@pytest.mark.parametrize("overrides, run", [
+    (["experiment=tuned", "method=dpo", "seed=0"], "tuning-headline-smollm2-arithmetic-cpu/final/6_dpo_seed0"),
+    (["experiment=claims/low_rank", "method=grpo", "seed=0", "peft.r=4"],
+     "claims-smollm2-arithmetic-cpu/low_rank/3_grpo_seed0"),
+])
+def test_committed_runs_keep_their_config_hash(compose, overrides, run):
+    """Later keys and changed defaults (eval.path, eval.batch_size) leave the tuned study's and the claims'
+    committed runs with the hash they were recorded with: their sweeps resume and reuse them."""
+    record = json.loads((Path(__file__).parents[1] / "results/reference" / run / "metrics.json").read_text())
+    assert config_hash(compose(*overrides)) == record["config_hash"]
+
+
+def test_scoring_path_merges_a_lora_unless_its_base_is_quantized(compose, tmp_path):
+    from bench.evaluate import scoring_path
+
+    adapter, full = tmp_path / "adapter", tmp_path / "model"
+    adapter.mkdir(), full.mkdir()
+    (adapter / "adapter_config.json").write_text("{}")
+    assert scoring_path(compose(), adapter) == "merged"  # the default
+    assert scoring_path(compose("eval.path=adapter"), adapter) == "adapter"
+    assert scoring_path(compose("eval.path=adapter"), adapter, merge=True) == "merged"  # the CLI's --merge
+    assert scoring_path(compose("quant=nf4"), adapter) == "adapter"  # merging would round into 4 bits
+    assert scoring_path(compose(), full) == "full"

@@ -110,7 +110,7 @@ def test_method_is_measured_phase_by_phase(smoke_sweep, name):
     assert (run["mem/max_kv_cache_bytes"] > 0) == generates and run["gen/path"] == ("trl" if generates else "none")
     during = run["mem/peak_during"]
     assert (run["mem/kv_cache_bytes"] > 0) == (during == "generation") != (run["mem/activations_bytes"] > 0)
-    assert run["gen/eval_path"] == "adapter"
+    assert run["gen/eval_path"] == "merged" and run["eval/merge_max_abs_logit_diff"] < 1e-3  # eval.path default
     # fp32 on CPU; PPO's optimizer also trains its value model (a LoRA copy plus its score head).
     if name == "ppo":
         assert run["mem/trainable_bytes"] > 2 * 4 * run["params/trainable"]
@@ -182,17 +182,16 @@ def test_evaluate_cli_scores_a_saved_adapter_with_and_without_merge(smoke_sweep)
     run = smoke_sweep.run("dpo")
     adapter = run["_dir"] / "adapter"
     results = {}
-    for flags in ([], ["--merge"]):
+    for flags, out in ((["--merge"], "eval_merged.json"), (["eval.path=adapter"], "eval.json")):
         subprocess.run(
             [sys.executable, "-m", "bench.evaluate", str(adapter), *flags],
             cwd=REPO, check=True, capture_output=True, timeout=600,
         )
-        results[bool(flags)] = json.loads(
-            (adapter.parent / ("eval_merged.json" if flags else "eval.json")).read_text()
-        )
-    plain, merged = results[False], results[True]
-    assert plain["eval/accuracy"] == run["eval/accuracy"]  # greedy and seeded: reproducible
+        results[out] = json.loads((adapter.parent / out).read_text())
+    merged, plain = results["eval_merged.json"], results["eval.json"]
+    assert merged["eval/accuracy"] == run["eval/accuracy"]  # the run scored merged too: greedy, reproducible
     assert merged["eval/merged"] is True and merged["eval/merge_max_abs_logit_diff"] < 1e-3
+    assert plain["gen/eval_path"] == "adapter" and plain["eval/merged"] is False
     assert abs(merged["eval/accuracy"] - plain["eval/accuracy"]) <= 0.1  # ≤ 2 of 20 greedy answers may flip
     assert merged["eval/base_accuracy"] == plain["eval/base_accuracy"]
 
