@@ -52,10 +52,13 @@ def peft_config(peft_cfg: DictConfig | None, task_type: str = "CAUSAL_LM"):
         ) from err
 
 
+FULL = "none"  # the record's `peft/mode` for full fine-tuning (as the config says it: peft=none)
+
+
 def mode(peft_cfg: DictConfig | None) -> str:
     """A short name for the fine-tuning mode: 'none' (full) or peft's type ('lora', 'ia3', ...)."""
     if is_full(peft_cfg):
-        return "none"
+        return FULL
     name = str(peft_cfg._target_).rsplit(".", 1)[-1].removesuffix("Config").lower()
     return "dora" if name == "lora" and peft_cfg.get("use_dora") else name
 

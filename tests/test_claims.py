@@ -10,6 +10,7 @@ import pytest
 
 from bench.claims import names
 from bench.claims.__main__ import main
+from bench.finetuning import FULL
 from bench.claims.rules import (
     INCONCLUSIVE,
     REFUTED,
@@ -112,7 +113,7 @@ def test_the_claims_report_judges_a_made_up_sweep(tmp_path):
     sweep = tmp_path / "lora_memory"
     job = 0
     for method in ("grpo", "dpo", "sft"):
-        for mode, peak, correct in (("lora", 3.0e9, 119), ("full", 5.0e9, 120)):
+        for mode, peak, correct in (("lora", 3.0e9, 119), (FULL, 5.0e9, 120)):
             for seed in range(3):
                 folder = sweep / f"{job}_{method}_{mode}_seed{seed}"
                 folder.mkdir(parents=True)

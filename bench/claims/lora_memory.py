@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bench.claims import Verdict, items, missing, register, side, values
 from bench.claims.rules import all_of, not_worse, saves
+from bench.finetuning import FULL
 
 METHODS = ("grpo", "dpo", "sft")
 MEMORY_MARGIN = 0.05  # a saving under 5% of the peak is not one to choose a method for
@@ -22,7 +23,7 @@ ACCURACY_MARGIN = 0.05  # "comparable": at most 5 accuracy points worse, by the 
 def judge(runs) -> Verdict:
     parts = []
     for method in METHODS:
-        lora, full = side(runs, {"method": method, "peft/mode": "lora"}), side(runs, {"method": method, "peft/mode": "full"})
+        lora, full = side(runs, {"method": method, "peft/mode": "lora"}), side(runs, {"method": method, "peft/mode": FULL})
         if lora.empty or full.empty:
             parts.append(missing(f"{method} with LoRA and with full fine-tuning"))
             continue

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bench.claims import Verdict, items, missing, register, side
 from bench.claims.rules import all_of, improves, not_worse
+from bench.finetuning import FULL
 
 LOWEST = 1
 MARGIN = 0.05
@@ -21,7 +22,7 @@ MARGIN = 0.05
 )
 def judge(runs) -> Verdict:
     ranks = side(runs, {"sweep": "low_rank", "method": "grpo"})
-    full = side(runs, {"sweep": "lora_memory", "method": "grpo", "peft/mode": "full"})
+    full = side(runs, {"sweep": "lora_memory", "method": "grpo", "peft/mode": FULL})
     lowest = side(ranks, {"peft/r": LOWEST})
     a = items(lowest)
     if not a:
