@@ -54,6 +54,9 @@ class Report:
     wandb_dir: str | None = None
 
 
+ADDED_LATER = {"data/label_noise": 0.0}
+
+
 def load_runs(folders: Sequence[Path | str]) -> pd.DataFrame:
     """One row per metrics.json below the folders; an unreadable file becomes a row with its error."""
     records, seen = [], set()
@@ -78,6 +81,10 @@ def load_runs(folders: Sequence[Path | str]) -> pd.DataFrame:
     # Group keys as text, read from the records: pandas would turn an int column with a None into floats.
     for key in GROUP_KEYS:
         runs[key] = [_text(r.get(key)) for r in records]
+    # Keys recorded since a later change: a record without one was made before it, at its off value (as
+    # config._OFF hashes them), e.g. a clean run reused from before label noise existed.
+    for key, off in ADDED_LATER.items():
+        runs[key] = runs[key].fillna(off) if key in runs else off
     runs["seed"] = pd.Series([r.get("seed") for r in records], dtype=object)
     runs["status"] = [r.get("status") or "unknown" for r in records]
     runs["error"] = [str(e).strip().splitlines()[0] if e else "" for e in (r.get("error") for r in records)]
