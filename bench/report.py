@@ -24,7 +24,7 @@ import pandas as pd
 # importing bench also sets the offline/telemetry environment defaults
 from bench import BenchError, cache, fairness, files
 from bench.plots import make_plots
-from bench.schema import GROUP_KEYS, METRICS
+from bench.schema import GROUP_KEYS, MEMORY_PARTS, METRICS, GiB
 from bench.stats import accuracy_interval, combine_seeds, holm, paired_test
 
 log = logging.getLogger(__name__)
@@ -246,6 +246,60 @@ def fairness_audit(runs: pd.DataFrame) -> list[fairness.Difference]:
     return fairness.audit(rows)
 
 
+def memory_markdown(summary: pd.DataFrame, runs: pd.DataFrame) -> list[str]:
+    """The "Memory at the peak" section: each row's peak split into its parts (schema.MEMORY_PARTS, which
+    sum to the peak), what the peak moment was inside, and the share nothing counted ("left over").
+    Nothing when no row recorded the split (runs made before the saved-tensor measurement)."""
+    if "mem/activations_bytes" not in summary or summary["mem/activations_bytes"].isna().all():
+        return []
+    ok = runs[runs["status"] == "success"]
+    # Where the peak fell, by row: "step" or "generation", or both when seeds disagree.
+    during = {}
+    if "mem/peak_during" in ok:
+        for label, group in ok.groupby("label", sort=False):
+            during[label] = "/".join(sorted(set(group["mem/peak_during"].dropna().astype(str)))) or "–"
+    mib = 1 / 2**20
+
+    def cell(row, key, scale=mib, spec=".0f"):
+        v = row.get(key)
+        return "–" if v is None or pd.isna(v) else f"{v * scale:{spec}}"
+
+    rows = []
+    for _, row in summary.iterrows():
+        if pd.isna(row.get("mem/activations_bytes")) or pd.isna(row.get("sys/peak_mem_bytes")):
+            continue
+        state = sum(row.get(k, 0) or 0 for k in MEMORY_PARTS[1:5])  # weights, trainable, gradients, optimizer
+        peak = row["sys/peak_mem_bytes"]
+        rows.append({
+            "configuration": row["label"],
+            "peak (GiB)": f"{peak / GiB:.2f}",
+            "peak during": during.get(row["label"], "–"),
+            "runtime (MiB)": cell(row, "mem/runtime_bytes"),
+            "weights, grads, optimizer (MiB)": f"{state * mib:.0f}",
+            "saved activations (MiB)": cell(row, "mem/activations_bytes"),
+            "saved logits (MiB)": cell(row, "mem/logits_bytes"),
+            "KV cache at peak / largest (MiB)": f"{cell(row, 'mem/kv_cache_bytes')} / "
+            f"{cell(row, 'mem/max_kv_cache_bytes')}",
+            "left over (MiB)": cell(row, "mem/other_bytes"),
+            "left over (% of peak)": f"{100 * (row.get('mem/other_bytes') or 0) / peak:.1f}",
+        })
+    if not rows:
+        return []
+    return [
+        "",
+        "## Memory at the peak",
+        "",
+        pd.DataFrame(rows).to_markdown(index=False, disable_numparse=True),
+        "",
+        "The parts sum to the peak (means over seeds). **peak during**: whether the peak moment was inside a "
+        "training step or a `generate()` call; inside a step, the tensors saved for backward are measured "
+        "(activations, and vocabulary-wide logits apart), inside generation the KV cache is counted from "
+        "its shapes (its largest size anywhere in the run is given beside it). **left over**: what no "
+        "part accounts for: on CPU, backward's transient gradients and blocks the allocator keeps after a "
+        "free; on CUDA, the caching allocator's fragmentation and temporaries.",
+    ]
+
+
 def _missing(value) -> bool:
     return value is None or (isinstance(value, float) and np.isnan(value))
 
@@ -299,6 +353,7 @@ def to_markdown(
         lines += ["", fairness.to_markdown(differences)]
     if pairs is not None:
         lines += pairs_markdown(pairs)
+    lines += memory_markdown(summary, runs)
     n_tests = int(summary["eval/p"].notna().sum())
     lines += [
         "",

@@ -83,6 +83,8 @@ METRICS = (
     _bytes("mem/activations_bytes", "saved activations"),
     _bytes("mem/logits_bytes", "saved logits"),
     _bytes("mem/kv_cache_bytes", "KV cache"),
+    _bytes("mem/max_kv_cache_bytes", "largest KV cache"),  # wherever the peak fell (not a part of it)
+    _bytes("mem/max_saved_bytes", "largest saved for backward"),
     _bytes("mem/other_bytes", "other"),
     _bytes("mem/unaccounted_bytes", "unaccounted"),  # negative: RSS below the tensors counted (mmap)
     Metric("train/step_time_s", "step", "s", spec=".2f", better="lower", group="throughput", show=True),

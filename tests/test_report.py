@@ -195,3 +195,28 @@ def test_callback_never_raises(tmp_path, caplog):
     config = OmegaConf.create({"hydra": {"sweep": sweep}, "logger": {"name": "none"}})
     ReportCallback(exit_on_failed_runs=True).on_multirun_end(config)
     assert "bench.report failed" in caplog.text
+
+
+def test_memory_section_splits_the_peak_and_says_what_is_left_over(tmp_path):
+    split = {
+        "mem/runtime_bytes": 2**28,
+        "mem/activations_bytes": 2**29,
+        "mem/logits_bytes": 2**27,
+        "mem/kv_cache_bytes": 0,
+        "mem/max_kv_cache_bytes": 2**24,
+        "mem/peak_during": "step",
+        # the record's other (2 GiB - 64 MiB) less the three parts above: 1088 MiB, 35.4% of 3 GiB
+        "mem/other_bytes": 2 * 2**30 - 2**26 - 2**28 - 2**29 - 2**27,
+    }
+    write(tmp_path, "0_grpo_seed0", record("grpo", 0, **split))
+    write(tmp_path, "1_dpo_seed0", record("dpo", 0))  # made before the split: no row
+    text = write_report([tmp_path]).markdown
+    section = text.split("## Memory at the peak")[1].split("\n\n")[1]
+    rows = [line for line in section.splitlines() if line.startswith("| grpo") or line.startswith("| dpo")]
+    assert len(rows) == 1 and rows[0].startswith("| grpo")
+    cells = [c.strip() for c in rows[0].strip("|").split("|")]
+    assert cells[1:] == ["3.00", "step", "256", "1088", "512", "128", "0 / 16", "1088", "35.4"]
+
+
+def test_no_memory_section_without_the_split(sweep):
+    assert "## Memory at the peak" not in write_report([sweep]).markdown
