@@ -28,7 +28,8 @@ def judge(runs) -> Verdict:
     if any(v is None for v in scores.values()) or len({len(v) for v in scores.values()}) != 1:
         return missing(f"DPO and KTO at label noise {CLEAN} and {NOISY} on the same items")
     drop = {m: np.asarray(scores[m, CLEAN]) - np.asarray(scores[m, NOISY]) for m in ("dpo", "kto")}
-    verdict = improves(list(drop["dpo"]), list(drop["kto"]), f"DPO's accuracy drop at noise {NOISY} minus KTO's")
+    verdict = improves(list(drop["dpo"]), list(drop["kto"]), f"DPO's accuracy drop at noise {NOISY}",
+                       over="KTO's, paired by item")
     for (method, rate), values in scores.items():
         verdict.figures[f"{method}_accuracy_at_{rate}"] = float(np.mean(values))
     return verdict

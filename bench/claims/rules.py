@@ -98,16 +98,16 @@ def not_worse(items_a: Sequence[float], items_b: Sequence[float], what: str, mar
     return Verdict(verdict, evidence, figures, budget)
 
 
-def improves(items: Sequence[float], base: Sequence[float], what: str) -> Verdict:
+def improves(items: Sequence[float], base: Sequence[float], what: str, over: str = "the base model") -> Verdict:
     """"Training works": A's per-item accuracy above the base model's on the same items (the paired
-    interval of the delta wholly above 0)."""
+    interval of the delta wholly above 0). `over` names what B is in the evidence line."""
     from bench.stats import paired_test
 
     test = paired_test(items, base)
     verdict = _side(test.ci_low, test.ci_high, 0.0)
     figures = {"label": f"{what}: delta over base", "value": test.delta, "low": test.ci_low,
                "high": test.ci_high, "threshold": 0.0, "p": test.p, "items": len(items)}
-    evidence = f"{what}: {test.delta:+.3f} [{test.ci_low:+.3f}, {test.ci_high:+.3f}] over the base model"
+    evidence = f"{what}: {test.delta:+.3f} [{test.ci_low:+.3f}, {test.ci_high:+.3f}] over {over}"
     budget = ""
     if verdict == INCONCLUSIVE:
         n = _needed(len(items), (test.ci_high - test.ci_low) / 2, abs(test.delta))
