@@ -262,7 +262,7 @@ def memory_markdown(summary: pd.DataFrame, runs: pd.DataFrame) -> list[str]:
 
     def cell(row, key, scale=mib, spec=".0f"):
         v = row.get(key)
-        return "–" if v is None or pd.isna(v) else f"{v * scale:{spec}}"
+        return "–" if _missing(v) else f"{v * scale:{spec}}"
 
     rows = []
     for _, row in summary.iterrows():
