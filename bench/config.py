@@ -21,11 +21,15 @@ CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 _NON_SEMANTIC = ("output_dir", "cache_dir", "logger", "isolate", "force", "overrides", "reuse")
 
 
-def apply_tuned(cfg: DictConfig) -> DictConfig:
+def apply_tuned(cfg: DictConfig, overrides: list[str] | None = None) -> DictConfig:
     """Apply `tuned[<method name>]` ({dotted key: value}, from a tuning study) to `cfg`, in place.
 
     `tuned` may also name a YAML file holding the table (`tuned: {...}`), as a tuning study writes it.
-    Idempotent, so composing and running may both call it. An unknown key fails here, before any work.
+    A key the command line sets itself (`overrides`, else the run's recorded `cfg.overrides`) keeps the
+    command line's value: `experiment=tuned train.args.learning_rate=1e-5,3e-5` sweeps the rate at the
+    other tuned settings (how full fine-tuning's rate is tuned at LoRA's tuned beta), where the table
+    would otherwise overwrite it silently. Idempotent, so composing and running may both call it. An
+    unknown key fails here, before any work.
     """
     table = cfg.get("tuned") or {}
     if isinstance(table, str):  # a study's tuned.yaml (bench.studies.tune): its values replace the path
@@ -36,7 +40,10 @@ def apply_tuned(cfg: DictConfig) -> DictConfig:
         table = loaded.get("tuned", loaded)
         cfg.tuned = table
     settings = table.get(cfg.method.name) or {}
+    given = {o.split("=", 1)[0].lstrip("+~") for o in (overrides if overrides is not None else cfg.get("overrides") or [])}
     for key, value in settings.items():
+        if key in given:
+            continue
         parent = key.rsplit(".", 1)[0] if "." in key else None
         if parent and OmegaConf.select(cfg, parent) is None:
             raise BenchError(
@@ -61,7 +68,7 @@ def compose(overrides: list[str] | None = None) -> DictConfig:
     OmegaConf.set_struct(cfg, False)
     cfg.output_dir = str(cfg.output_dir) if "output_dir" in cfg else None
     del cfg["hydra"]
-    return apply_tuned(cfg)
+    return apply_tuned(cfg, list(overrides or []))
 
 
 # Keys added after runs were recorded, with the value that leaves a run as it was: at that value they

@@ -222,6 +222,14 @@ def test_tuned_settings_apply_per_method_and_are_recorded_in_the_config(compose,
     assert cfg.train.args.learning_rate == 0.0003 and cfg.method.args.beta == 0.3
     other = compose("method=kto", f"tuned={path}")
     assert other.train.args.learning_rate == 1e-4  # another method keeps the shared value
+    # A key the command line sets keeps its value; the table's other keys still apply (a rate swept at
+    # the tuned beta). The same holds for a run, which reads its own recorded overrides.
+    swept = compose("method=dpo", f"tuned={path}", "train.args.learning_rate=1e-5")
+    assert swept.train.args.learning_rate == 1e-5 and swept.method.args.beta == 0.3
+    from bench.config import apply_tuned
+
+    cfg.train.args.learning_rate, cfg.overrides = 1e-5, ["train.args.learning_rate=1e-5"]
+    assert apply_tuned(cfg).train.args.learning_rate == 1e-5
     path.write_text("tuned:\n  dpo: {nowhere.args.beta: 0.3}\n")
     with pytest.raises(BenchError, match="nowhere"):
         compose("method=dpo", f"tuned={path}")
