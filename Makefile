@@ -43,6 +43,11 @@ overhead: setup  ## harness vs plain TRL, same settings: step and run time ratio
 tune: setup  ## each method at its own learning rate and knob, picked on validation, then 3 test seeds (~3 h on 2 cores)
 	$(PY) -m bench.studies.tune tune=headline --out results/reference/tuning-headline-smollm2-arithmetic-cpu --write $(ARGS)
 
+.PHONY: tune-full
+# The picks are copied by hand into conf/experiment/claims/lora_memory.yaml (tuned.<method>+full).
+tune-full: setup  ## full fine-tuning's learning rate for GRPO, DPO and SFT, picked on validation (~1 h on 2 cores)
+	$(PY) -m bench.studies.tune tune=full peft=none --out results/reference/tuning-full-smollm2-arithmetic-cpu --no-final $(ARGS)
+
 .PHONY: decode
 decode: setup  ## one decode step along each generation path beside the machine's bound (a table; ~5 min)
 	$(PY) -m bench.decode $(ARGS)

@@ -21,7 +21,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 from transformers import TrainerCallback
 
-from bench import BenchError, cache, distributed, fairness, finetuning, pipeline, signals
+from bench import BenchError, cache, config, distributed, fairness, finetuning, pipeline, signals
 from bench import data as data_pipeline
 from bench.metrics import (
     DivergenceGuard,
@@ -251,7 +251,7 @@ class _ResetEachStep(TrainerCallback):
 def fair_record(cfg: DictConfig, method: Method, trainer, probe, s: Setup) -> dict:
     """What applied, read from the built trainer and model (bench.fairness): the audit compares these."""
     method_args = OmegaConf.to_container(cfg.method.get("args") or {}, resolve=True)
-    tuned = ((cfg.get("tuned") or {}).get(cfg.method.name)) or {}
+    tuned = config.tuned_settings(cfg)
     out = {
         "fair/trl_config": fairness.trl_config(trainer.args),
         "fair/declared": sorted(
