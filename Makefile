@@ -48,6 +48,11 @@ tune: setup  ## each method at its own learning rate and knob, picked on validat
 tune-full: setup  ## full fine-tuning's learning rate for GRPO, DPO and SFT, picked on validation (~1 h on 2 cores)
 	$(PY) -m bench.studies.tune tune=full peft=none --out results/reference/tuning-full-smollm2-arithmetic-cpu --no-final $(ARGS)
 
+.PHONY: tune-sft
+# The pick is copied by hand into conf/experiment/claims/lora_memory.yaml (tuned.sft).
+tune-sft: setup  ## LoRA SFT's learning rate, picked on validation (~20 min on 2 cores)
+	$(PY) -m bench.studies.tune tune=sft --out results/reference/tuning-sft-smollm2-arithmetic-cpu --no-final $(ARGS)
+
 .PHONY: decode
 decode: setup  ## one decode step along each generation path beside the machine's bound (a table; ~5 min)
 	$(PY) -m bench.decode $(ARGS)
