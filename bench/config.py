@@ -21,23 +21,25 @@ CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 _NON_SEMANTIC = ("output_dir", "cache_dir", "logger", "isolate", "force", "overrides", "reuse")
 
 
-# The tuned table's entry for full fine-tuning of a method (`dpo+full`), laid over the method's own: full
-# fine-tuning's best rate is an order of magnitude below LoRA's, so a LoRA-vs-full comparison at one
-# rate measures the rate, not the fine-tuning (conf/experiment/claims/lora_memory.yaml).
-FULL_ENTRY = "+full"
+# The tuned table's entries for one fine-tuning mode of a method, laid over the method's own: `dpo+full`
+# for full fine-tuning (peft=none), `sft+lora` for adapter runs (any peft config). Full fine-tuning's best
+# rate is an order of magnitude below LoRA's, so a LoRA-vs-full comparison at one rate measures the rate,
+# not the fine-tuning (conf/experiment/claims/lora_memory.yaml).
+FULL_ENTRY, ADAPTER_ENTRY = "+full", "+lora"
+MODE_ENTRIES = (FULL_ENTRY, ADAPTER_ENTRY)
 
 
 def tuned_settings(cfg: DictConfig) -> dict:
-    """{dotted key: value} the tuned table sets for this run: its method's entry, and for full
-    fine-tuning (peft=none) the method's `+full` entry over it."""
+    """{dotted key: value} the tuned table sets for this run: its method's entry, with the entry for its
+    mode over it (`<method>+full` for peft=none, `<method>+lora` for an adapter)."""
     from bench.finetuning import is_full
 
     table = cfg.get("tuned") or {}
     if isinstance(table, str):
         return {}
     settings = dict(table.get(cfg.method.name) or {})
-    if is_full(cfg.get("peft")):
-        settings.update(table.get(cfg.method.name + FULL_ENTRY) or {})
+    mode = FULL_ENTRY if is_full(cfg.get("peft")) else ADAPTER_ENTRY
+    settings.update(table.get(cfg.method.name + mode) or {})
     return settings
 
 
@@ -109,11 +111,11 @@ def config_hash(cfg: DictConfig) -> str:
             node = node.get(parent) if isinstance(node, dict) else None
         if isinstance(node, dict) and key in node and node[key] == off:
             del node[key]
-    # Full fine-tuning's entries (`grpo+full`) were added to tables after runs were recorded: what they set
+    # Mode entries (`grpo+full`, `sft+lora`) were added to tables after runs were recorded: what they set
     # is hashed through the values they set (the learning rate in train.args), so the entries themselves
-    # are left out, and every LoRA run of a table that gains them keeps its hash (resumes, is reused).
+    # are left out, and every other run of a table that gains them keeps its hash (resumes, is reused).
     if isinstance(data.get("tuned"), dict):
-        data["tuned"] = {k: v for k, v in data["tuned"].items() if not str(k).endswith(FULL_ENTRY)}
+        data["tuned"] = {k: v for k, v in data["tuned"].items() if not str(k).endswith(MODE_ENTRIES)}
     # A first stage is hashed by what it was (its own config hash), not by where it lies.
     start = pipeline.identity(cfg)
     if start is not None:
