@@ -111,11 +111,23 @@ def _generic_task(task: Task, cfg: DictConfig):
     )
 
 
+def _task_manager(tasks: list, include: Path | None):
+    """lm-eval's index of task names. Indexing lm-eval's own task YAMLs (thousands) costs about 6 s per
+    scoring on a 2-core CPU, and our tasks (the generated rftb_* YAMLs, or Task objects) never need it:
+    the full index is built only when a task named by string is not among ours."""
+    from lm_eval.tasks import TaskManager
+
+    path = str(include) if include else None
+    ours = TaskManager(include_path=path, include_defaults=False)
+    if all(name in ours.all_tasks for name in tasks if isinstance(name, str)):
+        return ours
+    return TaskManager(include_path=path)
+
+
 def _score(model, tokenizer, tasks: list, include: Path | None, eval_cfg: DictConfig) -> dict:
     """Run lm-eval on an in-memory model: {task: {metric: value, "n": n, "samples": [...]}}."""
     import lm_eval
     from lm_eval.models.huggingface import HFLM
-    from lm_eval.tasks import TaskManager
 
     lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=int(eval_cfg.batch_size))
     gen_kwargs = {"max_gen_toks": int(eval_cfg.max_gen_toks)}
@@ -124,7 +136,7 @@ def _score(model, tokenizer, tasks: list, include: Path | None, eval_cfg: DictCo
     results = lm_eval.simple_evaluate(
         model=lm,
         tasks=tasks,
-        task_manager=TaskManager(include_path=str(include)) if include else None,
+        task_manager=_task_manager(tasks, include),
         limit=eval_cfg.limit,
         apply_chat_template=bool(eval_cfg.apply_chat_template),
         system_instruction=eval_cfg.get("system_instruction"),

@@ -133,3 +133,16 @@ def test_tie_share_reads_the_first_k_samples_of_each_group():
     groups = [[0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 0.0], [1.0, 1.0, 1.0, 1.0], [1.0, 0.0, 0.0, 0.0]]
     assert tie_share(groups, 2) == 0.75  # only the last group differs within its first two
     assert tie_share(groups, 4) == 0.5  # the first group gains its contrast at the third sample
+
+
+def test_lm_eval_indexes_its_own_tasks_only_when_a_run_names_one(tmp_path):
+    # Indexing lm-eval's task YAMLs costs seconds per scoring: our generated tasks must resolve without it,
+    # and a task of lm-eval's own (gsm8k) must still be found.
+    from bench.evaluate import _task_manager
+
+    (tmp_path / "rftb_probe.yaml").write_text("task: rftb_probe\ndataset_path: json\noutput_type: generate_until\n")
+    ours = _task_manager(["rftb_probe"], tmp_path)
+    assert "rftb_probe" in ours.all_tasks and "gsm8k" not in ours.all_tasks
+    assert _task_manager([object()], None).all_tasks == []  # Task objects need no index
+    both = _task_manager(["rftb_probe", "gsm8k"], tmp_path)
+    assert {"rftb_probe", "gsm8k"} <= set(both.all_tasks)
