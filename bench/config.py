@@ -116,6 +116,13 @@ def config_hash(cfg: DictConfig) -> str:
     # are left out, and every other run of a table that gains them keeps its hash (resumes, is reused).
     if isinstance(data.get("tuned"), dict):
         data["tuned"] = {k: v for k, v in data["tuned"].items() if not str(k).endswith(MODE_ENTRIES)}
+        # A tuned init_from (a pipeline's second stage: `${hydra:sweep.dir}/*_sft_seed0`) is spelled as the
+        # sweep dir was given: hashed relative to the working directory, so that `hydra.sweep.dir=results/x`
+        # and its absolute spelling give one hash and a sweep resumes whichever way it is named.
+        for entry in data["tuned"].values():
+            start_glob = entry.get("init_from") if isinstance(entry, dict) else None
+            if isinstance(start_glob, str) and Path(start_glob).is_absolute() and Path(start_glob).is_relative_to(Path.cwd()):
+                entry["init_from"] = str(Path(start_glob).relative_to(Path.cwd()))
     # A first stage is hashed by what it was (its own config hash), not by where it lies.
     start = pipeline.identity(cfg)
     if start is not None:

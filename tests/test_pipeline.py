@@ -125,10 +125,22 @@ def test_label_noise_zero_hashes_as_no_label_noise(compose):
     assert config_hash(compose("method=dpo", "+data.label_noise=0.2")) != config_hash(compose("method=dpo"))
 
 
+REPO = Path(__file__).resolve().parents[1]
+ORPO_SWEEP = "results/reference/claims-smollm2-arithmetic-cpu/orpo_pipeline"
+
+
 @pytest.mark.parametrize("overrides, run", [
     (["experiment=tuned", "method=dpo", "seed=0"], "tuning-headline-smollm2-arithmetic-cpu/final/6_dpo_seed0"),
     (["experiment=claims/low_rank", "method=grpo", "seed=0", "peft.r=4"],
      "claims-smollm2-arithmetic-cpu/low_rank/3_grpo_seed0"),
+    # Tuned mode entries (`sft+full`, `sft+lora`) hash through the values they set.
+    (["experiment=claims/lora_memory", "method=sft", "seed=1", "peft=none"],
+     "claims-smollm2-arithmetic-cpu/lora_memory/16_sft_seed1"),
+    (["experiment=claims/lora_memory", "method=dpo", "seed=1"], "claims-smollm2-arithmetic-cpu/lora_memory/7_dpo_seed1"),
+    # A pipeline's tuned init_from follows the sweep dir: a relative and an absolute spelling hash alike.
+    *[(["experiment=claims/orpo_pipeline", f"method={m}", "seed=1", f"hydra.sweep.dir={d}"],
+       f"claims-smollm2-arithmetic-cpu/orpo_pipeline/{n}_{m}_seed1")
+      for m, n in (("sft", 3), ("dpo", 5)) for d in (ORPO_SWEEP, REPO / ORPO_SWEEP)],
 ])
 def test_committed_runs_keep_their_config_hash(compose, overrides, run):
     """Later keys and changed defaults (eval.path, eval.batch_size) leave the tuned study's and the claims'
