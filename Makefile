@@ -49,7 +49,7 @@ tune-full: setup  ## full fine-tuning's learning rate for GRPO, DPO and SFT, pic
 	$(PY) -m bench.studies.tune tune=full peft=none --out results/reference/tuning-full-smollm2-arithmetic-cpu --no-final $(ARGS)
 
 .PHONY: tune-sft
-# The pick is copied by hand into conf/experiment/claims/lora_memory.yaml (tuned.sft).
+# The pick is copied by hand into conf/experiment/claims/lora_memory.yaml (tuned.sft+lora).
 tune-sft: setup  ## LoRA SFT's learning rate, picked on validation (~20 min on 2 cores)
 	$(PY) -m bench.studies.tune tune=sft --out results/reference/tuning-sft-smollm2-arithmetic-cpu --no-final $(ARGS)
 

@@ -120,9 +120,9 @@ def config_hash(cfg: DictConfig) -> str:
         # sweep dir was given: hashed relative to the working directory, so that `hydra.sweep.dir=results/x`
         # and its absolute spelling give one hash and a sweep resumes whichever way it is named.
         for entry in data["tuned"].values():
-            start_glob = entry.get("init_from") if isinstance(entry, dict) else None
-            if isinstance(start_glob, str) and Path(start_glob).is_absolute() and Path(start_glob).is_relative_to(Path.cwd()):
-                entry["init_from"] = str(Path(start_glob).relative_to(Path.cwd()))
+            start = Path(entry["init_from"]) if isinstance(entry, dict) and isinstance(entry.get("init_from"), str) else None
+            if start is not None and start.is_absolute() and start.is_relative_to(Path.cwd()):
+                entry["init_from"] = str(start.relative_to(Path.cwd()))
     # A first stage is hashed by what it was (its own config hash), not by where it lies.
     start = pipeline.identity(cfg)
     if start is not None:

@@ -11,6 +11,7 @@ from omegaconf import OmegaConf
 
 from bench import BenchError, pipeline
 from bench.config import config_hash
+from tests.conftest import REPO
 
 
 def _run_folder(root, name, *, status="success", model="embedded:smollm2-135m-instruct", weights="adapter", **record):
@@ -125,7 +126,6 @@ def test_label_noise_zero_hashes_as_no_label_noise(compose):
     assert config_hash(compose("method=dpo", "+data.label_noise=0.2")) != config_hash(compose("method=dpo"))
 
 
-REPO = Path(__file__).resolve().parents[1]
 ORPO_SWEEP = "results/reference/claims-smollm2-arithmetic-cpu/orpo_pipeline"
 
 
