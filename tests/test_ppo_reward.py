@@ -12,7 +12,7 @@ from bench.tasks.reward_model import RuleRewardModel
 
 
 def test_rule_reward_model_scores_like_the_task(compose):
-    cfg = compose()
+    cfg = compose("model=tiny")  # SmolLM2's own tokenizer (the subject here), without converting its weights
     tokenizer = load_tokenizer(resolve_model_path(cfg.model.name_or_path, cfg.cache_dir))
     assert tokenizer.pad_token_id != tokenizer.eos_token_id  # PPO finds the response end by the first pad
     task = load_task(cfg.task)
