@@ -24,8 +24,9 @@ EMBEDDED = [*HEADLINE, "rloo"]
 @pytest.fixture(scope="session")
 def headline_sweep(tmp_path_factory) -> Sweep:
     """`make smoke METHODS=grpo,ppo,dpo,kto,orpo` on the embedded model, its runs in one process (the
-    per-run process is tested in test_reliability), scored on 4 items, W&B off (the tiny sweep has it)."""
-    return sweep(tmp_path_factory.mktemp("headline"), f"method={','.join(EMBEDDED)}", "eval.limit=4", "logger=none",
+    per-run process is tested in test_reliability), unscored and without W&B (the tiny sweep has both;
+    test_the_adapter_alone_loads... scores one of these adapters)."""
+    return sweep(tmp_path_factory.mktemp("headline"), f"method={','.join(EMBEDDED)}", "eval=none", "logger=none",
                  "isolate=false")
 
 
@@ -61,7 +62,8 @@ HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
 
 @pytest.mark.slow
-def test_a_saved_adapter_names_its_base_by_hub_id_and_has_a_model_card(headline_sweep):
+def test_a_saved_adapter_names_its_base_by_hub_id(headline_sweep):
+    """(The card's results section: test_smoke.py's test_a_saved_adapter_has_a_model_card_with_its_results.)"""
     from huggingface_hub import ModelCard
 
     record = headline_sweep.run("dpo")
@@ -70,8 +72,7 @@ def test_a_saved_adapter_names_its_base_by_hub_id_and_has_a_model_card(headline_
     card = ModelCard.load(adapter / "README.md")
     assert card.data.base_model == HUB_ID and card.data.library_name == "peft"
     assert card.data.to_dict()["base_model_source"].startswith("embedded:smollm2-135m-instruct")
-    assert "dpo" in card.data.tags and card.data.eval_results[0].metric_value == record["eval/accuracy"]
-    assert "## Results" in card.text and "`params/trainable` | 4884480" in card.text
+    assert "dpo" in card.data.tags and "`params/trainable` | 4884480" in card.text
 
 
 @pytest.mark.slow
@@ -98,7 +99,7 @@ def test_the_adapter_alone_loads_where_its_base_is_available_under_its_hub_id(he
     assert "Converting" not in proc.stderr and not (tmp_path / "empty" / "models").exists()  # the hub id, not embedded
     assert json.loads((moved.parent / "eval.json").read_text())["eval/n"] == 2
 
-    tasks = sorted((cache / "lm_eval_tasks").glob("rftb_arithmetic-*"))[0]  # a run's own lm-eval task (YAML, data)
+    (tasks,) = (tmp_path / "empty" / "lm_eval_tasks").iterdir()  # the scoring's own lm-eval task (YAML and data)
     proc = subprocess.run(
         [sys.executable, "-m", "lm_eval", "--model", "hf", "--model_args", f"pretrained={HUB_ID},peft={moved}",
          "--tasks", tasks.name.rsplit("-", 1)[0], "--include_path", str(tasks), "--limit", "2",

@@ -25,7 +25,7 @@ BENCH = [sys.executable, "-m", "bench"]
 # The mechanics of failures, signals and resumption: the tiny model. Two of its steps take under a second,
 # so a test that signals a run once it is training gives it LONG's steps, to be still training then.
 TINY = ["model=tiny"]
-LONG = "train.args.max_steps=10"
+LONG = "train.args.max_steps=8"
 
 
 def records(folder: Path) -> dict[str, dict]:

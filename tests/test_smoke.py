@@ -1,4 +1,4 @@
-"""End to end on the tiny model (model=tiny): every registered method (all of conf/method/) through the
+"""End to end on the tiny model (model=tiny): every method adapter (methods/) through the
 user's own sweep command, with real TRL trainers, real lm-eval scoring and real W&B offline files, at the
 smallest real settings; and the recipes around it (full fine-tuning, pipelines, other tasks, PPO's
 trained reward model, QLoRA, the submitit launcher). The mechanics are the subject: a random model learns
@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
-from bench.config import CONF_DIR
+import methods
 from tests.conftest import REPO, TINY
 from tests.sweeps import (
     Sweep,
@@ -30,13 +30,15 @@ from tests.sweeps import (
 )
 
 pytestmark = pytest.mark.slow
-METHODS = sorted(p.stem for p in (CONF_DIR / "method").glob("*.yaml"))  # every variant too
+# Every adapter (a variant is its adapter with other TRL args, each checked in test_config against the TRL
+# config it builds); `python -m bench -m 'method=glob(*)' model=tiny debug=smoke` trains the variants too.
+METHODS = methods.names()
 
 
 @pytest.fixture(scope="session")
 def smoke_sweep(tmp_path_factory) -> Sweep:
-    """Every method on the tiny model, in one process (the per-run process is tested in test_reliability)."""
-    return sweep(tmp_path_factory.mktemp("sweep"), "method=glob(*)", "model=tiny", "isolate=false")
+    """Every adapter on the tiny model, in one process (the per-run process is tested in test_reliability)."""
+    return sweep(tmp_path_factory.mktemp("sweep"), f"method={','.join(METHODS)}", "model=tiny", "isolate=false")
 
 
 def test_the_sweep_exits_zero_and_writes_the_report(smoke_sweep):
@@ -99,6 +101,16 @@ def test_method_is_measured_phase_by_phase(smoke_sweep, name):
     # Distance from the limit: model FLOP/s against the machine's measured (cached) matmul peak.
     assert 0 < run["perf/mfu"] < 1 and run["perf/flops_per_s"] > 0
     assert run["train/tokens"] == sum(run[f"train/tokens_{k}"] for k in ("trained", "forward", "generated"))
+
+
+def test_a_saved_adapter_has_a_model_card_with_its_results(smoke_sweep):
+    from huggingface_hub import ModelCard
+
+    run = smoke_sweep.run("dpo")
+    card = ModelCard.load(run["_dir"] / "adapter" / "README.md")
+    assert card.data.library_name == "peft" and card.data.base_model == "embedded:tiny-llama"  # its own name
+    assert "dpo" in card.data.tags and card.data.eval_results[0].metric_value == run["eval/accuracy"]
+    assert "## Results" in card.text and f"`params/trainable` | {run['params/trainable']}" in card.text
 
 
 def test_every_method_sees_the_same_prompts_and_pairs(smoke_sweep):
