@@ -222,8 +222,9 @@ def test_two_identical_sweeps_into_one_folder_share_the_runs_out(tmp_path):
     """Each run is claimed by one process (a lock on its folder); the other skips it, so nothing is
     written twice at once, every run is done once, and the sweep that ends first says what is unfinished."""
     out = tmp_path / "sweep"
+    # In the sweeps' own processes (isolate=false): the run folder's lock is the subject, not the run process.
     cmd = [*BENCH, "-m", "method=sft", "seed=0,1", "debug=smoke", "eval=none", "logger=none", *TINY, LONG,
-           f"hydra.sweep.dir={out}"]
+           "isolate=false", f"hydra.sweep.dir={out}"]
     logs = [tmp_path / "a.txt", tmp_path / "b.txt"]
     with logs[0].open("w") as a_log, logs[1].open("w") as b_log:
         first = subprocess.Popen(cmd, cwd=REPO, stdout=a_log, stderr=subprocess.STDOUT)

@@ -3,28 +3,29 @@ beta at the picked rate, then the picks on test, and the report's tuning section
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
-import subprocess
-import sys
 
 import pytest
 import yaml
-
-from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
+    """The study's command, called in this process (its stages are sweeps in processes of their own)."""
+    from bench.studies.tune import main
+
     out = tmp_path_factory.mktemp("tune")
     # The tiny model: the study's mechanics (grid, selection on validation, the picks on test, the report)
     # are the subject; which rate wins on a random model is noise, and the test asserts none.
-    cmd = [sys.executable, "-m", "bench.studies.tune", "tune=smoke", "debug=smoke", "logger=none", "model=tiny",
-           "isolate=false", "--out", str(out)]
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=1200)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return out, proc.stdout
+    printed, errors = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(errors):
+        code = main(["tune=smoke", "debug=smoke", "logger=none", "model=tiny", "isolate=false", "--out", str(out)])
+    assert code == 0, errors.getvalue()[-3000:]
+    return out, printed.getvalue()
 
 
 def _records(folder):
@@ -59,8 +60,9 @@ def test_the_picks_are_the_best_validation_points(study):
 
 def test_the_report_shows_grid_scores_picks_and_the_test_row(study):
     out, _ = study
-    proc = subprocess.run([sys.executable, "-m", "bench.report", str(out)], cwd=REPO, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    from bench.report import main
+
+    assert main([str(out)]) == 0
     summary = (out / "summary.md").read_text()
     tuning = summary.split("## Tuning", 1)[1]
     for method in ("orpo", "dpo"):
