@@ -73,3 +73,7 @@ claims: setup  ## every claim's sweep, then each claim's verdict (a table and a 
 	  $(PY) $${cmd#python } || echo "claims: measurement failed: $$cmd"; \
 	done
 	$(PY) -m bench.claims $(CLAIMS_DIR)
+
+.PHONY: gpu-check
+gpu-check: setup  ## every CUDA path at smoke size on one GPU, random weights, one table (results/gpu-check/<gpu>/; ~8 min); without a GPU: validates and says so
+	bash scripts/gpu-check.sh $(ARGS)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from bench import BenchError, files
+from bench import BenchError, devices, distributed, files
 from bench.models import Runtime
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
@@ -127,7 +127,24 @@ def config_hash(cfg: DictConfig) -> str:
     start = pipeline.identity(cfg)
     if start is not None:
         data["init_from"] = start
+    resolved = resolved_device(cfg)
+    if resolved is not None:
+        data["resolved"] = resolved
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def resolved_device(cfg: DictConfig) -> dict | None:
+    """What `device: auto` and `precision: auto` became on this machine, for the hash: a GPU run must never
+    resume, or be reused as, a CPU run of the same settings. None for CPU in fp32, where every run before
+    this key was recorded ran, so that those runs keep their hash."""
+    try:
+        described = devices.describe(str(cfg.device))
+        chosen = devices.precision(described, str(cfg.precision))
+    except BenchError:  # refused at validation, which records the run as failed with the reason
+        return {"device": str(cfg.device), "precision": str(cfg.precision)}
+    if described.kind == "cpu" and chosen == "fp32":
+        return None
+    return {"device": described.kind, "precision": chosen, "gpu": described.name if described.kind == "cuda" else None}
 
 
 def trainer_kwargs(cfg: DictConfig, runtime: Runtime, method=None) -> dict:
@@ -227,6 +244,8 @@ def validate(cfg: DictConfig, runtime: Runtime) -> Validated:
             f"{TASKS.unknown(cfg.task.name)} conf/task/ names it, so add its file in bench/tasks/ "
             "(see README, 'Adding a task')."
         )
+    if runtime.device == "cuda":
+        devices.one_gpu_per_run(runtime.gpus_visible, runtime.index, launched=distributed.world_size() > 1)
     if int(cfg.train.num_prompts) < 1 or int(cfg.train.max_completion_length) < 1:
         raise BenchError("train.num_prompts and train.max_completion_length must be positive.")
     if cfg.model.weights not in ("pretrained", "random"):

@@ -32,14 +32,46 @@ def _malloc_trim() -> None:
         pass
 
 
-def current_memory(device: str, process: psutil.Process | None = None) -> int:
-    """CUDA: bytes the allocator holds for tensors; CPU: the process's resident set."""
+def current_memory(device: str, process: psutil.Process | None = None, index: int | None = None) -> int:
+    """CUDA: bytes the allocator holds for tensors (on GPU `index`, else the current one); CPU: the
+    process's resident set."""
     if device == "cuda":
-        return torch.cuda.memory_allocated()
+        return torch.cuda.memory_allocated(index)
     return (process or psutil.Process()).memory_info().rss
 
 
-def live_memory(device: str) -> int:
+class CpuPeak:
+    """The kernel's exact high-water mark of this process's resident set (`VmHWM`), reset on demand by
+    writing 5 to /proc/self/clear_refs (Linux >= 4.0): the CPU's counterpart of CUDA's allocator peak, so
+    a spike shorter than the sampler's interval is not missed. Where /proc does not offer it (another OS,
+    a locked-down container), `peak()` is None and the samples' maximum stands alone. No library reads
+    VmHWM (psutil exposes it only on some platforms, and cannot reset it), hence this."""
+
+    STATUS, CLEAR = "/proc/self/status", "/proc/self/clear_refs"
+
+    def __init__(self) -> None:
+        self.exact = False
+
+    def reset(self) -> None:
+        try:
+            with open(self.CLEAR, "w") as f:
+                f.write("5")
+            self.exact = self.peak() is not None
+        except OSError:
+            self.exact = False
+
+    def peak(self) -> int | None:
+        try:
+            with open(self.STATUS) as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        return int(line.split()[1]) * 1024  # kB
+        except (OSError, ValueError, IndexError):
+            return None
+        return None
+
+
+def live_memory(device: str, index: int | None = None) -> int:
     """Memory after returning what is free: garbage collected, allocator caches and heap trimmed."""
     gc.collect()
     if device == "cuda":
@@ -47,7 +79,7 @@ def live_memory(device: str) -> int:
         torch.cuda.empty_cache()
     else:
         _malloc_trim()
-    return current_memory(device)
+    return current_memory(device, index=index)
 
 
 # What the process is doing now, as the memory sampler sees it: "generate" while a generate() call runs
@@ -70,9 +102,17 @@ class MemorySampler:
         self._process = psutil.Process()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._cpu = CpuPeak()
+        # CUDA's current device is per thread, and the sampler's thread would start on GPU 0: it reads the
+        # GPU that this (the training) thread uses, which a launcher has set to its local rank's.
+        self._index = torch.cuda.current_device() if device == "cuda" else None
+        # The phase's peaks, read once as it ends: whatever the harness does afterwards (checksums,
+        # accounting, saving) must not leak into them, as a live read of the allocator's max would.
+        self._peak: int | None = None
+        self._reserved: int | None = None
 
     def _read(self) -> int:
-        return current_memory(self.device, self._process)
+        return current_memory(self.device, self._process, self._index)
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -83,9 +123,11 @@ class MemorySampler:
     def __enter__(self) -> MemorySampler:
         # Start from live memory only: what earlier steps (model load, building the offline data)
         # freed but the allocator kept would otherwise count towards this method's training peak.
-        self.start = live_memory(self.device)
+        self.start = live_memory(self.device, self._index)
         if self.device == "cuda":
-            torch.cuda.reset_peak_memory_stats()
+            torch.cuda.reset_peak_memory_stats(self._index)
+        else:
+            self._cpu.reset()
         self._thread.start()
         return self
 
@@ -94,29 +136,37 @@ class MemorySampler:
         self._thread.join()
         self.activity.append(ACTIVITY["now"])
         self.samples.append(self._read())
+        if self.device == "cuda":
+            self._peak = torch.cuda.max_memory_allocated(self._index)
+            self._reserved = torch.cuda.max_memory_reserved(self._index)
+        else:
+            exact = self._cpu.peak() if self._cpu.exact else None
+            self._peak = max(self.samples) if exact is None else max(exact, max(self.samples))
 
     def peak_activity(self) -> str:
         """What the process was doing at the largest sample (on CUDA: the largest sampled allocation)."""
         return self.activity[max(range(len(self.samples)), key=self.samples.__getitem__)] if self.samples else "step"
 
     def peak(self) -> int:
-        if self.device == "cuda":
-            return torch.cuda.max_memory_allocated()
-        return max(self.samples)
+        """The phase's peak as it ended: the allocator's max on CUDA, the kernel's high-water mark on CPU."""
+        if self._peak is None:
+            raise RuntimeError("MemorySampler.peak() is read once the phase has ended")
+        return self._peak
 
     def metrics(self) -> dict:
         samples = sorted(self.samples)
         out = {
-            "sys/peak_mem_bytes": max(samples),
+            "sys/peak_mem_bytes": self.peak(),
             "sys/avg_mem_bytes": int(statistics.fmean(samples)),
             "sys/p99_mem_bytes": samples[min(len(samples) - 1, int(0.99 * len(samples)))],
             "sys/mem_samples": len(samples),
             "sys/mem_kind": "cuda_allocated" if self.device == "cuda" else "cpu_rss",
+            # cpu: the kernel's exact high-water mark (VmHWM, reset as the phase began), else the samples' max
+            "sys/mem_peak_exact": self.device == "cuda" or self._cpu.exact,
             "sys/start_mem_bytes": self.start,  # the loaded model(s), before the first step
         }
-        if self.device == "cuda":
-            out["sys/peak_mem_bytes"] = torch.cuda.max_memory_allocated()
-            out["sys/peak_reserved_bytes"] = torch.cuda.max_memory_reserved()
+        if self._reserved is not None:
+            out["sys/peak_reserved_bytes"] = self._reserved
         out["sys/train_mem_bytes"] = out["sys/peak_mem_bytes"] - self.start  # what training added on top
         return out
 
@@ -131,9 +181,22 @@ def weight_checksums(model) -> dict[str, tuple[bool, torch.Tensor]]:
     out = {}
     with torch.no_grad():
         for name, param in model.named_parameters():
-            x = param.detach().double()
-            out[name] = (param.requires_grad, torch.stack([x.sum(), x.abs().sum(), (x * x).sum()]).cpu())
+            out[name] = (param.requires_grad, _sums(param.detach()))
     return out
+
+
+CHECKSUM_CHUNK = 2**16  # elements: float64 transients of half a MB, whatever the largest tensor
+
+
+def _sums(x: torch.Tensor) -> torch.Tensor:
+    """sum, |sum| and sum of squares in float64, a chunk at a time: a whole float64 copy of the largest
+    tensor (a 128k x 4096 embedding: 4 GB, three times over) would set the run's memory, not the method."""
+    flat = x.reshape(-1)
+    total = torch.zeros(3, dtype=torch.float64, device=x.device)
+    for start in range(0, flat.numel(), CHECKSUM_CHUNK):
+        chunk = flat[start : start + CHECKSUM_CHUNK].double()
+        total += torch.stack([chunk.sum(), chunk.abs().sum(), chunk.square().sum()])
+    return total.cpu()
 
 
 def weights_changed(before: dict, after: dict) -> dict:

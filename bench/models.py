@@ -11,13 +11,13 @@ import json
 import logging
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 from omegaconf import DictConfig
 
-from bench import BenchError, cache
+from bench import BenchError, cache, devices, finetuning
 
 log = logging.getLogger(__name__)
 
@@ -94,11 +94,18 @@ def locate(base: str, source: str | None) -> str:
 
 @dataclass(frozen=True)
 class Runtime:
-    """Where and in which precision a run computes."""
+    """Where and in which precision a run computes (bench.devices decides both)."""
 
     device: str  # "cuda" or "cpu"
     dtype: torch.dtype
     precision: str  # "bf16" | "fp16" | "fp32"
+    index: int | None = None  # the CUDA device's index
+    gpus_visible: int = 0  # CUDA devices this process sees
+
+    @property
+    def placement(self) -> str:
+        """Where weights go: `cuda:N` (accelerate compares device maps with indexed devices) or `cpu`."""
+        return "cpu" if self.device == "cpu" else f"cuda:{self.index or 0}"
 
     @property
     def trainer_flags(self) -> dict:
@@ -110,25 +117,21 @@ class Runtime:
         }
 
 
-def resolve_runtime(device: str = "auto", precision: str = "auto") -> Runtime:
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise BenchError(
-            "device=cuda was requested but torch sees no CUDA device; use device=auto or device=cpu."
-        )
-    if precision == "auto":
-        precision = "bf16" if device == "cuda" else "fp32"
+def resolve_runtime(device: str = "auto", precision: str = "auto", described: devices.Device | None = None) -> Runtime:
+    """The run's device and precision from its settings; `described` stands in for this machine (tests)."""
+    d = described or devices.describe(device)
+    chosen = devices.precision(d, precision)
     dtypes = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
-    if precision not in dtypes:
-        raise BenchError(f"precision={precision!r} is not one of auto, {', '.join(dtypes)}.")
-    return Runtime(device=device, dtype=dtypes[precision], precision=precision)
+    return Runtime(device=d.kind, dtype=dtypes[chosen], precision=chosen, index=d.index, gpus_visible=d.count)
 
 
 def model_key(cfg, path: str, runtime: Runtime) -> str:
     """What identifies the base model's behaviour: caches of its samples and scores are keyed by it."""
     m = cfg.model
-    return f"{m.name_or_path}@{m.revision}|{path}|{cfg.quant.name}|{runtime.precision}|{m.weights}"
+    key = f"{m.name_or_path}@{m.revision}|{path}|{cfg.quant.name}|{runtime.precision}|{m.weights}"
+    # A GPU samples and scores differently from a CPU (other kernels): its caches are its own. CPU keys
+    # stay as they were, so caches built before this are still found.
+    return key if runtime.device == "cpu" else f"{key}|{runtime.device}"
 
 
 def cache_root(cfg_cache_dir: str) -> Path:
@@ -276,11 +279,14 @@ def load_model(
     revision: str | None = None,
     weights: str = "pretrained",
     arch: DictConfig | None = None,
+    cache_dir: str | None = None,
 ):
     """Load the base model with the run's dtype and quantization. `head="value"` gives a 1-output scorer.
 
     `weights="random"` builds the architecture from `arch` with random weights: for memory and
-    throughput without a download. Such runs are marked and never report accuracy.
+    throughput without a download. Such runs are marked and never report accuracy. Quantized, the
+    random model is written once to `cache_dir` and loaded from there, as bitsandbytes quantizes
+    weights while loading them.
     """
     from peft import prepare_model_for_kbit_training
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification
@@ -289,25 +295,24 @@ def load_model(
     kwargs = {"num_labels": 1} if head != "causal_lm" else {}
     qconfig = quantization_config(quant, runtime)
     if weights == "random":
-        if qconfig is not None:
-            raise BenchError("model.weights=random works with quant=none only.")
-        arch = dict(arch)
-        config = AutoConfig.for_model(arch.pop("model_type"), **arch, **kwargs)
-        model = cls.from_config(config, dtype=runtime.dtype)
-        return model.to(runtime.device)
+        spec = dict(arch)
+        config = AutoConfig.for_model(spec.pop("model_type"), **spec, **kwargs)
+        if qconfig is None:
+            return cls.from_config(config, dtype=runtime.dtype).to(runtime.placement)
+        path, revision = random_weights(cls, config, cache_dir or cache.DEFAULT_ROOT), None
     try:
         model = cls.from_pretrained(
             path,
             revision=revision,
             dtype=runtime.dtype,
             quantization_config=qconfig,
-            device_map={"": runtime.device} if qconfig is not None else None,
+            device_map={"": runtime.placement} if qconfig is not None else None,
             **kwargs,
         )
     except OSError as err:
         raise BenchError(_load_hint(path, err)) from err
     if qconfig is None:
-        model.to(runtime.device)
+        model.to(runtime.placement)
     else:
         # Casts norms to fp32 and enables input grads, as QLoRA does; gradient checkpointing stays a
         # train.args choice so that memory comparisons are like for like.
@@ -315,11 +320,31 @@ def load_model(
     return model
 
 
+def random_weights(cls, config, cache_dir: str, seed: int = 0) -> str:
+    """A folder holding `cls(config)` with random weights from `seed`, built once per architecture."""
+    digest = hashlib.sha256(f"{cls.__name__}|{config.to_json_string()}|{seed}".encode()).hexdigest()[:12]
+    target = cache_root(cache_dir) / "models" / f"random-{config.model_type}-{digest}"
+    if cache.problem(target) is not None:
+        with cache.build_lock(target):
+            if not cache.usable(target, "random-weight model"):
+                torch.manual_seed(seed)
+                model = cls.from_config(config, dtype=torch.float32)
+                model.should_save_on_this_rank = lambda is_main_process: True  # as for a conversion
+                tmp = target.with_name(f"{target.name}.tmp{os.getpid()}")
+                model.save_pretrained(tmp)
+                cache.replace_dir(tmp, target)
+    return str(target)
+
+
 def load_base(cfg, path: str, runtime: Runtime, head: str = "causal_lm"):
-    """`load_model` with the run's model/quant settings: the one way the harness loads a base copy."""
+    """`load_model` with the run's model/quant settings: the one way the harness loads a base copy. Full
+    fine-tuning under bf16/fp16 loads fp32 master weights (bench.devices.trains_in_fp32)."""
     m = cfg.model
+    if devices.trains_in_fp32(runtime.precision, finetuning.is_full(cfg.peft)):
+        runtime = replace(runtime, dtype=torch.float32)
     return load_model(
-        path, runtime, cfg.quant, head=head, revision=m.revision, weights=m.weights, arch=m.arch
+        path, runtime, cfg.quant, head=head, revision=m.revision, weights=m.weights, arch=m.arch,
+        cache_dir=cfg.cache_dir,
     )
 
 

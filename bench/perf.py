@@ -124,6 +124,13 @@ def _cached(kind: str, key: dict, measure, cache_dir: str | Path) -> float:
     return value
 
 
+def job_peak_flops(per_device: float, device: str, world_size: int) -> float:
+    """The peak a data-parallel job's FLOPs (summed over its processes) are measured against: one device's
+    peak per process on GPUs, each process on its own; on CPU the processes share the cores that the one
+    measurement already used, so the machine's peak once."""
+    return per_device * (world_size if device == "cuda" else 1)
+
+
 def peak_flops(device: str, dtype: torch.dtype, cache_dir: str | Path) -> float:
     """The machine's dense matmul FLOP/s in `dtype`: the best of a few square matmuls, measured once
     per (processor, threads, dtype, torch version) and cached under `<cache_dir>/perf/`.
@@ -271,6 +278,7 @@ def perf_metrics(
     cache_dir: str | Path,
     decode: Decode | None = None,
     decode_bytes: int | None = None,
+    world_size: int = 1,
 ) -> dict:
     """`perf/*` of a run: model FLOPs (`model_flops`), FLOP/s over the training wall time, the measured
     peak and their ratio (`perf/mfu`); with generation, the steady decode rate against its bound.
@@ -283,7 +291,7 @@ def perf_metrics(
     a large batch reaches first. Bandwidth is a copy's bytes read + written per second.
     """
     flops = model_flops(params, trainable, tokens)
-    peak = peak_flops(device, dtype, cache_dir)
+    peak = job_peak_flops(peak_flops(device, dtype, cache_dir), device, world_size)
     achieved = flops / train_s if train_s > 0 else 0.0
     out = {
         "perf/params": params,

@@ -53,7 +53,7 @@ def git_info() -> dict:
     }
 
 
-def system_info(device: str) -> dict:
+def system_info(device: str, index: int | None = None) -> dict:
     out = {
         "sys/device": device,
         "sys/platform": platform.platform(),
@@ -61,7 +61,7 @@ def system_info(device: str) -> dict:
         "sys/torch_threads": torch.get_num_threads(),
     }
     if device == "cuda":
-        props = torch.cuda.get_device_properties(0)
+        props = torch.cuda.get_device_properties(index or 0)  # the run's own GPU, not always the first
         out.update(
             {"sys/gpu": props.name, "sys/gpu_mem_bytes": props.total_memory, "sys/cuda": torch.version.cuda}
         )

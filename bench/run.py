@@ -380,7 +380,7 @@ def _train_and_evaluate(cfg: DictConfig, out: Path, record: dict) -> dict:
 
     runtime = resolve_runtime(cfg.device, cfg.precision)
     validated = validate(cfg, runtime)  # cheap: fails before any model loads
-    result = {**records.system_info(runtime.device), "sys/precision": runtime.precision}
+    result = {**records.system_info(runtime.device, runtime.index), "sys/precision": runtime.precision}
     result.update(validated.audit.as_metrics())
     result.update(train.train(cfg, runtime, validated, out))
     if cfg.eval.enabled and distributed.is_main():  # the job's adapter, scored once

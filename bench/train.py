@@ -188,6 +188,9 @@ def train(cfg: DictConfig, runtime: Runtime, validated, out: Path) -> dict:
         s.generations.phase = "train"
         trainable, total = count_params(model)
         result.update({"params/trainable": trainable, "params/total": total})
+        # In what the trained weights live: fp32 master weights, or a low precision that rounds small updates.
+        dtype = next((p.dtype for p in model.parameters() if p.requires_grad), None)
+        result["train/trainable_dtype"] = str(dtype).removeprefix("torch.")
         if trainable != validated.audit.exact:
             log.warning("trainable %d differs from the audit's %d", trainable, validated.audit.exact)
         before = weight_checksums(model)
@@ -227,6 +230,7 @@ def train(cfg: DictConfig, runtime: Runtime, validated, out: Path) -> dict:
             cache_dir=cfg.cache_dir,
             decode=counter.decode,
             decode_bytes=weight_bytes(model),
+            world_size=distributed.world_size(),
         )
     )
     result["model/path"] = s.path

@@ -12,6 +12,7 @@ broken method fails its own tests and no other.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -366,3 +367,17 @@ def _read(path: Path, default: str = "") -> str:
         return default
 
 
+
+
+def test_random_weights_train_quantized_as_the_gpu_check_runs_them(compose, tmp_path):
+    """model.weights=random with quant=nf4: the random model is written once and quantized as it loads
+    (an offline GPU node has no weights to download; `make gpu-check` runs QLoRA this way)."""
+    from bench.run import run
+
+    record = run(compose("method=dpo", "model=tiny", "model.weights=random", "quant=nf4", "debug=smoke", "eval=none",
+                         "logger=none", "isolate=false", output_dir=tmp_path))
+    assert record["status"] == "success", record.get("error")
+    assert record["quant"] == "nf4" and record["weights"] == "random"
+    assert record["params/trainable"] == record["params/audit_exact"] == 32_768
+    folders = [f for f in (Path(os.environ["RFT_BENCH_CACHE"]) / "models").glob("random-llama-*") if f.is_dir()]
+    assert len(folders) == 1 and (folders[0] / "model.safetensors").exists()

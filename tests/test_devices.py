@@ -1,0 +1,130 @@
+"""Device decisions on made-up GPUs: what a first GPU run would compute on, in which precision, where its
+weights go and which GPUs it may use; each of these was wrong in code that had never run on a GPU."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from bench import BenchError
+from bench.devices import Device, choose, one_gpu_per_run, parse, placement, precision, trains_in_fp32
+from bench.models import Runtime, resolve_runtime
+
+H100 = Device("cuda", count=1, index=0, bf16=True, name="NVIDIA H100 80GB HBM3")
+T4 = Device("cuda", count=1, index=0, bf16=False, name="Tesla T4")
+
+
+@pytest.mark.parametrize("text, parsed", [("auto", ("auto", None)), ("cpu", ("cpu", None)), ("cuda", ("cuda", None)),
+                                          ("cuda:1", ("cuda", 1))])
+def test_a_device_request_is_read_as_written(text, parsed):
+    assert parse(text) == parsed
+
+
+@pytest.mark.parametrize("text", ["gpu", "cpu:1", "cuda:x", "mps"])
+def test_a_device_request_that_is_none_of_them_is_refused_not_run_on_cpu(text):
+    with pytest.raises(BenchError, match="not one of auto, cpu, cuda, cuda:N"):
+        parse(text)
+
+
+def test_each_process_of_a_launcher_takes_its_own_gpu():
+    assert choose("auto", count=0, local_rank=None) == ("cpu", None)
+    assert choose("auto", count=8, local_rank=None) == ("cuda", 0)
+    assert choose("auto", count=8, local_rank=3) == ("cuda", 3)
+    assert choose("cuda:1", count=2, local_rank=None) == ("cuda", 1)
+    with pytest.raises(BenchError, match="sees 1 CUDA device"):
+        choose("cuda:1", count=1, local_rank=None)
+    with pytest.raises(BenchError, match="sees no CUDA device"):
+        choose("cuda", count=0, local_rank=None)
+
+
+def test_precision_is_bf16_only_where_the_gpu_has_it():
+    assert precision(Device("cpu"), "auto") == "fp32"
+    assert precision(H100, "auto") == "bf16"
+    assert precision(T4, "auto") == "fp16"
+    with pytest.raises(BenchError, match="Tesla T4 has no native bf16.*precision=fp16"):
+        precision(T4, "bf16")
+    with pytest.raises(BenchError, match="not one of auto"):
+        precision(H100, "fp8")
+
+
+def test_weights_go_to_an_indexed_device_that_accelerate_recognises():
+    """QLoRA's device_map under `accelerate launch --multi_gpu` on rank 1: `cuda:1`, never a bare `cuda`."""
+    second = Device("cuda", count=2, index=1, bf16=True, name="H100")
+    assert placement(second) == "cuda:1"
+    runtime = resolve_runtime("auto", "auto", described=second)
+    assert (runtime.device, runtime.placement, runtime.precision, runtime.dtype) == ("cuda", "cuda:1", "bf16", torch.bfloat16)
+    assert runtime.trainer_flags == {"bf16": True, "fp16": False, "use_cpu": False}
+    assert resolve_runtime("cpu", "auto").placement == "cpu"
+
+
+def test_full_fine_tuning_keeps_fp32_master_weights_under_bf16():
+    assert trains_in_fp32("bf16", full_finetune=True) and trains_in_fp32("fp16", full_finetune=True)
+    assert not trains_in_fp32("bf16", full_finetune=False) and not trains_in_fp32("fp32", full_finetune=True)
+    # Why: a bf16 weight near 1 does not move for an update of 1e-5 (its spacing there is 2**-7).
+    one = torch.ones((), dtype=torch.bfloat16)
+    assert one + 1e-5 == one and torch.ones(()) + 1e-5 != torch.ones(())
+
+
+@pytest.mark.parametrize("peft, dtype", [("none", torch.float32), ("lora", torch.bfloat16)])
+def test_a_full_fine_tune_loads_fp32_weights_and_a_lora_base_the_runs_dtype(compose, peft, dtype):
+    from bench.models import load_base, resolve_model_path
+
+    cfg = compose("model=tiny", f"peft={peft}")
+    bf16 = Runtime(device="cpu", dtype=torch.bfloat16, precision="bf16")
+    model = load_base(cfg, resolve_model_path(cfg.model.name_or_path, cfg.cache_dir), bf16)
+    assert {p.dtype for p in model.parameters()} == {dtype}
+
+
+def test_a_run_that_sees_several_gpus_without_a_launcher_is_refused_before_any_work(compose, tmp_path):
+    from bench.config import validate
+
+    one_gpu_per_run(1, 0, launched=False)
+    one_gpu_per_run(8, 0, launched=True)  # accelerate gives each process its own
+    eight = Runtime(device="cuda", dtype=torch.bfloat16, precision="bf16", index=2, gpus_visible=8)
+    with pytest.raises(BenchError, match=r"sees 8 GPUs and no launcher.*CUDA_VISIBLE_DEVICES=2"):
+        validate(compose("model=tiny", output_dir=tmp_path), eight)
+
+
+def test_a_gpu_run_never_shares_a_hash_with_the_same_settings_on_cpu(compose, monkeypatch):
+    """device=auto and precision=auto are hashed as they resolve: a claim sweep's `reuse:` on a GPU must not
+    copy the committed CPU runs in as GPU results. CPU fp32 hashes are those every earlier run recorded."""
+    from bench import devices
+    from bench.config import config_hash
+
+    cfg = compose("method=dpo", "model=tiny")
+    on_cpu = config_hash(cfg)
+    monkeypatch.setattr(devices, "describe", lambda requested="auto": H100)
+    on_h100 = config_hash(cfg)
+    monkeypatch.setattr(devices, "describe", lambda requested="auto": T4)
+    assert len({on_cpu, on_h100, config_hash(cfg)}) == 3  # T4: fp16, another GPU
+
+
+def test_a_gpus_base_scores_and_offline_data_are_cached_apart_from_the_cpus(compose):
+    from bench.models import model_key
+
+    cfg = compose("model=tiny")
+    cpu = Runtime(device="cpu", dtype=torch.float32, precision="fp32")
+    gpu = Runtime(device="cuda", dtype=torch.float32, precision="fp32", index=0, gpus_visible=1)
+    assert model_key(cfg, "p", cpu) != model_key(cfg, "p", gpu)
+
+
+def test_the_gpu_check_without_a_gpu_validates_every_configuration_and_says_so_in_one_line(capsys):
+    from bench import gpu_check
+
+    assert gpu_check.main([]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out == [f"gpu-check: no CUDA GPU on this machine; nothing was run ({len(gpu_check.checks())} of "
+                   f"{len(gpu_check.checks())} configurations validate)."]
+    names = [name for name, _ in gpu_check.checks()]
+    assert {"grpo-nf4", "ppo-nf4", "dpo-none", "sft-full", "grpo-merged-rollouts"} <= set(names) and len(names) == 12
+
+
+def test_the_gpu_check_table_has_a_row_per_run_and_every_column():
+    from bench import gpu_check
+
+    record = {"status": "success", "sys/peak_mem_bytes": 2**30, "train/trainable_dtype": "float32", "perf/mfu": 0.25}
+    text = gpu_check.table({"dpo-nf4": record, "ppo-none": {"status": "failed"}})
+    lines = text.splitlines()
+    assert len(lines) == 4 and lines[0].count("|") == len(gpu_check.COLUMNS) + 2
+    assert "| dpo-nf4 | success | 1 |" in text and "| float32 |" in text and "| 25 |" in text
+    assert lines[3].startswith("| ppo-none | failed |")

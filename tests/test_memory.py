@@ -1,0 +1,93 @@
+"""Memory read as the harness's own work leaves it: a phase's peak taken as the phase ends (never a live
+read that later work raises), the CPU's exact high-water mark beside the samples, and the harness's
+checksums far below any training peak. The kernel's own figure (VmHWM, reset through clear_refs) is the
+referee on CPU."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+
+from bench import metrics, perf
+from bench.metrics import CpuPeak, MemorySampler, weight_checksums
+
+needs_vmhwm = pytest.mark.skipif(
+    CpuPeak().peak() is None, reason="no /proc/self/status VmHWM on this system: the samples stand alone there"
+)
+
+
+def _hwm_after_reset() -> int:
+    peak = CpuPeak()
+    peak.reset()
+    return peak.peak()
+
+
+@needs_vmhwm
+def test_a_spike_between_two_samples_is_in_the_cpu_peak():
+    """200 MB held for a few ms, inside a phase sampled every 10 s: only the kernel's mark sees it."""
+    with MemorySampler("cpu", interval_s=10.0) as memory:
+        spike = torch.ones(50 * 2**20)  # 200 MB, touched
+        del spike
+    assert memory.peak() >= max(memory.samples) + 150e6
+    assert memory.metrics()["sys/mem_peak_exact"] is True
+
+
+def test_the_peak_is_the_phases_not_what_came_after(monkeypatch):
+    """A made-up GPU whose allocator's max keeps rising after the phase (the checksums, the accounting):
+    the record holds the max as the phase ended."""
+    state = {"allocated": 1_000, "max": 5_000, "reserved": 6_000}
+    read_on = set()
+    cuda = torch.cuda
+    monkeypatch.setattr(cuda, "current_device", lambda: 1)  # a launcher's rank 1 set its GPU
+    monkeypatch.setattr(cuda, "memory_allocated", lambda index=None: read_on.add(index) or state["allocated"])
+    monkeypatch.setattr(cuda, "max_memory_allocated", lambda *a: state["max"])
+    monkeypatch.setattr(cuda, "max_memory_reserved", lambda *a: state["reserved"])
+    for name in ("synchronize", "empty_cache", "reset_peak_memory_stats"):
+        monkeypatch.setattr(cuda, name, lambda *a: None)
+    with MemorySampler("cuda", interval_s=10.0) as memory:
+        time.sleep(0.05)  # the sampler's thread takes its first sample
+    assert read_on == {1}  # the sampler's own thread read rank 1's GPU, not GPU 0
+    state.update({"max": 9_000, "reserved": 9_500})  # the harness's work after training
+    out = memory.metrics()
+    assert memory.peak() == out["sys/peak_mem_bytes"] == 5_000 and out["sys/peak_reserved_bytes"] == 6_000
+    assert out["sys/train_mem_bytes"] == 5_000 - out["sys/start_mem_bytes"]
+
+
+@needs_vmhwm
+def test_checksums_add_under_one_percent_of_a_training_peak():
+    """A 400 MB tensor (a 100k x 1024 embedding in fp32): checksums once made three float64 copies of it
+    (2.4 GB); now they stream it in chunks of half a MB. The least a training peak holding this tensor
+    holds is 4 times it (the weight, its gradient, AdamW's two moments): 1% of that is 16 MB."""
+    model = torch.nn.Embedding(100_000, 1024)
+    torch.nn.init.normal_(model.weight)
+    baseline = _hwm_after_reset()
+    sums = weight_checksums(model)
+    added = CpuPeak().peak() - baseline
+    assert added < 0.01 * 4 * 400e6, f"{added / 1e6:.1f} MB over the resident set"
+    w = model.weight.detach().double()
+    expected = torch.stack([w.sum(), w.abs().sum(), (w * w).sum()])
+    assert torch.allclose(sums["weight"][1], expected, rtol=1e-12)
+
+
+def test_checksums_still_tell_a_moved_weight_from_a_still_one():
+    model = torch.nn.Linear(3000, 1000)  # 3M values: several chunks
+    before = weight_checksums(model)
+    with torch.no_grad():
+        model.weight[-1, -1] += 1e-3
+    changed = metrics.weights_changed(before, weight_checksums(model))
+    assert changed["train/trainable_tensors_changed"] == 1 and changed["train/trainable_tensors"] == 2
+
+
+@pytest.mark.parametrize("device, world, expected", [("cuda", 1, 1e15), ("cuda", 4, 4e15), ("cpu", 2, 1e15)])
+def test_a_jobs_peak_counts_each_gpu_once_and_shared_cores_once(device, world, expected):
+    assert perf.job_peak_flops(1e15, device, world) == expected
+
+
+def test_the_sampler_keeps_its_mean_and_p99():
+    with MemorySampler("cpu", interval_s=0.01) as memory:
+        time.sleep(0.1)
+    out = memory.metrics()
+    assert out["sys/peak_mem_bytes"] >= out["sys/p99_mem_bytes"] >= out["sys/avg_mem_bytes"] > 0
+    assert out["sys/mem_samples"] >= 3
