@@ -279,6 +279,14 @@ def validate(cfg: DictConfig, runtime: Runtime) -> Validated:
             f"eval.path={cfg.eval.path!r}: merged (score the adapter merged into its base, the default) or "
             "adapter (score it unmerged, as trained)."
         )
+    if cfg.method.get("reward") == "model" and cfg.quant.name != "none":
+        # Measured on CPU (tiny model, fp32): TRL's RewardTrainer casts the QLoRA score head to bf16 and its
+        # first step fails on a dtype mismatch; and merging the trained reward adapter into 4- or 8-bit
+        # weights would round it away, as eval.path's merge refuses to.
+        raise BenchError(
+            f"method.reward=model with quant={cfg.quant.name}: PPO's trained reward model does not work on a "
+            "quantized base yet. Use method.reward=rule (the task's reward, the default) or quant=none."
+        )
     rollout = cfg.train.get("rollout", "trl")
     if rollout not in ("trl", "merged"):
         raise BenchError(f"train.rollout={rollout!r}: trl (TRL's own rollout, the default) or merged.")
@@ -286,7 +294,12 @@ def validate(cfg: DictConfig, runtime: Runtime) -> Validated:
         why = ("it does not generate while training" if not method.sampling
                else "full fine-tuning has no adapter to merge" if finetuning.is_full(cfg.peft)
                else f"merging into {cfg.quant.name} weights rounds them, so its rollouts would not be the "
-                    "adapter's" if cfg.quant.name != "none" else None)
+                    "adapter's" if cfg.quant.name != "none"
+               # Merge then unmerge in bf16/fp16 rounds the frozen base twice per rollout, and the error
+               # accumulates over a run: the base would drift. fp32 rounds ~1e-7 (train/frozen_max_rel_change).
+               else f"merging and unmerging in {runtime.precision} rounds the frozen weights at every rollout, "
+                    "so they drift over the run (precision=fp32 keeps them)" if runtime.precision != "fp32"
+               else None)
         if why:
             raise BenchError(f"train.rollout=merged with method={cfg.method.name}: {why}. Use train.rollout=trl.")
     from bench import pipeline

@@ -254,14 +254,20 @@ def chat_generator(model, tokenizer, eval_cfg: DictConfig):
     return generate
 
 
-def scoring_path(cfg: DictConfig, weights: Path, merge: bool | None = None) -> str:
+def scoring_path(cfg: DictConfig, weights: Path, merge: bool | None = None, precision: str = "fp32") -> str:
     """How the trained model is scored: full (its own weights), merged or adapter. `merge` overrides
-    eval.path; a quantized base stays unmerged (merging rounds the adapter into 4- or 8-bit weights)."""
+    eval.path; a quantized base stays unmerged (merging rounds the adapter into 4- or 8-bit weights), and
+    so does a base in bf16 or fp16: a LoRA delta of a few of their ulps after short training would be
+    rounded away, and the scored model would not be the trained one."""
     if not (weights / "adapter_config.json").exists():
         return "full"
     wanted = cfg.eval.get("path", "adapter") == "merged" if merge is None else merge
     if wanted and cfg.quant.name != "none":
         log.info("eval.path=merged: the base is %s-quantized, so the adapter is scored unmerged", cfg.quant.name)
+        return "adapter"
+    if wanted and precision != "fp32":
+        log.info("eval.path=merged: the base is in %s, where merging rounds the adapter's delta, so the "
+                 "adapter is scored unmerged", precision)
         return "adapter"
     return "merged" if wanted else "adapter"
 
@@ -285,7 +291,7 @@ def evaluate_run(cfg: DictConfig, runtime, weights: Path, merge: bool | None = N
         lambda: (load_base(cfg, path, runtime), tokenizer, task),
     )
     result = {"eval/base_s": base["build_s"], "eval/base_cached": base["cached"]}
-    how = scoring_path(cfg, weights, merge)
+    how = scoring_path(cfg, weights, merge, runtime.precision)
     if how != "full":
         from peft import PeftModel
 

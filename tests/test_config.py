@@ -179,6 +179,7 @@ def test_method_yaml_without_adapter_is_explained(compose, tmp_path):
         ("train.rollout=vllm", "trl .* or merged"),
         ("eval.path=fused", "merged .* or adapter"),
         ("init_from=/no/such/run", "names no run folder"),
+        ("method=ppo,method.reward=model,quant=nf4", "reward model does not work on a quantized base"),
     ],
 )
 def test_bad_input_fails_fast_and_leaves_earlier_results_alone(compose, tmp_path, override, message):

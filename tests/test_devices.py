@@ -128,3 +128,18 @@ def test_the_gpu_check_table_has_a_row_per_run_and_every_column():
     assert len(lines) == 4 and lines[0].count("|") == len(gpu_check.COLUMNS) + 2
     assert "| dpo-nf4 | success | 1 |" in text and "| float32 |" in text and "| 25 |" in text
     assert lines[3].startswith("| ppo-none | failed |")
+
+
+def test_merges_that_must_be_exact_happen_only_in_fp32(compose, tmp_path):
+    """Merged rollouts at bf16 would drift the frozen base (merge, unmerge, round, at every rollout); merged
+    scoring at bf16 would round a small trained delta away: refused, and scored unmerged."""
+    from bench.config import validate
+    from bench.evaluate import scoring_path
+
+    bf16 = Runtime(device="cuda", dtype=torch.bfloat16, precision="bf16", index=0, gpus_visible=1)
+    with pytest.raises(BenchError, match="rounds the frozen weights at every rollout.*precision=fp32"):
+        validate(compose("method=grpo", "model=tiny", "train.rollout=merged", output_dir=tmp_path), bf16)
+    (tmp_path / "adapter_config.json").write_text("{}")
+    assert scoring_path(compose(), tmp_path) == "merged"  # fp32: merged, the default
+    assert scoring_path(compose(), tmp_path, precision="bf16") == "adapter"
+    assert scoring_path(compose(), tmp_path, merge=True, precision="fp16") == "adapter"
