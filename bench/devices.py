@@ -1,5 +1,5 @@
-"""Every device decision as a plain function of a device description: which device a run computes on,
-in which precision, where its weights are placed, and which GPUs it may see. The one function that asks
+"""Every device decision as a plain function of a device description: which device a run computes on
+(and so where its weights are placed: `Runtime.placement`), in which precision, and how many GPUs it may see. The one function that asks
 torch is `describe`; everything else takes a `Device`, so CPU tests can hand it a made-up GPU (an H100,
 a T4 without bf16, eight visible GPUs) and check the decision a first GPU run would take.
 """
@@ -80,11 +80,6 @@ def precision(device: Device, requested: str) -> str:
             "precision=fp16 (or auto, which picks it there) or fp32."
         )
     return requested
-
-
-def placement(device: Device) -> str:
-    """Where weights go: an indexed device, as accelerate compares device maps with `cuda:N`."""
-    return "cpu" if device.kind == "cpu" else f"cuda:{device.index}"
 
 
 def trains_in_fp32(precision_name: str, full_finetune: bool) -> bool:

@@ -144,7 +144,9 @@ class MemorySampler:
             self._peak = max(self.samples) if exact is None else max(exact, max(self.samples))
 
     def peak_activity(self) -> str:
-        """What the process was doing at the largest sample (on CUDA: the largest sampled allocation)."""
+        """What the process was doing at the largest sample (on CUDA: the largest sampled allocation). It
+        comes from the samples: where the exact peak (the allocator's, or the kernel's VmHWM) fell between
+        two samples, this is the activity of the largest one, not necessarily the peak's."""
         return self.activity[max(range(len(self.samples)), key=self.samples.__getitem__)] if self.samples else "step"
 
     def peak(self) -> int:

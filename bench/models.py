@@ -194,11 +194,6 @@ def _convert_gguf(gguf_dir: Path, gguf_name: str, target: Path) -> None:
     # dequantized to fp32 on load, so drop the quantizer and its config and save plain safetensors.
     model.hf_quantizer = None
     del model.config.quantization_config
-    # In a data-parallel job whichever process takes the lock converts, and once the process group is
-    # up transformers writes weights from rank 0 only (`should_save_on_this_rank`): rank 1 would leave a
-    # folder with the tokenizer and no model. This cache is per file, not per rank, and the lock
-    # already makes one process its only writer, so this save happens on whichever rank holds it.
-    model.should_save_on_this_rank = lambda is_main_process: True
     _publish(model, tokenizer, target, f"Converting {gguf_name}")
 
 
@@ -210,16 +205,22 @@ def _build_random(gguf_dir: Path, gguf_name: str, built: Built, target: Path) ->
     arch = dict(built.arch)
     ids = {f"{k}_token_id": getattr(tokenizer, f"{k}_token_id") for k in ("bos", "eos", "pad")}
     config = AutoConfig.for_model(arch.pop("model_type"), **arch, **ids)
-    torch.manual_seed(built.seed)  # transformers' own initialisation, from a fixed seed: the same bits each time
-    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    model.should_save_on_this_rank = lambda is_main_process: True  # as for a conversion (see there)
+    # transformers' own initialisation, from a fixed seed: the same bits each time
+    model = _seeded(lambda: AutoModelForCausalLM.from_config(config, dtype=torch.float32), built.seed)
     _publish(model, tokenizer, target, f"Building {target.name}")
 
 
 def _publish(model, tokenizer, target: Path, doing: str) -> None:
+    """Save a model (and its tokenizer, if any) to a temporary folder, check it, and move it into place."""
+    # In a data-parallel job whichever process takes the lock builds, and once the process group is up
+    # transformers writes weights from rank 0 only (`should_save_on_this_rank`): rank 1 would leave a
+    # folder with the tokenizer and no model. This cache is per file, not per rank, and the lock
+    # already makes one process its only writer, so this save happens on whichever rank holds it.
+    model.should_save_on_this_rank = lambda is_main_process: True
     tmp = target.with_name(f"{target.name}.tmp{os.getpid()}")
     model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(tmp)
     missing = _missing_files(tmp)
     if missing:  # never publish a folder that the next load would take for a model and fail on
         shutil.rmtree(tmp, ignore_errors=True)
@@ -327,13 +328,17 @@ def random_weights(cls, config, cache_dir: str, seed: int = 0) -> str:
     if cache.problem(target) is not None:
         with cache.build_lock(target):
             if not cache.usable(target, "random-weight model"):
-                torch.manual_seed(seed)
-                model = cls.from_config(config, dtype=torch.float32)
-                model.should_save_on_this_rank = lambda is_main_process: True  # as for a conversion
-                tmp = target.with_name(f"{target.name}.tmp{os.getpid()}")
-                model.save_pretrained(tmp)
-                cache.replace_dir(tmp, target)
+                _publish(_seeded(lambda: cls.from_config(config, dtype=torch.float32), seed), None, target,
+                         f"Building {target.name}")
     return str(target)
+
+
+def _seeded(make, seed: int):
+    """`make()` under its own seed, leaving the run's random state as it was: a model built on a cache
+    miss (inside a run, after the run's seed was set) must not change what the run draws next."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return make()
 
 
 def load_base(cfg, path: str, runtime: Runtime, head: str = "causal_lm"):
