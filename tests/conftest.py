@@ -9,6 +9,7 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 # The tiny model's architecture (conf/model/tiny.yaml), for assertions that depend on its shapes.
 TINY = yaml.safe_load((REPO / "conf" / "model" / "tiny.yaml").read_text())["arch"]
+TINY_PARAMS = 3_219_776  # its weights: the 49,152 x 64 tied embedding, 2 layers and the final norm
 GSM8K_DIR = Path(os.environ.get("RFT_BENCH_GSM8K_DIR", REPO.parent / "shared" / "data" / "gsm8k"))
 
 

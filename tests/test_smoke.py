@@ -21,7 +21,7 @@ import pytest
 from safetensors.torch import load_file
 
 import methods
-from tests.conftest import REPO, TINY
+from tests.conftest import REPO, TINY, TINY_PARAMS
 from tests.sweeps import (
     Sweep,
     assert_trains_only_its_adapter,
@@ -181,9 +181,6 @@ def test_evaluate_cli_scores_a_saved_adapter_with_and_without_merge(smoke_sweep)
     assert plain["gen/eval_path"] == "adapter" and plain["eval/merged"] is False
     assert abs(merged["eval/accuracy"] - plain["eval/accuracy"]) <= 0.1  # ≤ 2 of 20 greedy answers may flip
     assert merged["eval/base_accuracy"] == plain["eval/base_accuracy"]
-
-
-TINY_PARAMS = 3_219_776  # the tiny model's weights: 49,152 x 64 tied embedding + 2 layers + the final norm
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from bench.models import BUILT, resolve_model_path
-from tests.conftest import TINY
+from tests.conftest import TINY, TINY_PARAMS
 
 
 def test_the_yaml_states_the_architecture_that_is_built():
@@ -28,5 +28,5 @@ def test_the_tiny_model_builds_the_same_bits_in_any_cache(tmp_path):
     assert config["architectures"] == ["LlamaForCausalLM"] and config["model_type"] == TINY["model_type"]
     assert all(config[k] == v for k, v in TINY.items() if k != "model_type")
     model = AutoModelForCausalLM.from_pretrained(paths[0])
-    assert sum(p.numel() for p in model.parameters()) == 3_219_776  # as tests/test_smoke.py's TINY_PARAMS
+    assert sum(p.numel() for p in model.parameters()) == TINY_PARAMS
     assert resolve_model_path("embedded:tiny-llama", str(tmp_path / "a")) == paths[0]  # built once, then found
