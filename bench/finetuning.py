@@ -65,3 +65,56 @@ def mode(peft_cfg: DictConfig | None) -> str:
 
 def rank(peft_cfg: DictConfig | None) -> int | None:
     return int(peft_cfg.r) if not is_full(peft_cfg) and peft_cfg.get("r") is not None else None
+
+
+def settle_dtypes(model, run_dtype) -> dict[str, str]:
+    """One dtype rule for every method and fine-tuning mode, whatever each TRL trainer casts on its own:
+    trained weights in fp32, frozen floating weights in the run's dtype. Returns the record's
+    `train/trainable_dtype` and `train/frozen_dtypes`.
+
+    Trained weights in fp32 are master weights: peft's default for an adapter, bench.devices.trains_in_fp32
+    for full fine-tuning, and here for the value/score head and peft's `modules_to_save`. Without the
+    rule TRL's trainers disagree: they cast a QLoRA adapter to bf16 (a LoRA adapter stays fp32), and PPO
+    and ORPO cast a 4-bit model's norms to fp32, which crashed PPO's rollouts at bf16 (they run outside
+    autocast). With it, LoRA and QLoRA differ in the base's quantization alone.
+
+    A trained module outside peft's adapter layers (a value head among bf16 frozen layers) then computes
+    in fp32 and hands on the run's dtype, as autocast would: TRL's rollouts and PPO's scoring run it
+    outside autocast. peft's adapter layers cast their own inputs. Hand-written: no library sets one
+    rule across trainers.
+    """
+    import torch
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    low = run_dtype in (torch.bfloat16, torch.float16)
+    frozen, trained = set(), set()
+    for param in model.parameters():
+        if param.requires_grad and param.dtype != torch.float32 and param.dtype.is_floating_point:
+            param.data = param.data.float()
+        elif not param.requires_grad and param.dtype.is_floating_point and param.dtype != run_dtype:
+            param.data = param.data.to(run_dtype)
+        (trained if param.requires_grad else frozen).add(str(param.dtype).removeprefix("torch."))
+    if low and frozen:  # a mixed model: fp32 modules among low-precision ones
+        inside_adapters = {id(m) for layer in model.modules() if isinstance(layer, BaseTunerLayer)
+                           for m in layer.modules()}
+        for module in model.modules():
+            own = list(module.parameters(recurse=False))
+            if id(module) not in inside_adapters and any(p.requires_grad for p in own):
+                _compute_in_fp32(module, run_dtype)
+    return {"train/trainable_dtype": "+".join(sorted(trained)) or "none",
+            "train/frozen_dtypes": "+".join(sorted(frozen)) or "none"}
+
+
+def _compute_in_fp32(module, run_dtype) -> None:
+    """Inputs cast to the module's fp32 weights, its output to the run's dtype (once per module)."""
+    import torch
+
+    if getattr(module, "_bench_fp32", False):
+        return
+    module._bench_fp32 = True
+
+    def cast(value, dtype):
+        return value.to(dtype) if isinstance(value, torch.Tensor) and value.is_floating_point() else value
+
+    module.register_forward_pre_hook(lambda m, args: tuple(cast(a, torch.float32) for a in args))
+    module.register_forward_hook(lambda m, args, out: cast(out, run_dtype))

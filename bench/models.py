@@ -289,7 +289,6 @@ def load_model(
     random model is written once to `cache_dir` and loaded from there, as bitsandbytes quantizes
     weights while loading them.
     """
-    from peft import prepare_model_for_kbit_training
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification
 
     cls = AutoModelForCausalLM if head == "causal_lm" else AutoModelForSequenceClassification
@@ -315,9 +314,11 @@ def load_model(
     if qconfig is None:
         model.to(runtime.placement)
     else:
-        # Casts norms to fp32 and enables input grads, as QLoRA does; gradient checkpointing stays a
-        # train.args choice so that memory comparisons are like for like.
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+        # Frozen, as peft's prepare_model_for_kbit_training leaves it, without its fp32 upcast of every
+        # unquantized weight: the norms and the vocabulary-wide embedding stay in the run's dtype, as
+        # under LoRA (bench.finetuning.settle_dtypes), so QLoRA differs from LoRA in quantization alone.
+        # Gradient checkpointing stays a train.args choice, so memory comparisons are like for like.
+        model.requires_grad_(False)
     return model
 
 

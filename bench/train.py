@@ -65,7 +65,9 @@ def load_policy_copy(path: str, runtime: Runtime, cfg: DictConfig, head: str = "
         return model
     from peft import get_peft_model
 
-    return get_peft_model(model, config)
+    model = get_peft_model(model, config)
+    finetuning.settle_dtypes(model, runtime.dtype)  # the head trains in fp32 (a reward model's, before PPO)
+    return model
 
 
 @dataclass
@@ -144,6 +146,8 @@ def build(cfg: DictConfig, runtime: Runtime, method: Method, trainer_config, s: 
         for module in (trainer.model, getattr(trainer, "ref_model", None)):
             if module is not None:
                 fairness.disable_dropout(module)
+    # After TRL's own casts (QLoRA's adapter to bf16, PPO's 4-bit norms to fp32): one rule for all.
+    ctx.extra["dtypes"] = finetuning.settle_dtypes(trainer.model, runtime.dtype)
     model = method.policy(trainer)
     if cfg.train.get("rollout", "trl") == "merged":
         merged_rollouts(model)
@@ -188,9 +192,8 @@ def train(cfg: DictConfig, runtime: Runtime, validated, out: Path) -> dict:
         s.generations.phase = "train"
         trainable, total = count_params(model)
         result.update({"params/trainable": trainable, "params/total": total})
-        # In what the trained weights live: fp32 master weights, or a low precision that rounds small updates.
-        dtype = next((p.dtype for p in model.parameters() if p.requires_grad), None)
-        result["train/trainable_dtype"] = str(dtype).removeprefix("torch.")
+        # In what the weights live: trained ones in fp32 (master weights), frozen ones in the run's dtype.
+        result.update(extra.pop("dtypes"))
         if trainable != validated.audit.exact:
             log.warning("trainable %d differs from the audit's %d", trainable, validated.audit.exact)
         before = weight_checksums(model)
