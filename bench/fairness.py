@@ -121,11 +121,11 @@ class GenerationRecorder:
         )
         from bench import metrics
 
-        metrics.ACTIVITY["now"] = "generate"  # the memory sampler files this moment under generation
+        metrics.set_activity("generate")  # the memory sampler keeps this call's exact peak apart
         try:
             out = self._original(*args, **kwargs)
         finally:
-            metrics.ACTIVITY["now"] = "step"
+            metrics.set_activity("step")
         sequences = getattr(out, "sequences", out)
         if hasattr(sequences, "shape") and len(sequences.shape) == 2:
             self.shapes.append((self.phase, int(sequences.shape[0]), int(sequences.shape[1])))

@@ -86,13 +86,25 @@ def live_memory(device: str, index: int | None = None) -> int:
 # (bench.fairness.GenerationRecorder sets it), else "step". The breakdown splits the peak by it: a peak
 # inside generation holds the KV cache, a peak inside a training step the tensors saved for backward.
 ACTIVITY = {"now": "step"}
+_SAMPLING: list[MemorySampler] = []  # the phase's sampler while it runs (phases do not nest)
+
+
+def set_activity(name: str) -> None:
+    """What the process does from now on ("generate" or "step"). The running phase's sampler closes the
+    exact peak of the activity that ends, so which one held the phase's peak is known exactly: a GPU's
+    decode step lasts milliseconds, far below any sampling interval."""
+    for sampler in _SAMPLING:
+        sampler.switch(name)
+    ACTIVITY["now"] = name
 
 
 class MemorySampler:
     """Samples memory in a background thread: CPU RSS of this process, and CUDA allocated/reserved.
 
-    Peak, mean and 99th percentile follow peft's method_comparison. On CUDA the peak is the
-    allocator's exact max (reset at start); the samples give the mean and p99.
+    Peak, mean and 99th percentile follow peft's method_comparison. The peak is exact: the CUDA
+    allocator's max, or on CPU the kernel's high-water mark, reset as the phase starts and at each change
+    of activity (bench.metrics.set_activity), so each activity's own peak is kept; the samples give the
+    mean and p99.
     """
 
     def __init__(self, device: str, interval_s: float = 0.05):
@@ -106,10 +118,12 @@ class MemorySampler:
         # CUDA's current device is per thread, and the sampler's thread would start on GPU 0: it reads the
         # GPU that this (the training) thread uses, which a launcher has set to its local rank's.
         self._index = torch.cuda.current_device() if device == "cuda" else None
-        # The phase's peaks, read once as it ends: whatever the harness does afterwards (checksums,
-        # accounting, saving) must not leak into them, as a live read of the allocator's max would.
-        self._peak: int | None = None
-        self._reserved: int | None = None
+        # Each activity's exact peak (allocated, reserved), closed when the activity ends: the phase's
+        # peaks are read once as it ends, so whatever the harness does afterwards (checksums, accounting,
+        # saving) never leaks into them, as a live read of the allocator's max would.
+        self._peaks: dict[str, tuple[int, int]] = {}
+        self._now = ACTIVITY["now"]
+        self._closed = False
 
     def _read(self) -> int:
         return current_memory(self.device, self._process, self._index)
@@ -120,40 +134,62 @@ class MemorySampler:
             self.samples.append(self._read())
             self._stop.wait(self.interval_s)
 
-    def __enter__(self) -> MemorySampler:
-        # Start from live memory only: what earlier steps (model load, building the offline data)
-        # freed but the allocator kept would otherwise count towards this method's training peak.
-        self.start = live_memory(self.device, self._index)
+    def _reset_peak(self) -> None:
         if self.device == "cuda":
             torch.cuda.reset_peak_memory_stats(self._index)
         else:
             self._cpu.reset()
+
+    def switch(self, activity: str) -> None:
+        """Close the current activity's exact peak and start the next one's."""
+        if self.device == "cuda":
+            peak = (torch.cuda.max_memory_allocated(self._index), torch.cuda.max_memory_reserved(self._index))
+        else:
+            exact = self._cpu.peak() if self._cpu.exact else None
+            peak = (exact, 0) if exact is not None else None
+        if peak is not None:
+            kept = self._peaks.get(self._now, (0, 0))
+            self._peaks[self._now] = (max(kept[0], peak[0]), max(kept[1], peak[1]))
+        self._now = activity
+        self._reset_peak()
+
+    def __enter__(self) -> MemorySampler:
+        # Start from live memory only: what earlier steps (model load, building the offline data)
+        # freed but the allocator kept would otherwise count towards this method's training peak.
+        self.start = live_memory(self.device, self._index)
+        self._now = ACTIVITY["now"]
+        self._reset_peak()
+        _SAMPLING.append(self)
         self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
+        _SAMPLING.remove(self)
         self.activity.append(ACTIVITY["now"])
         self.samples.append(self._read())
-        if self.device == "cuda":
-            self._peak = torch.cuda.max_memory_allocated(self._index)
-            self._reserved = torch.cuda.max_memory_reserved(self._index)
-        else:
-            exact = self._cpu.peak() if self._cpu.exact else None
-            self._peak = max(self.samples) if exact is None else max(exact, max(self.samples))
+        self.switch(ACTIVITY["now"])
+        self._closed = True
+
+    @property
+    def exact(self) -> bool:
+        return self.device == "cuda" or self._cpu.exact
 
     def peak_activity(self) -> str:
-        """What the process was doing at the largest sample (on CUDA: the largest sampled allocation). It
-        comes from the samples: where the exact peak (the allocator's, or the kernel's VmHWM) fell between
-        two samples, this is the activity of the largest one, not necessarily the peak's."""
+        """What the process was doing when the phase peaked: exactly, from each activity's own peak; where
+        no exact peak exists (CPU without /proc), the activity at the largest sample."""
+        if self.exact and self._peaks:
+            return max(self._peaks, key=lambda activity: self._peaks[activity][0])
         return self.activity[max(range(len(self.samples)), key=self.samples.__getitem__)] if self.samples else "step"
 
     def peak(self) -> int:
-        """The phase's peak as it ended: the allocator's max on CUDA, the kernel's high-water mark on CPU."""
-        if self._peak is None:
+        """The phase's peak as it ended: the allocator's max on CUDA, the kernel's high-water mark on CPU
+        (never below the largest sample)."""
+        if not self._closed:
             raise RuntimeError("MemorySampler.peak() is read once the phase has ended")
-        return self._peak
+        exact = max((allocated for allocated, _ in self._peaks.values()), default=0) if self.exact else 0
+        return max(exact, max(self.samples))
 
     def metrics(self) -> dict:
         samples = sorted(self.samples)
@@ -164,11 +200,11 @@ class MemorySampler:
             "sys/mem_samples": len(samples),
             "sys/mem_kind": "cuda_allocated" if self.device == "cuda" else "cpu_rss",
             # cpu: the kernel's exact high-water mark (VmHWM, reset as the phase began), else the samples' max
-            "sys/mem_peak_exact": self.device == "cuda" or self._cpu.exact,
+            "sys/mem_peak_exact": self.exact,
             "sys/start_mem_bytes": self.start,  # the loaded model(s), before the first step
         }
-        if self._reserved is not None:
-            out["sys/peak_reserved_bytes"] = self._reserved
+        if self.device == "cuda":
+            out["sys/peak_reserved_bytes"] = max(reserved for _, reserved in self._peaks.values())
         out["sys/train_mem_bytes"] = out["sys/peak_mem_bytes"] - self.start  # what training added on top
         return out
 

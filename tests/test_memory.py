@@ -93,3 +93,42 @@ def test_the_sampler_keeps_its_mean_and_p99():
     out = memory.metrics()
     assert out["sys/peak_mem_bytes"] >= out["sys/p99_mem_bytes"] >= out["sys/avg_mem_bytes"] > 0
     assert out["sys/mem_samples"] >= 3
+
+
+@needs_vmhwm
+def test_which_activity_held_the_peak_is_known_exactly_not_from_samples():
+    """A generate() call shorter than a GPU's sampling interval: its 200 MB spike falls between two
+    samples (taken every 10 s here), yet the phase's peak is filed under generation, from the kernel's
+    mark closed as the call ends; a later, smaller step does not take it over."""
+    with MemorySampler("cpu", interval_s=10.0) as memory:
+        while not memory.samples:
+            time.sleep(0.001)
+        metrics.set_activity("generate")
+        spike = torch.ones(50 * 2**20)  # 200 MB, touched: the KV cache's moment
+        del spike
+        metrics.set_activity("step")
+        step = torch.ones(10 * 2**20)  # 40 MB: a training step's activations
+        del step
+    assert set(memory.activity) == {"step"}  # the samples never saw the generation
+    assert memory.peak_activity() == "generate" and memory.peak() >= max(memory.samples) + 150e6
+
+
+def test_on_a_gpu_each_activitys_allocator_peak_is_closed_as_it_ends(monkeypatch):
+    """The same on a made-up GPU: the allocator's max is read and reset at each change of activity."""
+    state = {"max": 0}
+    cuda = torch.cuda
+    monkeypatch.setattr(cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(cuda, "memory_allocated", lambda index=None: 100)
+    monkeypatch.setattr(cuda, "max_memory_allocated", lambda *a: state["max"])
+    monkeypatch.setattr(cuda, "max_memory_reserved", lambda *a: state["max"] + 10)
+    monkeypatch.setattr(cuda, "reset_peak_memory_stats", lambda *a: state.update(max=100))
+    for name in ("synchronize", "empty_cache"):
+        monkeypatch.setattr(cuda, name, lambda *a: None)
+    with MemorySampler("cuda", interval_s=10.0) as memory:
+        state["max"] = 700  # the step before any rollout
+        metrics.set_activity("generate")
+        state["max"] = 900  # the rollout's KV cache, for a few milliseconds
+        metrics.set_activity("step")
+        state["max"] = 800  # the next step's activations
+    assert memory.peak_activity() == "generate" and memory.peak() == 900
+    assert memory.metrics()["sys/peak_reserved_bytes"] == 910
