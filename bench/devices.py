@@ -6,11 +6,18 @@ a T4 without bf16, eight visible GPUs) and check the decision a first GPU run wo
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from bench import BenchError
+
+log = logging.getLogger(__name__)
 
 _REQUEST = re.compile(r"^(auto|cpu|cuda)(?::(\d+))?$")
 
@@ -103,3 +110,39 @@ def one_gpu_per_run(gpus_visible: int, index: int | None, launched: bool) -> Non
             f"{index or 0} python -m bench ...`; or data parallel, one process per GPU: `accelerate launch "
             f"--multi_gpu --num_processes {gpus_visible} -m bench ...`."
         )
+
+
+def gpu_key(kind: str, index: int | None) -> str | None:
+    """What names a physical GPU across processes and nodes (its UUID; CUDA_VISIBLE_DEVICES renumbers
+    indices per process); None on CPU."""
+    if kind != "cuda":
+        return None
+    import torch
+
+    props = torch.cuda.get_device_properties(index)
+    return f"gpu-{getattr(props, 'uuid', None) or f'{os.uname().nodename}-{props.pci_bus_id}'}"
+
+
+@contextmanager
+def turn(key: str | None, lock_dir: Path) -> Iterator[dict]:
+    """Hold the GPU named `key` for one run's training and scoring; another run on it waits its turn.
+    A local sweep (hydra/launcher=local: submitit starts every job at once, each seeing GPU 0) would
+    otherwise time and measure every run against the others. Yields {"waited_s": ...}, the wait, which
+    the run's times leave out. Released by the OS if the process dies (filelock's flock). No-op on CPU."""
+    if key is None:
+        yield {"waited_s": 0.0}
+        return
+    from filelock import FileLock
+
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(lock_dir / f"{key}.lock"))
+    started = time.perf_counter()
+    try:
+        lock.acquire(timeout=0)
+    except TimeoutError:
+        log.info("waiting for %s: another run is training or scoring on it", key)
+        lock.acquire()
+    try:
+        yield {"waited_s": round(time.perf_counter() - started, 3)}
+    finally:
+        lock.release()

@@ -144,3 +144,62 @@ def test_merges_that_must_be_exact_happen_only_in_fp32(compose, tmp_path):
     assert scoring_path(compose(), tmp_path) == "merged"  # fp32: merged, the default
     assert scoring_path(compose(), tmp_path, precision="bf16") == "adapter"
     assert scoring_path(compose(), tmp_path, merge=True, precision="fp16") == "adapter"
+
+
+def test_a_value_head_trains_in_fp32_among_bf16_frozen_layers_and_runs_outside_autocast(compose):
+    """PPO's value model (and its reward model) under LoRA at bf16: the new score head trains in fp32 master
+    weights like the adapter, not in pure bf16; PPO scores rollouts outside autocast, so the head casts the
+    bf16 hidden state itself and hands bf16 on, as autocast would."""
+    from bench.models import resolve_model_path
+    from bench.train import load_policy_copy
+
+    cfg = compose("model=tiny", "method=ppo")
+    bf16 = Runtime(device="cpu", dtype=torch.bfloat16, precision="bf16")
+    value = load_policy_copy(resolve_model_path(cfg.model.name_or_path, cfg.cache_dir), bf16, cfg, head="value")
+    trained = {n: p.dtype for n, p in value.named_parameters() if p.requires_grad}
+    assert any("score" in n for n in trained) and set(trained.values()) == {torch.float32}
+    assert {p.dtype for p in value.parameters() if not p.requires_grad} == {torch.bfloat16}
+    backbone = getattr(value, value.base_model_prefix)
+    hidden = backbone(input_ids=torch.tensor([[1, 2, 3]]), output_hidden_states=True).hidden_states[-1]  # TRL's get_reward
+    assert hidden.dtype == torch.bfloat16 and value.score(hidden).dtype == torch.bfloat16
+
+
+def test_ppo_trains_a_4bit_base_at_bf16_with_the_same_dtypes_as_lora(compose, tmp_path):
+    """PPO with quant=nf4 at bf16 crashed ("expected m1 and m2 to have the same dtype"): TRL's PPO cast the
+    4-bit model's norms to fp32 while its rollouts run without autocast. One dtype rule for every trainer
+    (bench.finetuning.settle_dtypes): trained weights fp32 (TRL had cast QLoRA's adapter to bf16), frozen
+    ones in the run's dtype, so LoRA and QLoRA differ in the base's quantization alone."""
+    from bench.run import run
+
+    record = run(compose("method=ppo", "model=tiny", "quant=nf4", "precision=bf16", "debug=smoke", "eval=none",
+                         "logger=none", "isolate=false", output_dir=tmp_path))
+    assert record["status"] == "success", record.get("error")
+    assert record["train/trainable_dtype"] == "float32" and record["train/frozen_dtypes"] == "bfloat16+uint8"
+    assert record["train/frozen_tensors_changed"] == 0 < record["train/trainable_tensors_changed"]
+
+
+def test_runs_on_one_gpu_take_turns_and_the_wait_is_not_their_time(tmp_path):
+    """A local sweep starts every job at once, each seeing GPU 0: a run waits for the one training there
+    (its record says how long) instead of being timed against it. CPU runs never wait."""
+    import threading
+    import time
+
+    from bench.devices import gpu_key, turn
+
+    assert gpu_key("cpu", None) is None
+    with turn(None, tmp_path) as waited:
+        assert waited == {"waited_s": 0.0}
+    order, waits = [], []
+
+    def second():
+        with turn("gpu-GPU-1234", tmp_path) as waited:
+            order.append("second")
+            waits.append(waited["waited_s"])
+
+    with turn("gpu-GPU-1234", tmp_path):
+        other = threading.Thread(target=second)
+        other.start()
+        time.sleep(0.3)
+        order.append("first done")
+    other.join()
+    assert order == ["first done", "second"] and waits[0] >= 0.25
