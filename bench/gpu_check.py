@@ -5,6 +5,11 @@ since accuracy is not its subject, and writes one table to `results/gpu-check/<g
 
     python -m bench.gpu_check                      # on a CUDA machine: run every check, then the table
     python -m bench.gpu_check model.name_or_path=DIR   # tokenizer files from DIR (no embedded package)
+    python -m bench.gpu_check --rehearse           # the same runs on this CPU in bf16, on the tiny model
+
+The rehearsal takes the paths a GPU takes where a CPU can: bf16 weights and rollouts outside autocast,
+QLoRA's 4-bit base (bitsandbytes runs on CPU too), fp32 master weights for full fine-tuning. What it
+cannot show is CUDA itself: the allocator's peaks, kernels, several GPUs.
 
 Without CUDA it validates every configuration (in seconds, no weights), says in one line that there is
 no GPU, and exits 0 when all of them validate: the suite runs it that way. On a GPU it exits non-zero if
@@ -21,6 +26,7 @@ from bench import BenchError
 
 HEADLINE = ("grpo", "ppo", "dpo", "kto", "orpo")
 COMMON = ["debug=smoke", "eval=none", "logger=none", "model.weights=random"]
+REHEARSAL = ["device=cpu", "precision=bf16", "model=tiny"]
 
 
 def checks() -> list[tuple[str, list[str]]]:
@@ -62,14 +68,15 @@ def table(rows: dict[str, dict]) -> str:
 
 
 def validate_all(overrides: list[str]) -> list[str]:
-    """Every configuration through the harness's validation on this machine: the problems found."""
+    """Every configuration through the harness's validation, in bf16 as on a GPU (and in the rehearsal):
+    the problems found. The device stays this CPU: TRL's configs refuse a GPU that is not there."""
     from bench.config import compose, validate
     from bench.models import resolve_runtime
 
     problems = []
     for name, own in checks():
         try:
-            cfg = compose([*COMMON, *own, *overrides])
+            cfg = compose([*COMMON, "device=cpu", "precision=bf16", *own, *overrides])
             cfg.output_dir = "/nonexistent/gpu-check"  # validation writes nothing
             validate(cfg, resolve_runtime(cfg.device, cfg.precision))
         except BenchError as err:
@@ -80,7 +87,10 @@ def validate_all(overrides: list[str]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     import torch
 
-    overrides = sys.argv[1:] if argv is None else argv
+    overrides = sys.argv[1:] if argv is None else list(argv)
+    if "--rehearse" in overrides:
+        overrides.remove("--rehearse")
+        return run_all(overrides, Path("outputs/gpu-check-rehearsal"), rehearse=True)
     if not torch.cuda.is_available():
         problems = validate_all(overrides)
         for problem in problems:
@@ -88,10 +98,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"gpu-check: no CUDA GPU on this machine; nothing was run ({len(checks()) - len(problems)} of "
               f"{len(checks())} configurations validate).")
         return 1 if problems else 0
-    return run_all(overrides)
+    props = torch.cuda.get_device_properties(0)
+    return run_all(overrides, Path("results/gpu-check") / re.sub(r"[^A-Za-z0-9._-]+", "-", props.name).strip("-"))
 
 
-def run_all(overrides: list[str]) -> int:
+def run_all(overrides: list[str], out: Path, rehearse: bool = False) -> int:
     import torch
 
     from bench import cache, decode
@@ -99,23 +110,30 @@ def run_all(overrides: list[str]) -> int:
     from bench.records import versions
     from bench.run import run
 
-    props = torch.cuda.get_device_properties(0)
-    out = Path("results/gpu-check") / re.sub(r"[^A-Za-z0-9._-]+", "-", props.name).strip("-")
-    print(f"gpu-check: {props.name}, compute capability {props.major}.{props.minor}, bf16 "
-          f"{torch.cuda.is_bf16_supported()}; torch {torch.__version__}, CUDA {torch.version.cuda}; "
-          f"bitsandbytes {versions().get('versions/bitsandbytes')}", flush=True)
+    base = [*COMMON, *(REHEARSAL if rehearse else [])]  # a check's own settings win over these
+    if not rehearse:
+        props = torch.cuda.get_device_properties(0)
+        name = props.name
+        print(f"gpu-check: {name}, compute capability {props.major}.{props.minor}, bf16 "
+              f"{torch.cuda.is_bf16_supported()}; torch {torch.__version__}, CUDA {torch.version.cuda}; "
+              f"bitsandbytes {versions().get('versions/bitsandbytes')}", flush=True)
+    else:
+        name = "CPU rehearsal"
+        print(f"gpu-check: {name} ({' '.join(REHEARSAL)}); torch {torch.__version__}; bitsandbytes "
+              f"{versions().get('versions/bitsandbytes')}", flush=True)
     rows = {}
-    for name, own in checks():
-        cfg = compose([*COMMON, *own, *overrides])
-        cfg.output_dir = str(out / name)
-        rows[name] = run(cfg)
-        print(f"gpu-check: {name}: {rows[name]['status']}", flush=True)
-    decoded = decode.main(["--batch", "1,16", "--out", str(out / "decode.json"), "model.weights=random", *overrides])
+    for check, own in checks():
+        cfg = compose([*base, *own, *overrides])
+        cfg.output_dir = str(out / check)
+        rows[check] = run(cfg)
+        print(f"gpu-check: {check}: {rows[check]['status']}", flush=True)
+    weights = [o for o in base if o.startswith(("model", "device", "precision"))]  # decode trains nothing
+    decoded = decode.main(["--batch", "1,16", "--out", str(out / "decode.json"), *weights, *overrides])
     text = table(rows)
-    cache.write_text(out / "table.md", f"# gpu-check on {props.name}\n\n{text}\n")
-    cache.write_json(out / "table.json", {"gpu": props.name, "runs": rows, **versions()}, indent=1)
+    cache.write_text(out / "table.md", f"# gpu-check on {name}\n\n{text}\n")
+    cache.write_json(out / "table.json", {"gpu": name, "runs": rows, **versions()}, indent=1)
     print(text)
-    failed = [name for name, record in rows.items() if record["status"] != "success"]
+    failed = [check for check, record in rows.items() if record["status"] != "success"]
     if failed or decoded != 0:
         print(f"gpu-check: failed: {', '.join(failed) or 'decode'}", file=sys.stderr)
         return 1
