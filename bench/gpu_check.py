@@ -52,6 +52,7 @@ COLUMNS = [  # (record key, header, scale)
     ("train/step_time_s", "step (s)", 1),
     ("train/tokens_per_s", "tokens/s", 1),
     ("perf/mfu", "MFU (%)", 100),
+    ("perf/mfu_spec", "MFU of spec (%)", 100),
 ]
 
 

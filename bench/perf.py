@@ -135,6 +135,34 @@ def _cached(kind: str, key: dict, measure, cache_dir: str | Path) -> float:
     return value
 
 
+# Vendors' dense peaks (TFLOP/s, no sparsity) beside the measured one, so an MFU can be read against the
+# figure papers quote. bf16 and fp16 are tensor-core rates; fp32 is the CUDA-core rate, as torch computes
+# fp32 matmuls without TF32 by default. From the datasheets: H100 SXM5 and H200 (same compute), H100 PCIe,
+# A100 (SXM4 and PCIe), L40S, L4, A10, RTX 4090 and 3090 (fp32 accumulate), V100 (SXM2) and T4 (fp16 only).
+# First match of the pattern in torch's device name wins; a GPU not listed has no spec MFU.
+SPEC_TFLOPS = (  # (name pattern, {precision: TFLOP/s})
+    ("H200", {"bf16": 989.4, "fp16": 989.4, "fp32": 66.9}),
+    ("H100 PCIe", {"bf16": 756.5, "fp16": 756.5, "fp32": 51.2}),
+    ("H100", {"bf16": 989.4, "fp16": 989.4, "fp32": 66.9}),
+    ("A100", {"bf16": 312.0, "fp16": 312.0, "fp32": 19.5}),
+    ("L40S", {"bf16": 362.05, "fp16": 362.05, "fp32": 91.6}),
+    ("L4", {"bf16": 121.0, "fp16": 121.0, "fp32": 30.3}),
+    ("A10", {"bf16": 125.0, "fp16": 125.0, "fp32": 31.2}),
+    ("RTX 4090", {"bf16": 165.2, "fp16": 165.2, "fp32": 82.6}),
+    ("RTX 3090", {"bf16": 71.0, "fp16": 71.0, "fp32": 35.6}),
+    ("V100", {"fp16": 125.0, "fp32": 15.7}),
+    ("T4", {"fp16": 65.0, "fp32": 8.1}),
+)
+
+
+def spec_flops(device_name: str | None, precision: str) -> float | None:
+    """The vendor's dense peak FLOP/s of a GPU (by its torch name) in a precision; None if not listed."""
+    for pattern, peaks in SPEC_TFLOPS:
+        if device_name and pattern in device_name:
+            return peaks[precision] * 1e12 if precision in peaks else None
+    return None
+
+
 def job_peak_flops(per_device: float, device: str, world_size: int) -> float:
     """The peak a data-parallel job's FLOPs (summed over its processes) are measured against: one device's
     peak per process on GPUs, each process on its own; on CPU the processes share the cores that the one
@@ -291,9 +319,11 @@ def perf_metrics(
     decode: Decode | None = None,
     decode_bytes: int | None = None,
     world_size: int = 1,
+    device_name: str | None = None,
 ) -> dict:
     """`perf/*` of a run: model FLOPs (`model_flops`), FLOP/s over the training wall time, the measured
-    peak and their ratio (`perf/mfu`); with generation, the steady decode rate against its bound.
+    peak and their ratio (`perf/mfu`), on a listed GPU also against its datasheet (`perf/mfu_spec`,
+    SPEC_TFLOPS); with generation, the steady decode rate against its bound.
 
     The decode bound assumes each decode step reads every weight once and nothing else: N × bytes
     per weight, or `decode_bytes` (from `weight_bytes(model)`, right for quantized weights too). The
@@ -311,8 +341,14 @@ def perf_metrics(
         "perf/flops": flops,
         "perf/flops_per_s": round(achieved, 1),
         "perf/peak_flops_per_s": round(peak, 1),
+        "perf/peak_rule": PEAK_RULE,  # a record measured under another rule is not compared with this one
         "perf/mfu": round(achieved / peak, 5) if peak > 0 else None,
     }
+    precision = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "fp32")
+    spec = spec_flops(device_name, precision) if device == "cuda" else None
+    if spec is not None:  # against the datasheet too: a measured peak below it would flatter the MFU
+        spec = job_peak_flops(spec, device, world_size)
+        out.update({"perf/spec_flops_per_s": spec, "perf/mfu_spec": round(achieved / spec, 5)})
     if tokens.get("generated", 0) and decode is not None and decode.seconds > 0:
         bandwidth = peak_bandwidth(device, cache_dir)
         read = decode_bytes or params * torch.empty((), dtype=dtype).element_size()

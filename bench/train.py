@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+import torch
 from omegaconf import DictConfig, OmegaConf
 from transformers import TrainerCallback
 
@@ -234,6 +235,7 @@ def train(cfg: DictConfig, runtime: Runtime, validated, out: Path) -> dict:
             decode=counter.decode,
             decode_bytes=weight_bytes(model),
             world_size=distributed.world_size(),
+            device_name=torch.cuda.get_device_name(runtime.index) if runtime.device == "cuda" else None,
         )
     )
     result["model/path"] = s.path

@@ -35,6 +35,8 @@ def test_each_process_of_a_launcher_takes_its_own_gpu():
         choose("cuda:1", count=1, local_rank=None)
     with pytest.raises(BenchError, match="sees no CUDA device"):
         choose("cuda", count=0, local_rank=None)
+    with pytest.raises(BenchError, match="under a launcher.*every rank would share"):
+        choose("cuda:1", count=8, local_rank=3)
 
 
 def test_precision_is_bf16_only_where_the_gpu_has_it():
@@ -203,3 +205,23 @@ def test_runs_on_one_gpu_take_turns_and_the_wait_is_not_their_time(tmp_path):
         order.append("first done")
     other.join()
     assert order == ["first done", "second"] and waits[0] >= 0.25
+
+
+def test_mfu_is_also_read_against_the_gpus_datasheet(tmp_path, monkeypatch):
+    """Beside the measured matmul peak, a listed GPU's vendor peak in the run's precision (per process
+    under data parallel); an unlisted GPU and the CPU get none."""
+    from bench import perf
+
+    assert perf.spec_flops("NVIDIA H100 80GB HBM3", "bf16") == 989.4e12
+    assert perf.spec_flops("NVIDIA H100 PCIe", "bf16") == 756.5e12
+    assert perf.spec_flops("Tesla T4", "fp16") == 65e12 and perf.spec_flops("Tesla T4", "bf16") is None
+    assert perf.spec_flops("Some Future GPU", "bf16") is None and perf.spec_flops(None, "fp32") is None
+    monkeypatch.setattr(perf, "peak_flops", lambda *a: 800e12)  # as measured on a made-up H100
+    out = perf.perf_metrics(params=10**9, trainable=10**6, tokens={"trained": 10**5}, train_s=1.0, device="cuda",
+                            dtype=torch.bfloat16, cache_dir=tmp_path, world_size=2, device_name="NVIDIA H100 80GB HBM3")
+    achieved = (4 * 10**9 + 2 * 10**6) * 10**5
+    assert out["perf/mfu"] == round(achieved / 1600e12, 5)
+    assert out["perf/spec_flops_per_s"] == 2 * 989.4e12 and out["perf/mfu_spec"] == round(achieved / 1978.8e12, 5)
+    cpu = perf.perf_metrics(params=10**6, trainable=10, tokens={"trained": 10}, train_s=1.0, device="cpu",
+                            dtype=torch.float32, cache_dir=tmp_path)
+    assert "perf/mfu_spec" not in cpu
