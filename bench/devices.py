@@ -51,6 +51,11 @@ def choose(requested: str, count: int, local_rank: int | None) -> tuple[str, int
         return "cpu", None
     if count == 0:
         raise BenchError(f"device={requested} was requested but torch sees no CUDA device; use device=auto or device=cpu.")
+    if index is not None and local_rank is not None:
+        raise BenchError(
+            f"device={requested} under a launcher: each process takes the GPU of its local rank, and every "
+            "rank would share this one. Use device=cuda (or auto); CUDA_VISIBLE_DEVICES picks the GPUs."
+        )
     if index is None:
         index = local_rank if local_rank is not None else 0
     if index >= count:
