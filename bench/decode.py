@@ -192,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         paths = [p for p in args.paths.split(",") if p]
         cfg = compose(args.overrides)
         runtime = resolve_runtime(cfg.device, cfg.precision)
+        runtime.activate()
         if finetuning.peft_config(cfg.peft) is None:
             raise BenchError("bench.decode compares adapter paths: it needs peft=lora (or another adapter).")
         path = resolve_model_path(str(cfg.model.name_or_path), cfg.cache_dir)
@@ -213,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         settings = {"batches": batches, "context": args.context, "new_tokens": args.new_tokens,
                     "model": cfg.model.name, "overrides": args.overrides, "bandwidth": bandwidth, "peak": peak}
-        cache.write_json(args.out, {"settings": settings, **system_info(runtime.device), **versions(),
+        cache.write_json(args.out, {"settings": settings, **system_info(runtime.device, runtime.index), **versions(),
                                     "rows": [asdict(r) for r in rows]}, indent=1)
     return 0
 

@@ -386,6 +386,7 @@ def main(argv: list[str] | None = None) -> int:
                 cfg.model.name_or_path = locate(base, source)
     try:
         runtime = resolve_runtime(cfg.device, cfg.precision)
+        runtime.activate()
         result = evaluate_run(cfg, runtime, weights, merge=True if args.merge else None)
     except BenchError as err:
         print(f"bench.evaluate: {err}", file=sys.stderr)

@@ -107,6 +107,12 @@ class Runtime:
         """Where weights go: `cuda:N` (accelerate compares device maps with indexed devices) or `cpu`."""
         return "cpu" if self.device == "cpu" else f"cuda:{self.index or 0}"
 
+    def activate(self) -> None:
+        """Make the run's GPU the current one, so that "cuda" means it everywhere: the Trainer's device,
+        tensors made with device="cuda", the allocator's peaks, synchronize."""
+        if self.device == "cuda":
+            torch.cuda.set_device(self.index or 0)
+
     @property
     def trainer_flags(self) -> dict:
         # TRL configs default to bf16=True; on CPU that made DPO ~25x slower, so always say it.

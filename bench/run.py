@@ -381,10 +381,7 @@ def _train_and_evaluate(cfg: DictConfig, out: Path, record: dict) -> dict:
 
     runtime = resolve_runtime(cfg.device, cfg.precision)
     validated = validate(cfg, runtime)  # cheap: fails before any model loads
-    if runtime.device == "cuda":  # the run's GPU is the current one: for the Trainer, the sampler, the peaks
-        import torch
-
-        torch.cuda.set_device(runtime.index)
+    runtime.activate()
     result = {**records.system_info(runtime.device, runtime.index), "sys/precision": runtime.precision}
     result.update(validated.audit.as_metrics())
     gpu = devices.gpu_key(runtime.device, runtime.index)

@@ -113,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = compose(args.overrides)
         runtime = resolve_runtime(cfg.device, cfg.precision)
+        runtime.activate()
         config = finetuning.peft_config(cfg.peft)
         if config is None:
             raise BenchError("bench.serving times adapters: it needs peft=lora (or another adapter).")
@@ -137,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         settings = {"rounds": args.rounds, "context": args.context, "new_tokens": args.new_tokens, "batch": 1,
                     "model": cfg.model.name, "overrides": args.overrides, "threads": torch.get_num_threads()}
-        cache.write_json(args.out, {"settings": settings, **system_info(runtime.device), **versions(), **result}, indent=1)
+        cache.write_json(args.out, {"settings": settings, **system_info(runtime.device, runtime.index), **versions(), **result}, indent=1)
     return 0
 
 

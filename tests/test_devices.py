@@ -225,3 +225,13 @@ def test_mfu_is_also_read_against_the_gpus_datasheet(tmp_path, monkeypatch):
     cpu = perf.perf_metrics(params=10**6, trainable=10, tokens={"trained": 10}, train_s=1.0, device="cpu",
                             dtype=torch.float32, cache_dir=tmp_path)
     assert "perf/mfu_spec" not in cpu
+
+
+def test_a_run_makes_its_gpu_the_current_one(monkeypatch):
+    """device=cuda:1: "cuda" must mean GPU 1 for the Trainer's device, tensors made on "cuda", the
+    allocator's peaks and synchronize; torch's current device would otherwise stay GPU 0."""
+    chosen = []
+    monkeypatch.setattr(torch.cuda, "set_device", chosen.append)
+    Runtime(device="cpu", dtype=torch.float32, precision="fp32").activate()
+    Runtime(device="cuda", dtype=torch.bfloat16, precision="bf16", index=1, gpus_visible=2).activate()
+    assert chosen == [1]

@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     temperatures = [float(t) for t in args.temperatures.split(",")]
     ks = sorted({k for k in (2, 4, 8, 12, 16, 24, 32) if k < args.samples} | {args.samples})
     runtime = resolve_runtime(cfg.device, cfg.precision)
+    runtime.activate()
     path = resolve_model_path(str(cfg.model.name_or_path), cfg.cache_dir)
     tokenizer = load_tokenizer(path, cfg.model.revision)
     model = load_base(cfg, path, runtime)

@@ -60,6 +60,7 @@ def prepare(methods: list[str], steps: int, extra: list[str], out: Path) -> None
         cfg = compose(_overrides(name, steps, extra))
         cfg.output_dir = str(out / "prep" / name)
         runtime = resolve_runtime(cfg.device, cfg.precision)
+        runtime.activate()
         validated = validate(cfg, runtime)
         # The harness's own setup: tokenizer, prompts, base model, and the method's dataset (building
         # the offline data into the cache here, so neither timed side pays for it).
