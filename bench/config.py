@@ -212,6 +212,23 @@ def build_trainer_config(config_class: type, kwargs: dict, method: str):
         raise BenchError(f"method={method}: {config_class.__name__} rejected the settings: {err}") from err
 
 
+def unmeasured(kwargs: dict, method: str) -> None:
+    """Refuse TRL settings that move a run's work where the harness cannot measure it: into another
+    process, whose memory and time no record of this run would hold."""
+    if kwargs.get("use_vllm") and kwargs.get("vllm_mode", "colocate") == "server":
+        raise BenchError(
+            f"method={method}: use_vllm with vllm_mode=server generates in a separate `trl vllm-serve` process, "
+            "whose memory and time this run cannot measure, unlike the other methods'. Use "
+            "method.args.vllm_mode=colocate (vLLM inside the run), or leave use_vllm off."
+        )
+    if int(kwargs.get("dataloader_num_workers") or 0) > 0:
+        raise BenchError(
+            f"method={method}: dataloader_num_workers={kwargs['dataloader_num_workers']} loads data in worker "
+            "processes, whose memory and time this run does not measure. Leave it at 0 (the batches here are "
+            "token ids already in memory)."
+        )
+
+
 @dataclass
 class Validated:
     """What validation learned without loading weights; the recipe reuses it."""
@@ -314,7 +331,9 @@ def validate(cfg: DictConfig, runtime: Runtime) -> Validated:
             "on the quantized base (QLoRA)."
         )
     audit = audit_config(cfg)  # peft's own wrap on the meta device: a bad target fails here, in seconds
-    args = build_trainer_config(method.config_class, trainer_kwargs(cfg, runtime, method), cfg.method.name)
+    kwargs = trainer_kwargs(cfg, runtime, method)
+    unmeasured(kwargs, cfg.method.name)
+    args = build_trainer_config(method.config_class, kwargs, cfg.method.name)
     if method.check is not None:
         try:
             method.check(args)

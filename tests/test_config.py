@@ -180,6 +180,8 @@ def test_method_yaml_without_adapter_is_explained(compose, tmp_path):
         ("eval.path=fused", "merged .* or adapter"),
         ("init_from=/no/such/run", "names no run folder"),
         ("method=ppo,method.reward=model,quant=nf4", "reward model does not work on a quantized base"),
+        ("method=grpo,++method.args.use_vllm=true,++method.args.vllm_mode=server", "separate `trl vllm-serve`"),
+        ("train.args.dataloader_num_workers=2", "worker processes, whose memory and time"),
     ],
 )
 def test_bad_input_fails_fast_and_leaves_earlier_results_alone(compose, tmp_path, override, message):
