@@ -68,6 +68,12 @@ class ReportCallback(Callback):
 
 def count_jobs(config: DictConfig) -> int | None:
     """How many jobs the basic sweeper will launch: its own expansion of the sweep's overrides."""
+    jobs = sweep_jobs(config)
+    return None if jobs is None else len(jobs)
+
+
+def sweep_jobs(config: DictConfig) -> list[list[str]] | None:
+    """The overrides of every job the basic sweeper will launch (None for another sweeper's syntax)."""
     try:
         from hydra._internal.config_loader_impl import ConfigLoaderImpl
         from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
@@ -81,9 +87,33 @@ def count_jobs(config: DictConfig) -> int | None:
         overrides = OverridesParser.create(config_loader=loader).parse_overrides(
             params + list(config.hydra.overrides.task)
         )
-        return sum(len(batch) for batch in BasicSweeper.split_arguments(overrides, None))
+        return [job for batch in BasicSweeper.split_arguments(overrides, None) for job in batch]
     except Exception:  # noqa: BLE001  (another sweeper's syntax: progress goes on without a total)
         return None
+
+
+def unavailable_methods(jobs: list[list[str]]) -> dict[str, str]:
+    """The sweep's methods that the installed TRL lacks: name -> why (its adapter's paragraph)."""
+    from omegaconf import OmegaConf
+
+    import methods
+    from bench.config import CONF_DIR
+
+    out = {}
+    for name in sorted({o.split("=", 1)[1] for job in jobs for o in job if o.startswith("method=")}):
+        try:  # the method's YAML alone (Hydra is composing the sweep itself): a variant names its adapter
+            adapter = OmegaConf.load(CONF_DIR / "method" / f"{name}.yaml").get("adapter") or name
+            why = methods.get(adapter).unavailable()
+        except Exception:  # noqa: BLE001  (an unknown name: its job's validation says so)
+            continue
+        if why is not None:
+            out[name] = why
+    return out
+
+
+def methods_need(why: str) -> str:
+    """'needs TRL 1.12 (...)' out of an adapter's unavailable() paragraph."""
+    return why.split("It needs ", 1)[-1].split(": the default lock", 1)[0]
 
 
 class ProgressCallback(Callback):
@@ -93,7 +123,15 @@ class ProgressCallback(Callback):
     total: int | None = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        ProgressCallback.total = count_jobs(config)
+        jobs = sweep_jobs(config)
+        skipped = unavailable_methods(jobs or [])
+        ProgressCallback.total = None if jobs is None else len(jobs)
+        if skipped:  # said once for the sweep; the jobs return without a record (bench.__main__)
+            from importlib.metadata import version
+
+            needs = "; ".join(sorted({methods_need(why) for why in skipped.values()}))
+            log.warning("skipping %s: the installed TRL %s lacks their trainers (%s). The default lock has "
+                        "them: `make setup`, constraints.txt.", ", ".join(skipped), version("trl"), needs)
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         job = config.hydra.job

@@ -256,6 +256,9 @@ def validate(cfg: DictConfig, runtime: Runtime) -> Validated:
             "variant of a registered one with `adapter:`"
         )
         raise BenchError(f"{err.args[0]} {fix} (see README, 'Adding a method').") from err
+    why = method.unavailable()
+    if why is not None:
+        raise BenchError(why)
     if cfg.task.name not in TASKS.names():
         raise BenchError(
             f"{TASKS.unknown(cfg.task.name)} conf/task/ names it, so add its file in bench/tasks/ "

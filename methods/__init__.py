@@ -4,12 +4,20 @@ A method is a `conf/method/<name>.yaml`. One that trains with a new TRL trainer 
 file here (an `@register(...)`-decorated builder). A variant of an existing one (DAPO of GRPO, IPO of
 DPO: the same trainer, another objective) is the YAML alone: it names the adapter it reuses with
 `adapter:` and sets its own `args`.
+
+Importing this package never imports a trainer: an adapter names its TRL config class as
+"module:Class" and imports its trainer inside `build`. So every method stays registered whatever TRL is
+installed, and one that the installed TRL lacks (PPO after 1.12) fails at validation with the version it
+needs, instead of breaking every other method's import.
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib.metadata import version
 
 from bench.registry import Registry
 from methods.base import DATA_KINDS, RunContext
@@ -20,7 +28,7 @@ __all__ = ["Method", "RunContext", "register", "get", "names", "adapter_name"]
 @dataclass(frozen=True)
 class Method:
     name: str
-    config_class: type  # the TRL config dataclass that `method.args` are passed into
+    config: str  # "module:Class" of the TRL config dataclass that `method.args` are passed into
     data: str  # which dataset the harness prepares: one of DATA_KINDS
     build: Callable[[RunContext], object]  # RunContext -> a TRL trainer, ready to .train()
     policy: Callable[[object], object]  # trainer -> the policy it trains (saved, counted)
@@ -31,6 +39,28 @@ class Method:
     # they take (temperature, top_p, max_new_tokens). The harness fills them from `sampling:` unless
     # the method's YAML sets them itself. Empty: the method does not sample while training.
     sampling: dict[str, str] = field(default_factory=dict)
+    # Where the installed TRL may lack the trainer: the TRL it needs and the lock that has it (README).
+    needs: str = ""
+
+    @property
+    def config_class(self) -> type:
+        module, name = self.config.split(":")
+        return getattr(importlib.import_module(module), name)
+
+    def unavailable(self) -> str | None:
+        """Why the installed TRL cannot run this method, in one paragraph; None when it can."""
+        module = self.config.split(":")[0]
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ModuleNotFoundError:  # a parent package is gone too
+            found = False
+        if found:
+            return None
+        return (
+            f"method={self.name} needs {module}, which the installed TRL {version('trl')} lacks. "
+            f"It needs {self.needs or 'another TRL'}: the default lock has it (`make setup`, constraints.txt); "
+            "the current lock (`make setup LOCK=current`) runs every other method."
+        )
 
 
 REGISTRY: Registry[Method] = Registry("method adapter", __name__, skip=("base",))
@@ -43,21 +73,24 @@ def _trainer_model(trainer):
 def register(
     name: str,
     *,
-    config: type,
+    config: str,
     data: str,
     policy: Callable[[object], object] = _trainer_model,
     check: Callable[[object], None] | None = None,
     sampling: dict[str, str] | None = None,
+    needs: str = "",
 ):
-    """Register `build(ctx) -> trainer` as method `name`, trained with TRL config class `config`.
+    """Register `build(ctx) -> trainer` as method `name`, trained with TRL config class `config`
+    ("module:Class", imported at validation); `build` imports its trainer itself.
 
     `policy(trainer)` returns the model being trained; most TRL trainers keep it as `.model`.
     `check(args)` repeats what the trainer would reject later, so it fails at validation.
     `sampling` maps the shared sampling settings onto the config's own field names (see Method).
+    `needs` names the TRL that has the trainer, where some supported TRL lacks it ("TRL 1.12").
     """
     if data not in DATA_KINDS:
         raise ValueError(f"method {name!r}: data={data!r} is not one of {DATA_KINDS}")
-    return REGISTRY.decorator(name, lambda build: Method(name, config, data, build, policy, check, dict(sampling or {})))
+    return REGISTRY.decorator(name, lambda build: Method(name, config, data, build, policy, check, dict(sampling or {}), needs))
 
 
 def names() -> list[str]:

@@ -4,11 +4,11 @@ ratio correction needs a prompt embedding model; without one (as here) BCO is it
 
 from __future__ import annotations
 
-from trl.experimental.bco import BCOConfig, BCOTrainer
-
 from methods import RunContext, register
 
 
-@register("bco", config=BCOConfig, data="unpaired")
-def build(ctx: RunContext) -> BCOTrainer:
+@register("bco", config="trl.experimental.bco:BCOConfig", data="unpaired", needs="TRL 1.12 (1.13 removed trl.experimental.bco; BCO remains as DPO's loss_type bco_pair)")
+def build(ctx: RunContext):
+    from trl.experimental.bco import BCOTrainer
+
     return BCOTrainer(**ctx.trainer_kwargs())

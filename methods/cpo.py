@@ -4,11 +4,11 @@ chosen answer (Xu et al., arXiv:2401.08417). SimPO is this trainer with its `sim
 
 from __future__ import annotations
 
-from trl.experimental.cpo import CPOConfig, CPOTrainer
-
 from methods import RunContext, register
 
 
-@register("cpo", config=CPOConfig, data="preference")
-def build(ctx: RunContext) -> CPOTrainer:
+@register("cpo", config="trl.experimental.cpo:CPOConfig", data="preference")
+def build(ctx: RunContext):
+    from trl.experimental.cpo import CPOTrainer
+
     return CPOTrainer(**ctx.trainer_kwargs())

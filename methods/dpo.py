@@ -5,8 +5,6 @@ The reference model is the base itself, reached by disabling the LoRA adapter: n
 
 from __future__ import annotations
 
-from trl import DPOConfig, DPOTrainer
-
 from methods import RunContext, register
 
 # The loss types whose formula reads `label_smoothing` in TRL 1.12 (trl/trainer/dpo_trainer.py); its
@@ -14,7 +12,7 @@ from methods import RunContext, register
 SMOOTHED = {"robust", "exo_pair", "aot", "aot_unpaired"}
 
 
-def check(args: DPOConfig) -> None:
+def check(args) -> None:
     """Refuse a setting the trainer would ignore without a word."""
     if args.label_smoothing and not SMOOTHED & set(args.loss_type):
         raise ValueError(
@@ -24,6 +22,8 @@ def check(args: DPOConfig) -> None:
         )
 
 
-@register("dpo", config=DPOConfig, data="preference", check=check)
-def build(ctx: RunContext) -> DPOTrainer:
+@register("dpo", config="trl:DPOConfig", data="preference", check=check)
+def build(ctx: RunContext):
+    from trl import DPOTrainer
+
     return DPOTrainer(**ctx.trainer_kwargs())

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from trl import GRPOConfig, GRPOTrainer
-
 from methods import RunContext, register
 
 # Shared sampling settings -> this config's fields (the harness fills them from `sampling:`).
 SAMPLING = {"temperature": "temperature", "top_p": "top_p", "max_new_tokens": "max_completion_length"}
 
 
-@register("grpo", config=GRPOConfig, data="prompts", sampling=SAMPLING)
-def build(ctx: RunContext) -> GRPOTrainer:
+@register("grpo", config="trl:GRPOConfig", data="prompts", sampling=SAMPLING)
+def build(ctx: RunContext):
+    from trl import GRPOTrainer
+
     # GRPO logs each reward separately and optimises their weighted sum: give it the task's weights
     # so its objective is the same scalar that scores every other method's data.
     ctx.args.reward_weights = ctx.reward_weights

@@ -6,12 +6,10 @@ both labels through the data, because KTO reads its dataset in order (it needs b
 
 from __future__ import annotations
 
-from trl import KTOConfig, KTOTrainer
-
 from methods import RunContext, register
 
 
-def check(args: KTOConfig) -> None:
+def check(args) -> None:
     """KTOTrainer's own checks (trl/trainer/kto_trainer.py), which its config class does not make."""
     if args.loss_type not in ("apo_zero_unpaired",) and args.per_device_train_batch_size <= 1:
         raise ValueError(
@@ -20,6 +18,8 @@ def check(args: KTOConfig) -> None:
         )
 
 
-@register("kto", config=KTOConfig, data="unpaired", check=check)
-def build(ctx: RunContext) -> KTOTrainer:
+@register("kto", config="trl:KTOConfig", data="unpaired", check=check)
+def build(ctx: RunContext):
+    from trl import KTOTrainer
+
     return KTOTrainer(**ctx.trainer_kwargs())

@@ -5,15 +5,15 @@ that pair. The reference is the base (adapter disabled), as for DPO."""
 
 from __future__ import annotations
 
-from trl.experimental.online_dpo import OnlineDPOConfig, OnlineDPOTrainer
-
 from methods import RunContext, register
 
 SAMPLING = {"temperature": "temperature", "top_p": "top_p", "max_new_tokens": "max_new_tokens"}
 
 
-@register("online_dpo", config=OnlineDPOConfig, data="prompts", sampling=SAMPLING)
-def build(ctx: RunContext) -> OnlineDPOTrainer:
+@register("online_dpo", config="trl.experimental.online_dpo:OnlineDPOConfig", data="prompts", sampling=SAMPLING)
+def build(ctx: RunContext):
+    from trl.experimental.online_dpo import OnlineDPOTrainer
+
     # The same scalar that scores every other method's data: the task's rewards, weighted.
     ctx.args.reward_weights = ctx.reward_weights
     return OnlineDPOTrainer(reward_funcs=ctx.reward_funcs, **ctx.trainer_kwargs())

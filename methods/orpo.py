@@ -3,11 +3,11 @@ the rejected one, in one loss; no reference model at all."""
 
 from __future__ import annotations
 
-from trl.experimental.orpo import ORPOConfig, ORPOTrainer
-
 from methods import RunContext, register
 
 
-@register("orpo", config=ORPOConfig, data="preference")
-def build(ctx: RunContext) -> ORPOTrainer:
+@register("orpo", config="trl.experimental.orpo:ORPOConfig", data="preference")
+def build(ctx: RunContext):
+    from trl.experimental.orpo import ORPOTrainer
+
     return ORPOTrainer(**ctx.trainer_kwargs())

@@ -8,9 +8,6 @@ base (plus its score head) in the shared fine-tuning mode: with peft=none a full
 
 from __future__ import annotations
 
-from trl import RewardConfig, RewardTrainer
-from trl.experimental.ppo import PPOConfig, PPOTrainer
-
 from bench.tasks.reward_model import RuleRewardModel
 from methods import RunContext, register
 
@@ -34,6 +31,8 @@ _SHARED = (
 
 def train_reward_model(ctx: RunContext):
     """RLHF step one: a LoRA reward model on the preference pairs, merged for fast scoring."""
+    from trl import RewardConfig, RewardTrainer
+
     tokenizer, pairs = ctx.tokenizer, ctx.data("preference")
     # Plain text with the chat-formatted prompt: the trainer appends EOS, so the reward is read at the
     # same end-of-turn token where PPO reads it.
@@ -69,9 +68,12 @@ SAMPLING = {"temperature": "temperature", "max_new_tokens": "response_length"}
 
 
 @register(
-    "ppo", config=PPOConfig, data="prompt_ids", policy=lambda trainer: trainer.model.policy, sampling=SAMPLING
+    "ppo", config="trl.experimental.ppo:PPOConfig", data="prompt_ids", policy=lambda trainer: trainer.model.policy,
+    sampling=SAMPLING, needs="TRL 1.12 (1.13 removed PPO, trl#7020)",
 )
-def build(ctx: RunContext) -> PPOTrainer:
+def build(ctx: RunContext):
+    from trl.experimental.ppo import PPOTrainer
+
     reward = ctx.method_cfg.get("reward", "rule")
     ctx.extra["reward"] = reward
     if reward == "rule":

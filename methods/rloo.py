@@ -6,15 +6,15 @@ each completion is the mean reward of the other completions of its prompt.
 
 from __future__ import annotations
 
-from trl import RLOOConfig, RLOOTrainer
-
 from methods import RunContext, register
 
 # Shared sampling settings -> this config's fields (the harness fills them from `sampling:`).
 SAMPLING = {"temperature": "temperature", "top_p": "top_p", "max_new_tokens": "max_completion_length"}
 
 
-@register("rloo", config=RLOOConfig, data="prompts", sampling=SAMPLING)
-def build(ctx: RunContext) -> RLOOTrainer:
+@register("rloo", config="trl:RLOOConfig", data="prompts", sampling=SAMPLING)
+def build(ctx: RunContext):
+    from trl import RLOOTrainer
+
     ctx.args.reward_weights = ctx.reward_weights  # the same weighted scalar every method optimises
     return RLOOTrainer(reward_funcs=ctx.reward_funcs, **ctx.trainer_kwargs())

@@ -6,11 +6,11 @@ The loss covers the completion only (TRL's default for prompt/completion data).
 
 from __future__ import annotations
 
-from trl import SFTConfig, SFTTrainer
-
 from methods import RunContext, register
 
 
-@register("sft", config=SFTConfig, data="gold")
-def build(ctx: RunContext) -> SFTTrainer:
+@register("sft", config="trl:SFTConfig", data="gold")
+def build(ctx: RunContext):
+    from trl import SFTTrainer
+
     return SFTTrainer(**ctx.trainer_kwargs())
