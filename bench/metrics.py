@@ -140,7 +140,7 @@ class MemorySampler:
         else:
             self._cpu.reset()
 
-    def switch(self, activity: str) -> None:
+    def switch(self, activity: str, reset: bool = True) -> None:
         """Close the current activity's exact peak and start the next one's."""
         if self.device == "cuda":
             peak = (torch.cuda.max_memory_allocated(self._index), torch.cuda.max_memory_reserved(self._index))
@@ -151,7 +151,8 @@ class MemorySampler:
             kept = self._peaks.get(self._now, (0, 0))
             self._peaks[self._now] = (max(kept[0], peak[0]), max(kept[1], peak[1]))
         self._now = activity
-        self._reset_peak()
+        if reset:
+            self._reset_peak()
 
     def __enter__(self) -> MemorySampler:
         # Start from live memory only: what earlier steps (model load, building the offline data)
@@ -169,7 +170,9 @@ class MemorySampler:
         _SAMPLING.remove(self)
         self.activity.append(ACTIVITY["now"])
         self.samples.append(self._read())
-        self.switch(ACTIVITY["now"])
+        # No reset as the phase ends: the kernel's mark is also what the process's maximum RSS reports at exit
+        # (getrusage, /usr/bin/time), so it is reset only where a phase or activity starts.
+        self.switch(ACTIVITY["now"], reset=False)
         self._closed = True
 
     @property
