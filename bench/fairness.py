@@ -219,6 +219,8 @@ def _row_settings(record: dict) -> dict:
         if k not in PER_RUN_FIELDS and k not in INERT_FIELDS and (vllm or not k.startswith("vllm_"))
     }
     settings.update({k: record[k] for k in FACTS if record.get(k) is not None})
+    # Package versions: no method declares them, so rows on another TRL (or torch, peft...) differ undeclared.
+    settings.update({k: v for k, v in record.items() if k.startswith("versions/") and v is not None})
     return settings
 
 

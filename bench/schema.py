@@ -15,7 +15,9 @@ GiB = 2**30
 # What identifies a configuration: runs that differ only in their seed are aggregated into one row.
 # `overrides` are the sweep's other axes (a learning-rate grid); `eval/split` keeps validation and test
 # scores apart.
-GROUP_KEYS = ("method", "model", "weights", "task", "quant", "peft/mode", "peft/r", "overrides", "eval/split")
+# versions/trl: a table never mixes TRL 1.12 and 1.16 runs in one row, and says which TRL it ran.
+GROUP_KEYS = ("method", "model", "weights", "task", "quant", "peft/mode", "peft/r", "overrides", "eval/split",
+              "versions/trl")
 
 # The parts of the training peak; they sum to sys/peak_mem_bytes. The first is optional: on CPU, the
 # process's own footprint before any model loads (Python, torch, libraries), counted apart from "other".
