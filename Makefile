@@ -1,5 +1,8 @@
-# Every target sets up .venv first (idempotent: free when nothing changed).
-PY := .venv/bin/python
+# Every target sets up its environment first (idempotent: free when nothing changed). LOCK=current: TRL 1.16
+# and the newest of the rest (constraints-current.txt, .venv-current); the default lock has TRL 1.12 and PPO.
+LOCK ?= default
+VENV := $(if $(filter current,$(LOCK)),.venv-current,.venv)
+PY := $(VENV)/bin/python
 # Every registered method (conf/method/*.yaml); or e.g. make bench METHODS=grpo,dpo
 METHODS := glob(*)
 ARGS ?=
@@ -9,7 +12,7 @@ SWEEP := results/sweeps/$(shell date +%Y-%m-%d_%H-%M-%S)
 .PHONY: setup bench smoke test test-fast lint report params
 
 setup:
-	@bash scripts/setup.sh
+	@LOCK=$(LOCK) bash scripts/setup.sh
 
 # The sweep writes its report (summary.md/csv/json, plots, W&B table) and prints the table at its end.
 bench: setup  ## the main job: every method on the embedded default model; then the table
@@ -76,4 +79,8 @@ claims: setup  ## every claim's sweep, then each claim's verdict (a table and a 
 
 .PHONY: gpu-check
 gpu-check: setup  ## every CUDA path at smoke size on one GPU, random weights, one table (results/gpu-check/<gpu>/; ~8 min); without a GPU: validates and says so
-	bash scripts/gpu-check.sh $(ARGS)
+	PY=$(PY) bash scripts/gpu-check.sh $(ARGS)
+
+.PHONY: gpu-rehearsal
+gpu-rehearsal: setup  ## gpu-check's runs on this CPU in bf16 on the tiny model (outputs/gpu-check-rehearsal/; ~3 min on 2 cores)
+	PY=$(PY) bash scripts/gpu-check.sh --rehearse $(ARGS)
