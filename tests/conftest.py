@@ -57,3 +57,34 @@ def gsm8k_dir() -> Path:
             f"GSM8K jsonl files not found in {GSM8K_DIR}; set RFT_BENCH_GSM8K_DIR (CI: ../shared/data/gsm8k)"
         )
     return GSM8K_DIR
+
+
+# ---- methods the installed TRL has ----------------------------------------------------------------------
+# The suite runs on either lock: on TRL 1.16 (LOCK=current) the tests of PPO and BCO are skipped, saying why.
+
+
+def adapter_of(name: str) -> str:
+    """The adapter a conf/method/<name>.yaml trains with (a variant names it)."""
+    return yaml.safe_load((REPO / "conf" / "method" / f"{name}.yaml").read_text()).get("adapter") or name
+
+
+def unavailable(name: str) -> str | None:
+    import methods
+
+    return methods.get(adapter_of(name)).unavailable()
+
+
+def on_this_trl(names) -> list[str]:
+    """The methods among `names` that the installed TRL can train."""
+    return [n for n in names if unavailable(n) is None]
+
+
+def needs(*names: str):
+    """Skip a test of these methods where the installed TRL lacks one of them."""
+    why = next((w for n in names if (w := unavailable(n)) is not None), None)
+    return pytest.mark.skipif(why is not None, reason=why or "")
+
+
+def method_params(names) -> list:
+    """`names` as parameters, each skipped where the installed TRL lacks it."""
+    return [pytest.param(n, marks=needs(n)) for n in names]

@@ -15,6 +15,7 @@ from bench import BenchError
 from bench.config import CONF_DIR, config_hash, validate
 from bench.models import resolve_runtime
 from bench.run import run
+from tests.conftest import method_params, needs, unavailable
 
 CPU = resolve_runtime("cpu", "auto")
 YAML_METHODS = sorted(p.stem for p in (CONF_DIR / "method").glob("*.yaml"))
@@ -43,7 +44,7 @@ def test_registry_and_method_configs_match():
         assert own.get("args"), f"{name}: a variant is its own args"
 
 
-@pytest.mark.parametrize("name", VARIANTS)
+@pytest.mark.parametrize("name", method_params(VARIANTS))
 def test_each_variant_trains_its_own_objective(compose, name, tmp_path):
     """Every arg the variant's YAML sets reaches the TRL config of its adapter; the rest is the parent's."""
     own = _own(name)
@@ -97,7 +98,7 @@ def test_every_peft_field_comes_from_the_command_line(compose, tmp_path):
     assert validate(compose("peft=dora", output_dir=tmp_path), CPU).audit.mode == "dora"
 
 
-@pytest.mark.parametrize("name", YAML_METHODS)
+@pytest.mark.parametrize("name", method_params(YAML_METHODS))
 @pytest.mark.parametrize("debug", [None, "smoke"])
 def test_every_method_args_build_its_trl_config(compose, name, debug, tmp_path):
     # The tiny model's shapes (validation wraps them on the meta device): the subject is the method's args.
@@ -179,7 +180,8 @@ def test_method_yaml_without_adapter_is_explained(compose, tmp_path):
         ("train.rollout=vllm", "trl .* or merged"),
         ("eval.path=fused", "merged .* or adapter"),
         ("init_from=/no/such/run", "names no run folder"),
-        ("method=ppo,method.reward=model,quant=nf4", "reward model does not work on a quantized base"),
+        pytest.param("method=ppo,method.reward=model,quant=nf4", "reward model does not work on a quantized base",
+                     marks=needs("ppo")),
         ("method=grpo,++method.args.use_vllm=true,++method.args.vllm_mode=server", "separate `trl vllm-serve`"),
         ("train.args.dataloader_num_workers=2", "worker processes, whose memory and time"),
     ],
@@ -243,5 +245,7 @@ def test_every_experiment_composes_and_validates(compose, name, tmp_path):
             assert order.index(first) < order.index(cfg.method.name), (first, order)
             assert list(grid)[0] == "seed"  # seed by seed: each second stage finds its own first stage done
             cfg.init_from = None  # not run here: the rest of the job must validate
+        if unavailable(cfg.method.name) is not None:  # PPO on TRL 1.16: refused (tests/test_trl_versions.py)
+            continue
         checked = validate(cfg, CPU)
         assert isinstance(checked.trainer_config, checked.method.config_class), job

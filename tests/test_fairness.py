@@ -8,6 +8,7 @@ import pytest
 import methods
 from bench import BenchError, fairness
 from bench.config import CONF_DIR
+from tests.conftest import method_params
 
 METHODS = methods.names()
 
@@ -82,7 +83,7 @@ def test_declared_reads_yaml_args_tuned_keys_and_sweep_overrides():
     assert "seed" not in names
 
 
-@pytest.mark.parametrize("name", sorted(p.stem for p in (CONF_DIR / "method").glob("*.yaml")))
+@pytest.mark.parametrize("name", method_params(sorted(p.stem for p in (CONF_DIR / "method").glob("*.yaml"))))
 def test_every_method_gets_the_shared_dropout_and_sampling_settings(compose, name):
     """Built exactly as validation builds it: the TRL config each trainer will receive (variants too)."""
     from bench.config import validate
