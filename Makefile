@@ -77,6 +77,24 @@ claims: setup  ## every claim's sweep, then each claim's verdict (a table and a 
 	done
 	$(PY) -m bench.claims $(CLAIMS_DIR)
 
+# TRL 1.12 against 1.16 at the headline's tuned settings, one seed, both locks, one report with a row per
+# method and TRL (bench.report groups rows by versions/trl). DPO, KTO and ORPO run in full (minutes on a
+# CPU); GRPO runs GRPO_STEPS of its 64 steps (all 64 take ~45 minutes per lock on 2 cores; GRPO_STEPS=-1).
+# Both locks share the cache, so the offline data and the base scores are the same bytes on both sides.
+GRPO_STEPS ?= 8
+TRL_DIFF := results/trl-diff/$(shell date +%Y-%m-%d_%H-%M-%S)
+.PHONY: trl-diff
+trl-diff:  ## PPO-less headline on TRL 1.12 and 1.16: memory parts, step time, tokens/s, accuracy (~35 min on 2 cores)
+	@for lock in default current; do \
+		$(MAKE) --no-print-directory setup LOCK=$$lock || exit 1; \
+		py=$$([ $$lock = current ] && echo .venv-current || echo .venv)/bin/python; \
+		$$py -m bench -m experiment=tuned 'method=dpo,kto,orpo' seed=0 hydra.sweep.dir=$(TRL_DIFF)/$$lock-offline $(ARGS) || exit 1; \
+		$$py -m bench -m experiment=tuned method=grpo seed=0 train.args.max_steps=$(GRPO_STEPS) \
+			hydra.sweep.dir=$(TRL_DIFF)/$$lock-grpo $(ARGS) || exit 1; \
+	done
+	.venv/bin/python -m bench.report $(TRL_DIFF)/default-offline $(TRL_DIFF)/default-grpo \
+		$(TRL_DIFF)/current-offline $(TRL_DIFF)/current-grpo --out $(TRL_DIFF)
+
 .PHONY: gpu-check
 gpu-check: setup  ## every CUDA path at smoke size on one GPU, random weights, one table (results/gpu-check/<gpu>/; ~8 min); without a GPU: validates and says so
 	PY=$(PY) bash scripts/gpu-check.sh $(ARGS)
