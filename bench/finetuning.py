@@ -106,15 +106,27 @@ def settle_dtypes(model, run_dtype) -> dict[str, str]:
 
 
 def _compute_in_fp32(module, run_dtype) -> None:
-    """Inputs cast to the module's fp32 weights, its output to the run's dtype (once per module)."""
+    """Inputs (positional and keyword, nested too) cast to the module's fp32 weights, its outputs (a tensor,
+    a tuple, a ModelOutput) to the run's dtype; once per module."""
     import torch
+    from torch.utils._pytree import tree_map
 
     if getattr(module, "_bench_fp32", False):
         return
     module._bench_fp32 = True
 
-    def cast(value, dtype):
-        return value.to(dtype) if isinstance(value, torch.Tensor) and value.is_floating_point() else value
+    def to(dtype):
+        return lambda v: v.to(dtype) if isinstance(v, torch.Tensor) and v.is_floating_point() else v
 
-    module.register_forward_pre_hook(lambda m, args: tuple(cast(a, torch.float32) for a in args))
-    module.register_forward_hook(lambda m, args, out: cast(out, run_dtype))
+    def inputs(m, args, kwargs):
+        return tree_map(to(torch.float32), args), tree_map(to(torch.float32), kwargs)
+
+    def outputs(m, args, out):
+        if hasattr(out, "keys") and hasattr(out, "__setitem__"):  # a ModelOutput: cast its fields in place
+            for key in list(out.keys()):
+                out[key] = tree_map(to(run_dtype), out[key])
+            return out
+        return tree_map(to(run_dtype), out)
+
+    module.register_forward_pre_hook(inputs, with_kwargs=True)
+    module.register_forward_hook(outputs)
