@@ -137,28 +137,37 @@ def _cached(kind: str, key: dict, measure, cache_dir: str | Path) -> float:
 
 # Vendors' dense peaks (TFLOP/s, no sparsity) beside the measured one, so an MFU can be read against the
 # figure papers quote. bf16 and fp16 are tensor-core rates; fp32 is the CUDA-core rate, as torch computes
-# fp32 matmuls without TF32 by default. From the datasheets: H100 SXM5 and H200 (same compute), H100 PCIe,
-# A100 (SXM4 and PCIe), L40S, L4, A10, RTX 4090 and 3090 (fp32 accumulate), V100 (SXM2) and T4 (fp16 only).
-# First match of the pattern in torch's device name wins; a GPU not listed has no spec MFU.
+# fp32 matmuls without TF32 by default. From the datasheets: GH200, H200 and H100 (SXM5; NVL and PCIe apart),
+# A100, L40S, L40, L4, A10, RTX 4090 and 3090 (fp32 accumulate), V100 (SXM2, PCIe) and T4 (fp16 only).
+# The first pattern found in torch's device name wins, matched as a whole word (an A10G is not an A10,
+# an RTX A1000 not an A100); a GPU not listed, or a MIG slice of one, has no spec MFU.
 SPEC_TFLOPS = (  # (name pattern, {precision: TFLOP/s})
-    ("H200", {"bf16": 989.4, "fp16": 989.4, "fp32": 66.9}),
-    ("H100 PCIe", {"bf16": 756.5, "fp16": 756.5, "fp32": 51.2}),
-    ("H100", {"bf16": 989.4, "fp16": 989.4, "fp32": 66.9}),
-    ("A100", {"bf16": 312.0, "fp16": 312.0, "fp32": 19.5}),
-    ("L40S", {"bf16": 362.05, "fp16": 362.05, "fp32": 91.6}),
-    ("L4", {"bf16": 121.0, "fp16": 121.0, "fp32": 30.3}),
-    ("A10", {"bf16": 125.0, "fp16": 125.0, "fp32": 31.2}),
-    ("RTX 4090", {"bf16": 165.2, "fp16": 165.2, "fp32": 82.6}),
-    ("RTX 3090", {"bf16": 71.0, "fp16": 71.0, "fp32": 35.6}),
-    ("V100", {"fp16": 125.0, "fp32": 15.7}),
-    ("T4", {"fp16": 65.0, "fp32": 8.1}),
+    (r"H[12]00 NVL", {"bf16": 835.5, "fp16": 835.5, "fp32": 60.0}),
+    (r"GH200", {"bf16": 989.4, "fp16": 989.4, "fp32": 66.9}),
+    (r"H200", {"bf16": 989.4, "fp16": 989.4, "fp32": 66.9}),
+    (r"H100 PCIe", {"bf16": 756.5, "fp16": 756.5, "fp32": 51.2}),
+    (r"H100", {"bf16": 989.4, "fp16": 989.4, "fp32": 66.9}),
+    (r"A100", {"bf16": 312.0, "fp16": 312.0, "fp32": 19.5}),
+    (r"L40S", {"bf16": 362.05, "fp16": 362.05, "fp32": 91.6}),
+    (r"L40", {"bf16": 181.05, "fp16": 181.05, "fp32": 90.5}),
+    (r"L4", {"bf16": 121.0, "fp16": 121.0, "fp32": 30.3}),
+    (r"A10", {"bf16": 125.0, "fp16": 125.0, "fp32": 31.2}),
+    (r"RTX 4090", {"bf16": 165.2, "fp16": 165.2, "fp32": 82.6}),
+    (r"RTX 3090", {"bf16": 71.0, "fp16": 71.0, "fp32": 35.6}),
+    (r"V100-SXM2", {"fp16": 125.0, "fp32": 15.7}),
+    (r"V100-PCIE", {"fp16": 112.0, "fp32": 14.0}),
+    (r"T4", {"fp16": 65.0, "fp32": 8.1}),
 )
 
 
 def spec_flops(device_name: str | None, precision: str) -> float | None:
     """The vendor's dense peak FLOP/s of a GPU (by its torch name) in a precision; None if not listed."""
+    import re
+
+    if not device_name or "MIG" in device_name:  # a slice: a fraction of the card's peak
+        return None
     for pattern, peaks in SPEC_TFLOPS:
-        if device_name and pattern in device_name:
+        if re.search(rf"(?<![A-Za-z0-9]){pattern}(?![A-Za-z0-9])", device_name):
             return peaks[precision] * 1e12 if precision in peaks else None
     return None
 
