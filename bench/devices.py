@@ -117,15 +117,16 @@ def one_gpu_per_run(gpus_visible: int, index: int | None, launched: bool) -> Non
         )
 
 
-def gpu_key(kind: str, index: int | None) -> str | None:
-    """What names a physical GPU across processes and nodes (its UUID; CUDA_VISIBLE_DEVICES renumbers
-    indices per process); None on CPU."""
+def gpu_key(kind: str, index: int | None, visible: str | None = None) -> str | None:
+    """What names a physical GPU across the processes of one machine, without a CUDA call (a job waiting
+    for its turn must not hold a CUDA context): the host and the GPU as CUDA_VISIBLE_DEVICES names it
+    (an index or a UUID), since it renumbers the GPUs each process sees. None on CPU."""
     if kind != "cuda":
         return None
-    import torch
-
-    props = torch.cuda.get_device_properties(index)
-    return f"gpu-{getattr(props, 'uuid', None) or f'{os.uname().nodename}-{props.pci_bus_id}'}"
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES") if visible is None else visible
+    names = [v.strip() for v in visible.split(",")] if visible else []
+    physical = names[index or 0] if index is not None and index < len(names) else str(index or 0)
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", f"gpu-{os.uname().nodename}-{physical}")
 
 
 @contextmanager
@@ -133,7 +134,9 @@ def turn(key: str | None, lock_dir: Path) -> Iterator[dict]:
     """Hold the GPU named `key` for one run's training and scoring; another run on it waits its turn.
     A local sweep (hydra/launcher=local: submitit starts every job at once, each seeing GPU 0) would
     otherwise time and measure every run against the others. Yields {"waited_s": ...}, the wait, which
-    the run's times leave out. Released by the OS if the process dies (filelock's flock). No-op on CPU."""
+    the run's times leave out. Released by the OS if the process dies (filelock's flock). No-op on CPU
+    (key None). Data-parallel jobs do not take turns: ranks locking their GPUs one by one could each
+    hold one that the other job needs."""
     if key is None:
         yield {"waited_s": 0.0}
         return

@@ -381,12 +381,16 @@ def _train_and_evaluate(cfg: DictConfig, out: Path, record: dict) -> dict:
 
     runtime = resolve_runtime(cfg.device, cfg.precision)
     validated = validate(cfg, runtime)  # cheap: fails before any model loads
-    runtime.activate()
-    result = {**records.system_info(runtime.device, runtime.index), "sys/precision": runtime.precision}
-    result.update(validated.audit.as_metrics())
-    gpu = devices.gpu_key(runtime.device, runtime.index)
-    with devices.turn(gpu, cache_root(cfg.cache_dir) / "locks") as waited:  # one run per GPU at a time
-        record["time/gpu_wait_s"] = result["time/gpu_wait_s"] = waited["waited_s"]
+    # One run per GPU at a time, its turn taken before this process makes any CUDA context.
+    gpu = devices.gpu_key(runtime.device, runtime.index) if distributed.world_size() == 1 else None
+    if gpu is not None:
+        signals.set_phase("gpu-wait")  # what a job killed in the queue records
+    with devices.turn(gpu, cache_root(cfg.cache_dir) / "locks") as waited:
+        record["time/gpu_wait_s"] = waited["waited_s"]
+        runtime.activate()
+        result = {**records.system_info(runtime.device, runtime.index), "sys/precision": runtime.precision,
+                  "time/gpu_wait_s": waited["waited_s"]}
+        result.update(validated.audit.as_metrics())
         result.update(train.train(cfg, runtime, validated, out))
         if cfg.eval.enabled and distributed.is_main():  # the job's adapter, scored once
             from bench import evaluate
