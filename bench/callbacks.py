@@ -126,6 +126,8 @@ class ProgressCallback(Callback):
         jobs = sweep_jobs(config)
         skipped = unavailable_methods(jobs or [])
         ProgressCallback.total = None if jobs is None else len(jobs)
+        if skipped and jobs and all(any(o == f"method={n}" for n in skipped for o in job) for job in jobs):
+            raise SystemExit(next(iter(skipped.values())))  # nothing would run: the sweep fails, saying why
         if skipped:  # said once for the sweep; the jobs return without a record (bench.__main__)
             from importlib.metadata import version
 

@@ -49,15 +49,15 @@ class Method:
 
     def unavailable(self) -> str | None:
         """Why the installed TRL cannot run this method, in one paragraph; None when it can."""
-        module = self.config.split(":")[0]
-        try:
-            found = importlib.util.find_spec(module) is not None
-        except ModuleNotFoundError:  # a parent package is gone too
+        module, name = self.config.split(":")
+        try:  # the module, then the class in it (imported here, at validation, never with the package)
+            found = importlib.util.find_spec(module) is not None and hasattr(importlib.import_module(module), name)
+        except ImportError:  # a parent package is gone too, or the module no longer imports
             found = False
         if found:
             return None
         return (
-            f"method={self.name} needs {module}, which the installed TRL {version('trl')} lacks. "
+            f"method={self.name} needs {module}.{name}, which the installed TRL {version('trl')} lacks. "
             f"It needs {self.needs or 'another TRL'}: the default lock has it (`make setup`, constraints.txt); "
             "the current lock (`make setup LOCK=current`) runs every other method."
         )
