@@ -17,6 +17,8 @@ from bench import BenchError, devices, distributed, files
 from bench.models import Runtime
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+# `${rft.sum:a,b,...}`: conf/config.yaml derives each method's max_length from the prompt budget with it.
+OmegaConf.register_new_resolver("rft.sum", lambda *terms: sum(int(t) for t in terms), replace=True)
 # Keys that say where or how a run is recorded, not what it computes: left out of config_hash.
 _NON_SEMANTIC = ("output_dir", "cache_dir", "logger", "isolate", "force", "overrides", "reuse")
 
@@ -95,7 +97,9 @@ def compose(overrides: list[str] | None = None) -> DictConfig:
 
 # Keys added after runs were recorded, with the value that leaves a run as it was: at that value they
 # are left out of the hash, so that every earlier run still resumes (and is found by `reuse`).
-_OFF = {"init_from": None, "data.label_noise": 0.0, "train.rollout": "trl", "eval.path": "adapter"}
+_OFF = {"init_from": None, "data.label_noise": 0.0, "train.rollout": "trl", "eval.path": "adapter",
+        # The prompt budget at its default (432 + 64 + 16 = the 512 every max_length had before it).
+        "train.max_prompt_length": 432, "train.prompt_overflow": "truncate", "train.max_length": 512}
 
 
 def config_hash(cfg: DictConfig) -> str:
@@ -213,13 +217,18 @@ def build_trainer_config(config_class: type, kwargs: dict, method: str):
 
 
 def unmeasured(kwargs: dict, method: str) -> None:
-    """Refuse TRL settings that move a run's work where the harness cannot measure it: into another
-    process, whose memory and time no record of this run would hold."""
+    """Refuse TRL settings that move a run's work where the harness cannot measure it (into another
+    process, whose memory and time no record of this run would hold), or that undo its dtype rule."""
     if kwargs.get("use_vllm") and kwargs.get("vllm_mode", "colocate") == "server":
         raise BenchError(
             f"method={method}: use_vllm with vllm_mode=server generates in a separate `trl vllm-serve` process, "
             "whose memory and time this run cannot measure, unlike the other methods'. Use "
             "method.args.vllm_mode=colocate (vLLM inside the run), or leave use_vllm off."
+        )
+    if kwargs.get("use_transformers_paged"):
+        raise BenchError(
+            f"method={method}: use_transformers_paged casts the whole model to bf16 at every generation, the "
+            "fp32 adapter (and a full fine-tune's master weights) included, mid-run. Leave it off."
         )
     if int(kwargs.get("dataloader_num_workers") or 0) > 0:
         raise BenchError(

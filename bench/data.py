@@ -58,6 +58,66 @@ class OfflineData:
     generation: dict | None = None
 
 
+@dataclass
+class PromptFit:
+    """What the prompt budget did to a run's prompts (recorded as data/*)."""
+
+    budget: int
+    longest: int  # the longest chat-formatted prompt before the budget, in tokens
+    truncated: int  # prompts cut to the budget
+    tokens_cut: int  # tokens removed from them, in all
+
+    def record(self) -> dict:
+        return {"data/prompt_budget": self.budget, "data/max_prompt_tokens": self.longest,
+                "data/truncated_prompts": self.truncated, "data/truncated_prompt_tokens": self.tokens_cut}
+
+
+def fit_prompts(task: Task, examples: list[Example], tokenizer, budget: int, overflow: str):
+    """The prompts within the shared budget (`train.max_prompt_length`, tokens of the chat-formatted
+    prompt), before any method's data is built from them: every method then trains on the same tokens.
+    A longer prompt keeps its last tokens (the question, and the answer format the task asks for at its
+    end), or the run is refused (`overflow="refuse"`), before any model loads."""
+    if overflow not in ("truncate", "refuse"):
+        raise BenchError(f"train.prompt_overflow={overflow!r}: truncate (keep each prompt's end) or refuse.")
+
+    def length(example: Example) -> int:
+        return len(tokenizer.apply_chat_template(task.messages(example), add_generation_prompt=True,
+                                                 tokenize=True, return_dict=False))
+
+    lengths = [length(ex) for ex in examples]
+    over = [i for i, n in enumerate(lengths) if n > budget]
+    fit = PromptFit(budget, max(lengths, default=0), 0, 0)
+    if over and overflow == "refuse":
+        raise BenchError(
+            f"{len(over)} of {len(examples)} training prompts are longer than train.max_prompt_length={budget} "
+            f"tokens (the longest: {fit.longest} tokens, training prompt {lengths.index(fit.longest) + 1}). "
+            "Raise train.max_prompt_length (every method's max_length follows it), or set "
+            "train.prompt_overflow=truncate to keep each prompt's last tokens."
+        )
+    out = list(examples)
+    for i in over:
+        ids = tokenizer(examples[i].prompt, add_special_tokens=False)["input_ids"]
+        cut = lengths[i] - budget
+        while True:  # decoding and re-encoding may merge tokens differently: cut until it fits
+            shorter = replace(examples[i], prompt=tokenizer.decode(ids[min(cut, len(ids)):]))
+            n = length(shorter)
+            if n <= budget or cut >= len(ids):
+                break
+            cut += n - budget
+        if n > budget:
+            raise BenchError(
+                f"train.max_prompt_length={budget}: the task's chat template alone takes {n} tokens; raise it."
+            )
+        out[i] = shorter
+        fit.truncated += 1
+        fit.tokens_cut += lengths[i] - n
+    if over:
+        log.warning("prompt budget: %d of %d prompts were longer than train.max_prompt_length=%d tokens (the "
+                    "longest: %d) and keep their last %d tokens, for every method alike",
+                    len(over), len(examples), budget, fit.longest, budget)
+    return out, fit
+
+
 def prompt_rows(task: Task, examples: list[Example]) -> list[dict]:
     """Conversational prompts with the example's fields as columns (online methods' rewards read them)."""
     return [{"prompt": task.messages(ex), **ex.fields} for ex in examples]

@@ -38,6 +38,8 @@ DERIVED = {"steps_per_generation": "generation_batch_size", "generation_batch_si
 # Harness facts compared beside the TRL fields; a row declares one through the keys named here.
 FACTS = {
     "fair/dropout": ("train.disable_dropout", "peft.lora_dropout"),
+    # The shared prompt budget (every method's prompts cut to it alike; each max_length derived from it).
+    "fair/max_prompt_length": ("train.max_prompt_length",),
     **{f"fair/{k}": (f"sampling.{k}",) for k in SAMPLING_KEYS},
 }
 

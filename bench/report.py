@@ -246,6 +246,27 @@ def fairness_audit(runs: pd.DataFrame) -> list[fairness.Difference]:
     return fairness.audit(rows)
 
 
+def data_notes(runs: pd.DataFrame) -> list[str]:
+    """What the prompt budget cut and what any trainer dropped, said once under the table."""
+    notes = []
+    ok = runs[runs["status"] == "success"]
+    if "data/truncated_prompts" in ok and (ok["data/truncated_prompts"].fillna(0) > 0).any():
+        cut = ok[ok["data/truncated_prompts"] > 0]
+        labels = ", ".join(dict.fromkeys(cut["label"]))
+        notes.append(
+            f"**Prompt budget:** up to {int(cut['data/truncated_prompts'].max())} of {int(cut['train/prompts'].max())} "
+            f"training prompts were cut to their last {int(cut['data/prompt_budget'].max())} tokens "
+            f"(train.max_prompt_length; the longest was {int(cut['data/max_prompt_tokens'].max())}), the same "
+            f"prompts for every method, in: {labels}."
+        )
+    if "data/dropped_by_trainer" in ok and (ok["data/dropped_by_trainer"].fillna(0) > 0).any():
+        dropped = ok[ok["data/dropped_by_trainer"] > 0]
+        notes.append("**Dropped by the trainer:** " + "; ".join(
+            f"{r['label']} (seed {r['seed']}): {int(r['data/dropped_by_trainer'])} rows" for _, r in dropped.iterrows()
+        ) + " (TRL's own preprocessing; data/dropped_by_trainer).")
+    return ["", *notes] if notes else []
+
+
 def memory_markdown(summary: pd.DataFrame, runs: pd.DataFrame) -> list[str]:
     """The "Memory at the peak" section: each row's peak split into its parts (schema.MEMORY_PARTS, which
     sum to the peak), what the peak moment was inside, and the share nothing counted ("left over").
@@ -345,6 +366,7 @@ def to_markdown(
         "",
         pd.DataFrame(table).to_markdown(index=False, disable_numparse=True),
     ]
+    lines += data_notes(runs)
     failed = runs[runs["status"] != "success"]
     if len(failed):
         rows = failed[["label", "seed", "status", "error", "path"]].rename(columns={"label": "configuration"})

@@ -93,6 +93,11 @@ def setup(cfg: DictConfig, runtime: Runtime, method: Method, result: dict) -> Se
     tokenizer = load_tokenizer(path, cfg.model.revision)
     task = load_task(cfg.task)
     examples = task.prompts(int(cfg.train.num_prompts))
+    # One prompt budget for every method, applied here, before any model loads or any data is built.
+    examples, fit = data_pipeline.fit_prompts(
+        task, examples, tokenizer, int(cfg.train.max_prompt_length), str(cfg.train.prompt_overflow)
+    )
+    result.update(fit.record())
     result["train/prompts"] = len(examples)
     result["data/prompts_fingerprint"] = data_pipeline.prompts_fingerprint(task, examples)
     base = load_base(cfg, path, runtime)
@@ -141,14 +146,20 @@ def build(cfg: DictConfig, runtime: Runtime, method: Method, trainer_config, s: 
 
     set_seed(int(cfg.seed))
     trainer = method.build(ctx)
+    record = rows_kept(method.name, len(s.dataset), trainer)  # before anything else: no silent drops
     if cfg.train.get("disable_dropout", True):
         # TRL's own switch did this where the config has one; SFT has none, so the harness does it the
         # same way for every trainer (every model it keeps: policy, value, reference).
         for module in (trainer.model, getattr(trainer, "ref_model", None)):
             if module is not None:
                 fairness.disable_dropout(module)
-    # After TRL's own casts (QLoRA's adapter to bf16, PPO's 4-bit norms to fp32): one rule for all.
-    ctx.extra["dtypes"] = finetuning.settle_dtypes(trainer.model, runtime.dtype)
+    # After TRL's own casts (QLoRA's adapter to bf16, PPO's 4-bit norms to fp32): one rule for all, the
+    # frozen reference copies included (TRL loads a full fine-tune's reference in fp32 and PPO copies the
+    # fp32 policy for it: frozen, they belong in the run's dtype like every other frozen weight).
+    record.update(finetuning.settle_dtypes(trainer.model, runtime.dtype))
+    if getattr(trainer, "ref_model", None) is not None:
+        record["train/reference_dtypes"] = finetuning.settle_dtypes(trainer.ref_model, runtime.dtype)["train/frozen_dtypes"]
+    ctx.extra["_record"] = record  # the harness's own keys, apart from what the adapter reports
     model = method.policy(trainer)
     if cfg.train.get("rollout", "trl") == "merged":
         merged_rollouts(model)
@@ -159,6 +170,29 @@ def build(cfg: DictConfig, runtime: Runtime, method: Method, trainer_config, s: 
             f"found {adapters}. Pass ctx.peft_config to the trainer."
         )
     return trainer, model, ctx.extra
+
+
+def rows_kept(method: str, handed: int, trainer) -> dict:
+    """Compare the trainer's training set with what the harness handed it: a TRL trainer's own
+    preprocessing (a length limit, a format check) may drop rows. Said before training, and recorded;
+    none left is an error naming the cause, not a sampler's `num_samples=0` later."""
+    data = getattr(trainer, "train_dataset", None)
+    if data is None or not hasattr(data, "__len__"):
+        return {}
+    kept = len(data)
+    if kept >= handed:
+        return {"data/trainer_rows": kept}
+    name, limit = type(trainer).__name__, getattr(trainer.args, "max_length", None)
+    if kept == 0:
+        raise BenchError(
+            f"method={method}: {name} dropped all {handed} training rows the harness handed it while preparing "
+            f"them (its max_length: {limit}), so nothing would train. Each method's max_length follows "
+            "train.max_prompt_length + train.max_completion_length; a smaller method.args.max_length cuts rows: "
+            "remove it, or raise train.max_prompt_length."
+        )
+    log.warning("method=%s: %s dropped %d of the %d training rows it was handed (its max_length: %s); it trains "
+                "on the other %d", method, name, handed - kept, handed, limit, kept)
+    return {"data/trainer_rows": kept, "data/dropped_by_trainer": handed - kept}
 
 
 def merged_rollouts(policy) -> None:
@@ -194,7 +228,7 @@ def train(cfg: DictConfig, runtime: Runtime, validated, out: Path) -> dict:
         trainable, total = count_params(model)
         result.update({"params/trainable": trainable, "params/total": total})
         # In what the weights live: trained ones in fp32 (master weights), frozen ones in the run's dtype.
-        result.update(extra.pop("dtypes"))
+        result.update(extra.pop("_record"))
         if trainable != validated.audit.exact:
             log.warning("trainable %d differs from the audit's %d", trainable, validated.audit.exact)
         before = weight_checksums(model)
@@ -268,6 +302,7 @@ def fair_record(cfg: DictConfig, method: Method, trainer, probe, s: Setup) -> di
             | set(fairness.sampling_declared(method_args, method.sampling))
         ),
         "fair/dropout": probe.largest,
+        "fair/max_prompt_length": int(cfg.train.max_prompt_length),
     }
     # Which generation path each phase took (bench.decode names them): TRL's own rollout on the
     # unmerged adapter in train mode, and the offline builder's samples from the base itself.

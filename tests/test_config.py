@@ -184,6 +184,7 @@ def test_method_yaml_without_adapter_is_explained(compose, tmp_path):
                      marks=needs("ppo")),
         ("method=grpo,++method.args.use_vllm=true,++method.args.vllm_mode=server", "separate `trl vllm-serve`"),
         ("train.args.dataloader_num_workers=2", "worker processes, whose memory and time"),
+        ("method=grpo,++method.args.use_transformers_paged=true", "casts the whole model to bf16"),
     ],
 )
 def test_bad_input_fails_fast_and_leaves_earlier_results_alone(compose, tmp_path, override, message):

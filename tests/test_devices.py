@@ -192,6 +192,10 @@ def test_runs_on_one_gpu_take_turns_and_the_wait_is_not_their_time(tmp_path):
     from bench.devices import gpu_key, turn
 
     assert gpu_key("cpu", None) is None
+    # The physical GPU, as CUDA_VISIBLE_DEVICES names it, whatever index this process sees it at.
+    assert gpu_key("cuda", 0, visible="3,5").endswith("-3") and gpu_key("cuda", 1, visible="3,5").endswith("-5")
+    assert gpu_key("cuda", 0, visible="GPU-8f2a,GPU-11c0").endswith("-GPU-8f2a")
+    assert gpu_key("cuda", 0, visible="") == gpu_key("cuda", 0, visible="0")
     with turn(None, tmp_path) as waited:
         assert waited == {"waited_s": 0.0}
     order, waits = [], []
@@ -219,6 +223,11 @@ def test_mfu_is_also_read_against_the_gpus_datasheet(tmp_path, monkeypatch):
     assert perf.spec_flops("NVIDIA H100 PCIe", "bf16") == 756.5e12
     assert perf.spec_flops("Tesla T4", "fp16") == 65e12 and perf.spec_flops("Tesla T4", "bf16") is None
     assert perf.spec_flops("Some Future GPU", "bf16") is None and perf.spec_flops(None, "fp32") is None
+    # Whole words: an A10G is no A10, an RTX A1000 no A100, an L40 no L4; a MIG slice is no whole card.
+    assert perf.spec_flops("NVIDIA A10G", "bf16") is None and perf.spec_flops("NVIDIA RTX A1000", "bf16") is None
+    assert perf.spec_flops("NVIDIA L40", "bf16") == 181.05e12 and perf.spec_flops("NVIDIA L4", "bf16") == 121e12
+    assert perf.spec_flops("NVIDIA H100 NVL", "bf16") == 835.5e12
+    assert perf.spec_flops("NVIDIA H100 80GB HBM3 MIG 1g.10gb", "bf16") is None
     monkeypatch.setattr(perf, "peak_flops", lambda *a: 800e12)  # as measured on a made-up H100
     out = perf.perf_metrics(params=10**9, trainable=10**6, tokens={"trained": 10**5}, train_s=1.0, device="cuda",
                             dtype=torch.bfloat16, cache_dir=tmp_path, world_size=2, device_name="NVIDIA H100 80GB HBM3")
