@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from bench import BenchError, devices, distributed, files
 from bench.models import Runtime
 
+log = logging.getLogger(__name__)
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 # `${rft.sum:a,b,...}`: conf/config.yaml derives each method's max_length from the prompt budget with it.
 OmegaConf.register_new_resolver("rft.sum", lambda *terms: sum(int(t) for t in terms), replace=True)
@@ -216,6 +218,32 @@ def build_trainer_config(config_class: type, kwargs: dict, method: str):
         raise BenchError(f"method={method}: {config_class.__name__} rejected the settings: {err}") from err
 
 
+def memory_floor(cfg: DictConfig, runtime: Runtime, audit, data_kind: str, available: int | None = None) -> dict:
+    """A floor under a training step's memory from the shapes alone, to warn before the out-of-memory
+    killer does: the weights as stored (4 or 8 bits quantized; full fine-tuning adds fp32 gradients and
+    two Adam moments), and the input of every layer, which backward needs, for each row of the batch
+    (chosen and rejected both for preference data) at the full prompt budget plus completion. Every
+    trainer holds at least this; the real peak is higher (bench.estimate will predict it). Hand-written:
+    no library bounds a TRL step's memory from a config."""
+    import torch
+
+    bits = {"nf4": 4, "int8": 8}.get(cfg.quant.name)
+    weight = bits / 8 if bits else torch.empty((), dtype=runtime.dtype).element_size()
+    weights = audit.base_params * weight + (audit.base_params * 16 if audit.mode == "none" else 0)
+    rows = int(cfg.train.args.per_device_train_batch_size) * (2 if data_kind == "preference" else 1)
+    tokens = int(cfg.train.max_prompt_length) + int(cfg.train.max_completion_length)
+    activations = rows * tokens * audit.hidden_size * audit.num_layers * torch.empty((), dtype=runtime.dtype).element_size()
+    if available is None:
+        if runtime.device == "cuda":
+            available = torch.cuda.get_device_properties(runtime.index or 0).total_memory
+        else:
+            import psutil
+
+            available = psutil.virtual_memory().available
+    return {"weights": int(weights), "activations": activations, "total": int(weights) + activations,
+            "rows": rows, "tokens": tokens, "available": int(available)}
+
+
 def unmeasured(kwargs: dict, method: str) -> None:
     """Refuse TRL settings that move a run's work where the harness cannot measure it (into another
     process, whose memory and time no record of this run would hold), or that undo its dtype rule."""
@@ -343,6 +371,15 @@ def validate(cfg: DictConfig, runtime: Runtime) -> Validated:
             "on the quantized base (QLoRA)."
         )
     audit = audit_config(cfg)  # peft's own wrap on the meta device: a bad target fails here, in seconds
+    floor = memory_floor(cfg, runtime, audit, method.data)
+    if floor["total"] > floor["available"]:
+        log.warning(
+            "method=%s will not fit: a training step needs at least %.1f GB (weights %.1f GB; the layer inputs "
+            "one step saves for backward, %d rows x %d tokens x %d wide x %d layers, %.1f GB), and %.1f GB is "
+            "available. Lower train.max_prompt_length, train.max_completion_length or the batch size.",
+            cfg.method.name, floor["total"] / 1e9, floor["weights"] / 1e9, floor["rows"], floor["tokens"],
+            audit.hidden_size, audit.num_layers, floor["activations"] / 1e9, floor["available"] / 1e9,
+        )
     kwargs = trainer_kwargs(cfg, runtime, method)
     unmeasured(kwargs, cfg.method.name)
     args = build_trainer_config(method.config_class, kwargs, cfg.method.name)
