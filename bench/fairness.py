@@ -33,6 +33,10 @@ PER_RUN_FIELDS = frozenset(
 # each adapter hands its trainer the task's reward itself (PPO's default reward model path is never
 # loaded), and vLLM's settings are read only with use_vllm on (then they are compared like any other).
 INERT_FIELDS = frozenset({"reward_model_path"})
+# Read only by mixture-of-experts models (their router's auxiliary loss): inert on a dense model (the
+# record's model/moe says which). TRL 1.16 defaults it to None where 1.12 had 0.001, and refuses a value on
+# a dense model, so it cannot be pinned for both.
+MOE_FIELDS = frozenset({"router_aux_loss_coef"})
 # TRL derives each of these from the other: a row that declares one has chosen both.
 DERIVED = {"steps_per_generation": "generation_batch_size", "generation_batch_size": "steps_per_generation"}
 # Harness facts compared beside the TRL fields; a row declares one through the keys named here.
@@ -219,6 +223,7 @@ def _row_settings(record: dict) -> dict:
         k: v
         for k, v in config.items()
         if k not in PER_RUN_FIELDS and k not in INERT_FIELDS and (vllm or not k.startswith("vllm_"))
+        and (record.get("model/moe") or k not in MOE_FIELDS)
     }
     settings.update({k: record[k] for k in FACTS if record.get(k) is not None})
     # Package versions: no method declares them, so rows on another TRL (or torch, peft...) differ undeclared.

@@ -238,7 +238,7 @@ def pairs_markdown(pairs: pd.DataFrame) -> list[str]:
 def fairness_audit(runs: pd.DataFrame) -> list[fairness.Difference]:
     """The audit over the report's rows: each row's successful runs, by label (bench.fairness)."""
     ok = runs[runs["status"] == "success"]
-    columns = [c for c in ok if c.startswith(("fair/", "versions/"))]
+    columns = [c for c in ok if c.startswith(("fair/", "versions/")) or c == "model/moe"]
     rows = {
         label: [{k: v for k, v in r.items() if not _missing(v)} for r in group[columns].to_dict("records")]
         for label, group in ok.groupby("label", sort=False)

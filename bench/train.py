@@ -273,6 +273,8 @@ def train(cfg: DictConfig, runtime: Runtime, validated, out: Path) -> dict:
         )
     )
     result["model/path"] = s.path
+    # A mixture of experts reads TRL's router_aux_loss_coef; a dense model does not (the audit skips it).
+    result["model/moe"] = any(getattr(s.base.config, k, 0) for k in ("num_experts", "num_local_experts", "n_routed_experts"))
     if not distributed.is_main():  # one job, one record and one saved adapter: rank 0's
         return result
     cache.write_json(out / "train_log.json", timer.logs, indent=1)
