@@ -12,7 +12,7 @@ import pytest
 from tests.sweeps import runs, sweep
 
 pytestmark = pytest.mark.slow
-PREAMBLE = "Some long preamble about the farm and its history. " * 60  # ~600 tokens
+PREAMBLE = "Some long preamble about the farm and its history. " * 150  # ~1,500 tokens: ~3x max_length
 
 
 @pytest.fixture(scope="module")
