@@ -84,7 +84,8 @@ class Setup:
     offline: dict  # {"data": OfflineData} once the method's offline data is built or loaded
 
 
-def setup(cfg: DictConfig, runtime: Runtime, method: Method, result: dict) -> Setup:
+def setup(cfg: DictConfig, runtime: Runtime, validated, result: dict) -> Setup:
+    method = validated.method
     path = resolve_model_path(str(cfg.model.name_or_path), cfg.cache_dir)
     # A second stage (init_from) starts from the first stage's model: the base from here on, for the
     # policy, its reference, PPO's value and reward models and the offline data alike.
@@ -98,6 +99,8 @@ def setup(cfg: DictConfig, runtime: Runtime, method: Method, result: dict) -> Se
         task, examples, tokenizer, int(cfg.train.max_prompt_length), str(cfg.train.prompt_overflow)
     )
     result.update(fit.record())
+    # Before any weights load: a step that clearly cannot fit is said with its figures.
+    config.warn_if_it_cannot_fit(cfg, runtime, validated, min(fit.longest, fit.budget))
     result["train/prompts"] = len(examples)
     result["data/prompts_fingerprint"] = data_pipeline.prompts_fingerprint(task, examples)
     base = load_base(cfg, path, runtime)
@@ -140,6 +143,9 @@ def build(cfg: DictConfig, runtime: Runtime, method: Method, trainer_config, s: 
         data=s.datasets,
         fields=[ex.fields for ex in s.examples],
     )
+    ctx.check_rows = lambda handed, inner: ctx.extra.update(
+        {f"reward_model_{k.split('/')[-1]}": v for k, v in rows_kept(f"{method.name} (its reward model)", handed, inner).items()}
+    )
     # TRL wraps the model in peft before the Trainer seeds anything: seed here, so the adapter's
     # initialisation depends on the run's seed alone (not on whether the offline data was cached).
     from transformers import set_seed
@@ -180,7 +186,7 @@ def rows_kept(method: str, handed: int, trainer) -> dict:
     if data is None or not hasattr(data, "__len__"):
         return {}
     kept = len(data)
-    if kept >= handed:
+    if kept >= handed or getattr(trainer.args, "packing", False):  # packed rows are fewer, none lost
         return {"data/trainer_rows": kept}
     name, limit = type(trainer).__name__, getattr(trainer.args, "max_length", None)
     if kept == 0:
@@ -218,7 +224,7 @@ def train(cfg: DictConfig, runtime: Runtime, validated, out: Path) -> dict:
     timer, guard, probe = StepTimer(), DivergenceGuard(), fairness.DropoutProbe()
     runtime_bytes = live_memory(runtime.device)  # the process before any model: interpreter, libraries
     with phase("setup", runtime.device, result):
-        s = setup(cfg, runtime, method, result)
+        s = setup(cfg, runtime, validated, result)
     counter = TokenKinds(s.base)  # embeddings are never adapted: the hook survives peft's wrapping
     try:
         with phase("build", runtime.device, result):

@@ -38,6 +38,9 @@ class RunContext:
     fields: list[dict] = field(default_factory=list)
     # Facts the adapter wants on record about what it built (recorded as `method/<key>`).
     extra: dict = field(default_factory=dict)
+    # check_rows(handed, trainer): for a trainer the adapter trains itself (PPO's reward model), what the
+    # harness checks of every method's trainer: rows its preprocessing dropped are said, none left stops.
+    check_rows: Callable[[int, object], None] = None
 
     def trainer_kwargs(self) -> dict:
         """What every TRL trainer takes from the harness alike: the policy, its config, the dataset, the

@@ -53,6 +53,7 @@ def train_reward_model(ctx: RunContext):
     trainer = RewardTrainer(
         model=ctx.load_model(head="value"), args=args, train_dataset=rows, processing_class=tokenizer
     )
+    ctx.check_rows(len(rows), trainer)  # RewardTrainer filters pairs over its max_length: never silently
     trainer.train()
     losses = [log["loss"] for log in trainer.state.log_history if "loss" in log]
     ctx.extra.update(

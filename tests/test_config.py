@@ -252,22 +252,24 @@ def test_every_experiment_composes_and_validates(compose, name, tmp_path):
         assert isinstance(checked.trainer_config, checked.method.config_class), job
 
 
-def test_a_step_that_clearly_cannot_fit_is_named_at_validation(compose, tmp_path, caplog, monkeypatch):
-    """A prompt budget, a batch and a model whose layer inputs alone outgrow the memory: validation says
-    so with the figures, in seconds, before the out-of-memory killer would."""
+def test_a_step_that_clearly_cannot_fit_is_named_before_any_weights_load(compose, tmp_path, caplog, monkeypatch):
+    """A long prompt, a batch and a model whose layer inputs alone outgrow the memory: said with the figures,
+    from the shapes (the run's setup calls this once the prompts are cut, before any weights load)."""
     import collections
 
     import psutil
 
-    from bench.config import memory_floor
+    from bench.config import memory_floor, warn_if_it_cannot_fit
 
     cfg = compose("model=tiny", "method=dpo", "train.max_prompt_length=100000", output_dir=tmp_path)
     checked = validate(cfg, CPU)
-    floor = memory_floor(cfg, CPU, checked.audit, "preference", available=10**9)
+    floor = memory_floor(cfg, CPU, checked.audit, "preference", batch=4, prompt_tokens=100_000, available=10**9)
     # 4 rows of chosen and rejected, 100,064 tokens, 64 wide, 2 layers, fp32; the weights in fp32.
     assert floor["activations"] == 8 * 100_064 * 64 * 2 * 4 and floor["weights"] == 4 * checked.audit.base_params
+    full = validate(compose("model=tiny", "method=sft", "peft=none", output_dir=tmp_path / "full"), CPU)
+    assert memory_floor(cfg, CPU, full.audit, "gold", 1, 1, 1)["weights"] == 16 * full.audit.base_params  # + Adam
     monkeypatch.setattr(psutil, "virtual_memory", lambda: collections.namedtuple("vm", "available")(10**8))
     with caplog.at_level("WARNING", logger="bench.config"):
-        validate(cfg, CPU)
+        warn_if_it_cannot_fit(cfg, CPU, checked, 100_000)
     assert "method=dpo will not fit: a training step needs at least 0.4 GB" in caplog.text
     assert "8 rows x 100064 tokens x 64 wide x 2 layers" in caplog.text
