@@ -119,7 +119,7 @@ def one_gpu_per_run(gpus_visible: int, index: int | None, launched: bool) -> Non
 
 def gpu_key(kind: str, index: int | None, visible: str | None = None) -> str | None:
     """What names a physical GPU across the processes of one machine, without a CUDA call (a job waiting
-    for its turn must not hold a CUDA context): the host and the GPU as CUDA_VISIBLE_DEVICES names it
+    for its turn should hold as little of the GPU as it can): the host and the GPU as CUDA_VISIBLE_DEVICES names it
     (an index or a UUID), since it renumbers the GPUs each process sees. None on CPU."""
     if kind != "cuda":
         return None

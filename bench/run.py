@@ -381,7 +381,7 @@ def _train_and_evaluate(cfg: DictConfig, out: Path, record: dict) -> dict:
 
     runtime = resolve_runtime(cfg.device, cfg.precision)
     validated = validate(cfg, runtime)  # cheap: fails before any model loads
-    # One run per GPU at a time, its turn taken before this process makes any CUDA context.
+    # One run per GPU at a time, its turn taken before this process puts anything on the GPU.
     gpu = devices.gpu_key(runtime.device, runtime.index) if distributed.world_size() == 1 else None
     if gpu is not None:
         signals.set_phase("gpu-wait")  # what a job killed in the queue records

@@ -24,16 +24,33 @@ def _hwm_after_reset() -> int:
     return peak.peak()
 
 
+def _fresh(code: str) -> dict:
+    """Run a measurement in a fresh process and return what it printed as JSON: a long test session's
+    heap holds freed pages that a new allocation reuses without raising the RSS, which would hide a spike
+    from the kernel's mark as from any sample."""
+    import json
+    import subprocess
+    import sys
+    import textwrap
+
+    prelude = "import json, time, torch\nfrom bench import metrics\nfrom bench.metrics import MemorySampler\n"
+    out = subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(code)], capture_output=True, text=True,
+                         check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
 @needs_vmhwm
 def test_a_spike_between_two_samples_is_in_the_cpu_peak():
     """200 MB held for a few ms, inside a phase sampled every 10 s: only the kernel's mark sees it."""
-    with MemorySampler("cpu", interval_s=10.0) as memory:
-        while not memory.samples:  # the sampler's first sample is taken before the spike, not during it
-            time.sleep(0.001)
-        spike = torch.ones(50 * 2**20)  # 200 MB, touched
-        del spike
-    assert memory.peak() >= max(memory.samples) + 150e6
-    assert memory.metrics()["sys/mem_peak_exact"] is True
+    got = _fresh("""
+        with MemorySampler("cpu", interval_s=10.0) as memory:
+            while not memory.samples:  # the first sample is taken before the spike, not during it
+                time.sleep(0.001)
+            spike = torch.ones(50 * 2**20)  # 200 MB, touched
+            del spike
+        print(json.dumps({"peak": memory.peak(), "first": memory.samples[0], **memory.metrics()}))
+    """)
+    assert got["peak"] >= got["first"] + 150e6 and got["sys/mem_peak_exact"] is True
 
 
 def test_the_peak_is_the_phases_not_what_came_after(monkeypatch):
@@ -100,17 +117,21 @@ def test_which_activity_held_the_peak_is_known_exactly_not_from_samples():
     """A generate() call shorter than a GPU's sampling interval: its 200 MB spike falls between two
     samples (taken every 10 s here), yet the phase's peak is filed under generation, from the kernel's
     mark closed as the call ends; a later, smaller step does not take it over."""
-    with MemorySampler("cpu", interval_s=10.0) as memory:
-        while not memory.samples:
-            time.sleep(0.001)
-        metrics.set_activity("generate")
-        spike = torch.ones(50 * 2**20)  # 200 MB, touched: the KV cache's moment
-        del spike
-        metrics.set_activity("step")
-        step = torch.ones(10 * 2**20)  # 40 MB: a training step's activations
-        del step
-    assert set(memory.activity) == {"step"}  # the samples never saw the generation
-    assert memory.peak_activity() == "generate" and memory.peak() >= max(memory.samples) + 150e6
+    got = _fresh("""
+        with MemorySampler("cpu", interval_s=10.0) as memory:
+            while not memory.samples:
+                time.sleep(0.001)
+            metrics.set_activity("generate")
+            spike = torch.ones(50 * 2**20)  # 200 MB, touched: the KV cache's moment
+            del spike
+            metrics.set_activity("step")
+            step = torch.ones(10 * 2**20)  # 40 MB: a training step's activations
+            del step
+        print(json.dumps({"during": memory.peak_activity(), "peak": memory.peak(), "first": memory.samples[0],
+                          "sampled": sorted(set(memory.activity))}))
+    """)
+    assert got["sampled"] == ["step"]  # the samples never saw the generation
+    assert got["during"] == "generate" and got["peak"] >= got["first"] + 150e6
 
 
 def test_on_a_gpu_each_activitys_allocator_peak_is_closed_as_it_ends(monkeypatch):
