@@ -16,6 +16,7 @@ def main(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
+    import methods
     from bench import distributed
     from bench.run import run
 
@@ -28,7 +29,7 @@ def main(cfg: DictConfig) -> float | None:
 
     with open_dict(cfg):  # what this job's command line chose: the fairness audit counts it as declared
         cfg.overrides = list(HydraConfig.get().overrides.task)
-    if HydraConfig.get().mode == RunMode.MULTIRUN and unavailable(cfg) is not None:
+    if HydraConfig.get().mode == RunMode.MULTIRUN and methods.why_unavailable(cfg.method) is not None:
         # A sweep over every method (`method=glob(*)`) skips one that the installed TRL lacks, with no
         # record (the sweep's start said so once, bench.callbacks); named alone, it fails at validation.
         return None
@@ -40,17 +41,6 @@ def main(cfg: DictConfig) -> float | None:
         raise SystemExit(f"run {record.get('status')}: {record.get('error')}")
     # The headline metric, so an optimising sweeper (e.g. Optuna) can search over the harness as is.
     return record.get("eval/accuracy")
-
-
-def unavailable(cfg: DictConfig) -> str | None:
-    """Why the installed TRL cannot run this job's method (None: it can, or the name is unknown, which
-    validation reports)."""
-    import methods
-
-    try:
-        return methods.get(methods.adapter_name(cfg.method)).unavailable()
-    except KeyError:
-        return None
 
 
 def cli() -> None:

@@ -92,8 +92,8 @@ def sweep_jobs(config: DictConfig) -> list[list[str]] | None:
         return None
 
 
-def unavailable_methods(jobs: list[list[str]]) -> dict[str, str]:
-    """The sweep's methods that the installed TRL lacks: name -> why (its adapter's paragraph)."""
+def unavailable_methods(jobs: list[list[str]]) -> dict:
+    """The sweep's methods that the installed TRL lacks: name -> its adapter (methods.Method)."""
     from omegaconf import OmegaConf
 
     import methods
@@ -102,18 +102,12 @@ def unavailable_methods(jobs: list[list[str]]) -> dict[str, str]:
     out = {}
     for name in sorted({o.split("=", 1)[1] for job in jobs for o in job if o.startswith("method=")}):
         try:  # the method's YAML alone (Hydra is composing the sweep itself): a variant names its adapter
-            adapter = OmegaConf.load(CONF_DIR / "method" / f"{name}.yaml").get("adapter") or name
-            why = methods.get(adapter).unavailable()
-        except Exception:  # noqa: BLE001  (an unknown name: its job's validation says so)
+            entry = OmegaConf.load(CONF_DIR / "method" / f"{name}.yaml")
+        except OSError:  # an unknown name: its job's validation says so
             continue
-        if why is not None:
-            out[name] = why
+        if methods.why_unavailable(entry) is not None:
+            out[name] = methods.get(methods.adapter_name(entry))
     return out
-
-
-def methods_need(why: str) -> str:
-    """'needs TRL 1.12 (...)' out of an adapter's unavailable() paragraph."""
-    return why.split("It needs ", 1)[-1].split(": the default lock", 1)[0]
 
 
 class ProgressCallback(Callback):
@@ -127,11 +121,11 @@ class ProgressCallback(Callback):
         skipped = unavailable_methods(jobs or [])
         ProgressCallback.total = None if jobs is None else len(jobs)
         if skipped and jobs and all(any(o == f"method={n}" for n in skipped for o in job) for job in jobs):
-            raise SystemExit(next(iter(skipped.values())))  # nothing would run: the sweep fails, saying why
+            raise SystemExit(next(iter(skipped.values())).unavailable())  # nothing would run: say why
         if skipped:  # said once for the sweep; the jobs return without a record (bench.__main__)
             from importlib.metadata import version
 
-            needs = "; ".join(sorted({methods_need(why) for why in skipped.values()}))
+            needs = "; ".join(sorted({method.needs for method in skipped.values()}))
             log.warning("skipping %s: the installed TRL %s lacks their trainers (%s). The default lock has "
                         "them: `make setup`, constraints.txt.", ", ".join(skipped), version("trl"), needs)
 

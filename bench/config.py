@@ -228,12 +228,12 @@ def memory_floor(cfg: DictConfig, runtime: Runtime, audit, data_kind: str, batch
     higher (bench.estimate will predict it). Hand-written: no library bounds a TRL step's memory."""
     import torch
 
+    size = runtime.dtype.itemsize
     bits = {"nf4": 4, "int8": 8}.get(cfg.quant.name)
-    weight = 16 if audit.mode == "none" else bits / 8 if bits else torch.empty((), dtype=runtime.dtype).element_size()
-    weights = audit.base_params * weight
+    weights = audit.base_params * (16 if audit.mode == "none" else bits / 8 if bits else size)
     rows = batch * (2 if data_kind == "preference" else 1)
     tokens = prompt_tokens + int(cfg.train.max_completion_length)
-    activations = rows * tokens * audit.hidden_size * audit.num_layers * torch.empty((), dtype=runtime.dtype).element_size()
+    activations = rows * tokens * audit.hidden_size * audit.num_layers * size
     if available is None:
         if runtime.device == "cuda":
             available = torch.cuda.get_device_properties(runtime.index or 0).total_memory

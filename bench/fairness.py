@@ -33,8 +33,6 @@ PER_RUN_FIELDS = frozenset(
 # each adapter hands its trainer the task's reward itself (PPO's default reward model path is never
 # loaded), and vLLM's settings are read only with use_vllm on (then they are compared like any other).
 INERT_FIELDS = frozenset({"reward_model_path"})
-# What a record from before a fact was recorded had (so a row mixing older and newer runs agrees).
-FACT_DEFAULTS = {"fair/max_prompt_length": 432}
 # Read only by mixture-of-experts models (their router's auxiliary loss): inert on a dense model (the
 # record's model/moe says which). TRL 1.16 defaults it to None where 1.12 had 0.001, and refuses a value on
 # a dense model, so it cannot be pinned for both.
@@ -228,8 +226,6 @@ def _row_settings(record: dict) -> dict:
         and (record.get("model/moe") or k not in MOE_FIELDS)
     }
     settings.update({k: record[k] for k in FACTS if record.get(k) is not None})
-    for k, before in FACT_DEFAULTS.items():  # a record from before the fact existed had its default
-        settings.setdefault(k, before)
     # Package versions: no method declares them, so rows on another TRL (or torch, peft...) differ undeclared.
     settings.update({k: v for k, v in record.items() if k.startswith("versions/") and v is not None})
     return settings

@@ -26,7 +26,8 @@ from bench import BenchError
 
 HEADLINE = ("grpo", "ppo", "dpo", "kto", "orpo")
 COMMON = ["debug=smoke", "eval=none", "logger=none", "model.weights=random"]
-REHEARSAL = ["device=cpu", "precision=bf16", "model=tiny"]
+BF16_ON_CPU = ["device=cpu", "precision=bf16"]  # a GPU's precision where TRL's configs accept it without one
+REHEARSAL = [*BF16_ON_CPU, "model=tiny"]
 
 
 def left_out() -> list[str]:
@@ -85,7 +86,7 @@ def validate_all(overrides: list[str]) -> list[str]:
     problems = []
     for name, own in checks():
         try:
-            cfg = compose([*COMMON, "device=cpu", "precision=bf16", *own, *overrides])
+            cfg = compose([*COMMON, *BF16_ON_CPU, *own, *overrides])
             cfg.output_dir = "/nonexistent/gpu-check"  # validation writes nothing
             validate(cfg, resolve_runtime(cfg.device, cfg.precision))
         except BenchError as err:
@@ -97,8 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     overrides = sys.argv[1:] if argv is None else list(argv)
-    if left_out():
-        print(f"gpu-check: leaves out {', '.join(left_out())}: the installed TRL lacks it (the default lock has it).",
+    missing = left_out()
+    if missing:
+        print(f"gpu-check: leaves out {', '.join(missing)}: the installed TRL lacks it (the default lock has it).",
               file=sys.stderr)
     if "--rehearse" in overrides:
         overrides.remove("--rehearse")

@@ -54,7 +54,7 @@ class Report:
     wandb_dir: str | None = None
 
 
-ADDED_LATER = {"data/label_noise": 0.0}
+ADDED_LATER = {"data/label_noise": 0.0, "fair/max_prompt_length": 432}
 
 
 def load_runs(folders: Sequence[Path | str]) -> pd.DataFrame:

@@ -165,7 +165,6 @@ def build(cfg: DictConfig, runtime: Runtime, method: Method, trainer_config, s: 
     record.update(finetuning.settle_dtypes(trainer.model, runtime.dtype))
     if getattr(trainer, "ref_model", None) is not None:
         record["train/reference_dtypes"] = finetuning.settle_dtypes(trainer.ref_model, runtime.dtype)["train/frozen_dtypes"]
-    ctx.extra["_record"] = record  # the harness's own keys, apart from what the adapter reports
     model = method.policy(trainer)
     if cfg.train.get("rollout", "trl") == "merged":
         merged_rollouts(model)
@@ -175,7 +174,7 @@ def build(cfg: DictConfig, runtime: Runtime, method: Method, trainer_config, s: 
             f"method {method.name}: the trainer's policy should carry exactly the shared adapter; "
             f"found {adapters}. Pass ctx.peft_config to the trainer."
         )
-    return trainer, model, ctx.extra
+    return trainer, model, ctx.extra, record  # record: the harness's own keys; extra: what the adapter reported
 
 
 def rows_kept(method: str, handed: int, trainer) -> dict:
@@ -228,13 +227,13 @@ def train(cfg: DictConfig, runtime: Runtime, validated, out: Path) -> dict:
     counter = TokenKinds(s.base)  # embeddings are never adapted: the hook survives peft's wrapping
     try:
         with phase("build", runtime.device, result):
-            trainer, model, extra = build(cfg, runtime, method, trainer_config, s, [timer, guard, probe])
+            trainer, model, extra, built = build(cfg, runtime, method, trainer_config, s, [timer, guard, probe])
         probe.model = trainer.model  # PPO's: policy and value together
         s.generations.phase = "train"
         trainable, total = count_params(model)
         result.update({"params/trainable": trainable, "params/total": total})
         # In what the weights live: trained ones in fp32 (master weights), frozen ones in the run's dtype.
-        result.update(extra.pop("_record"))
+        result.update(built)
         if trainable != validated.audit.exact:
             log.warning("trainable %d differs from the audit's %d", trainable, validated.audit.exact)
         before = weight_checksums(model)

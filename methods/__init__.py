@@ -22,7 +22,7 @@ from importlib.metadata import version
 from bench.registry import Registry
 from methods.base import DATA_KINDS, RunContext
 
-__all__ = ["Method", "RunContext", "register", "get", "names", "adapter_name"]
+__all__ = ["Method", "RunContext", "register", "get", "names", "adapter_name", "why_unavailable"]
 
 
 @dataclass(frozen=True)
@@ -104,3 +104,13 @@ def get(name: str) -> Method:
 def adapter_name(method_cfg) -> str:
     """The adapter a `conf/method/*.yaml` trains with: its `adapter:` for a variant, else its own name."""
     return str(method_cfg.get("adapter") or method_cfg.name)
+
+
+def why_unavailable(method_cfg) -> str | None:
+    """Why the installed TRL cannot run a `conf/method` entry (a composed `cfg.method`, or its YAML as
+    loaded): its adapter's reason. None where it can, or where no adapter has that name (validation
+    says so)."""
+    try:
+        return get(adapter_name(method_cfg)).unavailable()
+    except KeyError:
+        return None

@@ -63,15 +63,13 @@ def gsm8k_dir() -> Path:
 # The suite runs on either lock: on TRL 1.16 (LOCK=current) the tests of PPO and BCO are skipped, saying why.
 
 
-def adapter_of(name: str) -> str:
-    """The adapter a conf/method/<name>.yaml trains with (a variant names it)."""
-    return yaml.safe_load((REPO / "conf" / "method" / f"{name}.yaml").read_text()).get("adapter") or name
-
-
 def unavailable(name: str) -> str | None:
+    """Why the installed TRL cannot run conf/method/<name>.yaml (None: it can)."""
+    from omegaconf import OmegaConf
+
     import methods
 
-    return methods.get(adapter_of(name)).unavailable()
+    return methods.why_unavailable(OmegaConf.load(REPO / "conf" / "method" / f"{name}.yaml"))
 
 
 def on_this_trl(names) -> list[str]:
