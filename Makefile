@@ -36,7 +36,7 @@ lint: setup
 	$(PY) -m ruff check bench methods tests
 
 params: setup  ## the LoRA parameter audit, e.g. make params ARGS="model=qwen3-0.6b peft.r=32"
-	$(PY) -m bench.params $(ARGS)
+	$(PY) -m bench.measure.params $(ARGS)
 
 .PHONY: fallbacks
 fallbacks: setup  ## the offline data's gold-fallback share against K and temperature (a table; ~15 min)
@@ -63,19 +63,19 @@ tune-sft: setup  ## LoRA SFT's learning rate, picked on validation (~20 min on 2
 
 .PHONY: decode
 decode: setup  ## one decode step along each generation path beside the machine's bound (a table; ~5 min)
-	$(PY) -m bench.decode $(ARGS)
+	$(PY) -m bench.studies.decode $(ARGS)
 
 .PHONY: claims
 CLAIMS_DIR ?= results/claims
 # Each sweep resumes where it stopped: rerun `make claims` to go on (every finished run is skipped).
 claims: setup  ## every claim's sweep, then each claim's verdict (a table and a plot; ~5 h on 2 cores)
-	@for sweep in $$($(PY) -m bench.claims --sweeps); do \
+	@for sweep in $$($(PY) -m bench.studies.claims --sweeps); do \
 	  $(PY) -m bench -m experiment=claims/$$sweep hydra.sweep.dir=$(CLAIMS_DIR)/$$sweep $(ARGS) || echo "claims: sweep $$sweep had failed runs (see its summary.md)"; \
 	done
-	@$(PY) -m bench.claims --measures $(CLAIMS_DIR) | while read -r cmd; do \
+	@$(PY) -m bench.studies.claims --measures $(CLAIMS_DIR) | while read -r cmd; do \
 	  $(PY) $${cmd#python } || echo "claims: measurement failed: $$cmd"; \
 	done
-	$(PY) -m bench.claims $(CLAIMS_DIR)
+	$(PY) -m bench.studies.claims $(CLAIMS_DIR)
 
 # TRL 1.12 against 1.16 at the headline's tuned settings, one seed, both locks, one report with a row per
 # method and TRL (bench.report groups rows by versions/trl). DPO, KTO and ORPO run in full (minutes on a

@@ -1,4 +1,4 @@
-"""`python -m bench [overrides]`: the Hydra app. All the work is in bench.run.run(cfg)."""
+"""`python -m bench [overrides]`: the Hydra app. All the work is in bench.run.runner.run(cfg)."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ def main(cfg: DictConfig) -> float | None:
     from hydra.types import RunMode
 
     import methods
-    from bench import distributed
-    from bench.run import run
+    from bench.run.runner import run
+    from bench.system import distributed
 
     if distributed.world_size() > 1:
         try:
@@ -31,7 +31,7 @@ def main(cfg: DictConfig) -> float | None:
         cfg.overrides = list(HydraConfig.get().overrides.task)
     if HydraConfig.get().mode == RunMode.MULTIRUN and methods.why_unavailable(cfg.method) is not None:
         # A sweep over every method (`method=glob(*)`) skips one that the installed TRL lacks, with no
-        # record (the sweep's start said so once, bench.callbacks); named alone, it fails at validation.
+        # record (the sweep's start said so once, bench.run.callbacks); named alone, it fails at validation.
         return None
     record = run(cfg)
     if record.get("status") != "success" and HydraConfig.get().mode == RunMode.RUN:
@@ -45,8 +45,8 @@ def main(cfg: DictConfig) -> float | None:
 
 def cli() -> None:
     """`python -m bench`: the app, with SIGTERM/SIGHUP (Slurm, `kill`, a closed terminal) and Ctrl-C
-    ending the sweep with the interrupted run recorded as such (bench.signals)."""
-    from bench import signals
+    ending the sweep with the interrupted run recorded as such (bench.system.signals)."""
+    from bench.system import signals
 
     with signals.interruptible():
         try:

@@ -14,8 +14,9 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from bench import BenchError, devices, distributed, files
-from bench.models import Runtime
+from bench import BenchError
+from bench.recipe.models import Runtime
+from bench.system import devices, distributed, files
 
 log = logging.getLogger(__name__)
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
@@ -36,7 +37,7 @@ MODE_ENTRIES = (FULL_ENTRY, ADAPTER_ENTRY)
 def tuned_settings(cfg: DictConfig) -> dict:
     """{dotted key: value} the tuned table sets for this run: its method's entry, with the entry for its
     mode over it (`<method>+full` for peft=none, `<method>+lora` for an adapter)."""
-    from bench.finetuning import is_full
+    from bench.recipe.finetuning import is_full
 
     table = cfg.get("tuned") or {}
     if isinstance(table, str):
@@ -105,7 +106,7 @@ _OFF = {"init_from": None, "data.label_noise": 0.0, "train.rollout": "trl", "eva
 
 
 def config_hash(cfg: DictConfig) -> str:
-    from bench import pipeline
+    from bench.recipe import pipeline
 
     data = OmegaConf.to_container(cfg, resolve=True)
     for key in _NON_SEMANTIC:
@@ -174,7 +175,7 @@ def trainer_kwargs(cfg: DictConfig, runtime: Runtime, method=None) -> dict:
     owned = {
         "output_dir": str(Path(cfg.output_dir) / "trainer"),
         "seed": int(cfg.seed),
-        "report_to": [],  # the harness logs to W&B itself, the same way for every method (bench.tracking)
+        "report_to": [],  # the harness logs to W&B itself, the same way for every method (bench.records.tracking)
         **runtime.trainer_flags,
     }
     if "disable_dropout" in fields:  # one dropout policy for every method (train.disable_dropout)
@@ -289,15 +290,15 @@ class Validated:
 
     method: object  # methods.Method
     trainer_config: object  # the method's TRL config
-    audit: object  # bench.params.Audit: what peft builds on this architecture
+    audit: object  # bench.measure.params.Audit: what peft builds on this architecture
 
 
 def validate(cfg: DictConfig, runtime: Runtime) -> Validated:
     """Every check that needs no weights, in seconds: the method and its TRL config (TRL's own checks),
     the task, the fine-tuning mode (peft's own wrap on the meta device), quantization and paths."""
     import methods
-    from bench import finetuning
-    from bench.params import audit_config
+    from bench.measure.params import audit_config
+    from bench.recipe import finetuning
     from bench.tasks import TASKS
 
     try:
@@ -376,7 +377,7 @@ def validate(cfg: DictConfig, runtime: Runtime) -> Validated:
                else None)
         if why:
             raise BenchError(f"train.rollout=merged with method={cfg.method.name}: {why}. Use train.rollout=trl.")
-    from bench import pipeline
+    from bench.recipe import pipeline
 
     pipeline.load(cfg)  # init_from: a finished run on this base, with its weights (reads files only)
     if cfg.quant.name not in ("none", "nf4", "int8"):

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# make gpu-check: bench.gpu_check with the project's environment (README: "GPU"). Offline: no weights are
+# make gpu-check: bench.studies.gpu_check with the project's environment (README: "GPU"). Offline: no weights are
 # downloaded (random weights) and the Hub is never asked.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1
-exec "${PY:-.venv/bin/python}" -m bench.gpu_check "$@"
+exec "${PY:-.venv/bin/python}" -m bench.studies.gpu_check "$@"

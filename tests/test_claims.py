@@ -1,5 +1,5 @@
 """Each claim's verdict rule on made-up results: every rule can support, refute and leave a claim
-inconclusive; and `python -m bench.claims` on a made-up sweep writes the table, the JSON and the plot."""
+inconclusive; and `python -m bench.studies.claims` on a made-up sweep writes the table, the JSON and the plot."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ import json
 import numpy as np
 import pytest
 
-from bench.claims import names
-from bench.claims.__main__ import main
-from bench.claims.rules import (
+from bench.recipe.finetuning import FULL
+from bench.studies.claims import names
+from bench.studies.claims.__main__ import main
+from bench.studies.claims.rules import (
     INCONCLUSIVE,
     REFUTED,
     SUPPORTED,
@@ -21,7 +22,6 @@ from bench.claims.rules import (
     saves,
     steadier,
 )
-from bench.finetuning import FULL
 
 
 @pytest.mark.parametrize(
@@ -133,7 +133,7 @@ def test_the_claims_report_judges_a_made_up_sweep(tmp_path):
 
 
 def _offline(n: int):
-    from bench.data import BuildStats, OfflineData, interleave
+    from bench.recipe.data import BuildStats, OfflineData, interleave
 
     pairs, desirable, undesirable = [], [], []
     for i in range(n):
@@ -146,7 +146,7 @@ def _offline(n: int):
 
 
 def test_label_noise_flips_a_pair_and_its_two_kto_labels_together():
-    from bench.data import flip_labels
+    from bench.recipe.data import flip_labels
 
     clean = _offline(1000)
     assert flip_labels(clean, 0.0, seed=0) is clean
@@ -163,7 +163,7 @@ def test_label_noise_flips_a_pair_and_its_two_kto_labels_together():
 def test_label_noise_outside_its_range_is_refused_before_any_work(compose, tmp_path):
     from bench import BenchError
     from bench.config import validate
-    from bench.models import resolve_runtime
+    from bench.recipe.models import resolve_runtime
 
     with pytest.raises(BenchError, match=r"data.label_noise=0.7: a rate in \[0, 0.5\]"):
         validate(compose("method=dpo", "+data.label_noise=0.7", output_dir=tmp_path), resolve_runtime("cpu", "auto"))
@@ -172,7 +172,7 @@ def test_label_noise_outside_its_range_is_refused_before_any_work(compose, tmp_p
 def test_kto_noise_reads_the_recorded_rate_and_compares_the_drops(tmp_path):
     """DPO loses 40 items at rate 0.4, KTO 5: the drop difference is clearly positive, so supported (the clean
     runs lack the key, as records made before it existed do)."""
-    from bench.claims import get, runs_of
+    from bench.studies.claims import get, runs_of
 
     sweep = tmp_path / "label_noise"
     job = 0
@@ -194,7 +194,7 @@ def test_kto_noise_reads_the_recorded_rate_and_compares_the_drops(tmp_path):
 def test_orpo_one_step_charges_the_pipeline_both_stages(tmp_path, orpo_s, verdict):
     """ORPO against SFT→DPO: the pipeline's row carries both stages' time (80 s + 100 s); ORPO at 100 s
     saves 44% (supported), at 200 s costs more (refuted), at the same memory and accuracy."""
-    from bench.claims import get, runs_of
+    from bench.studies.claims import get, runs_of
 
     sweep = tmp_path / "orpo_pipeline"
     for seed in range(3):
@@ -213,8 +213,8 @@ def test_orpo_one_step_charges_the_pipeline_both_stages(tmp_path, orpo_s, verdic
 @pytest.mark.parametrize("merged_ms, verdict", [(10.0, SUPPORTED), (14.0, REFUTED)])
 def test_adapter_serving_judges_the_measured_latencies(tmp_path, merged_ms, verdict):
     """Merged at the base's 10 ms per token (supported) or 40% slower (refuted); a 0.01 ms switch."""
-    from bench.claims import get
-    from bench.claims.__main__ import verdicts
+    from bench.studies.claims import get
+    from bench.studies.claims.__main__ import verdicts
 
     claim = get("adapter_serving")
     assert verdicts(tmp_path)["adapter_serving"][1] is None  # not measured yet: the command to run

@@ -13,8 +13,8 @@ from hydra.errors import MissingConfigException
 import methods
 from bench import BenchError
 from bench.config import CONF_DIR, config_hash, validate
-from bench.models import resolve_runtime
-from bench.run import run
+from bench.recipe.models import resolve_runtime
+from bench.run.runner import run
 from tests.conftest import method_params, needs, unavailable
 
 CPU = resolve_runtime("cpu", "auto")
@@ -74,7 +74,7 @@ def test_registry_and_task_configs_match():
 
 
 def test_method_registry_rejects_a_second_file_for_one_name():
-    from bench.registry import Registry
+    from bench.core.registry import Registry
 
     registry = Registry("thing", "methods")
     registry.add("a", 1, "one.py")
@@ -90,7 +90,7 @@ def test_unknown_task_in_config_is_explained(compose, tmp_path):
 
 
 def test_every_peft_field_comes_from_the_command_line(compose, tmp_path):
-    from bench import finetuning
+    from bench.recipe import finetuning
 
     cfg = compose("peft.target_modules=all-linear", "peft.use_rslora=true", "+peft.lora_bias=true")
     config = finetuning.peft_config(cfg.peft)

@@ -6,7 +6,15 @@ import pytest
 import torch
 
 from bench import BenchError
-from bench.decode import DEFAULT_PATHS, _generate, _lora_b_nonzero, _models, benchmark, bound_step_s, kv_bytes
+from bench.studies.decode import (
+    DEFAULT_PATHS,
+    _generate,
+    _lora_b_nonzero,
+    _models,
+    benchmark,
+    bound_step_s,
+    kv_bytes,
+)
 
 
 @pytest.fixture(scope="module")
@@ -61,14 +69,14 @@ def test_bad_settings_are_refused_before_any_timing(tiny):
 
 
 def test_serving_samples_every_path_and_switch_and_leaves_the_adapters_as_they_were():
-    """bench.serving on a tiny two-adapter model: one sample per round for each path and switch, and
+    """bench.studies.serving on a tiny two-adapter model: one sample per round for each path and switch, and
     the switches (set, load-and-delete, unmerge-set-merge) leave adapter a active and unmerged."""
     import copy
 
     from peft import LoraConfig, get_peft_model
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from bench.serving import DECODE, SWITCH, measure
+    from bench.studies.serving import DECODE, SWITCH, measure
 
     torch.manual_seed(0)
     config = LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,

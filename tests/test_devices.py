@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from bench import BenchError
-from bench.devices import Device, choose, one_gpu_per_run, parse, precision, trains_in_fp32
-from bench.models import Runtime, resolve_runtime
+from bench.recipe.models import Runtime, resolve_runtime
+from bench.system.devices import Device, choose, one_gpu_per_run, parse, precision, trains_in_fp32
 from tests.conftest import needs
 
 H100 = Device("cuda", count=1, index=0, bf16=True, name="NVIDIA H100 80GB HBM3")
@@ -69,7 +69,7 @@ def test_full_fine_tuning_keeps_fp32_master_weights_under_bf16():
 
 @pytest.mark.parametrize("peft, dtype", [("none", torch.float32), ("lora", torch.bfloat16)])
 def test_a_full_fine_tune_loads_fp32_weights_and_a_lora_base_the_runs_dtype(compose, peft, dtype):
-    from bench.models import load_base, resolve_model_path
+    from bench.recipe.models import load_base, resolve_model_path
 
     cfg = compose("model=tiny", f"peft={peft}")
     bf16 = Runtime(device="cpu", dtype=torch.bfloat16, precision="bf16")
@@ -90,8 +90,8 @@ def test_a_run_that_sees_several_gpus_without_a_launcher_is_refused_before_any_w
 def test_a_gpu_run_never_shares_a_hash_with_the_same_settings_on_cpu(compose, monkeypatch):
     """device=auto and precision=auto are hashed as they resolve: a claim sweep's `reuse:` on a GPU must not
     copy the committed CPU runs in as GPU results. CPU fp32 hashes are those every earlier run recorded."""
-    from bench import devices
     from bench.config import config_hash
+    from bench.system import devices
 
     cfg = compose("method=dpo", "model=tiny")
     monkeypatch.setattr(devices, "describe", lambda requested="auto": Device("cpu"))
@@ -103,7 +103,7 @@ def test_a_gpu_run_never_shares_a_hash_with_the_same_settings_on_cpu(compose, mo
 
 
 def test_a_gpus_base_scores_and_offline_data_are_cached_apart_from_the_cpus(compose):
-    from bench.models import model_key
+    from bench.recipe.models import model_key
 
     cfg = compose("model=tiny")
     cpu = Runtime(device="cpu", dtype=torch.float32, precision="fp32")
@@ -112,7 +112,7 @@ def test_a_gpus_base_scores_and_offline_data_are_cached_apart_from_the_cpus(comp
 
 
 def test_the_gpu_check_without_a_gpu_validates_every_configuration_and_says_so_in_one_line(capsys, monkeypatch):
-    from bench import gpu_check
+    from bench.studies import gpu_check
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # as on this project's machines
     assert gpu_check.main([]) == 0
@@ -125,7 +125,7 @@ def test_the_gpu_check_without_a_gpu_validates_every_configuration_and_says_so_i
 
 
 def test_the_gpu_check_table_has_a_row_per_run_and_every_column():
-    from bench import gpu_check
+    from bench.studies import gpu_check
 
     record = {"status": "success", "sys/peak_mem_bytes": 2**30, "train/trainable_dtype": "float32", "perf/mfu": 0.25}
     text = gpu_check.table({"dpo-nf4": record, "ppo-none": {"status": "failed"}})
@@ -139,7 +139,7 @@ def test_merges_that_must_be_exact_happen_only_in_fp32(compose, tmp_path):
     """Merged rollouts at bf16 would drift the frozen base (merge, unmerge, round, at every rollout); merged
     scoring at bf16 would round a small trained delta away: refused, and scored unmerged."""
     from bench.config import validate
-    from bench.evaluate import scoring_path
+    from bench.recipe.evaluate import scoring_path
 
     bf16 = Runtime(device="cuda", dtype=torch.bfloat16, precision="bf16", index=0, gpus_visible=1)
     with pytest.raises(BenchError, match="rounds the frozen weights at every rollout.*precision=fp32"):
@@ -154,8 +154,8 @@ def test_a_value_head_trains_in_fp32_among_bf16_frozen_layers_and_runs_outside_a
     """PPO's value model (and its reward model) under LoRA at bf16: the new score head trains in fp32 master
     weights like the adapter, not in pure bf16; PPO scores rollouts outside autocast, so the head casts the
     bf16 hidden state itself and hands bf16 on, as autocast would."""
-    from bench.models import resolve_model_path
-    from bench.train import load_policy_copy
+    from bench.recipe.models import resolve_model_path
+    from bench.recipe.train import load_policy_copy
 
     cfg = compose("model=tiny", "method=ppo")
     bf16 = Runtime(device="cpu", dtype=torch.bfloat16, precision="bf16")
@@ -172,9 +172,9 @@ def test_a_value_head_trains_in_fp32_among_bf16_frozen_layers_and_runs_outside_a
 def test_ppo_trains_a_4bit_base_at_bf16_with_the_same_dtypes_as_lora(compose, tmp_path):
     """PPO with quant=nf4 at bf16 crashed ("expected m1 and m2 to have the same dtype"): TRL's PPO cast the
     4-bit model's norms to fp32 while its rollouts run without autocast. One dtype rule for every trainer
-    (bench.finetuning.settle_dtypes): trained weights fp32 (TRL had cast QLoRA's adapter to bf16), frozen
+    (bench.recipe.finetuning.settle_dtypes): trained weights fp32 (TRL had cast QLoRA's adapter to bf16), frozen
     ones in the run's dtype, so LoRA and QLoRA differ in the base's quantization alone."""
-    from bench.run import run
+    from bench.run.runner import run
 
     record = run(compose("method=ppo", "model=tiny", "quant=nf4", "precision=bf16", "debug=smoke", "eval=none",
                          "logger=none", "isolate=false", output_dir=tmp_path))
@@ -189,7 +189,7 @@ def test_runs_on_one_gpu_take_turns_and_the_wait_is_not_their_time(tmp_path):
     import threading
     import time
 
-    from bench.devices import gpu_key, turn
+    from bench.system.devices import gpu_key, turn
 
     assert gpu_key("cpu", None) is None
     # The physical GPU, as CUDA_VISIBLE_DEVICES names it, whatever index this process sees it at.
@@ -217,7 +217,7 @@ def test_runs_on_one_gpu_take_turns_and_the_wait_is_not_their_time(tmp_path):
 def test_mfu_is_also_read_against_the_gpus_datasheet(tmp_path, monkeypatch):
     """Beside the measured matmul peak, a listed GPU's vendor peak in the run's precision (per process
     under data parallel); an unlisted GPU and the CPU get none."""
-    from bench import perf
+    from bench.measure import perf
 
     assert perf.spec_flops("NVIDIA H100 80GB HBM3", "bf16") == 989.4e12
     assert perf.spec_flops("NVIDIA H100 PCIe", "bf16") == 756.5e12

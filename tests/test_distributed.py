@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from bench.schema import MEMORY_PARTS
+from bench.records.schema import MEMORY_PARTS
 from tests.conftest import REPO
 
 # The launcher's own flags, so no `accelerate config` file is needed (and none on the user's machine

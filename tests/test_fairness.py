@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 
 import methods
-from bench import BenchError, fairness
+from bench import BenchError
 from bench.config import CONF_DIR
+from bench.measure import fairness
 from tests.conftest import method_params
 
 METHODS = methods.names()
@@ -87,7 +88,7 @@ def test_declared_reads_yaml_args_tuned_keys_and_sweep_overrides():
 def test_every_method_gets_the_shared_dropout_and_sampling_settings(compose, name):
     """Built exactly as validation builds it: the TRL config each trainer will receive (variants too)."""
     from bench.config import validate
-    from bench.models import resolve_runtime
+    from bench.recipe.models import resolve_runtime
 
     # The tiny model's shapes: the subject is each trainer's config, not the audit of a large model's layers.
     cfg = compose(f"method={name}", "experiment=headline", "model=tiny", "output_dir=/tmp/unused")
@@ -103,7 +104,7 @@ def test_every_method_gets_the_shared_dropout_and_sampling_settings(compose, nam
 
 def test_a_method_yaml_may_override_sampling_and_it_is_declared(compose):
     from bench.config import validate
-    from bench.models import resolve_runtime
+    from bench.recipe.models import resolve_runtime
 
     cfg = compose("method=grpo", "+method.args.temperature=1.0", "output_dir=/tmp/unused")
     args = validate(cfg, resolve_runtime("cpu", "auto")).trainer_config
@@ -113,7 +114,7 @@ def test_a_method_yaml_may_override_sampling_and_it_is_declared(compose):
 
 def test_dropout_is_the_harness_s_setting_not_a_method_s(compose):
     from bench.config import validate
-    from bench.models import resolve_runtime
+    from bench.recipe.models import resolve_runtime
 
     cfg = compose("method=dpo", "+method.args.disable_dropout=false", "output_dir=/tmp/unused")
     with pytest.raises(BenchError, match="train.disable_dropout"):
@@ -186,7 +187,7 @@ def test_gsm8k_validation_is_a_seeded_slice_of_its_train_file(compose, gsm8k_dir
 
 def test_an_unknown_split_fails_at_validation(compose):
     from bench.config import validate
-    from bench.models import resolve_runtime
+    from bench.recipe.models import resolve_runtime
 
     with pytest.raises(BenchError, match="eval.split"):
         validate(compose("eval.split=train", "output_dir=/tmp/unused"), resolve_runtime("cpu", "auto"))

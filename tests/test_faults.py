@@ -8,7 +8,8 @@ import logging
 
 import pytest
 
-from bench import BenchError, cache, files
+from bench import BenchError
+from bench.system import cache, files
 
 
 @pytest.fixture
@@ -62,7 +63,7 @@ def test_an_entry_without_manifest_is_not_trusted(tmp_path):
 def test_a_damaged_entry_is_removed_for_rebuilding_with_a_warning(entries, caplog):
     data, model = entries
     (model / "config.json").write_text("")
-    with caplog.at_level(logging.WARNING, logger="bench.cache"):
+    with caplog.at_level(logging.WARNING, logger="bench.system.cache"):
         assert cache.usable(model, "converted model") is False
     assert f"cache: converted model {model} is damaged (config.json is 0 bytes" in caplog.text
     assert not model.exists()  # the caller rebuilds it, still under its lock
@@ -132,7 +133,7 @@ def test_a_broken_tuned_file_is_named_with_its_line(compose, tmp_path):
 
 
 def test_an_unreadable_run_record_is_named_with_its_line_in_the_report(tmp_path):
-    from bench.report import load_runs
+    from bench.report.summary import load_runs
 
     (tmp_path / "0_dpo_seed0").mkdir()
     (tmp_path / "0_dpo_seed0" / "metrics.json").write_text('{\n  "status": "success",\n  "method": \n')

@@ -16,9 +16,10 @@ PROMPTS = 48
 def policy_and_prompts(compose_module):
     from peft import get_peft_model
 
-    from bench import fairness, finetuning
-    from bench.decode import _lora_b_nonzero
-    from bench.models import load_base, load_tokenizer, resolve_model_path, resolve_runtime
+    from bench.measure import fairness
+    from bench.recipe import finetuning
+    from bench.recipe.models import load_base, load_tokenizer, resolve_model_path, resolve_runtime
+    from bench.studies.decode import _lora_b_nonzero
     from bench.tasks import load_task
 
     cfg = compose_module("method=grpo")
@@ -66,8 +67,8 @@ def unmerged_tokens(policy_and_prompts):
 
 
 def test_merged_rollouts_generate_the_unmerged_adapters_tokens(policy_and_prompts, unmerged_tokens):
-    from bench.metrics import weight_checksums
-    from bench.train import merged_rollouts
+    from bench.measure.metrics import weight_checksums
+    from bench.recipe.train import merged_rollouts
 
     model, tokenizer, texts = policy_and_prompts
     before = weight_checksums(model)
@@ -107,7 +108,7 @@ def test_eval_scoring_path_generates_the_unmerged_adapters_tokens(
     a batch: the same greedy tokens on >= 99% of the prompts (a wider batch pads shorter prompts further)."""
     import copy
 
-    from bench.evaluate import scoring_path
+    from bench.recipe.evaluate import scoring_path
 
     model, tokenizer, texts = policy_and_prompts
     cfg = compose_module()

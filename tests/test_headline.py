@@ -48,7 +48,7 @@ def test_the_users_smoke_sweep_of_the_headline_exits_zero_with_its_report(headli
 def test_merged_rollouts_train_grpo_and_say_so(compose, tmp_path):
     """train.rollout=merged: GRPO's rollouts come from the merged adapter (gen/path), the adapter trains,
     and the frozen base moves only by the rounding of merging and unmerging."""
-    from bench.run import run
+    from bench.run.runner import run
 
     record = run(compose("method=grpo", "train.rollout=merged", "debug=smoke", "eval=none", "logger=none",
                          "isolate=false", output_dir=tmp_path))
@@ -93,7 +93,7 @@ def test_the_adapter_alone_loads_where_its_base_is_available_under_its_hub_id(he
     (repo / "refs" / "main").write_text("0" * 40)
     env = os.environ | {"HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1", "RFT_BENCH_CACHE": str(tmp_path / "empty")}
 
-    proc = subprocess.run([sys.executable, "-m", "bench.evaluate", str(moved), "eval.limit=2", "eval.max_gen_toks=16"],
+    proc = subprocess.run([sys.executable, "-m", "bench.recipe.evaluate", str(moved), "eval.limit=2", "eval.max_gen_toks=16"],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Converting" not in proc.stderr and not (tmp_path / "empty" / "models").exists()  # the hub id, not embedded

@@ -10,8 +10,8 @@ import time
 import pytest
 import torch
 
-from bench import metrics, perf
-from bench.metrics import CpuPeak, MemorySampler, weight_checksums
+from bench.measure import metrics, perf
+from bench.measure.metrics import CpuPeak, MemorySampler, weight_checksums
 
 needs_vmhwm = pytest.mark.skipif(
     CpuPeak().peak() is None, reason="no /proc/self/status VmHWM on this system: the samples stand alone there"
@@ -33,7 +33,7 @@ def _fresh(code: str) -> dict:
     import sys
     import textwrap
 
-    prelude = "import json, time, torch\nfrom bench import metrics\nfrom bench.metrics import MemorySampler\n"
+    prelude = "import json, time, torch\nfrom bench.measure import metrics\nfrom bench.measure.metrics import MemorySampler\n"
     out = subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(code)], capture_output=True, text=True,
                          check=True).stdout
     return json.loads(out.strip().splitlines()[-1])

@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from bench import perf
+from bench.measure import perf
 
 
 @pytest.fixture
@@ -49,7 +49,7 @@ def test_peaks_are_measured_once_and_cached(tmp_path, fake_peaks):
     perf.peak_flops("cpu", torch.bfloat16, tmp_path)
     assert fake_peaks["flops"] == 2
     files = sorted(p for p in (tmp_path / "perf").glob("*.json") if not p.name.endswith(".manifest.json"))
-    assert len(files) == 3  # each beside its manifest (bench.cache)
+    assert len(files) == 3  # each beside its manifest (bench.system.cache)
     record = json.loads(files[-1].read_text())
     assert record["key"]["device"] == "cpu" and record["key"]["threads"] == torch.get_num_threads()
 
@@ -213,7 +213,7 @@ def test_saved_tensors_counts_what_backward_holds_and_not_the_weights():
     """y = relu(x @ W) · head: matmuls save their inputs (x, relu's output) and their weights (parameters:
     not counted), relu saves its output; the vocabulary-wide tensor is counted as logits. Backward
     releases all of it."""
-    from bench.metrics import SavedTensors
+    from bench.measure.metrics import SavedTensors
 
     w = torch.nn.Parameter(torch.randn(8, 16))
     head = torch.nn.Parameter(torch.randn(16, 50))

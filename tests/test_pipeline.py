@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from bench import BenchError, pipeline
+from bench import BenchError
 from bench.config import config_hash
+from bench.recipe import pipeline
 from tests.conftest import REPO
 
 
@@ -70,7 +71,7 @@ def test_init_from_refuses_an_unfinished_run_or_another_base(compose, tmp_path):
 
 def test_validation_fails_on_a_bad_init_from_before_any_model_loads(compose, tmp_path):
     from bench.config import validate
-    from bench.models import resolve_runtime
+    from bench.recipe.models import resolve_runtime
 
     with pytest.raises(BenchError, match="names no run folder"):
         validate(compose("method=dpo", f"init_from={tmp_path}/missing"), resolve_runtime("cpu"))
@@ -97,7 +98,7 @@ def test_a_pipeline_is_charged_every_stage(compose, tmp_path):
 def test_reuse_copies_a_finished_identical_run_instead_of_training(compose, tmp_path):
     """reuse=[DIR]: a run whose config hash equals a finished run's in DIR is that run, copied (no
     training: this test would take minutes otherwise); another config is not matched."""
-    from bench.run import run
+    from bench.run.runner import run
 
     cfg = compose("method=dpo", "debug=smoke", "logger=none", output_dir=tmp_path / "new")
     OmegaConf.resolve(cfg)
@@ -114,7 +115,7 @@ def test_reuse_copies_a_finished_identical_run_instead_of_training(compose, tmp_
     assert json.loads((tmp_path / "new" / "metrics.json").read_text())["output_dir"] == str(tmp_path / "new")
     # reuse is where runs come from, not what they compute: the hash is the same with or without it.
     assert config_hash(cfg) == record["config_hash"]
-    from bench.run import reusable
+    from bench.run.runner import reusable
 
     other = compose("method=dpo", "debug=smoke", "seed=1")
     OmegaConf.resolve(other)
@@ -150,7 +151,7 @@ def test_committed_runs_keep_their_config_hash(compose, overrides, run):
 
 
 def test_scoring_path_merges_a_lora_unless_its_base_is_quantized(compose, tmp_path):
-    from bench.evaluate import scoring_path
+    from bench.recipe.evaluate import scoring_path
 
     adapter, full = tmp_path / "adapter", tmp_path / "model"
     adapter.mkdir(), full.mkdir()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from trl.experimental.utils import get_reward
 
-from bench.data import prompt_ids_dataset
-from bench.models import load_tokenizer, resolve_model_path
+from bench.recipe.data import prompt_ids_dataset
+from bench.recipe.models import load_tokenizer, resolve_model_path
 from bench.tasks import load_task
 from bench.tasks.reward_model import RuleRewardModel
 

@@ -42,7 +42,7 @@ def test_an_online_and_an_offline_method_train_on_identically_cut_prompts(long_p
 
 @pytest.mark.slow
 def test_refused_over_the_budget_alike_before_any_model_loads(long_prompts, tmp_path, monkeypatch):
-    from bench import train
+    from bench.recipe import train
 
     def no_model(*args, **kwargs):
         raise AssertionError("a model was loaded")
@@ -68,8 +68,8 @@ def test_a_trainer_that_drops_rows_is_named_and_one_that_drops_them_all_stops_th
 
 
 def test_a_cut_prompt_keeps_its_end_within_the_budget(compose):
-    from bench.data import fit_prompts
-    from bench.models import load_tokenizer, resolve_model_path
+    from bench.recipe.data import fit_prompts
+    from bench.recipe.models import load_tokenizer, resolve_model_path
     from bench.tasks import Example, load_task
 
     cfg = compose("model=tiny")

@@ -17,8 +17,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from bench import secrets
-from bench.metrics import Diverged, DivergenceGuard
+from bench.measure.metrics import Diverged, DivergenceGuard
+from bench.system import secrets
 from tests.conftest import REPO
 
 BENCH = [sys.executable, "-m", "bench"]
@@ -167,7 +167,7 @@ def test_sigterm_of_a_sweep_records_the_run_as_interrupted_and_the_rerun_finishe
     assert run["status"] == "interrupted" and run["interrupted/signal"] == "SIGTERM"
     assert run["interrupted/phase"] == "train" and "during train" in run["error"]
     assert "Rerun the same command" in log.read_text()
-    from bench.report import aggregate, load_runs
+    from bench.report.summary import aggregate, load_runs
 
     assert aggregate(load_runs([out]))["runs_ok"].tolist() == [0]  # not counted as finished
 
@@ -253,7 +253,7 @@ def _file_size_limit(limit: int):
 def test_a_disk_that_fills_while_saving_fails_the_run_truthfully_and_leaves_no_half_folder(tmp_path):
     """The kernel refuses writes past a file-size limit as it does on a full disk: the adapter and its
     tokenizer (2 MB) cannot be saved under a 1 MB limit, while the record (a few KB) still can."""
-    from bench.models import resolve_model_path
+    from bench.recipe.models import resolve_model_path
 
     resolve_model_path("embedded:tiny-llama", os.environ["RFT_BENCH_CACHE"])  # built before the limit
     run = tmp_path / "run"
@@ -293,9 +293,9 @@ def cold_cache(tmp_path_factory):
 def test_parallel_processes_convert_the_embedded_model_once(tmp_path):
     """The embedded GGUF, converted by whichever of two processes takes the lock; the other waits and
     reads the complete entry (the model itself is the subject: its conversion and its cache)."""
-    from bench import cache
+    from bench.system import cache
 
-    code = ("import logging, sys; logging.basicConfig(level=logging.INFO); from bench.models import resolve_model_path; "
+    code = ("import logging, sys; logging.basicConfig(level=logging.INFO); from bench.recipe.models import resolve_model_path; "
             "print(resolve_model_path('embedded:smollm2-135m-instruct', sys.argv[1]))")
     procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "cache")], cwd=REPO,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
@@ -326,7 +326,7 @@ def test_parallel_jobs_build_each_shared_cache_once(cold_cache):
     assert all(r["params/trainable"] == r["params/audit_exact"] == 32_768 for r in runs)
     assert len([p for p in (tmp_path / "cache" / "models").glob("tiny-llama-*") if p.is_dir()]) == 1
     assert not [p for p in leftovers(tmp_path / "cache") if not p.name.endswith(".lock")]
-    from bench import cache
+    from bench.system import cache
 
     kinds = {entry.relative_to(tmp_path / "cache").parts[0] for entry in cache.entries(tmp_path / "cache")}
     assert kinds == {"models", "data", "base_scores", "perf"}  # every published entry has its manifest
@@ -337,7 +337,7 @@ def test_parallel_jobs_build_each_shared_cache_once(cold_cache):
 def test_each_kind_of_damaged_cache_entry_is_rebuilt_with_a_warning_naming_it(cold_cache):
     """A weight file cut short, an emptied data file, a removed score file, a truncated measurement:
     the next run warns about each by path, rebuilds it under its lock and succeeds."""
-    from bench import cache
+    from bench.system import cache
 
     tmp_path, env, _ = cold_cache
     root = tmp_path / "cache"
@@ -367,7 +367,7 @@ def test_each_kind_of_damaged_cache_entry_is_rebuilt_with_a_warning_naming_it(co
 
 @pytest.mark.slow
 def test_a_damaged_saved_adapter_is_refused_by_name(cold_cache, tmp_path, capsys):
-    from bench.evaluate import main
+    from bench.recipe.evaluate import main
 
     cold, _, _ = cold_cache
     shutil.copytree(cold / "run0", tmp_path / "run", ignore=shutil.ignore_patterns("wandb"))
@@ -381,7 +381,7 @@ def test_a_damaged_saved_adapter_is_refused_by_name(cold_cache, tmp_path, capsys
 
 @pytest.mark.slow
 def test_same_config_and_seed_give_the_same_curve_and_score(compose, tmp_path):
-    from bench.run import run
+    from bench.run.runner import run
 
     # Online DPO on the tiny model: sampled completions, a judge's reward and a loss that moves (GRPO's loss
     # is zero on a random model, whose samples all earn the same reward, so its curve would prove nothing).
@@ -398,7 +398,7 @@ def test_same_config_and_seed_give_the_same_curve_and_score(compose, tmp_path):
 
 @pytest.mark.slow
 def test_a_diverging_run_stops_with_its_step(compose, tmp_path):
-    from bench.run import run
+    from bench.run.runner import run
 
     # An absurd learning rate overflows the weights on the first update: what follows is not finite.
     cfg = compose("method=sft", "model=tiny", "debug=smoke", "eval=none", "logger=none", "isolate=false",
@@ -410,7 +410,7 @@ def test_a_diverging_run_stops_with_its_step(compose, tmp_path):
 
 @pytest.mark.slow
 def test_credentials_never_reach_written_files(compose, tmp_path, monkeypatch):
-    from bench.run import run
+    from bench.run.runner import run
 
     key, token = "wandb-credential-0123456789abcdef", "hf_credential_abcdefghijklmnop"
     monkeypatch.setenv("WANDB_API_KEY", key)
@@ -431,7 +431,7 @@ def test_credentials_never_reach_written_files(compose, tmp_path, monkeypatch):
 def test_failures_are_classified():
     import torch
 
-    from bench.run import _status
+    from bench.run.runner import _status
 
     assert _status(torch.OutOfMemoryError("CUDA out of memory")) == "oom"
     assert _status(MemoryError()) == "oom"

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from bench.callbacks import ReportCallback
-from bench.plots import PLOTS
-from bench.report import aggregate, load_runs, main, write_report
+from bench.report.plots import PLOTS
+from bench.report.summary import aggregate, load_runs, main, write_report
+from bench.run.callbacks import ReportCallback
 
 # The base model is right on the first 50 of 200 items.
 BASE = [1.0] * 50 + [0.0] * 150

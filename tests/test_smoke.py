@@ -159,7 +159,7 @@ def test_every_run_is_scored_against_one_cached_base_score(smoke_sweep):
 
 
 def test_report_cli_tabulates_the_sweep(smoke_sweep, capsys):
-    from bench.report import main
+    from bench.report.summary import main
 
     assert main([str(smoke_sweep.folder)]) == 0
     out = capsys.readouterr().out
@@ -171,7 +171,7 @@ def test_evaluate_cli_scores_a_saved_adapter_with_and_without_merge(smoke_sweep)
     run = smoke_sweep.run("dpo")
     adapter = run["_dir"] / "adapter"
     results = {}
-    from bench.evaluate import main
+    from bench.recipe.evaluate import main
 
     for flags, out in ((["--merge"], "eval_merged.json"), (["eval.path=adapter"], "eval.json")):
         assert main([str(adapter), *flags]) == 0
@@ -208,7 +208,7 @@ def test_full_fine_tuning_baselines(full_sweep):
 def test_a_second_stage_trains_a_fresh_adapter_on_the_merged_first_stage(smoke_sweep, compose, tmp_path):
     """SFT then DPO (init_from): the SFT adapter is merged into the base, DPO trains a new LoRA on top with
     the SFT model as its reference and its own offline data, and the record is the pipeline's."""
-    from bench.run import run
+    from bench.run.runner import run
 
     first, plain = smoke_sweep.run("sft"), smoke_sweep.run("dpo")
     cfg = compose("method=dpo", f"init_from={first['_dir']}", "model=tiny", "debug=smoke", "logger=none",
@@ -244,7 +244,7 @@ def test_a_second_stage_trains_a_fresh_adapter_on_the_merged_first_stage(smoke_s
 
 def test_a_second_stage_trains_on_a_full_fine_tune(full_sweep, compose, tmp_path):
     """A full fine-tune's saved weights are the next stage's base as they are (no merge)."""
-    from bench.run import run
+    from bench.run.runner import run
 
     first = full_sweep.run("grpo")
     record = run(compose("method=sft", f"init_from={first['_dir']}", "model=tiny", "debug=smoke", "eval=none",
@@ -280,7 +280,7 @@ def test_gsm8k_from_local_files(tmp_path, gsm8k_dir):
 
 @needs("ppo")
 def test_ppo_with_a_trained_reward_model(compose, tmp_path):
-    from bench.run import run
+    from bench.run.runner import run
 
     record = run(
         compose("method=ppo", "method.reward=model", "model=tiny", "debug=smoke", "eval=none", "logger=none",
@@ -296,7 +296,7 @@ def test_ppo_with_a_trained_reward_model(compose, tmp_path):
 
 
 def test_qlora_nf4_trains_the_same_lora_and_logs_to_wandb_offline(compose, tmp_path, monkeypatch):
-    from bench.run import run
+    from bench.run.runner import run
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     cfg = compose("method=dpo", "quant=nf4", "model=tiny", "logger=wandb", "debug=smoke", "eval=none", "isolate=false")
@@ -308,7 +308,7 @@ def test_qlora_nf4_trains_the_same_lora_and_logs_to_wandb_offline(compose, tmp_p
     assert record["params/trainable"] == record["params/audit_exact"] == 32_768
     assert record["params/total"] == TINY_PARAMS + 32_768
     # The adapter trains in fp32 as under LoRA (TRL casts a quantized model's adapter to bf16;
-    # bench.finetuning.settle_dtypes undoes it). B starts at zero, so A's first gradient is zero and its
+    # bench.recipe.finetuning.settle_dtypes undoes it). B starts at zero, so A's first gradient is zero and its
     # second tiny on this random 4-bit base: not every A tensor moves in two steps; every B must.
     assert record["train/trainable_dtype"] == "float32" and record["train/frozen_dtypes"] == "float32+uint8"
     assert 0 < record["train/trainable_tensors_changed"] <= record["train/trainable_tensors"]
@@ -373,7 +373,7 @@ def _read(path: Path, default: str = "") -> str:
 def test_random_weights_train_quantized_as_the_gpu_check_runs_them(compose, tmp_path):
     """model.weights=random with quant=nf4: the random model is written once and quantized as it loads
     (an offline GPU node has no weights to download; `make gpu-check` runs QLoRA this way)."""
-    from bench.run import run
+    from bench.run.runner import run
 
     record = run(compose("method=dpo", "model=tiny", "model.weights=random", "quant=nf4", "debug=smoke", "eval=none",
                          "logger=none", "isolate=false", output_dir=tmp_path))

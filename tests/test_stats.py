@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.stats import (
+from bench.report.stats import (
     accuracy_interval,
     bootstrap,
     combine_seeds,

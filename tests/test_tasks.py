@@ -8,7 +8,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from bench import BenchError
-from bench.data import assemble, interleave
+from bench.recipe.data import assemble, interleave
 from bench.tasks import last_number, load_task
 from bench.tasks.rewards import correctness, format_reward
 
@@ -138,7 +138,7 @@ def test_tie_share_reads_the_first_k_samples_of_each_group():
 def test_lm_eval_indexes_its_own_tasks_only_when_a_run_names_one(tmp_path):
     # Indexing lm-eval's task YAMLs costs seconds per scoring: our generated tasks must resolve without it,
     # and a task of lm-eval's own (gsm8k) must still be found.
-    from bench.evaluate import _task_manager
+    from bench.recipe.evaluate import _task_manager
 
     (tmp_path / "rftb_probe.yaml").write_text("task: rftb_probe\ndataset_path: json\noutput_type: generate_until\n")
     ours = _task_manager(["rftb_probe"], tmp_path)

@@ -8,12 +8,12 @@ import json
 
 import pytest
 
-from bench.models import BUILT, resolve_model_path
+from bench.recipe.models import BUILT, resolve_model_path
 from tests.conftest import TINY, TINY_PARAMS
 
 
 def test_the_yaml_states_the_architecture_that_is_built():
-    # The offline audit (bench.params) reads the YAML's numbers; the builder uses BUILT's.
+    # The offline audit (bench.measure.params) reads the YAML's numbers; the builder uses BUILT's.
     assert TINY == BUILT["tiny-llama"].arch
 
 

@@ -13,7 +13,7 @@ import pytest
 from packaging.version import Version
 
 import methods
-from bench.callbacks import unavailable_methods
+from bench.run.callbacks import unavailable_methods
 
 OLD_TRL = Version(version("trl")) < Version("1.13")
 
@@ -40,7 +40,7 @@ def test_a_missing_trainer_is_named_with_the_trl_and_the_lock_that_has_it():
 
 @pytest.mark.skipif(OLD_TRL, reason="TRL 1.12 has PPO: the current lock (TRL 1.16) runs this check")
 def test_ppo_on_the_current_trl_fails_in_seconds_naming_trl_1_12_and_the_default_lock(compose, tmp_path):
-    from bench.run import run
+    from bench.run.runner import run
 
     started = time.perf_counter()
     record = run(compose("method=ppo", "model=tiny", "debug=smoke", "isolate=false", output_dir=tmp_path))
@@ -61,8 +61,8 @@ def test_rows_on_another_trl_are_apart_and_an_undeclared_difference():
     """A table never mixes TRL 1.12 and 1.16 runs in one row, and the audit flags rows that differ in it."""
     import pandas as pd
 
-    from bench.report import fairness_audit
-    from bench.schema import GROUP_KEYS
+    from bench.records.schema import GROUP_KEYS
+    from bench.report.summary import fairness_audit
 
     assert "versions/trl" in GROUP_KEYS
     runs = pd.DataFrame([
@@ -76,7 +76,7 @@ def test_rows_on_another_trl_are_apart_and_an_undeclared_difference():
 def test_a_router_setting_only_counts_for_a_mixture_of_experts():
     """TRL 1.16 moved router_aux_loss_coef's default from 0.001 to None: on a dense model it is inert, and
     the audit leaves it out there; on a mixture of experts it is compared like any other setting."""
-    from bench import fairness
+    from bench.measure import fairness
 
     def row(coef, moe):
         return [{"fair/trl_config": {"router_aux_loss_coef": coef, "beta": 0.1}, "model/moe": moe}]

@@ -60,7 +60,7 @@ def test_the_picks_are_the_best_validation_points(study):
 
 def test_the_report_shows_grid_scores_picks_and_the_test_row(study):
     out, _ = study
-    from bench.report import main
+    from bench.report.summary import main
 
     assert main([str(out)]) == 0
     summary = (out / "summary.md").read_text()

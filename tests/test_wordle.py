@@ -339,7 +339,7 @@ def test_task_builds_seeded_with_disjoint_games(task):
 def test_fields_survive_an_arrow_round_trip(task):
     from datasets import Dataset
 
-    from bench.data import prompt_rows
+    from bench.recipe.data import prompt_rows
 
     # An all-opening batch is the case a plain list column could not type: the board is JSON text.
     openings = [ex for ex in task.train if not w.as_history(ex.fields["history"])][:3]
@@ -452,7 +452,7 @@ def test_reasoning_gym_task_scores_with_the_library_checker():
 
 def test_the_generic_lm_eval_task_scores_turns_from_its_data_file(task):
     from bench.config import compose
-    from bench.evaluate import _generic_task
+    from bench.recipe.evaluate import _generic_task
 
     lm_task = _generic_task(task, compose(["task=wordle"]))
     docs = list(lm_task.test_docs())[:20]

@@ -34,9 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="also write the figures here as JSON")
     args = parser.parse_args(argv)
 
-    from bench import data as data_pipeline
     from bench.config import compose
-    from bench.models import load_base, load_tokenizer, resolve_model_path, resolve_runtime
+    from bench.recipe import data as data_pipeline
+    from bench.recipe.models import load_base, load_tokenizer, resolve_model_path, resolve_runtime
     from bench.tasks import load_task
 
     cfg = compose(args.overrides)

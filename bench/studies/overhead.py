@@ -51,10 +51,11 @@ def _overrides(method: str, steps: int, extra: list[str]) -> list[str]:
 
 def prepare(methods: list[str], steps: int, extra: list[str], out: Path) -> None:
     """Write `<out>/prep/<method>.json`: what the plain script needs to run exactly as the harness."""
-    from bench import finetuning, perf
-    from bench import train as recipe
     from bench.config import compose, trainer_kwargs, validate
-    from bench.models import resolve_runtime
+    from bench.measure import perf
+    from bench.recipe import finetuning
+    from bench.recipe import train as recipe
+    from bench.recipe.models import resolve_runtime
 
     for name in methods:
         cfg = compose(_overrides(name, steps, extra))
@@ -107,8 +108,8 @@ def _record_step_times() -> None:
     `time.process_time()` call per step; CPU time (all threads of the process) is the steadier
     figure when other processes share the cores.
     """
-    from bench import train
-    from bench.metrics import StepTimer
+    from bench.measure.metrics import StepTimer
+    from bench.recipe import train
 
     class RecordingStepTimer(StepTimer):
         def on_train_begin(self, args, state, control, **kwargs):
@@ -128,7 +129,7 @@ def _record_step_times() -> None:
             out["train/step_cpu_times"] = [round(t, 5) for t in getattr(self, "cpu_times", [])]
             return out
 
-    train.StepTimer = RecordingStepTimer  # bench.train looks the name up when a run starts
+    train.StepTimer = RecordingStepTimer  # bench.recipe.train looks the name up when a run starts
 
 
 PROFILE_ENV = "RFT_OVERHEAD_PROFILE"  # a child given this path profiles its training call into it
@@ -209,7 +210,7 @@ def plain_child(spec_path: str, output_dir: str, result_path: str) -> None:
     spec = json.loads(Path(spec_path).read_text())
     name = spec["method"]
 
-    class Steps(TrainerCallback):  # the same intervals as bench.metrics.StepTimer, wall and CPU
+    class Steps(TrainerCallback):  # the same intervals as bench.measure.metrics.StepTimer, wall and CPU
         def __init__(self):
             self.times, self.cpu_times, self.last = [], [], None
 

@@ -32,7 +32,9 @@ from pathlib import Path
 
 import yaml
 
-from bench import BenchError, cache, files, records
+from bench import BenchError
+from bench.records import store
+from bench.system import cache, files
 
 log = logging.getLogger(__name__)
 SELECTION_SPLIT = "validation"
@@ -82,7 +84,7 @@ def _sweep(out: Path, overrides: list[str]) -> None:
 
 
 def _records(folder: Path) -> list[dict]:
-    return [records.read(p) for p in sorted(folder.rglob("metrics.json"))]
+    return [store.read(p) for p in sorted(folder.rglob("metrics.json"))]
 
 
 def _value_of(record: dict, key: str):
@@ -185,8 +187,8 @@ def section(folder: Path) -> str | None:
     path = Path(folder) / "tune.json"
     if not path.is_file():
         return None
-    from bench.report import load_runs
-    from bench.stats import accuracy_interval, combine_seeds
+    from bench.report.stats import accuracy_interval, combine_seeds
+    from bench.report.summary import load_runs
 
     study = files.read_json(path, "It is the study's own summary: rerun `make tune` to rewrite it.")
     final = load_runs([folder / "final"]) if (folder / "final").is_dir() else None
@@ -226,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     from omegaconf import OmegaConf
 
     from bench.config import compose
-    from bench.records import git_info
+    from bench.records.store import git_info
 
     mine = [o for o in args.overrides if o.lstrip("+").split("=", 1)[0].split(".")[0] == "tune"]
     runs = [o for o in args.overrides if o not in mine]

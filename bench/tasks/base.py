@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bench import BenchError
-from bench.registry import Registry
+from bench.core.registry import Registry
 
 SPLITS = ("validation", "test")  # the held-out splits; train is Task.train
 
@@ -33,7 +33,7 @@ class Task:
     test: list[Example]
     rewards: dict[str, Callable]  # every reward the task offers, TRL signature f(completions, **fields)
     reward_weights: dict[str, float]  # from the task's YAML: which rewards count, and how much
-    # lm-eval: a YAML in bench/lm_eval_tasks/ by name, or None for the generic task that asks the
+    # lm-eval: a YAML in bench/tasks/lm_eval/ by name, or None for the generic task that asks the
     # held-out prompts and scores each reply with `item_metrics` (the task's own rewards).
     eval_yaml: str | None = None
     eval_metric: str = "score"  # the lm-eval result reported as eval/accuracy

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from bench import BenchError, files
+from bench import BenchError
+from bench.system import files
 from bench.tasks.base import Example, Task, register_task
 from bench.tasks.rewards import NUMERIC_REWARDS, normalize_number
 

@@ -1,0 +1,1 @@
+"""The contracts every layer above builds on: the registry pattern behind each extension point."""

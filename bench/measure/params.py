@@ -1,0 +1,222 @@
+"""Parameter audit: what peft itself builds, counted per module type, beside the design card's formula.
+
+The exact count comes from wrapping the architecture on the meta device (shapes only, no weights, no
+download) with peft's own `get_peft_model` and reading the adapter tensors it created, so it holds for
+every architecture and targeting rule peft supports: `all-linear`, regexes, GPT-2's Conv1D, DoRA's
+magnitude vectors and `modules_to_save` (rows of their own). The card's formula 2·r·d·layers·modules
+assumes every adapted projection is d × d; GQA's k/v and the MLP are not, and the table shows the gap.
+
+    python -m bench.measure.params                                  # the default model and LoRA settings
+    python -m bench.measure.params model=qwen3-0.6b peft.r=32       # offline: architecture on the meta device
+    python -m bench.measure.params model.name_or_path=DIR           # the architecture in DIR/config.json
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from bench import BenchError
+
+
+@dataclass
+class Row:
+    kind: str  # "lora" (A and B), "dora magnitude", "modules_to_save" or "other"
+    module: str  # module type, e.g. "q_proj"
+    d_in: int
+    d_out: int
+    count: int = 0  # how many modules of this type
+    params: int = 0  # adapter parameters over all of them
+    card: int = 0  # the card's 2·r·d per module, summed (lora rows only)
+
+
+@dataclass
+class Audit:
+    mode: str  # "lora", "dora", "none" (full fine-tuning), ...
+    r: int | None
+    hidden_size: int
+    num_layers: int
+    base_params: int  # the base model's parameters (adapter excluded)
+    rows: list[Row] = field(default_factory=list)
+    source: str = ""  # where the architecture came from
+
+    @property
+    def exact(self) -> int:
+        """Every parameter that trains: the adapter's tensors, or the whole model for full fine-tuning."""
+        return self.base_params if self.mode == "none" else sum(row.params for row in self.rows)
+
+    @property
+    def card_formula(self) -> int | None:
+        modules = {row.module for row in self.rows if row.kind == "lora"}
+        return 2 * self.r * self.hidden_size * self.num_layers * len(modules) if self.r else None
+
+    def as_metrics(self) -> dict:
+        card = self.card_formula
+        return {
+            "params/audit_exact": self.exact,
+            "params/lora_card_formula": card,
+            "params/lora_card_ratio": round(card / self.exact, 4) if card and self.exact else None,
+            "params/adapted_modules": sorted({row.module for row in self.rows if row.kind == "lora"}),
+        }
+
+    def table(self) -> str:
+        if self.mode == "none":
+            return f"full fine-tuning: all {self.base_params:,} parameters train"
+        lines = [
+            f"{self.mode} audit: r={self.r}, d={self.hidden_size}, layers={self.num_layers}",
+            f"{'kind':<16}{'module':<14}{'count':>6}{'d_in':>8}{'d_out':>8}{'exact':>14}{'card 2rd':>14}",
+        ]
+        for row in self.rows:
+            card = f"{row.card:,}" if row.kind == "lora" else ""
+            lines.append(
+                f"{row.kind:<16}{row.module:<14}{row.count:>6}{row.d_in:>8}{row.d_out:>8}"
+                f"{row.params:>14,}{card:>14}"
+            )
+        card = self.card_formula
+        lines.append(f"{'total':<60}{self.exact:>14,}{card or 0:>14,}")
+        lines.append(f"exact trainable parameters: {self.exact:,} ({100 * self.exact / self.base_params:.2f}% "
+                     f"of {self.base_params:,})")
+        if card:
+            lines.append(
+                f"card formula 2·r·d·layers·modules: {card:,} ({100 * card / self.base_params:.2f}%), "
+                f"{card / self.exact:.3f}× the exact"
+            )
+        return "\n".join(lines)
+
+
+def linear_layer_names(model: nn.Module) -> list[str]:
+    """The distinct names (last path component) of the model's linear layers: what a target can be."""
+    from transformers.pytorch_utils import Conv1D
+
+    return sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, (nn.Linear, Conv1D))})
+
+
+def wrap(model: nn.Module, config) -> nn.Module:
+    """peft's own wrapping (in place), with its errors turned into one paragraph that lists the targets."""
+    from peft import get_peft_model
+
+    try:
+        return get_peft_model(model, config)
+    except (ValueError, TypeError) as err:
+        raise BenchError(
+            f"peft could not wrap {type(model).__name__}: {err} This model's linear layers are named: "
+            f"{', '.join(linear_layer_names(model))}. Set peft.target_modules to some of them, or to "
+            "all-linear."
+        ) from err
+
+
+_ADAPTER = re.compile(r"^(?P<path>.*)\.(?P<part>lora_magnitude_vector|lora_\w+?|modules_to_save)\.")
+
+
+def audit(wrapped: nn.Module, config, mode: str, source: str = "") -> Audit:
+    """Count the trainable tensors of a peft-wrapped model (or of a plain one, for full fine-tuning)."""
+    text = wrapped.config.get_text_config() if hasattr(wrapped.config, "get_text_config") else wrapped.config
+    modules = dict(wrapped.named_modules())
+    rows: dict[tuple, Row] = {}
+    seen: dict[tuple, set[str]] = {}
+    base = 0
+    for name, param in wrapped.named_parameters():
+        match = _ADAPTER.match(name)
+        if match is None or not param.requires_grad:
+            base += param.numel()
+            continue
+        path, part = match["path"], match["part"]
+        module = modules[path]
+        layer = module.get_base_layer() if hasattr(module, "get_base_layer") else module
+        d_in = getattr(module, "in_features", None) or getattr(layer, "in_features", 0)
+        d_out = getattr(module, "out_features", None) or getattr(layer, "out_features", 0)
+        kind = {"lora_magnitude_vector": "dora magnitude", "modules_to_save": "modules_to_save"}.get(
+            part, "lora" if part.startswith("lora_") else "other"
+        )
+        key = (kind, path.rsplit(".", 1)[-1], int(d_in), int(d_out))
+        row = rows.setdefault(key, Row(*key))
+        seen.setdefault(key, set()).add(path)
+        row.params += param.numel()
+    r = getattr(config, "r", None) if config is not None else None
+    for key, row in rows.items():
+        row.count = len(seen[key])
+        row.card = row.count * 2 * r * text.hidden_size if row.kind == "lora" and r else 0
+    if config is None:  # full fine-tuning: nothing is an adapter, everything trains
+        base = sum(p.numel() for p in wrapped.parameters())
+    return Audit(
+        mode=mode,
+        r=r,
+        hidden_size=text.hidden_size,
+        num_layers=text.num_hidden_layers,
+        base_params=base,
+        rows=sorted(rows.values(), key=lambda row: (row.kind != "lora", row.kind, row.module)),
+        source=source,
+    )
+
+
+def meta_model(model_config, head: str = "causal_lm") -> nn.Module:
+    """The architecture on the meta device: shapes only, no weights, no download."""
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    cls = AutoModelForCausalLM if head == "causal_lm" else AutoModelForSequenceClassification
+    with torch.device("meta"):
+        return cls.from_config(copy.deepcopy(model_config))
+
+
+def architecture(model_cfg) -> tuple[object, str]:
+    """The model's transformers config, and where it came from: a local folder, the local hub cache, or
+    conf/model's `arch` numbers (the embedded model, and hub models never downloaded here)."""
+    from transformers import AutoConfig
+
+    path = str(model_cfg.name_or_path)
+    local = Path(path).expanduser()
+    if local.is_dir():
+        if not (local / "config.json").is_file():
+            raise BenchError(f"model.name_or_path={path!r} is a folder without config.json.")
+        return AutoConfig.from_pretrained(local), f"{local / 'config.json'}"
+    if not path.startswith("embedded:"):
+        try:
+            config = AutoConfig.from_pretrained(path, revision=model_cfg.revision, local_files_only=True)
+            return config, f"{path} (local Hugging Face cache)"
+        except OSError:
+            pass
+    arch = dict(model_cfg.arch)
+    return AutoConfig.for_model(arch.pop("model_type"), **arch), f"conf/model arch numbers for {model_cfg.name}"
+
+
+def audit_config(cfg) -> Audit:
+    """The audit of a composed run config: peft's wrap of its architecture on the meta device."""
+    from bench.recipe import finetuning
+
+    config, source = architecture(cfg.model)
+    model = meta_model(config)
+    peft = finetuning.peft_config(cfg.peft)
+    wrapped = model if peft is None else wrap(model, peft)
+    return audit(wrapped, peft, finetuning.mode(cfg.peft), source)
+
+
+def count_params(model: nn.Module) -> tuple[int, int]:
+    """(trainable, total) parameters; peft's count unpacks 4-bit weights so totals compare across quant."""
+    if hasattr(model, "get_nb_trainable_parameters"):
+        return model.get_nb_trainable_parameters()
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return trainable, sum(p.numel() for p in model.parameters())
+
+
+def main(argv: list[str] | None = None) -> int:
+    from bench.config import compose
+
+    try:
+        cfg = compose(sys.argv[1:] if argv is None else argv)
+        result = audit_config(cfg)
+    except BenchError as err:
+        print(f"bench.measure.params: {err}", file=sys.stderr)
+        return 2
+    print(f"model: {cfg.model.name}; architecture from {result.source} (meta device, no weights)")
+    print(result.table())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""The fine-tuning mode: the `peft` config group, instantiated by Hydra straight into peft's own config
+class (`_target_: peft.LoraConfig`), or `peft=none` for full fine-tuning.
+
+The harness never copies peft's fields by hand: whatever peft's config class accepts works from the
+command line (`peft.target_modules=all-linear`, `+peft.use_dora=true`, regex targets, ...).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+
+from omegaconf import DictConfig, OmegaConf
+
+from bench import BenchError
+
+
+def is_full(peft_cfg: DictConfig | None) -> bool:
+    """`peft=none` (no `_target_`): every weight of the policy trains."""
+    return peft_cfg is None or not peft_cfg.get("_target_")
+
+
+def peft_config(peft_cfg: DictConfig | None, task_type: str = "CAUSAL_LM"):
+    """The run's peft config object (None for full fine-tuning); peft's own checks run here."""
+    if is_full(peft_cfg):
+        return None
+    from hydra.errors import InstantiationException
+    from hydra.utils import get_class, instantiate
+
+    target = peft_cfg._target_
+    try:
+        return instantiate(peft_cfg, task_type=task_type, _convert_="all")
+    except InstantiationException as err:
+        cause = err.__cause__ or err
+        hint = ""
+        if isinstance(cause, TypeError):
+            try:
+                known = {f.name for f in dataclasses.fields(get_class(target))}
+            except Exception:  # an unimportable target: the cause already says so
+                known = set()
+            given = set(OmegaConf.to_container(peft_cfg)) - {"_target_"}
+            unknown = sorted(given - known)
+            hints = [
+                f"{k} (did you mean {m[0]}?)" if (m := difflib.get_close_matches(k, known, n=1)) else k
+                for k in unknown
+            ]
+            hint = f" Unknown field(s): {', '.join(hints)}." if hints else ""
+        raise BenchError(
+            f"peft: {target} rejected the settings: {cause}.{hint} Every field of {target} can be set "
+            "as peft.<field>=... (add a `+` for one that conf/peft/ does not list); peft=none trains "
+            "every weight."
+        ) from err
+
+
+FULL = "none"  # the record's `peft/mode` for full fine-tuning (as the config says it: peft=none)
+
+
+def mode(peft_cfg: DictConfig | None) -> str:
+    """A short name for the fine-tuning mode: 'none' (full) or peft's type ('lora', 'ia3', ...)."""
+    if is_full(peft_cfg):
+        return FULL
+    name = str(peft_cfg._target_).rsplit(".", 1)[-1].removesuffix("Config").lower()
+    return "dora" if name == "lora" and peft_cfg.get("use_dora") else name
+
+
+def rank(peft_cfg: DictConfig | None) -> int | None:
+    return int(peft_cfg.r) if not is_full(peft_cfg) and peft_cfg.get("r") is not None else None
+
+
+def settle_dtypes(model, run_dtype) -> dict[str, str]:
+    """One dtype rule for every method and fine-tuning mode, whatever each TRL trainer casts on its own:
+    trained weights in fp32, frozen floating weights in the run's dtype. Returns the record's
+    `train/trainable_dtype` and `train/frozen_dtypes`.
+
+    Trained weights in fp32 are master weights: peft's default for an adapter, bench.system.devices.trains_in_fp32
+    for full fine-tuning, and here for the value/score head and peft's `modules_to_save`. Without the
+    rule TRL's trainers disagree: they cast a QLoRA adapter to bf16 (a LoRA adapter stays fp32), and PPO
+    and ORPO cast a 4-bit model's norms to fp32, which crashed PPO's rollouts at bf16 (they run outside
+    autocast). With it, LoRA and QLoRA differ in the base's quantization alone.
+
+    A trained module outside peft's adapter layers (a value head among bf16 frozen layers) then computes
+    in fp32 and hands on the run's dtype, as autocast would: TRL's rollouts and PPO's scoring run it
+    outside autocast. peft's adapter layers cast their own inputs. Hand-written: no library sets one
+    rule across trainers.
+    """
+    import torch
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    low = run_dtype in (torch.bfloat16, torch.float16)
+    frozen, trained = set(), set()
+    for param in model.parameters():
+        if param.requires_grad and param.dtype != torch.float32 and param.dtype.is_floating_point:
+            param.data = param.data.float()
+        elif not param.requires_grad and param.dtype.is_floating_point and param.dtype != run_dtype:
+            param.data = param.data.to(run_dtype)
+        (trained if param.requires_grad else frozen).add(str(param.dtype).removeprefix("torch."))
+    if low and frozen:  # a mixed model: fp32 modules among low-precision ones
+        inside_adapters = {id(m) for layer in model.modules() if isinstance(layer, BaseTunerLayer)
+                           for m in layer.modules()}
+        for module in model.modules():
+            own = list(module.parameters(recurse=False))
+            if id(module) not in inside_adapters and any(p.requires_grad for p in own):
+                _compute_in_fp32(module, run_dtype)
+    return {"train/trainable_dtype": "+".join(sorted(trained)) or "none",
+            "train/frozen_dtypes": "+".join(sorted(frozen)) or "none"}
+
+
+def _compute_in_fp32(module, run_dtype) -> None:
+    """Inputs (positional and keyword, nested too) cast to the module's fp32 weights, its outputs (a tensor,
+    a tuple, a ModelOutput) to the run's dtype; once per module."""
+    import torch
+    from torch.utils._pytree import tree_map
+
+    if getattr(module, "_bench_fp32", False):
+        return
+    module._bench_fp32 = True
+
+    def to(dtype):
+        return lambda v: v.to(dtype) if isinstance(v, torch.Tensor) and v.is_floating_point() else v
+
+    def inputs(m, args, kwargs):
+        return tree_map(to(torch.float32), args), tree_map(to(torch.float32), kwargs)
+
+    def outputs(m, args, out):
+        if hasattr(out, "keys") and hasattr(out, "__setitem__"):  # a ModelOutput: cast its fields in place
+            for key in list(out.keys()):
+                out[key] = tree_map(to(run_dtype), out[key])
+            return out
+        return tree_map(to(run_dtype), out)
+
+    module.register_forward_pre_hook(inputs, with_kwargs=True)
+    module.register_forward_hook(outputs)

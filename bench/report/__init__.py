@@ -1,0 +1,1 @@
+"""Tables, statistics and plots from finished run folders: `python -m bench.report DIR [DIR ...]`."""

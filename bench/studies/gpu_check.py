@@ -1,0 +1,159 @@
+"""`make gpu-check`: every CUDA path of the harness at smoke size on one GPU, with no network and no
+weights: the headline methods with LoRA and with QLoRA (nf4), SFT with full fine-tuning, GRPO with
+merged rollouts, and the decode table. It runs the embedded model's architecture with random weights,
+since accuracy is not its subject, and writes one table to `results/gpu-check/<gpu>/`.
+
+    python -m bench.studies.gpu_check                      # on a CUDA machine: run every check, then the table
+    python -m bench.studies.gpu_check model.name_or_path=DIR   # tokenizer files from DIR (no embedded package)
+    python -m bench.studies.gpu_check --rehearse           # the same runs on this CPU in bf16, on the tiny model
+
+The rehearsal takes the paths a GPU takes where a CPU can: bf16 weights and rollouts outside autocast,
+QLoRA's 4-bit base (bitsandbytes runs on CPU too), fp32 master weights for full fine-tuning. What it
+cannot show is CUDA itself: the allocator's peaks, kernels, several GPUs.
+
+Without CUDA it validates every configuration (in seconds, no weights), says in one line that there is
+no GPU, and exits 0 when all of them validate: the suite runs it that way. On a GPU it exits non-zero if
+any run fails.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+from bench import BenchError
+
+HEADLINE = ("grpo", "ppo", "dpo", "kto", "orpo")
+COMMON = ["debug=smoke", "eval=none", "logger=none", "model.weights=random"]
+BF16_ON_CPU = ["device=cpu", "precision=bf16"]  # a GPU's precision where TRL's configs accept it without one
+REHEARSAL = [*BF16_ON_CPU, "model=tiny"]
+
+
+def left_out() -> list[str]:
+    """The headline methods the installed TRL lacks (PPO on TRL 1.16): the check runs the others."""
+    import methods
+
+    return [m for m in HEADLINE if methods.get(m).unavailable() is not None]
+
+
+def checks() -> list[tuple[str, list[str]]]:
+    """(name, overrides) of every run the check makes."""
+    headline = [m for m in HEADLINE if m not in left_out()]
+    out = [(f"{m}-{q}", [f"method={m}", f"quant={q}"]) for q in ("none", "nf4") for m in headline]
+    out.append(("sft-full", ["method=sft", "peft=none"]))
+    # Merged rollouts are exact only in fp32 (refused in bf16/fp16: the frozen base would drift).
+    out.append(("grpo-merged-rollouts", ["method=grpo", "train.rollout=merged", "precision=fp32"]))
+    return out
+
+
+COLUMNS = [  # (record key, header, scale)
+    ("status", "status", None),
+    ("sys/peak_mem_bytes", "peak allocated (GiB)", 2**-30),
+    ("sys/peak_reserved_bytes", "peak reserved (GiB)", 2**-30),
+    ("mem/weights_bytes", "weights (GiB)", 2**-30),
+    ("mem/trainable_bytes", "trainable (GiB)", 2**-30),
+    ("mem/optimizer_bytes", "optimizer (GiB)", 2**-30),
+    ("mem/activations_bytes", "activations (GiB)", 2**-30),
+    ("mem/logits_bytes", "logits (GiB)", 2**-30),
+    ("mem/kv_cache_bytes", "KV cache (GiB)", 2**-30),
+    ("train/trainable_dtype", "trainable dtype", None),
+    ("train/step_time_s", "step (s)", 1),
+    ("train/tokens_per_s", "tokens/s", 1),
+    ("perf/mfu", "MFU (%)", 100),
+    ("perf/mfu_spec", "MFU of spec (%)", 100),
+]
+
+
+def table(rows: dict[str, dict]) -> str:
+    head = "| check | " + " | ".join(h for _, h, _ in COLUMNS) + " |"
+    lines = [head, "|" + "---|" * (len(COLUMNS) + 1)]
+    for name, record in rows.items():
+        cells = []
+        for key, _, scale in COLUMNS:
+            value = record.get(key)
+            cells.append("" if value is None else f"{value * scale:.3g}" if scale else str(value))
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def validate_all(overrides: list[str]) -> list[str]:
+    """Every configuration through the harness's validation, in bf16 as on a GPU (and in the rehearsal):
+    the problems found. The device stays this CPU: TRL's configs refuse a GPU that is not there."""
+    from bench.config import compose, validate
+    from bench.recipe.models import resolve_runtime
+
+    problems = []
+    for name, own in checks():
+        try:
+            cfg = compose([*COMMON, *BF16_ON_CPU, *own, *overrides])
+            cfg.output_dir = "/nonexistent/gpu-check"  # validation writes nothing
+            validate(cfg, resolve_runtime(cfg.device, cfg.precision))
+        except BenchError as err:
+            problems.append(f"{name}: {err}")
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    import torch
+
+    overrides = sys.argv[1:] if argv is None else list(argv)
+    missing = left_out()
+    if missing:
+        print(f"gpu-check: leaves out {', '.join(missing)}: the installed TRL lacks it (the default lock has it).",
+              file=sys.stderr)
+    if "--rehearse" in overrides:
+        overrides.remove("--rehearse")
+        return run_all(overrides, Path("outputs/gpu-check-rehearsal"), rehearse=True)
+    if not torch.cuda.is_available():
+        problems = validate_all(overrides)
+        for problem in problems:
+            print(f"gpu-check: {problem}", file=sys.stderr)
+        print(f"gpu-check: no CUDA GPU on this machine; nothing was run ({len(checks()) - len(problems)} of "
+              f"{len(checks())} configurations validate).")
+        return 1 if problems else 0
+    props = torch.cuda.get_device_properties(0)
+    return run_all(overrides, Path("results/gpu-check") / re.sub(r"[^A-Za-z0-9._-]+", "-", props.name).strip("-"))
+
+
+def run_all(overrides: list[str], out: Path, rehearse: bool = False) -> int:
+    import torch
+
+    from bench.config import compose
+    from bench.records.store import versions
+    from bench.run.runner import run
+    from bench.studies import decode
+    from bench.system import cache
+
+    base = [*COMMON, *(REHEARSAL if rehearse else [])]  # a check's own settings win over these
+    if not rehearse:
+        props = torch.cuda.get_device_properties(0)
+        name = props.name
+        print(f"gpu-check: {name}, compute capability {props.major}.{props.minor}, bf16 "
+              f"{torch.cuda.is_bf16_supported()}; torch {torch.__version__}, CUDA {torch.version.cuda}; "
+              f"bitsandbytes {versions().get('versions/bitsandbytes')}", flush=True)
+    else:
+        name = "CPU rehearsal"
+        print(f"gpu-check: {name} ({' '.join(REHEARSAL)}); torch {torch.__version__}; bitsandbytes "
+              f"{versions().get('versions/bitsandbytes')}", flush=True)
+    rows = {}
+    for check, own in checks():
+        cfg = compose([*base, *own, *overrides])
+        cfg.output_dir = str(out / check)
+        rows[check] = run(cfg)
+        print(f"gpu-check: {check}: {rows[check]['status']}", flush=True)
+    weights = [o for o in base if o.startswith(("model", "device", "precision"))]  # decode trains nothing
+    decoded = decode.main(["--batch", "1,16", "--out", str(out / "decode.json"), *weights, *overrides])
+    text = table(rows)
+    cache.write_text(out / "table.md", f"# gpu-check on {name}\n\n{text}\n")
+    cache.write_json(out / "table.json", {"gpu": name, "runs": rows, **versions()}, indent=1)
+    print(text)
+    failed = [check for check, record in rows.items() if record["status"] != "success"]
+    if failed or decoded != 0:
+        print(f"gpu-check: failed: {', '.join(failed) or 'decode'}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
