@@ -34,9 +34,10 @@ test-fast: setup  ## everything that trains no model (about a minute)
 
 lint: setup
 	$(PY) -m ruff check bench methods tests
+	$(VENV)/bin/lint-imports  # the layers declared in pyproject.toml: imports run one way, no circles
 
 params: setup  ## the LoRA parameter audit, e.g. make params ARGS="model=qwen3-0.6b peft.r=32"
-	$(PY) -m bench.measure.params $(ARGS)
+	$(PY) -m bench.studies.params $(ARGS)
 
 .PHONY: fallbacks
 fallbacks: setup  ## the offline data's gold-fallback share against K and temperature (a table; ~15 min)

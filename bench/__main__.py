@@ -7,8 +7,10 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
+import methods
 from bench import BenchError
-from bench.config import CONF_DIR
+from bench.config.compose import CONF_DIR
+from bench.system import distributed, signals
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
@@ -16,9 +18,7 @@ def main(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    import methods
     from bench.run.runner import run
-    from bench.system import distributed
 
     if distributed.world_size() > 1:
         try:
@@ -46,7 +46,6 @@ def main(cfg: DictConfig) -> float | None:
 def cli() -> None:
     """`python -m bench`: the app, with SIGTERM/SIGHUP (Slurm, `kill`, a closed terminal) and Ctrl-C
     ending the sweep with the interrupted run recorded as such (bench.system.signals)."""
-    from bench.system import signals
 
     with signals.interruptible():
         try:

@@ -39,7 +39,7 @@ def _cache_dir(tmp_path_factory):
 @pytest.fixture
 def compose():
     """The real root config with overrides, outputs in a fresh folder."""
-    from bench.config import compose as _compose
+    from bench.config.compose import compose as _compose
 
     def make(*overrides: str, output_dir: Path | None = None):
         cfg = _compose(list(overrides))

@@ -52,7 +52,7 @@ def sweep(out: Path, *overrides: str, timeout: int = 1500) -> Sweep:
 def runs(out: Path, names: list[str], *overrides: str) -> Sweep:
     """Runs of one configuration per method, in this process, as the sweep's jobs would be (a test whose
     subject is not the command line saves the ~8 s a fresh process spends importing torch and TRL)."""
-    from bench.config import compose
+    from bench.config.compose import compose
     from bench.run.runner import run
 
     records = {}

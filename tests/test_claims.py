@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from bench.recipe.finetuning import FULL
+from bench.config.finetuning import FULL
 from bench.studies.claims import names
 from bench.studies.claims.__main__ import main
 from bench.studies.claims.rules import (
@@ -162,8 +162,8 @@ def test_label_noise_flips_a_pair_and_its_two_kto_labels_together():
 
 def test_label_noise_outside_its_range_is_refused_before_any_work(compose, tmp_path):
     from bench import BenchError
-    from bench.config import validate
-    from bench.recipe.models import resolve_runtime
+    from bench.config.validation import validate
+    from bench.system.runtime import resolve_runtime
 
     with pytest.raises(BenchError, match=r"data.label_noise=0.7: a rate in \[0, 0.5\]"):
         validate(compose("method=dpo", "+data.label_noise=0.7", output_dir=tmp_path), resolve_runtime("cpu", "auto"))

@@ -12,9 +12,11 @@ from hydra.errors import MissingConfigException
 
 import methods
 from bench import BenchError
-from bench.config import CONF_DIR, config_hash, validate
-from bench.recipe.models import resolve_runtime
+from bench.config.compose import CONF_DIR
+from bench.config.hashing import config_hash
+from bench.config.validation import validate
 from bench.run.runner import run
+from bench.system.runtime import resolve_runtime
 from tests.conftest import method_params, needs, unavailable
 
 CPU = resolve_runtime("cpu", "auto")
@@ -90,7 +92,7 @@ def test_unknown_task_in_config_is_explained(compose, tmp_path):
 
 
 def test_every_peft_field_comes_from_the_command_line(compose, tmp_path):
-    from bench.recipe import finetuning
+    from bench.config import finetuning
 
     cfg = compose("peft.target_modules=all-linear", "peft.use_rslora=true", "+peft.lora_bias=true")
     config = finetuning.peft_config(cfg.peft)
@@ -259,7 +261,7 @@ def test_a_step_that_clearly_cannot_fit_is_named_before_any_weights_load(compose
 
     import psutil
 
-    from bench.config import memory_floor, warn_if_it_cannot_fit
+    from bench.config.fit import memory_floor, warn_if_it_cannot_fit
 
     cfg = compose("model=tiny", "method=dpo", "train.max_prompt_length=100000", output_dir=tmp_path)
     checked = validate(cfg, CPU)

@@ -6,15 +6,8 @@ import pytest
 import torch
 
 from bench import BenchError
-from bench.studies.decode import (
-    DEFAULT_PATHS,
-    _generate,
-    _lora_b_nonzero,
-    _models,
-    benchmark,
-    bound_step_s,
-    kv_bytes,
-)
+from bench.measure.perf import kv_bytes
+from bench.studies.decode import DEFAULT_PATHS, _generate, _lora_b_nonzero, _models, benchmark, bound_step_s
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from bench import BenchError
-from bench.recipe.models import Runtime, resolve_runtime
 from bench.system.devices import Device, choose, one_gpu_per_run, parse, precision, trains_in_fp32
+from bench.system.runtime import Runtime, resolve_runtime
 from tests.conftest import needs
 
 H100 = Device("cuda", count=1, index=0, bf16=True, name="NVIDIA H100 80GB HBM3")
@@ -78,7 +78,7 @@ def test_a_full_fine_tune_loads_fp32_weights_and_a_lora_base_the_runs_dtype(comp
 
 
 def test_a_run_that_sees_several_gpus_without_a_launcher_is_refused_before_any_work(compose, tmp_path):
-    from bench.config import validate
+    from bench.config.validation import validate
 
     one_gpu_per_run(1, 0, launched=False)
     one_gpu_per_run(8, 0, launched=True)  # accelerate gives each process its own
@@ -90,7 +90,7 @@ def test_a_run_that_sees_several_gpus_without_a_launcher_is_refused_before_any_w
 def test_a_gpu_run_never_shares_a_hash_with_the_same_settings_on_cpu(compose, monkeypatch):
     """device=auto and precision=auto are hashed as they resolve: a claim sweep's `reuse:` on a GPU must not
     copy the committed CPU runs in as GPU results. CPU fp32 hashes are those every earlier run recorded."""
-    from bench.config import config_hash
+    from bench.config.hashing import config_hash
     from bench.system import devices
 
     cfg = compose("method=dpo", "model=tiny")
@@ -138,7 +138,7 @@ def test_the_gpu_check_table_has_a_row_per_run_and_every_column():
 def test_merges_that_must_be_exact_happen_only_in_fp32(compose, tmp_path):
     """Merged rollouts at bf16 would drift the frozen base (merge, unmerge, round, at every rollout); merged
     scoring at bf16 would round a small trained delta away: refused, and scored unmerged."""
-    from bench.config import validate
+    from bench.config.validation import validate
     from bench.recipe.evaluate import scoring_path
 
     bf16 = Runtime(device="cuda", dtype=torch.bfloat16, precision="bf16", index=0, gpus_visible=1)
@@ -172,7 +172,7 @@ def test_a_value_head_trains_in_fp32_among_bf16_frozen_layers_and_runs_outside_a
 def test_ppo_trains_a_4bit_base_at_bf16_with_the_same_dtypes_as_lora(compose, tmp_path):
     """PPO with quant=nf4 at bf16 crashed ("expected m1 and m2 to have the same dtype"): TRL's PPO cast the
     4-bit model's norms to fp32 while its rollouts run without autocast. One dtype rule for every trainer
-    (bench.recipe.finetuning.settle_dtypes): trained weights fp32 (TRL had cast QLoRA's adapter to bf16), frozen
+    (bench.recipe.dtypes.settle_dtypes): trained weights fp32 (TRL had cast QLoRA's adapter to bf16), frozen
     ones in the run's dtype, so LoRA and QLoRA differ in the base's quantization alone."""
     from bench.run.runner import run
 

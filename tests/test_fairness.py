@@ -7,8 +7,10 @@ import pytest
 
 import methods
 from bench import BenchError
-from bench.config import CONF_DIR
-from bench.measure import fairness
+from bench.config import declared as _declared
+from bench.config.compose import CONF_DIR
+from bench.measure import probes
+from bench.report import audit
 from tests.conftest import method_params
 
 METHODS = methods.names()
@@ -26,11 +28,11 @@ def test_audit_flags_an_undeclared_difference_and_passes_a_declared_one():
         # A library default that differs and that nobody chose:
         "grpo": [_run("grpo", disable_dropout=False) | {"fair/dropout": 0.05}],
     }
-    found = {d.setting: d for d in fairness.audit(rows)}
+    found = {d.setting: d for d in audit.audit(rows)}
     assert found["beta"].declared and found["beta"].declared_by == ["dpo", "kto"]
     assert not found["disable_dropout"].declared and not found["fair/dropout"].declared
     assert "output_dir" not in found and "seed" not in found  # differ per run by construction
-    text = fairness.to_markdown(list(found.values()))
+    text = audit.to_markdown(list(found.values()))
     assert "undeclared difference" in text and "`disable_dropout` | NOT DECLARED" in text
 
 
@@ -40,17 +42,17 @@ def test_audit_allows_rows_that_declare_to_differ_but_not_those_that_do_not():
         "b": [_run("b")],
         "c": [_run("c", learning_rate=1e-3)],  # undeclared and unlike b: flagged
     }
-    (diff,) = fairness.audit(rows)
+    (diff,) = audit.audit(rows)
     assert diff.setting == "learning_rate" and not diff.declared
     rows["c"] = [_run("c")]
-    (diff,) = fairness.audit(rows)
+    (diff,) = audit.audit(rows)
     assert diff.declared and diff.declared_by == ["a"]
-    assert fairness.audit({"a": [_run("a")], "b": [_run("b")]}) == []
+    assert audit.audit({"a": [_run("a")], "b": [_run("b")]}) == []
 
 
 def test_audit_shows_a_row_whose_own_seeds_disagree():
     rows = {"a": [_run("a"), _run("a", warmup_steps=3)], "b": [_run("b")]}
-    (diff,) = fairness.audit(rows)
+    (diff,) = audit.audit(rows)
     assert diff.setting == "warmup_steps" and "differs within row" in str(diff.values["a"])
     assert not diff.declared  # seeds of one row may differ only by seed
 
@@ -58,7 +60,7 @@ def test_audit_shows_a_row_whose_own_seeds_disagree():
 def test_a_derived_field_is_declared_with_its_source_and_inert_fields_are_not_compared():
     """GSPO's steps_per_generation sets generation_batch_size too; PPO's unused reward-model path and
     vLLM's settings with vLLM off cannot act, so trainers whose defaults differ there differ in nothing."""
-    declared = fairness.declared({"steps_per_generation": 4}, {}, [])
+    declared = _declared.declared({"steps_per_generation": 4}, {}, [])
     assert {"steps_per_generation", "generation_batch_size"} <= set(declared)
     rows = {
         "grpo": [_run("grpo", steps_per_generation=1, generation_batch_size=4, vllm_gpu_memory_utilization=0.3)],
@@ -67,16 +69,16 @@ def test_a_derived_field_is_declared_with_its_source_and_inert_fields_are_not_co
         "online_dpo": [_run("online_dpo", reward_model_path=None, vllm_gpu_memory_utilization=0.55)],
         "ppo": [_run("ppo", reward_model_path="EleutherAI/pythia-160m")],
     }
-    found = {d.setting: d for d in fairness.audit(rows)}
+    found = {d.setting: d for d in audit.audit(rows)}
     assert found["generation_batch_size"].declared and found["steps_per_generation"].declared
     assert "reward_model_path" not in found and "vllm_gpu_memory_utilization" not in found
     for row in ("grpo", "online_dpo"):  # with vLLM on, its settings act
         rows[row][0]["fair/trl_config"]["use_vllm"] = True
-    assert "vllm_gpu_memory_utilization" in {d.setting for d in fairness.audit(rows)}
+    assert "vllm_gpu_memory_utilization" in {d.setting for d in audit.audit(rows)}
 
 
 def test_declared_reads_yaml_args_tuned_keys_and_sweep_overrides():
-    names = fairness.declared(
+    names = _declared.declared(
         {"beta": 0.1}, {"train.args.learning_rate": 3e-4},
         ["method=dpo", "sampling.temperature=1.0", "train.disable_dropout=false", "seed=1"],
     )
@@ -87,8 +89,8 @@ def test_declared_reads_yaml_args_tuned_keys_and_sweep_overrides():
 @pytest.mark.parametrize("name", method_params(sorted(p.stem for p in (CONF_DIR / "method").glob("*.yaml"))))
 def test_every_method_gets_the_shared_dropout_and_sampling_settings(compose, name):
     """Built exactly as validation builds it: the TRL config each trainer will receive (variants too)."""
-    from bench.config import validate
-    from bench.recipe.models import resolve_runtime
+    from bench.config.validation import validate
+    from bench.system.runtime import resolve_runtime
 
     # The tiny model's shapes: the subject is each trainer's config, not the audit of a large model's layers.
     cfg = compose(f"method={name}", "experiment=headline", "model=tiny", "output_dir=/tmp/unused")
@@ -103,18 +105,18 @@ def test_every_method_gets_the_shared_dropout_and_sampling_settings(compose, nam
 
 
 def test_a_method_yaml_may_override_sampling_and_it_is_declared(compose):
-    from bench.config import validate
-    from bench.recipe.models import resolve_runtime
+    from bench.config.validation import validate
+    from bench.system.runtime import resolve_runtime
 
     cfg = compose("method=grpo", "+method.args.temperature=1.0", "output_dir=/tmp/unused")
     args = validate(cfg, resolve_runtime("cpu", "auto")).trainer_config
     assert args.temperature == 1.0
-    assert fairness.sampling_declared({"temperature": 1.0}, methods.get("grpo").sampling) == ["fair/temperature"]
+    assert _declared.sampling_declared({"temperature": 1.0}, methods.get("grpo").sampling) == ["fair/temperature"]
 
 
 def test_dropout_is_the_harness_s_setting_not_a_method_s(compose):
-    from bench.config import validate
-    from bench.recipe.models import resolve_runtime
+    from bench.config.validation import validate
+    from bench.system.runtime import resolve_runtime
 
     cfg = compose("method=dpo", "+method.args.disable_dropout=false", "output_dir=/tmp/unused")
     with pytest.raises(BenchError, match="train.disable_dropout"):
@@ -128,12 +130,12 @@ def test_dropout_helpers_find_lora_and_functional_attention_dropout():
         attention_dropout = 0.1
 
     model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Dropout(0.05), Attention())
-    assert fairness.active_dropout(model) == 0.1
+    assert probes.active_dropout(model) == 0.1
     model.eval()
-    assert fairness.active_dropout(model) == 0.0  # not active outside training mode
+    assert probes.active_dropout(model) == 0.0  # not active outside training mode
     model.train()
-    fairness.disable_dropout(model)
-    assert fairness.active_dropout(model) == 0.0
+    probes.disable_dropout(model)
+    assert probes.active_dropout(model) == 0.0
 
 
 # ---- the three splits ------------------------------------------------------------------------------
@@ -186,8 +188,8 @@ def test_gsm8k_validation_is_a_seeded_slice_of_its_train_file(compose, gsm8k_dir
 
 
 def test_an_unknown_split_fails_at_validation(compose):
-    from bench.config import validate
-    from bench.recipe.models import resolve_runtime
+    from bench.config.validation import validate
+    from bench.system.runtime import resolve_runtime
 
     with pytest.raises(BenchError, match="eval.split"):
         validate(compose("eval.split=train", "output_dir=/tmp/unused"), resolve_runtime("cpu", "auto"))
@@ -229,7 +231,7 @@ def test_tuned_settings_apply_per_method_and_are_recorded_in_the_config(compose,
     # the tuned beta). The same holds for a run, which reads its own recorded overrides.
     swept = compose("method=dpo", f"tuned={path}", "train.args.learning_rate=1e-5")
     assert swept.train.args.learning_rate == 1e-5 and swept.method.args.beta == 0.3
-    from bench.config import apply_tuned
+    from bench.config.compose import apply_tuned
 
     cfg.train.args.learning_rate, cfg.overrides = 1e-5, ["train.args.learning_rate=1e-5"]
     assert apply_tuned(cfg).train.args.learning_rate == 1e-5
@@ -239,7 +241,7 @@ def test_tuned_settings_apply_per_method_and_are_recorded_in_the_config(compose,
 
 
 def test_each_fine_tuning_mode_takes_its_own_tuned_entry_and_other_runs_keep_their_hash(compose, tmp_path):
-    from bench.config import config_hash
+    from bench.config.hashing import config_hash
 
     path = tmp_path / "tuned.yaml"
     path.write_text("tuned:\n  dpo: {train.args.learning_rate: 0.0003, method.args.beta: 0.3}\n")

@@ -124,7 +124,7 @@ def test_gsm8k_data_that_is_not_utf8_or_not_json_is_named_with_its_line(compose,
 
 
 def test_a_broken_tuned_file_is_named_with_its_line(compose, tmp_path):
-    from bench.config import apply_tuned
+    from bench.config.compose import apply_tuned
 
     tuned = tmp_path / "tuned.yaml"
     tuned.write_text("tuned:\n  dpo: {train.args.learning_rate: 1.0e-4\n")

@@ -16,10 +16,11 @@ PROMPTS = 48
 def policy_and_prompts(compose_module):
     from peft import get_peft_model
 
-    from bench.measure import fairness
-    from bench.recipe import finetuning
-    from bench.recipe.models import load_base, load_tokenizer, resolve_model_path, resolve_runtime
+    from bench.config import finetuning
+    from bench.measure import probes
+    from bench.recipe.models import load_base, load_tokenizer, resolve_model_path
     from bench.studies.decode import _lora_b_nonzero
+    from bench.system.runtime import resolve_runtime
     from bench.tasks import load_task
 
     cfg = compose_module("method=grpo")
@@ -33,7 +34,7 @@ def policy_and_prompts(compose_module):
         for name, p in model.named_parameters():
             if "lora_B" in name:
                 p.mul_(20)
-    fairness.disable_dropout(model)
+    probes.disable_dropout(model)
     model.train()  # TRL's rollout runs the training model in train mode (dropout off)
     task = load_task(cfg.task)
     chats = [task.messages(ex) for ex in task.prompts(PROMPTS)]
@@ -43,7 +44,7 @@ def policy_and_prompts(compose_module):
 
 @pytest.fixture(scope="module")
 def compose_module():
-    from bench.config import compose
+    from bench.config.compose import compose
 
     return lambda *o: compose(list(o))
 

@@ -9,7 +9,8 @@ import sys
 import pytest
 
 from bench import BenchError
-from bench.measure.params import audit, audit_config, meta_model, wrap
+from bench.config.audit import audit_config
+from bench.measure.params import audit, meta_model, wrap
 
 SEVEN = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 # Tiny configs of each family: small enough to build with real weights in a second.
@@ -117,7 +118,7 @@ def test_architecture_comes_from_a_local_folder(compose, tmp_path):
     ],
 )
 def test_params_cli_prints_the_audit(overrides, expected, capsys):
-    from bench.measure.params import main
+    from bench.studies.params import main
 
     assert main(overrides) == 0
     out = capsys.readouterr().out
@@ -125,7 +126,7 @@ def test_params_cli_prints_the_audit(overrides, expected, capsys):
 
 
 def test_params_cli_fails_on_a_target_matching_nothing(capsys):
-    from bench.measure.params import main
+    from bench.studies.params import main
 
     assert main(["peft.target_modules=[nope]"]) == 2
     assert "not found in the base model" in capsys.readouterr().err
@@ -134,7 +135,7 @@ def test_params_cli_fails_on_a_target_matching_nothing(capsys):
 def test_params_cli_runs_offline_as_a_command():
     """The command itself, in a fresh process with the Hub unreachable (the other CLI tests call main)."""
     out = subprocess.run(
-        [sys.executable, "-m", "bench.measure.params", "model=qwen3-0.6b", "peft.r=32"], capture_output=True, text=True,
+        [sys.executable, "-m", "bench.studies.params", "model=qwen3-0.6b", "peft.r=32"], capture_output=True, text=True,
         timeout=300, env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"},
     )
     assert out.returncode == 0 and "12,845,056" in out.stdout and "conf/model arch" in out.stdout

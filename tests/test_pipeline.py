@@ -10,8 +10,8 @@ import pytest
 from omegaconf import OmegaConf
 
 from bench import BenchError
-from bench.config import config_hash
-from bench.recipe import pipeline
+from bench.config import stages
+from bench.config.hashing import config_hash
 from tests.conftest import REPO
 
 
@@ -39,12 +39,12 @@ def test_a_glob_names_the_one_first_stage_of_this_seed(compose, tmp_path):
         _run_folder(tmp_path, f"{seed}_sft_seed{seed}", config_hash=f"h{seed}")
     _run_folder(tmp_path, "2_orpo_seed0")
     cfg = compose("method=dpo", f"init_from={tmp_path}/*_sft_seed1")
-    stage = pipeline.load(cfg)
+    stage = stages.load(cfg)
     assert stage.folder == tmp_path / "1_sft_seed1" and stage.is_adapter and stage.methods == ["sft"]
-    head = pipeline.header(cfg)
+    head = stages.header(cfg)
     assert head["method"] == "sft→dpo" and head["pipeline/stages"] == ["sft", "dpo"]
     # Hashed by what the first stage was, not where it lies: a rerun first stage reruns this one.
-    assert pipeline.identity(cfg) == "run:h1"
+    assert stages.identity(cfg) == "run:h1"
     other = compose("method=dpo", f"init_from={tmp_path}/*_sft_seed0")
     assert config_hash(cfg) != config_hash(other)
 
@@ -57,21 +57,21 @@ def test_init_from_must_name_exactly_one_run(compose, tmp_path, pattern, message
     _run_folder(tmp_path, "0_sft_seed0")
     _run_folder(tmp_path, "1_orpo_seed0")
     with pytest.raises(BenchError, match=message):
-        pipeline.load(compose("method=dpo", f"init_from={tmp_path}/{pattern}"))
+        stages.load(compose("method=dpo", f"init_from={tmp_path}/{pattern}"))
 
 
 def test_init_from_refuses_an_unfinished_run_or_another_base(compose, tmp_path):
     _run_folder(tmp_path, "0_sft_seed0", status="failed", error="Diverged at step 2")
     with pytest.raises(BenchError, match="did not finish.*Diverged"):
-        pipeline.load(compose("method=dpo", f"init_from={tmp_path}/0_sft_seed0"))
+        stages.load(compose("method=dpo", f"init_from={tmp_path}/0_sft_seed0"))
     _run_folder(tmp_path, "1_sft_seed1", model="Qwen/Qwen3-0.6B")
     with pytest.raises(BenchError, match="same base"):
-        pipeline.load(compose("method=dpo", f"init_from={tmp_path}/1_sft_seed1"))
+        stages.load(compose("method=dpo", f"init_from={tmp_path}/1_sft_seed1"))
 
 
 def test_validation_fails_on_a_bad_init_from_before_any_model_loads(compose, tmp_path):
-    from bench.config import validate
-    from bench.recipe.models import resolve_runtime
+    from bench.config.validation import validate
+    from bench.system.runtime import resolve_runtime
 
     with pytest.raises(BenchError, match="names no run folder"):
         validate(compose("method=dpo", f"init_from={tmp_path}/missing"), resolve_runtime("cpu"))
@@ -81,7 +81,7 @@ def test_a_pipeline_is_charged_every_stage(compose, tmp_path):
     _run_folder(tmp_path, "0_sft_seed0", **{"time/full_s": 100.0, "sys/peak_mem_bytes": 3_000, "eval/accuracy": 0.4})
     cfg = compose("method=dpo", f"init_from={tmp_path}/0_sft_seed0")
     second = {"time/full_s": 50.0, "sys/peak_mem_bytes": 2_000, "pipeline/merge_s": 7.0, "pipeline/merge_cached": True}
-    charged = pipeline.charge(cfg, second)
+    charged = stages.charge(cfg, second)
     # The merge was cached: its original cost is charged as well, as a cached data build is.
     assert charged["pipeline/full_s"] == 157.0
     assert charged["pipeline/peak_mem_bytes"] == 3_000 and charged["pipeline/from_accuracy"] == 0.4
@@ -89,10 +89,10 @@ def test_a_pipeline_is_charged_every_stage(compose, tmp_path):
     _run_folder(tmp_path, "1_dpo_seed0", **{"pipeline/stages": ["sft", "dpo"], "pipeline/full_s": 157.0,
                                             "pipeline/peak_mem_bytes": 3_000, "time/full_s": 50.0})
     third = compose("method=grpo", f"init_from={tmp_path}/1_dpo_seed0")
-    assert pipeline.header(third)["method"] == "sft→dpo→grpo"
-    assert pipeline.charge(third, {"time/full_s": 10.0, "sys/peak_mem_bytes": 4_000}) == {
+    assert stages.header(third)["method"] == "sft→dpo→grpo"
+    assert stages.charge(third, {"time/full_s": 10.0, "sys/peak_mem_bytes": 4_000}) == {
         "pipeline/full_s": 167.0, "pipeline/peak_mem_bytes": 4_000, "pipeline/from_config_hash": None}
-    assert pipeline.charge(compose("method=dpo"), second) == {}
+    assert stages.charge(compose("method=dpo"), second) == {}
 
 
 def test_reuse_copies_a_finished_identical_run_instead_of_training(compose, tmp_path):

@@ -308,7 +308,7 @@ def test_qlora_nf4_trains_the_same_lora_and_logs_to_wandb_offline(compose, tmp_p
     assert record["params/trainable"] == record["params/audit_exact"] == 32_768
     assert record["params/total"] == TINY_PARAMS + 32_768
     # The adapter trains in fp32 as under LoRA (TRL casts a quantized model's adapter to bf16;
-    # bench.recipe.finetuning.settle_dtypes undoes it). B starts at zero, so A's first gradient is zero and its
+    # bench.recipe.dtypes.settle_dtypes undoes it). B starts at zero, so A's first gradient is zero and its
     # second tiny on this random 4-bit base: not every A tensor moves in two steps; every B must.
     assert record["train/trainable_dtype"] == "float32" and record["train/frozen_dtypes"] == "float32+uint8"
     assert 0 < record["train/trainable_tensors_changed"] <= record["train/trainable_tensors"]

@@ -76,11 +76,11 @@ def test_rows_on_another_trl_are_apart_and_an_undeclared_difference():
 def test_a_router_setting_only_counts_for_a_mixture_of_experts():
     """TRL 1.16 moved router_aux_loss_coef's default from 0.001 to None: on a dense model it is inert, and
     the audit leaves it out there; on a mixture of experts it is compared like any other setting."""
-    from bench.measure import fairness
+    from bench.report import audit
 
     def row(coef, moe):
         return [{"fair/trl_config": {"router_aux_loss_coef": coef, "beta": 0.1}, "model/moe": moe}]
 
-    assert fairness.audit({"a": row(0.001, False), "b": row(None, False)}) == []
-    (difference,) = fairness.audit({"a": row(0.001, True), "b": row(None, True)})
+    assert audit.audit({"a": row(0.001, False), "b": row(None, False)}) == []
+    (difference,) = audit.audit({"a": row(0.001, True), "b": row(None, True)})
     assert difference.setting == "router_aux_loss_coef" and not difference.declared

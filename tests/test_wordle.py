@@ -309,14 +309,14 @@ def test_play_games_invalid_guess_uses_a_turn_without_feedback():
 
 @pytest.fixture(scope="module")
 def task():
-    from bench.config import compose
+    from bench.config.compose import compose
     from bench.tasks import load_task
 
     return load_task(compose(["task=wordle"]).task)
 
 
 def test_task_builds_seeded_with_disjoint_games(task):
-    from bench.config import compose
+    from bench.config.compose import compose
     from bench.tasks import load_task
 
     assert (len(task.train), len(task.test)) == (512, 200)
@@ -409,7 +409,7 @@ def test_extra_eval_plays_held_out_games(task):
 
 
 def _gym(*overrides: str):
-    from bench.config import compose
+    from bench.config.compose import compose
     from bench.tasks import load_task
 
     return load_task(
@@ -451,7 +451,7 @@ def test_reasoning_gym_task_scores_with_the_library_checker():
 
 
 def test_the_generic_lm_eval_task_scores_turns_from_its_data_file(task):
-    from bench.config import compose
+    from bench.config.compose import compose
     from bench.recipe.evaluate import _generic_task
 
     lm_task = _generic_task(task, compose(["task=wordle"]))

@@ -83,7 +83,7 @@ def live_memory(device: str, index: int | None = None) -> int:
 
 
 # What the process is doing now, as the memory sampler sees it: "generate" while a generate() call runs
-# (bench.measure.fairness.GenerationRecorder sets it), else "step". The breakdown splits the peak by it: a peak
+# (bench.measure.probes.GenerationRecorder sets it), else "step". The breakdown splits the peak by it: a peak
 # inside generation holds the KV cache, a peak inside a training step the tensors saved for backward.
 ACTIVITY = {"now": "step"}
 _SAMPLING: list[MemorySampler] = []  # the phase's sampler while it runs (phases do not nest)

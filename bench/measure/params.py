@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -185,38 +184,9 @@ def architecture(model_cfg) -> tuple[object, str]:
     return AutoConfig.for_model(arch.pop("model_type"), **arch), f"conf/model arch numbers for {model_cfg.name}"
 
 
-def audit_config(cfg) -> Audit:
-    """The audit of a composed run config: peft's wrap of its architecture on the meta device."""
-    from bench.recipe import finetuning
-
-    config, source = architecture(cfg.model)
-    model = meta_model(config)
-    peft = finetuning.peft_config(cfg.peft)
-    wrapped = model if peft is None else wrap(model, peft)
-    return audit(wrapped, peft, finetuning.mode(cfg.peft), source)
-
-
 def count_params(model: nn.Module) -> tuple[int, int]:
     """(trainable, total) parameters; peft's count unpacks 4-bit weights so totals compare across quant."""
     if hasattr(model, "get_nb_trainable_parameters"):
         return model.get_nb_trainable_parameters()
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return trainable, sum(p.numel() for p in model.parameters())
-
-
-def main(argv: list[str] | None = None) -> int:
-    from bench.config import compose
-
-    try:
-        cfg = compose(sys.argv[1:] if argv is None else argv)
-        result = audit_config(cfg)
-    except BenchError as err:
-        print(f"bench.measure.params: {err}", file=sys.stderr)
-        return 2
-    print(f"model: {cfg.model.name}; architecture from {result.source} (meta device, no weights)")
-    print(result.table())
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

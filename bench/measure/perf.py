@@ -373,3 +373,10 @@ def perf_metrics(
             }
         )
     return out
+
+
+def kv_bytes(config, batch: int, context: float, element: int) -> float:
+    """Bytes of KV cache a decode step reads at `context` positions: keys and values of every layer."""
+    heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    return 2 * config.num_hidden_layers * heads * head_dim * context * batch * element

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from bench.config import stages
 from bench.recipe import pipeline
 from bench.recipe.models import identity
 from bench.system import cache, files
@@ -33,7 +34,7 @@ def stamp(folder: Path, cfg: DictConfig) -> None:
         return
     data = files.read_json(config)
     data["base_model_name_or_path"] = identity(str(cfg.model.name_or_path))[0]
-    if pipeline.spec(cfg):  # a second stage's adapter sits on the first stage's model, not on the hub base
+    if stages.spec(cfg):  # a second stage's adapter sits on the first stage's model, not on the hub base
         from bench.recipe.models import resolve_model_path
 
         start, _ = pipeline.start_path(cfg, resolve_model_path(str(cfg.model.name_or_path), cfg.cache_dir))
@@ -75,7 +76,7 @@ def write_card(folder: Path, cfg: DictConfig, record: dict) -> None:
 
 {"A LoRA adapter" if adapter else "Fully fine-tuned weights"} for `{base}`, trained with **{method}** on the
 `{task}` task by rft-bench (`python -m bench method={method} task={task} seed={cfg.seed}`).
-{f"{chr(10)}Trained on top of the run `{cfg.init_from}` (a second stage, bench/pipeline.py): its base is that run's model, `{record.get('pipeline/from')}`.{chr(10)}" if pipeline.spec(cfg) else ""}{f"{chr(10)}The base was `{source}`: the adapter was trained on those weights, which are close to the hub model's but not equal, so scores on the hub model can differ slightly.{chr(10)}" if source else ""}
+{f"{chr(10)}Trained on top of the run `{cfg.init_from}` (a second stage, bench/pipeline.py): its base is that run's model, `{record.get('pipeline/from')}`.{chr(10)}" if stages.spec(cfg) else ""}{f"{chr(10)}The base was `{source}`: the adapter was trained on those weights, which are close to the hub model's but not equal, so scores on the hub model can differ slightly.{chr(10)}" if source else ""}
 ## Training
 
 - method: `{method}` (TRL trainer, arguments in the run's `config_resolved.yaml`)

@@ -25,6 +25,8 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from bench import BenchError
+from bench.config.compose import compose
+from bench.recipe import pipeline
 from bench.system import cache, files
 from bench.tasks import Task, load_task
 from bench.tasks.base import fingerprint
@@ -296,7 +298,6 @@ def evaluate_run(cfg: DictConfig, runtime, weights: Path, merge: bool | None = N
     if how != "full":
         from peft import PeftModel
 
-        from bench.recipe import pipeline
 
         # The base scores above are the original base's (a pipeline's delta is the whole pipeline's);
         # a second stage's adapter sits on the first stage's model.
@@ -350,8 +351,7 @@ def merge_gap(model, tokenizer, task: Task, n: int = 4) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from bench.config import compose
-    from bench.recipe.models import resolve_runtime
+    from bench.system.runtime import resolve_runtime
 
     parser = argparse.ArgumentParser(prog="python -m bench.recipe.evaluate", description=__doc__.splitlines()[0])
     parser.add_argument("weights", type=Path, help="a run's adapter/ (PEFT adapter) or model/ (full weights)")

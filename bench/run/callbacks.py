@@ -12,6 +12,10 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+import methods
+from bench.config.compose import CONF_DIR
+from bench.system import distributed
+
 log = logging.getLogger(__name__)
 
 
@@ -31,7 +35,6 @@ class ReportCallback(Callback):
         self.exit_on_failed_runs = exit_on_failed_runs
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from bench.system import distributed
 
         if not distributed.is_main():  # a data-parallel sweep: one report, from rank 0
             return
@@ -80,7 +83,6 @@ def sweep_jobs(config: DictConfig) -> list[list[str]] | None:
         from hydra._internal.utils import create_config_search_path
         from hydra.core.override_parser.overrides_parser import OverridesParser
 
-        from bench.config import CONF_DIR
 
         loader = ConfigLoaderImpl(config_search_path=create_config_search_path(str(CONF_DIR)))
         params = [f"{k}={v}" for k, v in (config.hydra.sweeper.get("params") or {}).items()]
@@ -96,8 +98,6 @@ def unavailable_methods(jobs: list[list[str]]) -> dict:
     """The sweep's methods that the installed TRL lacks: name -> its adapter (methods.Method)."""
     from omegaconf import OmegaConf
 
-    import methods
-    from bench.config import CONF_DIR
 
     out = {}
     for name in sorted({o.split("=", 1)[1] for job in jobs for o in job if o.startswith("method=")}):

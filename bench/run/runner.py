@@ -17,11 +17,16 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from bench import BenchError
-from bench.config import apply_tuned, config_hash, validate
-from bench.recipe import finetuning, pipeline
-from bench.recipe.models import cache_root, resolve_runtime
-from bench.records import store
+from bench.config import finetuning, stages
+from bench.config.compose import apply_tuned
+from bench.config.hashing import config_hash
+from bench.config.validation import validate
+from bench.recipe import evaluate
+from bench.recipe.models import cache_root
+from bench.records import store, tracking
 from bench.system import devices, distributed, secrets, signals
+from bench.system.runtime import resolve_runtime
+from methods import adapter_name
 
 log = logging.getLogger(__name__)
 METRICS = "metrics.json"
@@ -217,7 +222,6 @@ def clean_partial(out: Path) -> None:
 
 
 def _header(cfg: DictConfig) -> dict:
-    from methods import adapter_name
 
     return {
         "status": "running",
@@ -237,7 +241,7 @@ def _header(cfg: DictConfig) -> dict:
         "overrides": grouping_overrides(cfg.get("overrides") or []),
         "dist/world_size": distributed.world_size(),  # processes of a data-parallel job (accelerate)
         "output_dir": str(cfg.output_dir),
-        **pipeline.header(cfg),  # a second stage: the method is the chain (sft→dpo)
+        **stages.header(cfg),  # a second stage: the method is the chain (sft→dpo)
         **store.git_info(),
         **store.versions(),
     }
@@ -348,13 +352,12 @@ def _record(cfg: DictConfig) -> dict:
         3,
     )
     if record["status"] == "success":  # a second stage: the whole pipeline's cost
-        record.update(pipeline.charge(cfg, record))
+        record.update(stages.charge(cfg, record))
     if not main:
         return record
     _card(cfg, out, record)
     store.write(out / METRICS, record)
     try:
-        from bench.records import tracking
 
         wandb_dir = tracking.log_run(cfg, out, record)
     except Exception as err:  # a tracker problem must not turn a finished run into a failed one
@@ -396,7 +399,6 @@ def _train_and_evaluate(cfg: DictConfig, out: Path, record: dict) -> dict:
         result.update(validated.audit.as_metrics())
         result.update(train.train(cfg, runtime, validated, out))
         if cfg.eval.enabled and distributed.is_main():  # the job's adapter, scored once
-            from bench.recipe import evaluate
 
             with train.phase("eval", runtime.device, result):
                 result.update(evaluate.evaluate_run(cfg, runtime, train.weights_dir(out)))

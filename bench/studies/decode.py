@@ -33,6 +33,11 @@ from pathlib import Path
 import torch
 
 from bench import BenchError
+from bench.config import finetuning
+from bench.config.compose import compose
+from bench.measure.perf import kv_bytes
+from bench.records.store import system_info, versions
+from bench.system import cache
 
 PATHS = ("trl", "eval", "merged", "base", "static", "compiled")
 DEFAULT_PATHS = ("trl", "eval", "merged", "base", "static")
@@ -49,11 +54,6 @@ class Row:
     speedup: float | None = None  # over the `trl` path at the same batch
 
 
-def kv_bytes(config, batch: int, context: float, element: int) -> float:
-    """Bytes of KV cache a decode step reads at `context` positions: keys and values of every layer."""
-    heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
-    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
-    return 2 * config.num_hidden_layers * heads * head_dim * context * batch * element
 
 
 def bound_step_s(params: int, weight_bytes: int, cache: float, batch: int, bandwidth: float, peak: float) -> float:
@@ -63,9 +63,9 @@ def bound_step_s(params: int, weight_bytes: int, cache: float, batch: int, bandw
 
 def _models(model, paths: list[str]) -> dict:
     """The model each path generates with (the same weights throughout)."""
-    from bench.measure import fairness
+    from bench.measure import probes
 
-    fairness.disable_dropout(model)  # the harness's dropout policy: the rollout model samples without it
+    probes.disable_dropout(model)  # the harness's dropout policy: the rollout model samples without it
     merged = None
     if {"merged", "static", "compiled"} & set(paths):
         merged = copy.deepcopy(model).merge_and_unload().eval()
@@ -181,12 +181,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from peft import get_peft_model
 
-    from bench.config import compose
     from bench.measure.perf import peak_bandwidth, peak_flops
-    from bench.recipe import finetuning
-    from bench.recipe.models import load_base, load_tokenizer, resolve_model_path, resolve_runtime
-    from bench.records.store import system_info, versions
-    from bench.system import cache
+    from bench.recipe.models import load_base, load_tokenizer, resolve_model_path
+    from bench.system.runtime import resolve_runtime
 
     try:
         batches = [int(b) for b in args.batch.split(",") if b]

@@ -20,6 +20,9 @@ import json
 import time
 from pathlib import Path
 
+from bench.config.compose import compose
+from bench.tasks import load_task
+
 
 def tie_share(rewards: list[list[float]], k: int) -> float:
     """Share of groups whose first k rewards are all equal (the builder's tie, so a gold fallback)."""
@@ -34,10 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="also write the figures here as JSON")
     args = parser.parse_args(argv)
 
-    from bench.config import compose
     from bench.recipe import data as data_pipeline
-    from bench.recipe.models import load_base, load_tokenizer, resolve_model_path, resolve_runtime
-    from bench.tasks import load_task
+    from bench.recipe.models import load_base, load_tokenizer, resolve_model_path
+    from bench.system.runtime import resolve_runtime
 
     cfg = compose(args.overrides)
     temperatures = [float(t) for t in args.temperatures.split(",")]

@@ -22,7 +22,11 @@ import re
 import sys
 from pathlib import Path
 
+import methods
 from bench import BenchError
+from bench.config.compose import compose
+from bench.records.store import versions
+from bench.system import cache
 
 HEADLINE = ("grpo", "ppo", "dpo", "kto", "orpo")
 COMMON = ["debug=smoke", "eval=none", "logger=none", "model.weights=random"]
@@ -32,7 +36,6 @@ REHEARSAL = [*BF16_ON_CPU, "model=tiny"]
 
 def left_out() -> list[str]:
     """The headline methods the installed TRL lacks (PPO on TRL 1.16): the check runs the others."""
-    import methods
 
     return [m for m in HEADLINE if methods.get(m).unavailable() is not None]
 
@@ -80,8 +83,8 @@ def table(rows: dict[str, dict]) -> str:
 def validate_all(overrides: list[str]) -> list[str]:
     """Every configuration through the harness's validation, in bf16 as on a GPU (and in the rehearsal):
     the problems found. The device stays this CPU: TRL's configs refuse a GPU that is not there."""
-    from bench.config import compose, validate
-    from bench.recipe.models import resolve_runtime
+    from bench.config.validation import validate
+    from bench.system.runtime import resolve_runtime
 
     problems = []
     for name, own in checks():
@@ -119,11 +122,8 @@ def main(argv: list[str] | None = None) -> int:
 def run_all(overrides: list[str], out: Path, rehearse: bool = False) -> int:
     import torch
 
-    from bench.config import compose
-    from bench.records.store import versions
     from bench.run.runner import run
     from bench.studies import decode
-    from bench.system import cache
 
     base = [*COMMON, *(REHEARSAL if rehearse else [])]  # a check's own settings win over these
     if not rehearse:

@@ -33,6 +33,10 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from bench.config import finetuning
+from bench.config.compose import compose
+from bench.tasks import load_task
+
 DEFAULT_METHODS = "grpo,dpo,kto,orpo,sft"
 # The smallest real settings, a few more steps so the median step is not the warm-up; no evaluation
 # and no tracker (the plain script has neither); one process per run on both sides.
@@ -51,11 +55,11 @@ def _overrides(method: str, steps: int, extra: list[str]) -> list[str]:
 
 def prepare(methods: list[str], steps: int, extra: list[str], out: Path) -> None:
     """Write `<out>/prep/<method>.json`: what the plain script needs to run exactly as the harness."""
-    from bench.config import compose, trainer_kwargs, validate
+    from bench.config.trainer import trainer_kwargs
+    from bench.config.validation import validate
     from bench.measure import perf
-    from bench.recipe import finetuning
     from bench.recipe import train as recipe
-    from bench.recipe.models import resolve_runtime
+    from bench.system.runtime import resolve_runtime
 
     for name in methods:
         cfg = compose(_overrides(name, steps, extra))
@@ -242,7 +246,6 @@ def plain_child(spec_path: str, output_dir: str, result_path: str) -> None:
     if name in ("grpo", "rloo"):
         from omegaconf import OmegaConf
 
-        from bench.tasks import load_task
 
         rewards = load_task(OmegaConf.create(spec["task"])).reward_funcs
         if name == "grpo":

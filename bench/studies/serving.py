@@ -26,6 +26,10 @@ from pathlib import Path
 import torch
 
 from bench import BenchError
+from bench.config import finetuning
+from bench.config.compose import compose
+from bench.records.store import system_info, versions
+from bench.system import cache
 
 DECODE = ("base", "adapter", "merged")
 SWITCH = ("set_adapter", "load_adapter", "remerge")
@@ -104,12 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from peft import get_peft_model
 
-    from bench.config import compose
-    from bench.recipe import finetuning
-    from bench.recipe.models import load_base, load_tokenizer, resolve_model_path, resolve_runtime
-    from bench.records.store import system_info, versions
+    from bench.recipe.models import load_base, load_tokenizer, resolve_model_path
     from bench.studies.decode import _lora_b_nonzero
-    from bench.system import cache
+    from bench.system.runtime import resolve_runtime
 
     try:
         cfg = compose(args.overrides)

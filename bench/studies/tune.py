@@ -33,7 +33,11 @@ from pathlib import Path
 import yaml
 
 from bench import BenchError
+from bench.config.compose import compose
 from bench.records import store
+from bench.records.store import git_info
+from bench.report.sections import register_section
+from bench.report.stats import accuracy_interval, combine_seeds
 from bench.system import cache, files
 
 log = logging.getLogger(__name__)
@@ -117,7 +121,6 @@ def tune(spec: dict, run_overrides: list[str], out: Path, final: bool = True, on
     `on_picks(study)` is called once the picks are written, before the test-split runs: the picks are
     usable (`experiment=tuned`) even while, or if, the final stage is still to finish.
     """
-    from bench.config import compose
 
     methods, lr_key = list(spec["methods"]), spec["lr_key"]
     base = [f"experiment={spec['experiment']}", *run_overrides] if spec.get("experiment") else list(run_overrides)
@@ -182,12 +185,12 @@ def experiment_file(study: dict, command: str, commit: str | None) -> str:
 # ---- the report's section --------------------------------------------------------------------------
 
 
+@register_section("tuning")
 def section(folder: Path) -> str | None:
     """The "Tuning" section of `bench.report` for a study folder (one holding tune.json), else None."""
     path = Path(folder) / "tune.json"
     if not path.is_file():
         return None
-    from bench.report.stats import accuracy_interval, combine_seeds
     from bench.report.summary import load_runs
 
     study = files.read_json(path, "It is the study's own summary: rerun `make tune` to rewrite it.")
@@ -227,8 +230,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from omegaconf import OmegaConf
 
-    from bench.config import compose
-    from bench.records.store import git_info
 
     mine = [o for o in args.overrides if o.lstrip("+").split("=", 1)[0].split(".")[0] == "tune"]
     runs = [o for o in args.overrides if o not in mine]

@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.core.registry import Registry
+from bench.report.stats import combine_seeds
 from bench.studies.claims.rules import INCONCLUSIVE, REFUTED, SUPPORTED, Verdict
 
 __all__ = ["Claim", "Verdict", "register", "names", "get", "side", "SUPPORTED", "REFUTED", "INCONCLUSIVE"]
@@ -91,7 +92,6 @@ def values(runs: pd.DataFrame, metric: str) -> list[float]:
 
 def items(runs: pd.DataFrame, key: str = "eval/items") -> list[float] | None:
     """The seed-averaged per-item scores of these runs (the same items in every seed), or None."""
-    from bench.report.stats import combine_seeds
 
     lists = [x for x in runs[key] if isinstance(x, list) and x] if key in runs else []
     if not lists:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bench.config.compose import CONF_DIR, compose
 from bench.studies.claims import REFUTED, SUPPORTED, Verdict, register
 
 
@@ -15,8 +16,7 @@ from bench.studies.claims import REFUTED, SUPPORTED, Verdict, register
     sweeps=(),
 )
 def judge(runs) -> Verdict:
-    from bench.config import CONF_DIR, compose
-    from bench.measure.params import audit_config
+    from bench.config.audit import audit_config
 
     figures, gaps = {}, []
     for path in sorted((CONF_DIR / "model").glob("*.yaml")):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.recipe.finetuning import FULL
+from bench.config.finetuning import FULL
 from bench.studies.claims import Verdict, items, missing, register, side, values
 from bench.studies.claims.rules import all_of, not_worse, saves
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.recipe.finetuning import FULL
+from bench.config.finetuning import FULL
 from bench.studies.claims import Verdict, items, missing, register, side
 from bench.studies.claims.rules import all_of, improves, not_worse
 

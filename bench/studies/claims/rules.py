@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import stats
 
+from bench.report.stats import paired_test
+
 SUPPORTED, REFUTED, INCONCLUSIVE = "supported", "refuted", "inconclusive"
 Z = 1.96  # two-sided 95%
 
@@ -82,7 +84,6 @@ def saves(a: Sequence[float], b: Sequence[float], what: str, margin: float = 0.0
 def not_worse(items_a: Sequence[float], items_b: Sequence[float], what: str, margin: float = 0.05) -> Verdict:
     """"A is comparable to B": non-inferiority of A's per-item accuracy on the same items, by the paired
     bootstrap interval of the delta (bench.report.stats), against −`margin` (accuracy points)."""
-    from bench.report.stats import paired_test
 
     test = paired_test(items_a, items_b)
     verdict = _side(test.ci_low, test.ci_high, -margin)
@@ -101,7 +102,6 @@ def not_worse(items_a: Sequence[float], items_b: Sequence[float], what: str, mar
 def improves(items: Sequence[float], base: Sequence[float], what: str, over: str = "the base model") -> Verdict:
     """"Training works": A's per-item accuracy above the base model's on the same items (the paired
     interval of the delta wholly above 0). `over` names what B is in the evidence line."""
-    from bench.report.stats import paired_test
 
     test = paired_test(items, base)
     verdict = _side(test.ci_low, test.ci_high, 0.0)

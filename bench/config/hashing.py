@@ -1,0 +1,72 @@
+"""A run's identity: the hash of what it computes, which resume and reuse compare."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from bench import BenchError
+from bench.config import stages
+from bench.config.compose import MODE_ENTRIES
+from bench.system import devices
+
+# Keys that say where or how a run is recorded, not what it computes: left out of config_hash.
+_NON_SEMANTIC = ("output_dir", "cache_dir", "logger", "isolate", "force", "overrides", "reuse")
+
+
+# Keys added after runs were recorded, with the value that leaves a run as it was: at that value they
+# are left out of the hash, so that every earlier run still resumes (and is found by `reuse`).
+_OFF = {"init_from": None, "data.label_noise": 0.0, "train.rollout": "trl", "eval.path": "adapter",
+        # The prompt budget at its default (432 + 64 + 16 = the 512 every max_length had before it).
+        "train.max_prompt_length": 432, "train.prompt_overflow": "truncate", "train.max_length": 512}
+
+
+def config_hash(cfg: DictConfig) -> str:
+
+    data = OmegaConf.to_container(cfg, resolve=True)
+    for key in _NON_SEMANTIC:
+        data.pop(key, None)
+    for dotted, off in _OFF.items():
+        *parents, key = dotted.split(".")
+        node = data
+        for parent in parents:
+            node = node.get(parent) if isinstance(node, dict) else None
+        if isinstance(node, dict) and key in node and node[key] == off:
+            del node[key]
+    # Mode entries (`grpo+full`, `sft+lora`) were added to tables after runs were recorded: what they set
+    # is hashed through the values they set (the learning rate in train.args), so the entries themselves
+    # are left out, and every other run of a table that gains them keeps its hash (resumes, is reused).
+    if isinstance(data.get("tuned"), dict):
+        data["tuned"] = {k: v for k, v in data["tuned"].items() if not str(k).endswith(MODE_ENTRIES)}
+        # A tuned init_from (a pipeline's second stage: `${hydra:sweep.dir}/*_sft_seed0`) is spelled as the
+        # sweep dir was given: hashed relative to the working directory, so that `hydra.sweep.dir=results/x`
+        # and its absolute spelling give one hash and a sweep resumes whichever way it is named.
+        for entry in data["tuned"].values():
+            start = Path(entry["init_from"]) if isinstance(entry, dict) and isinstance(entry.get("init_from"), str) else None
+            if start is not None and start.is_absolute() and start.is_relative_to(Path.cwd()):
+                entry["init_from"] = str(start.relative_to(Path.cwd()))
+    # A first stage is hashed by what it was (its own config hash), not by where it lies.
+    start = stages.identity(cfg)
+    if start is not None:
+        data["init_from"] = start
+    resolved = resolved_device(cfg)
+    if resolved is not None:
+        data["resolved"] = resolved
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def resolved_device(cfg: DictConfig) -> dict | None:
+    """What `device: auto` and `precision: auto` became on this machine, for the hash: a GPU run must never
+    resume, or be reused as, a CPU run of the same settings. None for CPU in fp32, where every run before
+    this key was recorded ran, so that those runs keep their hash."""
+    try:
+        described = devices.describe(str(cfg.device))
+        chosen = devices.precision(described, str(cfg.precision))
+    except BenchError:  # refused at validation, which records the run as failed with the reason
+        return {"device": str(cfg.device), "precision": str(cfg.precision)}
+    if described.kind == "cpu" and chosen == "fp32":
+        return None
+    return {"device": described.kind, "precision": chosen, "gpu": described.name if described.kind == "cuda" else None}

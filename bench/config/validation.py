@@ -1,0 +1,130 @@
+"""Every check that needs no weights, in seconds: a bad override fails before any model or data loads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+import methods
+from bench import BenchError
+from bench.config import finetuning, stages
+from bench.config.trainer import build_trainer_config, trainer_kwargs, unmeasured
+from bench.system import devices, distributed
+from bench.system.runtime import Runtime
+from bench.tasks import TASKS
+from bench.tasks.base import SPLITS
+
+
+@dataclass
+class Validated:
+    """What validation learned without loading weights; the recipe reuses it."""
+
+    method: object  # methods.Method
+    trainer_config: object  # the method's TRL config
+    audit: object  # bench.measure.params.Audit: what peft builds on this architecture
+
+
+def validate(cfg: DictConfig, runtime: Runtime) -> Validated:
+    """Every check that needs no weights, in seconds: the method and its TRL config (TRL's own checks),
+    the task, the fine-tuning mode (peft's own wrap on the meta device), quantization and paths."""
+    from bench.config.audit import audit_config
+
+    try:
+        method = methods.get(methods.adapter_name(cfg.method))
+    except KeyError as err:
+        fix = (
+            f"conf/method/{cfg.method.name}.yaml names `adapter: {cfg.method.adapter}`: name a registered one"
+            if cfg.method.get("adapter")
+            else f"conf/method/{cfg.method.name}.yaml exists, so add its adapter file in methods/, or make it a "
+            "variant of a registered one with `adapter:`"
+        )
+        raise BenchError(f"{err.args[0]} {fix} (see README, 'Adding a method').") from err
+    why = method.unavailable()
+    if why is not None:
+        raise BenchError(why)
+    if cfg.task.name not in TASKS.names():
+        raise BenchError(
+            f"{TASKS.unknown(cfg.task.name)} conf/task/ names it, so add its file in bench/tasks/ "
+            "(see README, 'Adding a task')."
+        )
+    if runtime.device == "cuda":
+        devices.one_gpu_per_run(runtime.gpus_visible, runtime.index, launched=distributed.world_size() > 1)
+    if int(cfg.train.num_prompts) < 1 or int(cfg.train.max_completion_length) < 1:
+        raise BenchError("train.num_prompts and train.max_completion_length must be positive.")
+    if cfg.model.weights not in ("pretrained", "random"):
+        raise BenchError(f"model.weights must be 'pretrained' or 'random'; got {cfg.model.weights!r}.")
+    path = str(cfg.model.name_or_path)
+    if path.startswith((".", "/", "~")) and not Path(path).expanduser().is_dir():
+        raise BenchError(f"model.name_or_path={path!r} looks like a local folder but does not exist.")
+    if cfg.task.get("data_dir"):
+        data_dir = Path(cfg.task.data_dir).expanduser()
+        missing = [s for s in ("train.jsonl", "test.jsonl") if not (data_dir / s).is_file()]
+        if missing:
+            raise BenchError(
+                f"task.data_dir={str(data_dir)!r} lacks {', '.join(missing)}; it must hold "
+                "train.jsonl and test.jsonl."
+            )
+
+    if cfg.eval.get("split", "test") not in SPLITS:
+        raise BenchError(
+            f"eval.split={cfg.eval.split!r}: score on one of {', '.join(SPLITS)} (validation for choices such "
+            "as a tuned learning rate, test for what is reported)."
+        )
+    noise = cfg.data.get("label_noise", 0.0)
+    if not isinstance(noise, (int, float)) or not 0.0 <= float(noise) <= 0.5:
+        raise BenchError(
+            f"data.label_noise={noise!r}: a rate in [0, 0.5] at which each preference pair (and its two KTO "
+            "labels) is flipped; 0.5 makes the labels coin flips, above that they would mean the opposite."
+        )
+    if cfg.eval.get("path", "adapter") not in ("merged", "adapter"):
+        raise BenchError(
+            f"eval.path={cfg.eval.path!r}: merged (score the adapter merged into its base, the default) or "
+            "adapter (score it unmerged, as trained)."
+        )
+    if cfg.method.get("reward") == "model" and cfg.quant.name != "none":
+        # Measured on CPU (tiny model, fp32): TRL's RewardTrainer casts the QLoRA score head to bf16 and its
+        # first step fails on a dtype mismatch; and merging the trained reward adapter into 4- or 8-bit
+        # weights would round it away, as eval.path's merge refuses to.
+        raise BenchError(
+            f"method.reward=model with quant={cfg.quant.name}: PPO's trained reward model does not work on a "
+            "quantized base yet. Use method.reward=rule (the task's reward, the default) or quant=none."
+        )
+    rollout = cfg.train.get("rollout", "trl")
+    if rollout not in ("trl", "merged"):
+        raise BenchError(f"train.rollout={rollout!r}: trl (TRL's own rollout, the default) or merged.")
+    if rollout == "merged":
+        why = ("it does not generate while training" if not method.sampling
+               else "full fine-tuning has no adapter to merge" if finetuning.is_full(cfg.peft)
+               else f"merging into {cfg.quant.name} weights rounds them, so its rollouts would not be the "
+                    "adapter's" if cfg.quant.name != "none"
+               # Merge then unmerge in bf16/fp16 rounds the frozen base twice per rollout, and the error
+               # accumulates over a run: the base would drift. fp32 rounds ~1e-7 (train/frozen_max_rel_change).
+               else f"merging and unmerging in {runtime.precision} rounds the frozen weights at every rollout, "
+                    "so they drift over the run (precision=fp32 keeps them)" if runtime.precision != "fp32"
+               else None)
+        if why:
+            raise BenchError(f"train.rollout=merged with method={cfg.method.name}: {why}. Use train.rollout=trl.")
+
+    stages.load(cfg)  # init_from: a finished run on this base, with its weights (reads files only)
+    if cfg.quant.name not in ("none", "nf4", "int8"):
+        raise BenchError(f"quant={cfg.quant.name!r} is not one of none, nf4, int8.")
+    if cfg.quant.name != "none" and finetuning.is_full(cfg.peft):
+        raise BenchError(
+            f"quant={cfg.quant.name} with peft=none asks to fully fine-tune a quantized base, whose "
+            "weights cannot be trained. Use quant=none for full fine-tuning, or an adapter (peft=lora) "
+            "on the quantized base (QLoRA)."
+        )
+    audit = audit_config(cfg)  # peft's own wrap on the meta device: a bad target fails here, in seconds
+    kwargs = trainer_kwargs(cfg, runtime, method)
+    unmeasured(kwargs, cfg.method.name)
+    args = build_trainer_config(method.config_class, kwargs, cfg.method.name)
+    if method.check is not None:
+        try:
+            method.check(args)
+        except ValueError as err:
+            raise BenchError(
+                f"method={cfg.method.name}: {method.config_class.__name__} rejected the settings: {err}"
+            ) from err
+    return Validated(method, args, audit)
