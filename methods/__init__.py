@@ -22,7 +22,7 @@ from importlib.metadata import version
 from bench.core.registry import Registry
 from methods.base import DATA_KINDS, RunContext
 
-__all__ = ["Method", "RunContext", "register", "get", "names", "adapter_name", "why_unavailable"]
+__all__ = ["Method", "RunContext", "register", "get", "names", "adapter_name", "why_unavailable", "load_class"]
 
 
 @dataclass(frozen=True)
@@ -41,11 +41,17 @@ class Method:
     sampling: dict[str, str] = field(default_factory=dict)
     # Where the installed TRL may lack the trainer: the TRL it needs and the lock that has it (README).
     needs: str = ""
+    # The config field that takes the task's reward weights (GRPO's and RLOO's `reward_weights`): the
+    # harness fills it before validation, so the config that trains is the one that was validated.
+    weights_field: str | None = None
+    # Configs of trainers the adapter runs before its own (PPO's reward model): (policy's validated
+    # config, the method's YAML) -> {name: ("module:Class", kwargs)}; validated with the policy's and
+    # handed to the adapter built, as ctx.configs[name].
+    side_configs: Callable[[object, dict], dict[str, tuple[str, dict]]] | None = None
 
     @property
     def config_class(self) -> type:
-        module, name = self.config.split(":")
-        return getattr(importlib.import_module(module), name)
+        return load_class(self.config)
 
     def unavailable(self) -> str | None:
         """Why the installed TRL cannot run this method, in one paragraph; None when it can."""
@@ -61,6 +67,12 @@ class Method:
             f"It needs {self.needs or 'another TRL'}: the default lock has it (`make setup`, constraints.txt); "
             "the current lock (`make setup LOCK=current`) runs every other method."
         )
+
+
+def load_class(spec: str) -> type:
+    """The class a "module:Class" string names (a TRL config)."""
+    module, name = spec.split(":")
+    return getattr(importlib.import_module(module), name)
 
 
 REGISTRY: Registry[Method] = Registry("method adapter", __name__, skip=("base",))
@@ -79,6 +91,8 @@ def register(
     check: Callable[[object], None] | None = None,
     sampling: dict[str, str] | None = None,
     needs: str = "",
+    weights_field: str | None = None,
+    side_configs: Callable[[object, dict], dict[str, tuple[str, dict]]] | None = None,
 ):
     """Register `build(ctx) -> trainer` as method `name`, trained with TRL config class `config`
     ("module:Class", imported at validation); `build` imports its trainer itself.
@@ -87,10 +101,12 @@ def register(
     `check(args)` repeats what the trainer would reject later, so it fails at validation.
     `sampling` maps the shared sampling settings onto the config's own field names (see Method).
     `needs` names the TRL that has the trainer, where some supported TRL lacks it ("TRL 1.12").
+    `weights_field` and `side_configs`: see Method.
     """
     if data not in DATA_KINDS:
         raise ValueError(f"method {name!r}: data={data!r} is not one of {DATA_KINDS}")
-    return REGISTRY.decorator(name, lambda build: Method(name, config, data, build, policy, check, dict(sampling or {}), needs))
+    return REGISTRY.decorator(name, lambda build: Method(
+        name, config, data, build, policy, check, dict(sampling or {}), needs, weights_field, side_configs))
 
 
 def names() -> list[str]:

@@ -36,6 +36,8 @@ class RunContext:
     data: Callable[[str], object] = None
     # The task's per-example fields, aligned with the prompts (for adapters whose dataset drops them).
     fields: list[dict] = field(default_factory=list)
+    # The validated configs of the trainers it runs before its own (Method.side_configs), by name.
+    configs: dict = field(default_factory=dict)
     # Facts the adapter wants on record about what it built (recorded as `method/<key>`).
     extra: dict = field(default_factory=dict)
     # check_rows(handed, trainer): for a trainer the adapter trains itself (PPO's reward model), what the

@@ -8,11 +8,11 @@ from methods import RunContext, register
 SAMPLING = {"temperature": "temperature", "top_p": "top_p", "max_new_tokens": "max_completion_length"}
 
 
-@register("grpo", config="trl:GRPOConfig", data="prompts", sampling=SAMPLING)
+# GRPO logs each reward separately and optimises their weighted sum: the harness gives it the task's
+# weights (`weights_field`), so its objective is the same scalar that scores every other method's data.
+@register("grpo", config="trl:GRPOConfig", data="prompts", sampling=SAMPLING,
+          weights_field="reward_weights")
 def build(ctx: RunContext):
     from trl import GRPOTrainer
 
-    # GRPO logs each reward separately and optimises their weighted sum: give it the task's weights
-    # so its objective is the same scalar that scores every other method's data.
-    ctx.args.reward_weights = ctx.reward_weights
     return GRPOTrainer(reward_funcs=ctx.reward_funcs, **ctx.trainer_kwargs())

@@ -31,7 +31,7 @@ _SHARED = (
 
 def train_reward_model(ctx: RunContext):
     """RLHF step one: a LoRA reward model on the preference pairs, merged for fast scoring."""
-    from trl import RewardConfig, RewardTrainer
+    from trl import RewardTrainer
 
     tokenizer, pairs = ctx.tokenizer, ctx.data("preference")
     # Plain text with the chat-formatted prompt: the trainer appends EOS, so the reward is read at the
@@ -45,13 +45,8 @@ def train_reward_model(ctx: RunContext):
             "rejected": row["rejected"][-1]["content"],
         }
     )
-    shared = {k: getattr(ctx.args, k) for k in _SHARED}
-    shared["output_dir"] = f"{ctx.args.output_dir}/reward_model"
-    args = RewardConfig(
-        **shared, save_strategy="no", **ctx.method_cfg.get("reward_model", {}).get("args", {})
-    )
     trainer = RewardTrainer(
-        model=ctx.load_model(head="value"), args=args, train_dataset=rows, processing_class=tokenizer
+        model=ctx.load_model(head="value"), args=ctx.configs["reward_model"], train_dataset=rows, processing_class=tokenizer
     )
     ctx.check_rows(len(rows), trainer)  # RewardTrainer filters pairs over its max_length: never silently
     trainer.train()
@@ -64,18 +59,29 @@ def train_reward_model(ctx: RunContext):
     return model.requires_grad_(False)
 
 
+def side_configs(args, method_cfg) -> dict:
+    """RLHF's reward model (method.reward=model): a RewardConfig with the policy's budget and flags
+    (`_SHARED`, read from its validated PPOConfig) and `method.reward_model.args`, validated with it."""
+    if method_cfg["reward"] != "model":
+        return {}
+    shared = {k: getattr(args, k) for k in _SHARED}
+    shared["output_dir"] = f"{args.output_dir}/reward_model"
+    own = dict((method_cfg.get("reward_model") or {}).get("args") or {})
+    return {"reward_model": ("trl:RewardConfig", {**shared, "save_strategy": "no", **own})}
+
+
 # PPOConfig has no top_p (its trainer samples with top_p=1.0): the recorded fair/top_p shows it.
 SAMPLING = {"temperature": "temperature", "max_new_tokens": "response_length"}
 
 
 @register(
     "ppo", config="trl.experimental.ppo:PPOConfig", data="prompt_ids", policy=lambda trainer: trainer.model.policy,
-    sampling=SAMPLING, needs="TRL 1.12 (1.13 removed PPO, trl#7020)",
+    sampling=SAMPLING, needs="TRL 1.12 (1.13 removed PPO, trl#7020)", side_configs=side_configs,
 )
 def build(ctx: RunContext):
     from trl.experimental.ppo import PPOTrainer
 
-    reward = ctx.method_cfg.get("reward", "rule")
+    reward = ctx.method_cfg["reward"]
     ctx.extra["reward"] = reward
     if reward == "rule":
         reward_model = RuleRewardModel(ctx.tokenizer, list(ctx.dataset["input_ids"]), ctx.fields, ctx.score)

@@ -12,9 +12,9 @@ from methods import RunContext, register
 SAMPLING = {"temperature": "temperature", "top_p": "top_p", "max_new_tokens": "max_completion_length"}
 
 
-@register("rloo", config="trl:RLOOConfig", data="prompts", sampling=SAMPLING)
+@register("rloo", config="trl:RLOOConfig", data="prompts", sampling=SAMPLING,
+          weights_field="reward_weights")
 def build(ctx: RunContext):
     from trl import RLOOTrainer
 
-    ctx.args.reward_weights = ctx.reward_weights  # the same weighted scalar every method optimises
     return RLOOTrainer(reward_funcs=ctx.reward_funcs, **ctx.trainer_kwargs())

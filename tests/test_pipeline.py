@@ -81,7 +81,7 @@ def test_a_pipeline_is_charged_every_stage(compose, tmp_path):
     _run_folder(tmp_path, "0_sft_seed0", **{"time/full_s": 100.0, "sys/peak_mem_bytes": 3_000, "eval/accuracy": 0.4})
     cfg = compose("method=dpo", f"init_from={tmp_path}/0_sft_seed0")
     second = {"time/full_s": 50.0, "sys/peak_mem_bytes": 2_000, "pipeline/merge_s": 7.0, "pipeline/merge_cached": True}
-    charged = stages.charge(cfg, second)
+    charged = stages.charge(stages.load(cfg), second)
     # The merge was cached: its original cost is charged as well, as a cached data build is.
     assert charged["pipeline/full_s"] == 157.0
     assert charged["pipeline/peak_mem_bytes"] == 3_000 and charged["pipeline/from_accuracy"] == 0.4
@@ -90,9 +90,9 @@ def test_a_pipeline_is_charged_every_stage(compose, tmp_path):
                                             "pipeline/peak_mem_bytes": 3_000, "time/full_s": 50.0})
     third = compose("method=grpo", f"init_from={tmp_path}/1_dpo_seed0")
     assert stages.header(third)["method"] == "sft→dpo→grpo"
-    assert stages.charge(third, {"time/full_s": 10.0, "sys/peak_mem_bytes": 4_000}) == {
+    assert stages.charge(stages.load(third), {"time/full_s": 10.0, "sys/peak_mem_bytes": 4_000}) == {
         "pipeline/full_s": 167.0, "pipeline/peak_mem_bytes": 4_000, "pipeline/from_config_hash": None}
-    assert stages.charge(compose("method=dpo"), second) == {}
+    assert stages.charge(stages.load(compose("method=dpo")), second) == {}
 
 
 def test_reuse_copies_a_finished_identical_run_instead_of_training(compose, tmp_path):

@@ -8,6 +8,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from bench import BenchError
+from bench.config import history
 from bench.config.finetuning import is_full
 from bench.system import files
 
@@ -91,4 +92,4 @@ def compose(overrides: list[str] | None = None) -> DictConfig:
     OmegaConf.set_struct(cfg, False)
     cfg.output_dir = str(cfg.output_dir) if "output_dir" in cfg else None
     del cfg["hydra"]
-    return apply_tuned(cfg, list(overrides or []))
+    return history.complete(apply_tuned(cfg, list(overrides or [])))

@@ -3,6 +3,9 @@ fairness audit allows rows to differ in these and in nothing else."""
 
 from __future__ import annotations
 
+from omegaconf import DictConfig, OmegaConf
+
+from bench.config import compose
 from bench.records.schema import SAMPLING_KEYS
 
 # TRL derives each of these from the other: a row that declares one has chosen both.
@@ -45,3 +48,12 @@ def declared(method_args: dict, tuned: dict, overrides: list[str], sampling_fiel
 def sampling_declared(method_args: dict, sampling_fields: dict[str, str]) -> list[str]:
     """`fair/<key>` for each shared sampling setting the method's YAML overrides through its own field."""
     return [f"fair/{key}" for key, field in sampling_fields.items() if field in method_args]
+
+
+def of_run(cfg: DictConfig, method) -> list[str]:
+    """fair/declared for a run of `method`: its YAML's args, its tuned settings, its sweep's overrides."""
+    method_args = OmegaConf.to_container(cfg.method.get("args") or {}, resolve=True)
+    tuned = compose.tuned_settings(cfg)
+    overrides = list(cfg.get("overrides") or [])
+    return sorted(set(declared(method_args, dict(tuned), overrides, method.sampling))
+                  | set(sampling_declared(method_args, method.sampling)))

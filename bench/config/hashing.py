@@ -9,7 +9,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from bench import BenchError
-from bench.config import stages
+from bench.config import history, stages
 from bench.config.compose import MODE_ENTRIES
 from bench.system import devices
 
@@ -17,15 +17,17 @@ from bench.system import devices
 _NON_SEMANTIC = ("output_dir", "cache_dir", "logger", "isolate", "force", "overrides", "reuse")
 
 
-# Keys added after runs were recorded, with the value that leaves a run as it was: at that value they
-# are left out of the hash, so that every earlier run still resumes (and is found by `reuse`).
-_OFF = {"init_from": None, "data.label_noise": 0.0, "train.rollout": "trl", "eval.path": "adapter",
-        # The prompt budget at its default (432 + 64 + 16 = the 512 every max_length had before it).
-        "train.max_prompt_length": 432, "train.prompt_overflow": "truncate", "train.max_length": 512}
+# Keys added after runs were recorded: left out of the hash at the value every run had before them.
+_OFF = history.HASH_NEUTRAL
 
 
-def config_hash(cfg: DictConfig) -> str:
+_UNRESOLVED = object()
 
+
+def config_hash(cfg: DictConfig, stage=_UNRESOLVED, runtime=None) -> str:
+    """The hash of what `cfg` computes. A plan passes its resolved first stage and runtime, so that
+    nothing is read or probed twice; without them both are found here (the resume check, before a run
+    is validated)."""
     data = OmegaConf.to_container(cfg, resolve=True)
     for key in _NON_SEMANTIC:
         data.pop(key, None)
@@ -49,10 +51,10 @@ def config_hash(cfg: DictConfig) -> str:
             if start is not None and start.is_absolute() and start.is_relative_to(Path.cwd()):
                 entry["init_from"] = str(start.relative_to(Path.cwd()))
     # A first stage is hashed by what it was (its own config hash), not by where it lies.
-    start = stages.identity(cfg)
+    start = stages.identity(cfg) if stage is _UNRESOLVED else stages.identity_of(cfg, stage)
     if start is not None:
         data["init_from"] = start
-    resolved = resolved_device(cfg)
+    resolved = resolved_device(cfg) if runtime is None else runtime_identity(runtime.device, runtime.precision, runtime.name)
     if resolved is not None:
         data["resolved"] = resolved
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:12]
@@ -67,6 +69,10 @@ def resolved_device(cfg: DictConfig) -> dict | None:
         chosen = devices.precision(described, str(cfg.precision))
     except BenchError:  # refused at validation, which records the run as failed with the reason
         return {"device": str(cfg.device), "precision": str(cfg.precision)}
-    if described.kind == "cpu" and chosen == "fp32":
+    return runtime_identity(described.kind, chosen, described.name)
+
+
+def runtime_identity(kind: str, precision: str, gpu: str | None) -> dict | None:
+    if kind == "cpu" and precision == "fp32":
         return None
-    return {"device": described.kind, "precision": chosen, "gpu": described.name if described.kind == "cuda" else None}
+    return {"device": kind, "precision": precision, "gpu": gpu if kind == "cuda" else None}

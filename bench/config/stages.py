@@ -27,9 +27,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from bench import BenchError
+from bench.config import history
 from bench.records import store
 from bench.system import cache, files
 
@@ -100,7 +101,7 @@ def load(cfg: DictConfig) -> Stage | None:
         raise BenchError(f"init_from: {folder} has no {'adapter/ or model/' if weights is None else config.name}: "
                          "it is not a run folder that the harness saved (or it was cleaned).")
     cache.require(weights, "saved weights of the first stage", f"Rerun {folder}'s run with force=true.")
-    earlier = OmegaConf.create(files.read_yaml(config, "Rerun that run with force=true to rewrite it."))
+    earlier = history.complete(files.read_yaml(config, "Rerun that run with force=true to rewrite it."))
     mine, theirs = cfg.model, earlier.model
     differs = [k for k in ("name_or_path", "revision", "weights") if str(mine.get(k)) != str(theirs.get(k))]
     if differs:
@@ -125,22 +126,33 @@ def identity(cfg: DictConfig) -> str | None:
         return pattern
 
 
+def identity_of(cfg: DictConfig, stage: Stage | None) -> str | None:
+    """`identity` for a first stage already loaded (a plan's)."""
+    if stage is None:
+        return spec(cfg)
+    return "run:" + str(stage.record.get("config_hash"))
+
+
 def header(cfg: DictConfig) -> dict:
     """The record's pipeline fields known at the start (the method is the chain)."""
     try:
         stage = load(cfg)
     except BenchError:  # validation reports it; the record keeps the plain method meanwhile
         return {}
+    return header_of(cfg, stage)
+
+
+def header_of(cfg: DictConfig, stage: Stage | None) -> dict:
+    """`header` for a first stage already loaded (a plan's)."""
     if stage is None:
         return {}
     chain = [*stage.methods, str(cfg.method.name)]
     return {"method": ARROW.join(chain), "pipeline/stages": chain, "pipeline/from": str(stage.folder)}
 
 
-def charge(cfg: DictConfig, record: dict) -> dict:
+def charge(stage: Stage | None, record: dict) -> dict:
     """The whole pipeline's cost for a finished second stage: every stage's full time, the largest peak,
     and the first stage's own accuracy beside this one's."""
-    stage = load(cfg)
     if stage is None:
         return {}
     before = stage.record

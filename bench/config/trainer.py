@@ -35,16 +35,18 @@ def trainer_kwargs(cfg: DictConfig, runtime: Runtime, method=None) -> dict:
         "report_to": [],  # the harness logs to W&B itself, the same way for every method (bench.records.tracking)
         **runtime.trainer_flags,
     }
+    if method is not None and method.weights_field:  # the task's weights: one scalar reward for every method
+        owned[method.weights_field] = list(OmegaConf.to_container(cfg.task.reward_weights, resolve=True).values())
     if "disable_dropout" in fields:  # one dropout policy for every method (train.disable_dropout)
-        owned["disable_dropout"] = bool(cfg.train.get("disable_dropout", True))
+        owned["disable_dropout"] = bool(cfg.train.disable_dropout)
     if kwargs.get("disable_tqdm") is None:  # bars in a terminal; readable log lines in CI and files
         kwargs["disable_tqdm"] = not sys.stderr.isatty()
     clash = sorted(k for k in owned if k in kwargs)
     if clash:
         raise BenchError(
             f"train.args/method.args set {clash}, which the harness owns so that every method runs alike: "
-            "use the top-level seed=, precision= (auto|bf16|fp16|fp32), device=, logger= and "
-            "train.disable_dropout= (one dropout policy for every method) instead."
+            "use the top-level seed=, precision= (auto|bf16|fp16|fp32), device=, logger=, "
+            "train.disable_dropout= (one dropout policy for every method) and task.reward_weights= instead."
         )
     kwargs.update(owned)
     return kwargs

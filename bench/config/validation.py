@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 import methods
 from bench import BenchError
@@ -24,13 +24,32 @@ class Validated:
     method: object  # methods.Method
     trainer_config: object  # the method's TRL config
     audit: object  # bench.measure.params.Audit: what peft builds on this architecture
+    stage: object = None  # bench.config.stages.Stage: a pipeline's first stage, or None
+    configs: dict = field(default_factory=dict)  # validated configs of the adapter's other trainers
 
 
 def validate(cfg: DictConfig, runtime: Runtime) -> Validated:
-    """Every check that needs no weights, in seconds: the method and its TRL config (TRL's own checks),
-    the task, the fine-tuning mode (peft's own wrap on the meta device), quantization and paths."""
+    """Every check that needs no weights, in seconds, in the order a user fixes them: what the run names
+    (method, task, device, model, data), how it scores, how it trains, then TRL's and peft's own checks
+    (the method's config, the fine-tuning mode wrapped on the meta device)."""
     from bench.config.audit import audit_config
 
+    method = _method(cfg)
+    _task(cfg)
+    _device(runtime)
+    _inputs(cfg)
+    _evaluation(cfg)
+    _reward_model(cfg)
+    _rollout(cfg, method, runtime)
+    stage = stages.load(cfg)  # init_from: a finished run on this base, with its weights (reads files only)
+    _quantization(cfg)
+    audit = audit_config(cfg)  # peft's own wrap on the meta device: a bad target fails here, in seconds
+    args = _trainer_config(cfg, runtime, method)
+    return Validated(method, args, audit, stage, _side_configs(cfg, method, args))
+
+
+def _method(cfg: DictConfig):
+    """The registered adapter the method's YAML names, available in the installed TRL."""
     try:
         method = methods.get(methods.adapter_name(cfg.method))
     except KeyError as err:
@@ -44,13 +63,24 @@ def validate(cfg: DictConfig, runtime: Runtime) -> Validated:
     why = method.unavailable()
     if why is not None:
         raise BenchError(why)
+    return method
+
+
+def _task(cfg: DictConfig) -> None:
     if cfg.task.name not in TASKS.names():
         raise BenchError(
             f"{TASKS.unknown(cfg.task.name)} conf/task/ names it, so add its file in bench/tasks/ "
             "(see README, 'Adding a task')."
         )
+
+
+def _device(runtime: Runtime) -> None:
     if runtime.device == "cuda":
         devices.one_gpu_per_run(runtime.gpus_visible, runtime.index, launched=distributed.world_size() > 1)
+
+
+def _inputs(cfg: DictConfig) -> None:
+    """The budget, the model and the data the run names."""
     if int(cfg.train.num_prompts) < 1 or int(cfg.train.max_completion_length) < 1:
         raise BenchError("train.num_prompts and train.max_completion_length must be positive.")
     if cfg.model.weights not in ("pretrained", "random"):
@@ -67,22 +97,28 @@ def validate(cfg: DictConfig, runtime: Runtime) -> Validated:
                 "train.jsonl and test.jsonl."
             )
 
-    if cfg.eval.get("split", "test") not in SPLITS:
+
+def _evaluation(cfg: DictConfig) -> None:
+    """The split scored, how the adapter is scored, and the data's label noise."""
+    if cfg.eval.split not in SPLITS:
         raise BenchError(
             f"eval.split={cfg.eval.split!r}: score on one of {', '.join(SPLITS)} (validation for choices such "
             "as a tuned learning rate, test for what is reported)."
         )
-    noise = cfg.data.get("label_noise", 0.0)
+    noise = cfg.data.label_noise
     if not isinstance(noise, (int, float)) or not 0.0 <= float(noise) <= 0.5:
         raise BenchError(
             f"data.label_noise={noise!r}: a rate in [0, 0.5] at which each preference pair (and its two KTO "
             "labels) is flipped; 0.5 makes the labels coin flips, above that they would mean the opposite."
         )
-    if cfg.eval.get("path", "adapter") not in ("merged", "adapter"):
+    if cfg.eval.path not in ("merged", "adapter"):
         raise BenchError(
             f"eval.path={cfg.eval.path!r}: merged (score the adapter merged into its base, the default) or "
             "adapter (score it unmerged, as trained)."
         )
+
+
+def _reward_model(cfg: DictConfig) -> None:
     if cfg.method.get("reward") == "model" and cfg.quant.name != "none":
         # Measured on CPU (tiny model, fp32): TRL's RewardTrainer casts the QLoRA score head to bf16 and its
         # first step fails on a dtype mismatch; and merging the trained reward adapter into 4- or 8-bit
@@ -91,7 +127,10 @@ def validate(cfg: DictConfig, runtime: Runtime) -> Validated:
             f"method.reward=model with quant={cfg.quant.name}: PPO's trained reward model does not work on a "
             "quantized base yet. Use method.reward=rule (the task's reward, the default) or quant=none."
         )
-    rollout = cfg.train.get("rollout", "trl")
+
+
+def _rollout(cfg: DictConfig, method, runtime: Runtime) -> None:
+    rollout = cfg.train.rollout
     if rollout not in ("trl", "merged"):
         raise BenchError(f"train.rollout={rollout!r}: trl (TRL's own rollout, the default) or merged.")
     if rollout == "merged":
@@ -107,7 +146,8 @@ def validate(cfg: DictConfig, runtime: Runtime) -> Validated:
         if why:
             raise BenchError(f"train.rollout=merged with method={cfg.method.name}: {why}. Use train.rollout=trl.")
 
-    stages.load(cfg)  # init_from: a finished run on this base, with its weights (reads files only)
+
+def _quantization(cfg: DictConfig) -> None:
     if cfg.quant.name not in ("none", "nf4", "int8"):
         raise BenchError(f"quant={cfg.quant.name!r} is not one of none, nf4, int8.")
     if cfg.quant.name != "none" and finetuning.is_full(cfg.peft):
@@ -116,7 +156,10 @@ def validate(cfg: DictConfig, runtime: Runtime) -> Validated:
             "weights cannot be trained. Use quant=none for full fine-tuning, or an adapter (peft=lora) "
             "on the quantized base (QLoRA)."
         )
-    audit = audit_config(cfg)  # peft's own wrap on the meta device: a bad target fails here, in seconds
+
+
+def _trainer_config(cfg: DictConfig, runtime: Runtime, method):
+    """The method's TRL config, built by its own class and checked as its trainer would check it."""
     kwargs = trainer_kwargs(cfg, runtime, method)
     unmeasured(kwargs, cfg.method.name)
     args = build_trainer_config(method.config_class, kwargs, cfg.method.name)
@@ -127,4 +170,15 @@ def validate(cfg: DictConfig, runtime: Runtime) -> Validated:
             raise BenchError(
                 f"method={cfg.method.name}: {method.config_class.__name__} rejected the settings: {err}"
             ) from err
-    return Validated(method, args, audit)
+    return args
+
+
+def _side_configs(cfg: DictConfig, method, args) -> dict:
+    """The configs of the trainers an adapter runs before its own (PPO's reward model), checked alike."""
+    configs = {}
+    for name, (spec, side_kwargs) in (method.side_configs(args, OmegaConf.to_container(cfg.method, resolve=True))
+                                if method.side_configs else {}).items():
+        label = f"{cfg.method.name} ({name})"
+        unmeasured(side_kwargs, label)
+        configs[name] = build_trainer_config(methods.load_class(spec), side_kwargs, label)
+    return configs

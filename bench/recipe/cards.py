@@ -37,7 +37,8 @@ def stamp(folder: Path, cfg: DictConfig) -> None:
     if stages.spec(cfg):  # a second stage's adapter sits on the first stage's model, not on the hub base
         from bench.recipe.models import resolve_model_path
 
-        start, _ = pipeline.start_path(cfg, resolve_model_path(str(cfg.model.name_or_path), cfg.cache_dir))
+        origin = resolve_model_path(str(cfg.model.name_or_path), cfg.cache_dir)
+        start, _ = pipeline.start_path(stages.load(cfg), origin, str(cfg.cache_dir))
         data["base_model_name_or_path"] = str(Path(start).resolve())
     cache.write_json(config, data, indent=2, sort_keys=True)
 

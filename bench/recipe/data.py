@@ -211,7 +211,7 @@ def offline_data(
             data.build_s = round(time.perf_counter() - started, 3)
             data.generation = observe() if observe else None
             cache.publish_json(path, {**asdict(data), "settings": settings, "model": model_key})
-    return flip_labels(data, float(data_cfg.get("label_noise", 0.0) or 0.0), seed)
+    return flip_labels(data, float(data_cfg.label_noise), seed)
 
 
 def flip_labels(data: OfflineData, rate: float, seed: int) -> OfflineData:

@@ -25,6 +25,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from bench import BenchError
+from bench.config import history, stages
 from bench.config.compose import compose
 from bench.recipe import pipeline
 from bench.system import cache, files
@@ -48,7 +49,7 @@ def _write_rows(folder: Path, rows: list[dict], name: str = "test") -> str:
 def task_spec(task: Task, cfg: DictConfig):
     """What lm-eval runs for this task on `eval.split`: (task name or Task object, include dir or None,
     metric key)."""
-    split = cfg.eval.get("split", "test")
+    split = cfg.eval.split
     task.split(split)  # an unknown or empty split fails here
     if task.eval_yaml is None:
         return _generic_task(task, cfg), None, f"{task.eval_metric},none"
@@ -87,8 +88,8 @@ def _generic_task(task: Task, cfg: DictConfig):
     """An lm-eval task built in Python: ask each held-out prompt, score the reply with the task."""
     from lm_eval.api.task import ConfigurableTask
 
-    examples = task.split(cfg.eval.get("split", "test"))
-    rows = _rows(task, cfg.eval.get("split", "test"))
+    examples = task.split(cfg.eval.split)
+    rows = _rows(task, cfg.eval.split)
     folder = Path(cfg.cache_dir).expanduser() / "lm_eval_tasks" / f"rftb_{task.name}-{fingerprint(rows)}"
     data_file = _write_rows(folder, rows)
     field_names = list(examples[0].fields)
@@ -217,7 +218,7 @@ def base_scores(cfg: DictConfig, run_tasks: list, include: Path | None, key_of_m
         model, tokenizer, task = load()
         scores = _score(model, tokenizer, run_tasks, include, cfg.eval)
         extra = task.extra_eval(
-            chat_generator(model, tokenizer, cfg.eval), cfg.eval.get("games"), cfg.eval.get("split", "test")
+            chat_generator(model, tokenizer, cfg.eval), cfg.eval.games, cfg.eval.split
         )
         result = {"scores": scores, "extra": extra, "build_s": round(time.perf_counter() - started, 3)}
         cache.publish_json(path, result)
@@ -264,7 +265,7 @@ def scoring_path(cfg: DictConfig, weights: Path, merge: bool | None = None, prec
     rounded away, and the scored model would not be the trained one."""
     if not (weights / "adapter_config.json").exists():
         return "full"
-    wanted = cfg.eval.get("path", "adapter") == "merged" if merge is None else merge
+    wanted = cfg.eval.path == "merged" if merge is None else merge
     if wanted and cfg.quant.name != "none":
         log.info("eval.path=merged: the base is %s-quantized, so the adapter is scored unmerged", cfg.quant.name)
         return "adapter"
@@ -301,7 +302,7 @@ def evaluate_run(cfg: DictConfig, runtime, weights: Path, merge: bool | None = N
 
         # The base scores above are the original base's (a pipeline's delta is the whole pipeline's);
         # a second stage's adapter sits on the first stage's model.
-        start, _ = pipeline.start_path(cfg, path)
+        start, _ = pipeline.start_path(stages.load(cfg), path, str(cfg.cache_dir))
         model = PeftModel.from_pretrained(load_base(cfg, start, runtime), str(weights))
         if how == "merged":  # what merging changed, on a few held-out prompts, before it is for good
             result["eval/merge_max_abs_logit_diff"] = merge_gap(model, tokenizer, task)
@@ -314,13 +315,13 @@ def evaluate_run(cfg: DictConfig, runtime, weights: Path, merge: bool | None = N
     result.update(_flatten("eval/", scores, primary_name, metric))
     result.update(_flatten("eval/base_", base["scores"], primary_name, metric))
     extra = task.extra_eval(
-        chat_generator(model, tokenizer, cfg.eval), cfg.eval.get("games"), cfg.eval.get("split", "test")
+        chat_generator(model, tokenizer, cfg.eval), cfg.eval.games, cfg.eval.split
     )
     result.update({f"eval/{k}": v for k, v in extra.items()})
     result.update({f"eval/base_{k}": v for k, v in base["extra"].items()})
     result["eval/delta"] = round(result["eval/accuracy"] - result["eval/base_accuracy"], 6)
     result["eval/task"] = primary_name
-    result["eval/split"] = cfg.eval.get("split", "test")  # validation: tuning; test: what is reported
+    result["eval/split"] = cfg.eval.split  # validation: tuning; test: what is reported
     result["eval/metric"] = metric
     result["eval/merged"] = how == "merged"
     result["gen/eval_path"] = how
@@ -374,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     run_config = weights.parent / "config_resolved.yaml"
     if run_config.exists():
-        cfg = files.read_yaml(run_config, "It is the run's own config: restore it, or move it away to score with overrides.")
+        cfg = history.complete(files.read_yaml(run_config, "It is the run's own config: restore it, or move it away to score with overrides."))
         cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(args.overrides))
     else:  # weights from elsewhere: the default config, with the user's overrides (model, task)
         cfg = compose(args.overrides)

@@ -9,7 +9,7 @@ import os
 import time
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
 from bench import BenchError
 from bench.config.stages import Stage, load
@@ -18,21 +18,20 @@ from bench.system import cache, files
 log = logging.getLogger(__name__)
 
 
-def start_path(cfg: DictConfig, origin: str, cache_dir: str | None = None) -> tuple[str, dict]:
-    """The model folder this run starts from (`origin`, the resolved base, when it has no init_from),
-    and what getting it cost: `pipeline/merge_s`, `pipeline/merge_cached`. Merges go to `cache_dir`
-    (this run's; an earlier stage's config may name another machine's)."""
-    stage = load(cfg)
+def start_path(stage: Stage | None, origin: str, cache_dir: str) -> tuple[str, dict]:
+    """The model folder a run with first stage `stage` starts from (`origin`, the resolved base, when it
+    has none), and what getting it cost: `pipeline/merge_s`, `pipeline/merge_cached`. Merges go to
+    `cache_dir` (this run's; an earlier stage's config may name another machine's)."""
     if stage is None:
         return origin, {}
     if not stage.is_adapter:  # a full fine-tune saved every weight: that folder is the base
         return str(stage.weights), {}
-    return merged(stage, origin, cache_dir or str(cfg.cache_dir))
+    return merged(stage, origin, cache_dir)
 
 
 def merged(stage: Stage, origin: str, cache_dir: str) -> tuple[str, dict]:
     """The first stage's adapter merged into its own base, built once and cached by the adapter's hashes."""
-    earlier_base, _ = start_path(stage.cfg, origin, cache_dir)  # a chain: its own start, merged first
+    earlier_base, _ = start_path(load(stage.cfg), origin, cache_dir)  # a chain: its own start, merged first
     digest = hashlib.sha256(earlier_base.encode())
     for name in sorted(p.name for p in stage.weights.iterdir()
                        if p.suffix in (".safetensors", ".json") and not p.name.startswith(".")):

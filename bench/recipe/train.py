@@ -23,8 +23,9 @@ from omegaconf import DictConfig, OmegaConf
 from transformers import TrainerCallback
 
 from bench import BenchError
-from bench.config import compose, declared, finetuning
-from bench.config import fit as _fit
+from bench.config import finetuning
+from bench.config.fit import warn_if_it_cannot_fit
+from bench.config.plan import Plan
 from bench.measure import probes
 from bench.measure.metrics import (
     DivergenceGuard,
@@ -44,7 +45,7 @@ from bench.recipe.models import load_base, load_tokenizer, model_key, resolve_mo
 from bench.system import cache, distributed, signals
 from bench.system.runtime import Runtime
 from bench.tasks import Task, load_task
-from methods import Method, RunContext
+from methods import RunContext
 
 log = logging.getLogger(__name__)
 
@@ -88,14 +89,18 @@ class Setup:
     datasets: object  # kind -> Dataset, for adapters that need a second kind (PPO's reward model)
     generations: probes.GenerationRecorder  # the sampling settings every generate() call used
     offline: dict  # {"data": OfflineData} once the method's offline data is built or loaded
+    measured: dict  # data/* and pipeline/* figures, the offline data's as soon as an adapter asks for it
 
 
-def setup(cfg: DictConfig, runtime: Runtime, validated, result: dict) -> Setup:
-    method = validated.method
+def setup(plan: Plan) -> Setup:
+    """The model folder, tokenizer, task, prompts (cut to the budget), base model and the method's data.
+    What it measured (the prompt budget's effect, the offline data's build) is in `Setup.measured`."""
+    cfg, runtime, method = plan.cfg, plan.runtime, plan.method
+    result: dict = {}
     path = resolve_model_path(str(cfg.model.name_or_path), cfg.cache_dir)
     # A second stage (init_from) starts from the first stage's model: the base from here on, for the
     # policy, its reference, PPO's value and reward models and the offline data alike.
-    path, cost = pipeline.start_path(cfg, path)
+    path, cost = pipeline.start_path(plan.stage, path, str(cfg.cache_dir))
     result.update(cost)
     tokenizer = load_tokenizer(path, cfg.model.revision)
     task = load_task(cfg.task)
@@ -106,7 +111,7 @@ def setup(cfg: DictConfig, runtime: Runtime, validated, result: dict) -> Setup:
     )
     result.update(fit.record())
     # Before any weights load: a step that clearly cannot fit is said with its figures.
-    _fit.warn_if_it_cannot_fit(cfg, runtime, validated, min(fit.longest, fit.budget))
+    warn_if_it_cannot_fit(cfg, runtime, plan, min(fit.longest, fit.budget))
     result["train/prompts"] = len(examples)
     result["data/prompts_fingerprint"] = data_pipeline.prompts_fingerprint(task, examples)
     base = load_base(cfg, path, runtime)
@@ -130,15 +135,17 @@ def setup(cfg: DictConfig, runtime: Runtime, validated, result: dict) -> Setup:
             result.update({f"data/{k}": v for k, v in vars(built.stats).items()})
         return data_pipeline.dataset(kind, task, examples, tokenizer, offline.get("data"))
 
-    return Setup(path, tokenizer, task, examples, base, dataset(method.data), dataset, generations, offline)
+    return Setup(path, tokenizer, task, examples, base, dataset(method.data), dataset, generations, offline, result)
 
 
-def build(cfg: DictConfig, runtime: Runtime, method: Method, trainer_config, s: Setup, callbacks: list):
+def build(plan: Plan, s: Setup, callbacks: list):
+    cfg, runtime, method = plan.cfg, plan.runtime, plan.method
     ctx = RunContext(
         model=s.base,
         tokenizer=s.tokenizer,
         peft_config=finetuning.peft_config(cfg.peft),
-        args=trainer_config,
+        args=plan.trainer_config,
+        configs=dict(plan.configs),
         dataset=s.dataset,
         reward_funcs=s.task.reward_funcs,
         reward_weights=list(s.task.reward_weights.values()),
@@ -159,7 +166,7 @@ def build(cfg: DictConfig, runtime: Runtime, method: Method, trainer_config, s: 
     set_seed(int(cfg.seed))
     trainer = method.build(ctx)
     record = rows_kept(method.name, len(s.dataset), trainer)  # before anything else: no silent drops
-    if cfg.train.get("disable_dropout", True):
+    if cfg.train.disable_dropout:
         # TRL's own switch did this where the config has one; SFT has none, so the harness does it the
         # same way for every trainer (every model it keeps: policy, value, reference).
         for module in (trainer.model, getattr(trainer, "ref_model", None)):
@@ -172,7 +179,7 @@ def build(cfg: DictConfig, runtime: Runtime, method: Method, trainer_config, s: 
     if getattr(trainer, "ref_model", None) is not None:
         record["train/reference_dtypes"] = dtypes.settle_dtypes(trainer.ref_model, runtime.dtype)["train/frozen_dtypes"]
     model = method.policy(trainer)
-    if cfg.train.get("rollout", "trl") == "merged":
+    if cfg.train.rollout == "merged":
         merged_rollouts(model)
     adapters = getattr(model, "peft_config", None)
     if ctx.peft_config is not None and (adapters is None or len(adapters) != 1):
@@ -222,76 +229,102 @@ def merged_rollouts(policy) -> None:
     policy.generate = generate
 
 
-def train(cfg: DictConfig, runtime: Runtime, validated, out: Path) -> dict:
+@dataclass
+class Trained:
+    """What training left to measure: the trainer, its policy, and the measuring hooks' readings."""
+
+    trainer: object
+    model: object  # the policy (method.policy(trainer))
+    extra: dict  # what the adapter reported building
+    before: dict  # the trained weights' checksums before the first step
+    memory: MemorySampler  # the train phase's sampler
+    saved: SavedTensors
+    counter: TokenKinds
+
+
+def train(plan: Plan) -> dict:
     """setup → build → train → save; returns the run's metrics (phase times and memory included)."""
-    method, trainer_config = validated.method, validated.trainer_config
+    runtime, out = plan.runtime, plan.output_dir
     result: dict = {}
-    timer, guard, probe = StepTimer(), DivergenceGuard(), probes.DropoutProbe()
+    timer, probe = StepTimer(), probes.DropoutProbe()
     runtime_bytes = live_memory(runtime.device)  # the process before any model: interpreter, libraries
     with phase("setup", runtime.device, result):
-        s = setup(cfg, runtime, validated, result)
+        s = setup(plan)
+    done = _build_and_train(plan, s, [timer, DivergenceGuard(), probe], probe, result)
+    result.update(s.measured)
+    result.update(fair_record(plan, done.trainer, probe, s))
+    result.update(weights_changed(done.before, weight_checksums(done.model)))
+    result.update({f"method/{k}": v for k, v in done.extra.items()})
+    result.update(done.memory.metrics())
+    result.update(memory_breakdown(
+        done.trainer, result["sys/peak_mem_bytes"], runtime_bytes, runtime.device, saved=done.saved.metrics(),
+        kv_cache=s.generations.kv_cache_bytes("train"), during=done.memory.peak_activity(),
+    ))
+    result.update(_throughput(plan, s, done, timer, result))
+    if not distributed.is_main():  # one job, one record and one saved adapter: rank 0's
+        return result
+    cache.write_json(out / "train_log.json", timer.logs, indent=1)
+    with phase("save", runtime.device, result):
+        result.update(save(done.model, s.tokenizer, out, plan.cfg))
+    return result
+
+
+def _build_and_train(plan: Plan, s: Setup, callbacks: list, probe, result: dict) -> Trained:
+    """Build the method's trainer and train it, under the measuring hooks (phases build and train)."""
     counter = TokenKinds(s.base)  # embeddings are never adapted: the hook survives peft's wrapping
     try:
-        with phase("build", runtime.device, result):
-            trainer, model, extra, built = build(cfg, runtime, method, trainer_config, s, [timer, guard, probe])
+        with phase("build", plan.runtime.device, result):
+            trainer, model, extra, built = build(plan, s, callbacks)
         probe.model = trainer.model  # PPO's: policy and value together
         s.generations.phase = "train"
         trainable, total = count_params(model)
         result.update({"params/trainable": trainable, "params/total": total})
         # In what the weights live: trained ones in fp32 (master weights), frozen ones in the run's dtype.
         result.update(built)
-        if trainable != validated.audit.exact:
-            log.warning("trainable %d differs from the audit's %d", trainable, validated.audit.exact)
+        if trainable != plan.audit.exact:
+            log.warning("trainable %d differs from the audit's %d", trainable, plan.audit.exact)
         before = weight_checksums(model)
         saved = SavedTensors([trainer.model, getattr(trainer, "ref_model", None)], s.base.config.vocab_size)
         trainer.add_callback(_ResetEachStep(saved))
-        with phase("train", runtime.device, result) as memory, saved:
+        with phase("train", plan.runtime.device, result) as memory, saved:
             trainer.train()
     finally:
         counter.close()
         s.generations.close()
-    result.update(fair_record(cfg, method, trainer, probe, s))
+    return Trained(trainer, model, extra, before, memory, saved, counter)
+
+
+def _throughput(plan: Plan, s: Setup, done: Trained, timer: StepTimer, result: dict) -> dict:
+    """Steps, samples and tokens per second, and the model FLOP/s against the machine's peak (a
+    data-parallel job's: every process's tokens and memory summed)."""
+    runtime, args = plan.runtime, plan.trainer_config
     wall = result["time/train_s"]
-    samples = len(timer.step_times) * trainer_config.per_device_train_batch_size * (
-        trainer_config.gradient_accumulation_steps
-    )
-    result.update(weights_changed(before, weight_checksums(model)))
-    result.update({f"method/{k}": v for k, v in extra.items()})  # what the adapter reported building
-    result.update(memory.metrics())
-    result.update(memory_breakdown(
-        trainer, result["sys/peak_mem_bytes"], runtime_bytes, runtime.device, saved=saved.metrics(),
-        kv_cache=s.generations.kv_cache_bytes("train"), during=memory.peak_activity(),
-    ))
-    tokens = dict(counter.tokens)
+    samples = len(timer.step_times) * args.per_device_train_batch_size * args.gradient_accumulation_steps
+    out: dict = {}
+    tokens = dict(done.counter.tokens)
     if distributed.world_size() > 1:
-        tokens = job_totals(result, tokens)
+        totals, tokens = job_totals(result, tokens)
+        out.update(totals)
         samples *= distributed.world_size()
-    result.update(timer.metrics(wall, sum(tokens.values()), samples))
-    result.update({f"train/tokens_{kind}": n for kind, n in tokens.items()})
-    result.update(
-        perf_metrics(
-            params=flop_params(model, total),
-            trainable=trainable,
-            tokens=tokens,
-            train_s=wall,
-            device=runtime.device,
-            dtype=runtime.dtype,
-            cache_dir=cfg.cache_dir,
-            decode=counter.decode,
-            decode_bytes=weight_bytes(model),
-            world_size=distributed.world_size(),
-            device_name=torch.cuda.get_device_name(runtime.index) if runtime.device == "cuda" else None,
-        )
-    )
-    result["model/path"] = s.path
+    out.update(timer.metrics(wall, sum(tokens.values()), samples))
+    out.update({f"train/tokens_{kind}": n for kind, n in tokens.items()})
+    out.update(perf_metrics(
+        params=flop_params(done.model, result["params/total"]),
+        trainable=result["params/trainable"],
+        tokens=tokens,
+        train_s=wall,
+        device=runtime.device,
+        dtype=runtime.dtype,
+        cache_dir=plan.cfg.cache_dir,
+        decode=done.counter.decode,
+        decode_bytes=weight_bytes(done.model),
+        world_size=distributed.world_size(),
+        device_name=torch.cuda.get_device_name(runtime.index) if runtime.device == "cuda" else None,
+    ))
+    out["model/path"] = s.path
     # A mixture of experts reads TRL's router_aux_loss_coef; a dense model does not (the audit skips it).
-    result["model/moe"] = any(getattr(s.base.config, k, 0) for k in ("num_experts", "num_local_experts", "n_routed_experts"))
-    if not distributed.is_main():  # one job, one record and one saved adapter: rank 0's
-        return result
-    cache.write_json(out / "train_log.json", timer.logs, indent=1)
-    with phase("save", runtime.device, result):
-        result.update(save(model, s.tokenizer, out, cfg))
-    return result
+    out["model/moe"] = any(getattr(s.base.config, k, 0) for k in ("num_experts", "num_local_experts", "n_routed_experts"))
+    return out
 
 
 class _ResetEachStep(TrainerCallback):
@@ -304,22 +337,18 @@ class _ResetEachStep(TrainerCallback):
         self.saved.reset()
 
 
-def fair_record(cfg: DictConfig, method: Method, trainer, probe, s: Setup) -> dict:
+def fair_record(plan: Plan, trainer, probe, s: Setup) -> dict:
     """What applied, read from the built trainer and model (bench.report.audit): the audit compares these."""
-    method_args = OmegaConf.to_container(cfg.method.get("args") or {}, resolve=True)
-    tuned = compose.tuned_settings(cfg)
+    cfg, method = plan.cfg, plan.method
     out = {
         "fair/trl_config": probes.trl_config(trainer.args),
-        "fair/declared": sorted(
-            set(declared.declared(method_args, dict(tuned), list(cfg.get("overrides") or []), method.sampling))
-            | set(declared.sampling_declared(method_args, method.sampling))
-        ),
+        "fair/declared": plan.declared,
         "fair/dropout": probe.largest,
         "fair/max_prompt_length": int(cfg.train.max_prompt_length),
     }
     # Which generation path each phase took (bench.studies.decode names them): TRL's own rollout on the
     # unmerged adapter in train mode, and the offline builder's samples from the base itself.
-    out["gen/path"] = cfg.train.get("rollout", "trl") if method.sampling else "none"
+    out["gen/path"] = cfg.train.rollout if method.sampling else "none"
     if "data" in s.offline:
         out["gen/data_path"] = "base"
     if method.sampling:  # an online method: its rollouts
@@ -329,21 +358,21 @@ def fair_record(cfg: DictConfig, method: Method, trainer, probe, s: Setup) -> di
     return out
 
 
-def job_totals(result: dict, tokens: dict[str, int]) -> dict[str, int]:
-    """A data-parallel job's memory and tokens: every process's, summed (in place on `result`).
+def job_totals(result: dict, tokens: dict[str, int]) -> tuple[dict, dict[str, int]]:
+    """A data-parallel job's memory and tokens: every process's, summed.
 
     Each process holds its own copy of the models and its own batch shard, so the job's peak is the
     sum of the processes' peaks and each memory part sums the same way (the parts still add up to
     the peak); the per-process peaks are kept in `dist/peak_mem_per_rank_bytes`. Returns the summed
-    token counts; the wall time is the job's (the processes step in lockstep).
+    memory figures (to replace this process's) and the summed token counts; the wall time is the
+    job's (the processes step in lockstep).
     """
     mine = {k: v for k, v in result.items() if k.startswith(("sys/peak_mem", "mem/")) and isinstance(v, int)}
     shards = distributed.gather({"memory": mine, "tokens": tokens})
-    for key in mine:
-        result[key] = sum(shard["memory"].get(key, 0) for shard in shards)
-    result["dist/world_size"] = len(shards)
-    result["dist/peak_mem_per_rank_bytes"] = [shard["memory"].get("sys/peak_mem_bytes") for shard in shards]
-    return {kind: sum(shard["tokens"].get(kind, 0) for shard in shards) for kind in tokens}
+    totals = {key: sum(shard["memory"].get(key, 0) for shard in shards) for key in mine}
+    totals["dist/world_size"] = len(shards)
+    totals["dist/peak_mem_per_rank_bytes"] = [shard["memory"].get("sys/peak_mem_bytes") for shard in shards]
+    return totals, {kind: sum(shard["tokens"].get(kind, 0) for shard in shards) for kind in tokens}
 
 
 def save(model, tokenizer, out: Path, cfg: DictConfig) -> dict:

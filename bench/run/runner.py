@@ -17,15 +17,14 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from bench import BenchError
-from bench.config import finetuning, stages
+from bench.config import finetuning, history, stages
 from bench.config.compose import apply_tuned
 from bench.config.hashing import config_hash
-from bench.config.validation import validate
+from bench.config.plan import Plan, resolve
 from bench.recipe import evaluate
 from bench.recipe.models import cache_root
 from bench.records import store, tracking
 from bench.system import devices, distributed, secrets, signals
-from bench.system.runtime import resolve_runtime
 from methods import adapter_name
 
 log = logging.getLogger(__name__)
@@ -40,6 +39,7 @@ def run(cfg: DictConfig) -> dict:
     (a sweep runs jobs one after another in one process) and a hard crash fails only this run.
     """
     apply_tuned(cfg)  # a tuned table's settings for this method, before the config is hashed or checked
+    history.complete(cfg)  # keys whose default is not in YAML (data.label_noise: see its comment)
     OmegaConf.resolve(cfg)
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -80,40 +80,66 @@ def claim(out: Path):
 
 def _run(cfg: DictConfig, out: Path) -> dict:
     hashed = config_hash(cfg)
-    done = finished(out, hashed)
-    if done is not None and not cfg.get("force", False):
-        log.info("skipping %s: finished earlier with the same config (force=true reruns it)", out)
-        return done
-    source = reusable(cfg.get("reuse") or [], hashed) if not cfg.get("force", False) else None
-    if source is not None and distributed.is_main():
-        return adopt(source, out)
+    earlier = _earlier_result(cfg, out, hashed)
+    if earlier is not None:
+        return earlier
     if distributed.is_main():  # data parallel: one record per job, rank 0's
         clean_partial(out)
-        store.write(out / METRICS, _header(cfg))  # a run that dies unrecorded still shows as "running"
+        store.write(out / METRICS, _header(cfg, hashed))  # a run that dies unrecorded still shows as "running"
     # Under accelerate/torchrun each process is already its own (the launcher started it), and the
     # trainer must join the launcher's process group from this very process: `isolate` is moot.
-    if not cfg.get("isolate", False) or distributed.world_size() > 1:
-        return _execute(cfg)
+    if not cfg.isolate or distributed.world_size() > 1:
+        return _execute(cfg, hashed)
+    return _run_isolated(cfg, out, hashed)
+
+
+def _earlier_result(cfg: DictConfig, out: Path, hashed: str) -> dict | None:
+    """This run's own finished record (resume), or a finished twin's copied from `reuse`; else None."""
+    if cfg.force:
+        return None
+    done = finished(out, hashed)
+    if done is not None:
+        log.info("skipping %s: finished earlier with the same config (force=true reruns it)", out)
+        return done
+    source = reusable(cfg.reuse, hashed)
+    if source is not None and distributed.is_main():
+        return adopt(source, out)
+    return None
+
+
+def _run_isolated(cfg: DictConfig, out: Path, hashed: str) -> dict:
+    """The run in a fresh process, supervised: a stop signal is passed on, and a death it could not
+    record itself is recorded for it."""
     ctx = multiprocessing.get_context("spawn")
-    child = ctx.Process(target=_child, args=(OmegaConf.to_container(cfg),), name=f"bench-{cfg.method.name}")
+    child = ctx.Process(target=_child, args=(OmegaConf.to_container(cfg), hashed), name=f"bench-{cfg.method.name}")
     child.start()
     try:
         child.join()
     except BaseException as err:  # a stop signal (or Ctrl-C) reached this, the sweep's process
-        stop = signals.as_interrupted(err)
-        if stop is None and not isinstance(err, SystemExit):
-            raise
-        # A SystemExit here is a scheduler's handler exiting this process (submitit's requeue on
-        # preemption or near the time limit): the run process must not go on unsupervised, so it is
-        # stopped as SIGTERM stops it, and records that; the requeued job resumes the run.
-        passed_on = stop or signals.Interrupted(signal.SIGTERM)
-        _stop_child(child, passed_on)
-        record = store.read(out / METRICS)
-        if record.get("status") == "running":  # the run process could not record it in time
-            store.write(out / METRICS, record | interrupted(passed_on, "unknown (the run process ended unrecorded)"))
-        if stop is None:
-            raise
-        raise stop from None
+        _stopped_while_running(child, out, err)
+    return _after_child(child, out)
+
+
+def _stopped_while_running(child, out: Path, err: BaseException):
+    """Stop the run process the way this process was stopped, record it if it could not, re-raise."""
+    stop = signals.as_interrupted(err)
+    if stop is None and not isinstance(err, SystemExit):
+        raise err
+    # A SystemExit here is a scheduler's handler exiting this process (submitit's requeue on
+    # preemption or near the time limit): the run process must not go on unsupervised, so it is
+    # stopped as SIGTERM stops it, and records that; the requeued job resumes the run.
+    passed_on = stop or signals.Interrupted(signal.SIGTERM)
+    _stop_child(child, passed_on)
+    record = store.read(out / METRICS)
+    if record.get("status") == "running":  # the run process could not record it in time
+        store.write(out / METRICS, record | interrupted(passed_on, "unknown (the run process ended unrecorded)"))
+    if stop is None:
+        raise err
+    raise stop from None
+
+
+def _after_child(child, out: Path) -> dict:
+    """The finished run process's record, completed where it died before it could write it."""
     record = store.read(out / METRICS)
     if record.get("status") == "running":  # the child died before it could say so itself
         code = child.exitcode
@@ -221,7 +247,7 @@ def clean_partial(out: Path) -> None:
         path.unlink()
 
 
-def _header(cfg: DictConfig) -> dict:
+def _header(cfg: DictConfig, hashed: str) -> dict:
 
     return {
         "status": "running",
@@ -236,7 +262,7 @@ def _header(cfg: DictConfig) -> dict:
         "peft/mode": finetuning.mode(cfg.peft),
         "peft/r": finetuning.rank(cfg.peft),
         "peft/target_modules": OmegaConf.to_container(cfg.peft).get("target_modules") if cfg.peft else None,
-        "config_hash": config_hash(cfg),
+        "config_hash": hashed,
         # The sweep's own axes beyond the keys above: runs that differ here are different report rows.
         "overrides": grouping_overrides(cfg.get("overrides") or []),
         "dist/world_size": distributed.world_size(),  # processes of a data-parallel job (accelerate)
@@ -277,7 +303,7 @@ def _status(err: BaseException) -> str:
     return "failed"
 
 
-def _child(cfg: dict) -> None:
+def _child(cfg: dict, hashed: str) -> None:
     """The isolated run process: the run, and the exit code a shell gives a signalled process."""
     import os
     import sys
@@ -289,7 +315,7 @@ def _child(cfg: dict) -> None:
     if preempt is not None and preempt not in (*signals.STOP, signal.SIGINT):
         signal.signal(preempt, signal.SIG_IGN)
     try:
-        _execute(cfg)
+        _execute(cfg, hashed)
     except BaseException as err:
         stop = signals.as_interrupted(err)
         if stop is None:
@@ -297,68 +323,89 @@ def _child(cfg: dict) -> None:
         sys.exit(stop.exit_code)
 
 
-def _execute(cfg) -> dict:
+def _execute(cfg, hashed: str) -> dict:
     if not isinstance(cfg, DictConfig):  # in the isolated child, from a plain container
         cfg = OmegaConf.create(cfg)
         logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
     with signals.interruptible():
-        return _record(cfg)
+        return _record(cfg, hashed)
 
 
-def _record(cfg: DictConfig) -> dict:
+def _record(cfg: DictConfig, hashed: str) -> dict:
+    """The run, recorded whatever happens: plan, train and evaluate, then its costs and its files."""
     secrets.install_log_filter()
     out = Path(cfg.output_dir)
-    record = _header(cfg)
+    record = _header(cfg, hashed)
     started = time.perf_counter()
     main = distributed.is_main()
     signals.set_phase("validate")
     if main:
         store.write_config(out / "config_resolved.yaml", cfg)
     try:
-        record.update(_train_and_evaluate(cfg, out, record))
+        plan = resolve(cfg)  # cheap: fails before any model loads
+        record.update(stages.header_of(cfg, plan.stage), config_hash=plan.config_hash)
+        record.update(_train_and_evaluate(plan, record))
         record["status"] = "success"
     except Exception as err:  # record the failure, then let the caller (and a sweep) see it
-        record["status"] = _status(err)
-        record["error"] = str(err) if isinstance(err, BenchError) else f"{type(err).__name__}: {err}"
-        if hasattr(err, "step"):
-            record["train/diverged_step"] = err.step
-        if not isinstance(err, BenchError):
-            record["traceback"] = "".join(traceback.format_exc().splitlines(keepends=True)[-30:])
+        record.update(_failure(err))
         log.error("run %s: %s", record["status"], record["error"])
     except BaseException as err:
-        stop = signals.as_interrupted(err)
-        if stop is not None:
-            record |= interrupted(stop, signals.phase())
-        elif isinstance(err, SystemExit):  # from a signal handler of the job's scheduler (submitit's
-            # requeue on preemption or near its time limit calls sys.exit inside the run)
-            record |= interrupted(None, signals.phase(), (
-                f"the job exited during {signals.phase()} (SystemExit {err.code}; under submitit, its requeue on "
-                "preemption or time limit); the requeued job or a rerun resumes"))
-        else:
-            raise
-        record["time/total_s"] = round(time.perf_counter() - started - record.get("time/gpu_wait_s", 0.0), 3)
+        record.update(_stopped(err))  # re-raises anything that is not a stop
+        record["time/total_s"] = _own_time(started, record)
         if main:
             store.write(out / METRICS, record)
         log.error("run %s: %s", record["status"], record["error"])
         raise
-    # The run's own time: a wait for its GPU (bench.system.devices.turn) is another run's.
-    record["time/total_s"] = round(time.perf_counter() - started - record.get("time/gpu_wait_s", 0.0), 3)
-    # The full cost: this run's own time plus the original cost of shared work it found cached, so a
-    # table charges every method the same whichever ran first.
-    record["time/full_s"] = round(
-        record["time/total_s"]
-        + (record.get("data/build_s") or 0) * bool(record.get("data/build_cached"))
-        + (record.get("eval/base_s") or 0) * bool(record.get("eval/base_cached")),
-        3,
-    )
+    record.update(_costs(started, record))
     if record["status"] == "success":  # a second stage: the whole pipeline's cost
-        record.update(stages.charge(cfg, record))
-    if not main:
-        return record
+        record.update(stages.charge(plan.stage, record))
+    if main:
+        _publish(cfg, out, record)
+    return record
+
+
+def _failure(err: Exception) -> dict:
+    """A failed run's status and error: the message alone for a BenchError, else a traceback's tail."""
+    out = {"status": _status(err), "error": str(err) if isinstance(err, BenchError) else f"{type(err).__name__}: {err}"}
+    if hasattr(err, "step"):
+        out["train/diverged_step"] = err.step
+    if not isinstance(err, BenchError):
+        out["traceback"] = "".join(traceback.format_exc().splitlines(keepends=True)[-30:])
+    return out
+
+
+def _stopped(err: BaseException) -> dict:
+    """An interrupted run's fields (a stop signal, or a scheduler's SystemExit); anything else re-raised."""
+    stop = signals.as_interrupted(err)
+    if stop is not None:
+        return interrupted(stop, signals.phase())
+    if isinstance(err, SystemExit):  # from a signal handler of the job's scheduler (submitit's
+        # requeue on preemption or near its time limit calls sys.exit inside the run)
+        return interrupted(None, signals.phase(), (
+            f"the job exited during {signals.phase()} (SystemExit {err.code}; under submitit, its requeue on "
+            "preemption or time limit); the requeued job or a rerun resumes"))
+    raise err
+
+
+def _own_time(started: float, record: dict) -> float:
+    """The run's own time: a wait for its GPU (bench.system.devices.turn) is another run's."""
+    return round(time.perf_counter() - started - record.get("time/gpu_wait_s", 0.0), 3)
+
+
+def _costs(started: float, record: dict) -> dict:
+    """time/total_s, and time/full_s: the run's own time plus the original cost of shared work it found
+    cached, so that a table charges every method the same whichever ran first."""
+    total = _own_time(started, record)
+    full = (total + (record.get("data/build_s") or 0) * bool(record.get("data/build_cached"))
+            + (record.get("eval/base_s") or 0) * bool(record.get("eval/base_cached")))
+    return {"time/total_s": total, "time/full_s": round(full, 3)}
+
+
+def _publish(cfg: DictConfig, out: Path, record: dict) -> None:
+    """The model card, metrics.json, then W&B (whose folder the record names once it is written)."""
     _card(cfg, out, record)
     store.write(out / METRICS, record)
     try:
-
         wandb_dir = tracking.log_run(cfg, out, record)
     except Exception as err:  # a tracker problem must not turn a finished run into a failed one
         log.warning("W&B logging failed: %s", err)
@@ -366,7 +413,6 @@ def _record(cfg: DictConfig) -> dict:
         if wandb_dir:
             record["wandb/dir"] = wandb_dir
             store.write(out / METRICS, record)
-    return record
 
 
 def _card(cfg: DictConfig, out: Path, record: dict) -> None:
@@ -382,11 +428,10 @@ def _card(cfg: DictConfig, out: Path, record: dict) -> None:
         log.warning("model card for %s not written: %s", folder, err)
 
 
-def _train_and_evaluate(cfg: DictConfig, out: Path, record: dict) -> dict:
+def _train_and_evaluate(plan: Plan, record: dict) -> dict:
     from bench.recipe import train
 
-    runtime = resolve_runtime(cfg.device, cfg.precision)
-    validated = validate(cfg, runtime)  # cheap: fails before any model loads
+    cfg, runtime, out = plan.cfg, plan.runtime, plan.output_dir
     # One run per GPU at a time, its turn taken before this process puts anything on the GPU.
     gpu = devices.gpu_key(runtime.device, runtime.index) if distributed.world_size() == 1 else None
     if gpu is not None:
@@ -396,8 +441,8 @@ def _train_and_evaluate(cfg: DictConfig, out: Path, record: dict) -> dict:
         runtime.activate()
         result = {**store.system_info(runtime.device, runtime.index), "sys/precision": runtime.precision,
                   "time/gpu_wait_s": waited["waited_s"]}
-        result.update(validated.audit.as_metrics())
-        result.update(train.train(cfg, runtime, validated, out))
+        result.update(plan.audit.as_metrics())
+        result.update(train.train(plan))
         if cfg.eval.enabled and distributed.is_main():  # the job's adapter, scored once
 
             with train.phase("eval", runtime.device, result):

@@ -55,8 +55,8 @@ def _overrides(method: str, steps: int, extra: list[str]) -> list[str]:
 
 def prepare(methods: list[str], steps: int, extra: list[str], out: Path) -> None:
     """Write `<out>/prep/<method>.json`: what the plain script needs to run exactly as the harness."""
+    from bench.config.plan import resolve
     from bench.config.trainer import trainer_kwargs
-    from bench.config.validation import validate
     from bench.measure import perf
     from bench.recipe import train as recipe
     from bench.system.runtime import resolve_runtime
@@ -66,16 +66,14 @@ def prepare(methods: list[str], steps: int, extra: list[str], out: Path) -> None
         cfg.output_dir = str(out / "prep" / name)
         runtime = resolve_runtime(cfg.device, cfg.precision)
         runtime.activate()
-        validated = validate(cfg, runtime)
+        plan = resolve(cfg, runtime)
         # The harness's own setup: tokenizer, prompts, base model, and the method's dataset (building
         # the offline data into the cache here, so neither timed side pays for it).
-        s = recipe.setup(cfg, runtime, validated.method, {})
+        s = recipe.setup(plan)
         # The machine's peaks are measured once per machine and cached: not a per-run cost.
         perf.peak_flops(runtime.device, runtime.dtype, cfg.cache_dir)
         perf.peak_bandwidth(runtime.device, cfg.cache_dir)
-        kwargs = trainer_kwargs(cfg, runtime, validated.method)
-        if name in ("grpo", "rloo"):  # what their adapters add to the TRL config
-            kwargs["reward_weights"] = list(s.task.reward_weights.values())
+        kwargs = trainer_kwargs(cfg, runtime, plan.method)
         folder = out / "prep" / name
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "rows.json").write_text(json.dumps(s.dataset.to_list()))
@@ -93,7 +91,7 @@ def prepare(methods: list[str], steps: int, extra: list[str], out: Path) -> None
             "peft_dir": str(folder / "peft"),
             "trainer_kwargs": kwargs,
             # The harness's dropout policy, for trainers whose config has no switch for it (SFT).
-            "disable_dropout": bool(cfg.train.get("disable_dropout", True)),
+            "disable_dropout": bool(cfg.train.disable_dropout),
             "task": OmegaConf.to_container(cfg.task, resolve=True),
         }
         (out / "prep" / f"{name}.json").write_text(json.dumps(spec, indent=1, default=str))

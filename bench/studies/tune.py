@@ -33,6 +33,7 @@ from pathlib import Path
 import yaml
 
 from bench import BenchError
+from bench.config import history
 from bench.config.compose import compose
 from bench.records import store
 from bench.records.store import git_info
@@ -95,7 +96,7 @@ def _value_of(record: dict, key: str):
     """The value a run had for `key`, read from its own resolved config."""
     from omegaconf import OmegaConf
 
-    cfg = OmegaConf.load(Path(record["output_dir"]) / "config_resolved.yaml")
+    cfg = history.complete(OmegaConf.load(Path(record["output_dir"]) / "config_resolved.yaml"))
     return OmegaConf.select(cfg, key)
 
 

@@ -19,6 +19,7 @@ class Runtime:
     precision: str  # "bf16" | "fp16" | "fp32"
     index: int | None = None  # the CUDA device's index
     gpus_visible: int = 0  # CUDA devices this process sees
+    name: str | None = None  # the GPU's name (what the config hash tells GPUs apart by)
 
     @property
     def placement(self) -> str:
@@ -46,4 +47,5 @@ def resolve_runtime(device: str = "auto", precision: str = "auto", described: de
     d = described or devices.describe(device)
     chosen = devices.precision(d, precision)
     dtypes = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
-    return Runtime(device=d.kind, dtype=dtypes[chosen], precision=chosen, index=d.index, gpus_visible=d.count)
+    return Runtime(device=d.kind, dtype=dtypes[chosen], precision=chosen, index=d.index, gpus_visible=d.count,
+                   name=d.name if d.kind == "cuda" else None)

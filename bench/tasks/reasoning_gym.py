@@ -129,7 +129,7 @@ def build(cfg: DictConfig) -> Task:
             f"task.prompt_style={style!r}: reasoning-gym's styles are {sorted(prompts)} (or null)."
         )
 
-    n_train, n_test, n_val = int(cfg.num_train), int(cfg.num_test), int(cfg.get("num_validation", 0))
+    n_train, n_test, n_val = int(cfg.num_train), int(cfg.num_test), int(cfg.num_validation)
     entries = _entries(name, json.dumps(args, sort_keys=True), int(cfg.seed), n_train, n_test, n_val)
     if any(entry["answer"] is None for _, entry in entries[:8]):
         log.warning("reasoning-gym %s has no oracle answers: SFT and the gold fallback have no target", name)

@@ -116,7 +116,7 @@ class WordleTask(Task):
 @register_task("wordle")
 def build(cfg: DictConfig) -> WordleTask:
     train_secrets, test_secrets, validation_secrets = wg.split_secrets(
-        cfg.seed, cfg.num_train, cfg.num_test, cfg.get("num_validation", 0)
+        cfg.seed, cfg.num_train, cfg.num_test, cfg.num_validation
     )
     rng = random.Random(cfg.seed + 1)  # the boards' own stream: the secrets' draw stays as it was
     # In this order, so train's and test's boards are what they were before validation existed.
