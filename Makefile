@@ -9,9 +9,16 @@ ARGS ?=
 # A new folder per invocation: a rerun never overwrites an earlier sweep's results.
 SWEEP := results/sweeps/$(shell date +%Y-%m-%d_%H-%M-%S)
 
-.PHONY: setup bench smoke test test-fast lint report params
+.PHONY: help list setup bench smoke test test-fast lint report params provenance docs
+.DEFAULT_GOAL := help
 
-setup:
+help:  ## every target with what it does (this list)
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-zA-Z_-]+):.*## /\1\t/' | awk -F'\t' '{printf "  %-15s %s\n", $$1, $$2}'
+
+list: setup  ## the methods (trainer, adapter, on this TRL?), tasks, models, experiments and entry points
+	@$(PY) -m bench --list
+
+setup:  ## the environment of the lock (LOCK=current: TRL 1.16): idempotent, free when nothing changed
 	@LOCK=$(LOCK) bash scripts/setup.sh
 
 # The sweep writes its report (summary.md/csv/json, plots, W&B table) and prints the table at its end.
@@ -26,15 +33,16 @@ smoke: setup  ## the same sweep at the smallest real settings (minutes on a CPU)
 WORKERS ?= 2
 XDIST = $(if $(filter 0,$(WORKERS)),,-n $(WORKERS) --dist loadfile)
 
-test: setup  ## the whole suite, real trainers included (see README for the measured time)
+test: setup  ## the whole suite, real trainers included (docs/tests.md: the measured time)
 	$(PY) -m pytest $(XDIST) $(ARGS)
 
 test-fast: setup  ## everything that trains no model (about a minute)
 	$(PY) -m pytest -m "not slow" $(XDIST) $(ARGS)
 
-lint: setup
+lint: setup  ## ruff, the import layers (import-linter) and the docs site (mkdocs build --strict)
 	$(PY) -m ruff check bench methods tests
 	$(VENV)/bin/lint-imports  # the layers declared in pyproject.toml: imports run one way, no circles
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet --site-dir .site  # dead links and missing pages fail
 
 params: setup  ## the LoRA parameter audit, e.g. make params ARGS="model=qwen3-0.6b peft.r=32"
 	$(PY) -m bench.studies.params $(ARGS)
@@ -103,3 +111,10 @@ gpu-check: setup  ## every CUDA path at smoke size on one GPU, random weights, o
 .PHONY: gpu-rehearsal
 gpu-rehearsal: setup  ## gpu-check's runs on this CPU in bf16 on the tiny model (outputs/gpu-check-rehearsal/; ~3 min on 2 cores)
 	PY=$(PY) bash scripts/gpu-check.sh --rehearse $(ARGS)
+
+provenance: setup  ## rewrite results/reference/*/PROVENANCE.md and make committed paths relative (after adding results)
+	$(PY) scripts/relative-paths.py
+	$(PY) scripts/provenance.py
+
+docs: setup  ## the docs site, served at http://127.0.0.1:8000 while you edit
+	$(VENV)/bin/mkdocs serve

@@ -45,8 +45,14 @@ def main(cfg: DictConfig) -> float | None:
 
 def cli() -> None:
     """`python -m bench`: the app, with SIGTERM/SIGHUP (Slurm, `kill`, a closed terminal) and Ctrl-C
-    ending the sweep with the interrupted run recorded as such (bench.system.signals)."""
+    ending the sweep with the interrupted run recorded as such (bench.system.signals). `--list` prints
+    the methods, tasks, models, experiments and entry points instead (bench.run.catalog)."""
+    if sys.argv[1:] == ["--list"]:  # before Hydra, which would read it as an override
+        from bench.run import catalog
+        from bench.system import console
 
+        console.setup(None)  # libraries' import-time warnings (bitsandbytes' kernels) stay off the list
+        sys.exit(catalog.main())
     with signals.interruptible():
         try:
             main()

@@ -10,10 +10,10 @@ from methods import RunContext, register
 SAMPLING = {"temperature": "temperature", "top_p": "top_p", "max_new_tokens": "max_new_tokens"}
 
 
-@register("online_dpo", config="trl.experimental.online_dpo:OnlineDPOConfig", data="prompts", sampling=SAMPLING)
+# The same scalar that scores every other method's data: the task's rewards, weighted (`weights_field`).
+@register("online_dpo", config="trl.experimental.online_dpo:OnlineDPOConfig", data="prompts", sampling=SAMPLING,
+          weights_field="reward_weights")
 def build(ctx: RunContext):
     from trl.experimental.online_dpo import OnlineDPOTrainer
 
-    # The same scalar that scores every other method's data: the task's rewards, weighted.
-    ctx.args.reward_weights = ctx.reward_weights
     return OnlineDPOTrainer(reward_funcs=ctx.reward_funcs, **ctx.trainer_kwargs())

@@ -26,6 +26,7 @@ class Sweep:
     returncode: int
     stderr: str
     runs: dict[str, dict]  # method -> metrics.json (+ "_dir")
+    stdout: str = ""
 
     def run(self, name: str) -> dict:
         """The run of one method, asserted successful (this test's own method only)."""
@@ -46,7 +47,7 @@ def sweep(out: Path, *overrides: str, timeout: int = 1500) -> Sweep:
     for path in out.glob("*/metrics.json"):
         record = json.loads(path.read_text())
         runs[record["method"]] = record | {"_dir": path.parent}
-    return Sweep(out, proc.returncode, proc.stderr, runs)
+    return Sweep(out, proc.returncode, proc.stderr, runs, proc.stdout)
 
 
 def runs(out: Path, names: list[str], *overrides: str) -> Sweep:

@@ -67,7 +67,7 @@ def test_two_process_run_records_the_whole_job(tmp_path):
     proc = launch("method=online_dpo", "model=tiny", "debug=smoke", "eval.limit=4", "logger=none",
                   f"hydra.run.dir={out}", cache=cache)
     assert proc.returncode == 0, proc.stderr[-4000:]
-    log = (out / "__main__.log").read_text()
+    log = (out / "run.log").read_text()
     assert log.count("Building tiny-llama") == 1  # one process built it, the other waited and read it
     (model,) = [p for p in (cache / "models").iterdir() if p.is_dir()]  # beside it: only its .lock
     assert (model / "model.safetensors").exists() and (model / "config.json").exists()
@@ -90,5 +90,5 @@ def test_two_process_run_records_the_whole_job(tmp_path):
     # One job, one adapter and one record: no second run folder, no per-rank leftovers.
     assert (out / "adapter" / "adapter_model.safetensors").exists()
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == sorted(
-        ["adapter", "metrics.json", "config_resolved.yaml", "train_log.json", "__main__.log", "trainer"]
+        ["adapter", "metrics.json", "config_resolved.yaml", "train_log.json", "run.log", "trainer"]
     )  # trainer/: TRL's own output_dir, as in any run

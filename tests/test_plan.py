@@ -25,9 +25,9 @@ def test_the_plan_holds_what_every_later_phase_reads(compose, tmp_path):
     assert "beta" in plan.declared  # the method's YAML args are declared settings
 
 
-@pytest.mark.parametrize("method", ["grpo", "rloo"])
+@pytest.mark.parametrize("method", ["grpo", "rloo", "online_dpo"])
 def test_the_task_reward_weights_are_in_the_validated_config(compose, tmp_path, method):
-    """GRPO and RLOO optimise the task's weighted rewards: the weights are set before validation, not
+    """GRPO, RLOO and online DPO optimise the task's weighted rewards: the weights are set before validation, not
     written into the config by the adapter afterwards."""
     cfg = compose(f"method={method}", "model=tiny", "task.reward_weights.format=0.25", output_dir=tmp_path)
     weights = list(OmegaConf.to_container(cfg.task.reward_weights).values())

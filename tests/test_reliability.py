@@ -90,7 +90,7 @@ def test_a_killed_sweep_resumes_without_redoing_or_losing_runs(tmp_path):
                             start_new_session=True)
     second = out / "1_sft_seed1" / "metrics.json"
     deadline = time.time() + 600
-    while time.time() < deadline and "phase: train" not in _read(second.parent / "__main__.log"):
+    while time.time() < deadline and "phase: train" not in _read(second.parent / "run.log"):
         time.sleep(0.2)  # into the second run's training
     assert json.loads(second.read_text())["status"] == "running"
     os.killpg(proc.pid, signal.SIGKILL)  # the sweep and its run process, as a kill -9 of the job would
@@ -317,7 +317,7 @@ def test_parallel_jobs_build_each_shared_cache_once(cold_cache):
     assert runs[0]["data/preference_fingerprint"] == runs[1]["data/preference_fingerprint"]
     assert sorted(r["data/build_cached"] for r in runs) == [False, True]  # one built, one waited and read
     # The build says how far it is (prompts done of total, and the rate), in the builder's log only.
-    logs = [(tmp_path / f"run{i}" / "__main__.log").read_text() for i in range(2)]
+    logs = [(tmp_path / f"run{i}" / "run.log").read_text() for i in range(2)]
     builder = [log for log in logs if "prompts sampled" in log]
     assert len(builder) == 1 and re.search(r"offline data: (\d+)/\1 prompts sampled \(\d+ completions", builder[0])
     assert sorted(r["eval/base_cached"] for r in runs) == [False, True]

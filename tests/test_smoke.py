@@ -58,6 +58,20 @@ def test_the_sweep_exits_zero_and_writes_the_report(smoke_sweep):
     assert tables and all(m in tables[0].read_text() for m in smoke_sweep.successful())
 
 
+def test_the_terminal_says_each_run_start_and_end_and_the_run_log_keeps_the_rest(smoke_sweep):
+    """A quiet console: a line as each run starts and one as it ends (status, peak, time, accuracy), then
+    the report; libraries' warnings, the trainer's log lines and the phases go to each run's run.log."""
+    terminal = smoke_sweep.stdout.split("# rft-bench report")[0] + smoke_sweep.stderr
+    lines = [line for line in terminal.splitlines() if line.strip()]
+    runs = len(smoke_sweep.runs)
+    assert len(lines) <= 5 * runs, "\n".join(lines[:40])
+    assert sum(" · peak " in line for line in lines) == len(smoke_sweep.successful())
+    assert "gemm_4bit_forward" not in terminal and "FutureWarning" not in terminal and "{'loss'" not in terminal
+    logs = {name: (run["_dir"] / "run.log").read_text() for name, run in smoke_sweep.runs.items()}
+    assert all("phase: train" in log for log in logs.values())
+    assert "step 1: {" in logs["dpo"]  # the trainer's log dicts, kept in the file
+
+
 @pytest.mark.parametrize("name", METHODS)
 def test_method_trains_only_its_adapter_on_the_tiny_model(smoke_sweep, name):
     """Every method's trainer touches the adapter alone, saves what it trained, and counts it exactly.
@@ -337,7 +351,7 @@ def test_submitit_local_launcher_runs_jobs_as_separate_processes_and_requeues_a_
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     sft = tmp_path / "0_sft_seed0"
     seen, deadline = [], time.time() + 900
-    while time.time() < deadline and "phase: train" not in _read(sft / "__main__.log"):
+    while time.time() < deadline and "phase: train" not in _read(sft / "run.log"):
         time.sleep(0.3)
     (job,) = [p for p in psutil.Process(proc.pid).children(recursive=True)  # the job logging into sft's folder
               if "submitit.core._submit" in " ".join(p.cmdline()) and any(str(sft) in f.path for f in p.open_files())]

@@ -20,6 +20,8 @@ CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 # `${rft.sum:a,b,...}`: conf/config.yaml derives each method's max_length from the prompt budget with it.
 OmegaConf.register_new_resolver("rft.sum", lambda *terms: sum(int(t) for t in terms), replace=True)
+# `${rft.level:${verbose}}`: Hydra's own log level (conf/hydra/hydra_logging/quiet.yaml).
+OmegaConf.register_new_resolver("rft.level", lambda verbose: "INFO" if verbose else "WARNING", replace=True)
 
 
 # The tuned table's entries for one fine-tuning mode of a method, laid over the method's own: `dpo+full`

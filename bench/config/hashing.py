@@ -14,7 +14,7 @@ from bench.config.compose import MODE_ENTRIES
 from bench.system import devices
 
 # Keys that say where or how a run is recorded, not what it computes: left out of config_hash.
-_NON_SEMANTIC = ("output_dir", "cache_dir", "logger", "isolate", "force", "overrides", "reuse")
+_NON_SEMANTIC = ("output_dir", "cache_dir", "logger", "isolate", "force", "overrides", "reuse", "verbose")
 
 
 # Keys added after runs were recorded: left out of the hash at the value every run had before them.

@@ -82,11 +82,11 @@ def live_memory(device: str, index: int | None = None) -> int:
     return current_memory(device, index=index)
 
 
-# What the process is doing now, as the memory sampler sees it: "generate" while a generate() call runs
-# (bench.measure.probes.GenerationRecorder sets it), else "step". The breakdown splits the peak by it: a peak
-# inside generation holds the KV cache, a peak inside a training step the tensors saved for backward.
-ACTIVITY = {"now": "step"}
-_SAMPLING: list[MemorySampler] = []  # the phase's sampler while it runs (phases do not nest)
+# The phase's sampler while it runs (phases do not nest): where set_activity finds it. What the process
+# is doing, as the sampler sees it, is the sampler's own state: "generate" while a generate() call runs
+# (bench.measure.probes.GenerationRecorder says so), else "step". The breakdown splits the peak by it: a
+# peak inside generation holds the KV cache, a peak inside a training step the tensors saved for backward.
+_SAMPLING: list[MemorySampler] = []
 
 
 def set_activity(name: str) -> None:
@@ -95,7 +95,6 @@ def set_activity(name: str) -> None:
     decode step lasts milliseconds, far below any sampling interval."""
     for sampler in _SAMPLING:
         sampler.switch(name)
-    ACTIVITY["now"] = name
 
 
 class MemorySampler:
@@ -110,7 +109,7 @@ class MemorySampler:
     def __init__(self, device: str, interval_s: float = 0.05):
         self.device, self.interval_s = device, interval_s
         self.samples: list[int] = []
-        self.activity: list[str] = []  # ACTIVITY at each sample
+        self.activity: list[str] = []  # the activity at each sample
         self._process = psutil.Process()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
@@ -122,7 +121,7 @@ class MemorySampler:
         # peaks are read once as it ends, so whatever the harness does afterwards (checksums, accounting,
         # saving) never leaks into them, as a live read of the allocator's max would.
         self._peaks: dict[str, tuple[int, int]] = {}
-        self._now = ACTIVITY["now"]
+        self._now = "step"  # set by switch(); the sampling thread only reads it
         self._closed = False
 
     def _read(self) -> int:
@@ -130,7 +129,7 @@ class MemorySampler:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            self.activity.append(ACTIVITY["now"])
+            self.activity.append(self._now)
             self.samples.append(self._read())
             self._stop.wait(self.interval_s)
 
@@ -158,7 +157,7 @@ class MemorySampler:
         # Start from live memory only: what earlier steps (model load, building the offline data)
         # freed but the allocator kept would otherwise count towards this method's training peak.
         self.start = live_memory(self.device, self._index)
-        self._now = ACTIVITY["now"]
+        self._now = "step"
         self._reset_peak()
         _SAMPLING.append(self)
         self._thread.start()
@@ -168,11 +167,11 @@ class MemorySampler:
         self._stop.set()
         self._thread.join()
         _SAMPLING.remove(self)
-        self.activity.append(ACTIVITY["now"])
+        self.activity.append(self._now)
         self.samples.append(self._read())
         # No reset as the phase ends: the kernel's mark is also what the process's maximum RSS reports at exit
         # (getrusage, /usr/bin/time), so it is reset only where a phase or activity starts.
-        self.switch(ACTIVITY["now"], reset=False)
+        self.switch(self._now, reset=False)
         self._closed = True
 
     @property

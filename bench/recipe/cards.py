@@ -15,6 +15,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from bench.config import stages
+from bench.config.stages import Stage
 from bench.recipe import pipeline
 from bench.recipe.models import identity
 from bench.system import cache, files
@@ -27,18 +28,19 @@ KEY_METRICS = (
 )
 
 
-def stamp(folder: Path, cfg: DictConfig) -> None:
-    """Name the base by its identity in a just-saved adapter's adapter_config.json."""
+def stamp(folder: Path, cfg: DictConfig, stage: Stage | None) -> None:
+    """Name the base by its identity in a just-saved adapter's adapter_config.json (`stage`: the run's
+    first stage, whose model a second stage's adapter sits on)."""
     config = Path(folder) / "adapter_config.json"
     if not config.is_file():  # full weights: config.json describes the architecture, not a base
         return
     data = files.read_json(config)
     data["base_model_name_or_path"] = identity(str(cfg.model.name_or_path))[0]
-    if stages.spec(cfg):  # a second stage's adapter sits on the first stage's model, not on the hub base
+    if stage is not None:  # a second stage's adapter sits on the first stage's model, not on the hub base
         from bench.recipe.models import resolve_model_path
 
         origin = resolve_model_path(str(cfg.model.name_or_path), cfg.cache_dir)
-        start, _ = pipeline.start_path(stages.load(cfg), origin, str(cfg.cache_dir))
+        start, _ = pipeline.start_path(stage, origin, str(cfg.cache_dir))
         data["base_model_name_or_path"] = str(Path(start).resolve())
     cache.write_json(config, data, indent=2, sort_keys=True)
 

@@ -28,7 +28,7 @@ from bench import BenchError
 from bench.config import history, stages
 from bench.config.compose import compose
 from bench.recipe import pipeline
-from bench.system import cache, files
+from bench.system import cache, console, files
 from bench.tasks import Task, load_task
 from bench.tasks.base import fingerprint
 
@@ -137,16 +137,17 @@ def _score(model, tokenizer, tasks: list, include: Path | None, eval_cfg: DictCo
     gen_kwargs = {"max_gen_toks": int(eval_cfg.max_gen_toks)}
     if eval_cfg.get("until") is not None:
         gen_kwargs["until"] = list(eval_cfg.until)
-    results = lm_eval.simple_evaluate(
-        model=lm,
-        tasks=tasks,
-        task_manager=_task_manager(tasks, include),
-        limit=eval_cfg.limit,
-        apply_chat_template=bool(eval_cfg.apply_chat_template),
-        system_instruction=eval_cfg.get("system_instruction"),
-        gen_kwargs=gen_kwargs,
-        log_samples=True,  # per-item results: the report's paired tests need them
-    )
+    with console.bars_to_log():  # lm-eval's bars: the run's log file, not the terminal
+        results = lm_eval.simple_evaluate(
+            model=lm,
+            tasks=tasks,
+            task_manager=_task_manager(tasks, include),
+            limit=eval_cfg.limit,
+            apply_chat_template=bool(eval_cfg.apply_chat_template),
+            system_instruction=eval_cfg.get("system_instruction"),
+            gen_kwargs=gen_kwargs,
+            log_samples=True,  # per-item results: the report's paired tests need them
+        )
     out = {}
     for name, metrics in results["results"].items():
         scores = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
@@ -276,9 +277,13 @@ def scoring_path(cfg: DictConfig, weights: Path, merge: bool | None = None, prec
     return "merged" if wanted else "adapter"
 
 
-def evaluate_run(cfg: DictConfig, runtime, weights: Path, merge: bool | None = None) -> dict:
+_UNRESOLVED = object()
+
+
+def evaluate_run(cfg: DictConfig, runtime, weights: Path, merge: bool | None = None, stage=_UNRESOLVED) -> dict:
     """Score the base (cached) and the trained model (adapter or full weights); flat `eval/*` metrics.
-    `merge` (None: eval.path decides) scores a LoRA merged into its base, with the logit gap recorded."""
+    `merge` (None: eval.path decides) scores a LoRA merged into its base, with the logit gap recorded.
+    `stage`: the run's first stage, as its plan resolved it (read from init_from when not given)."""
     from bench.recipe.models import load_base, load_model, load_tokenizer, model_key, resolve_model_path
 
     if cfg.model.weights == "random":
@@ -302,7 +307,8 @@ def evaluate_run(cfg: DictConfig, runtime, weights: Path, merge: bool | None = N
 
         # The base scores above are the original base's (a pipeline's delta is the whole pipeline's);
         # a second stage's adapter sits on the first stage's model.
-        start, _ = pipeline.start_path(stages.load(cfg), path, str(cfg.cache_dir))
+        stage = stages.load(cfg) if stage is _UNRESOLVED else stage
+        start, _ = pipeline.start_path(stage, path, str(cfg.cache_dir))
         model = PeftModel.from_pretrained(load_base(cfg, start, runtime), str(weights))
         if how == "merged":  # what merging changed, on a few held-out prompts, before it is for good
             result["eval/merge_max_abs_logit_diff"] = merge_gap(model, tokenizer, task)

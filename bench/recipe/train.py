@@ -42,7 +42,7 @@ from bench.measure.perf import TokenKinds, flop_params, perf_metrics, weight_byt
 from bench.recipe import data as data_pipeline
 from bench.recipe import dtypes, pipeline
 from bench.recipe.models import load_base, load_tokenizer, model_key, resolve_model_path
-from bench.system import cache, distributed, signals
+from bench.system import cache, console, distributed, signals
 from bench.system.runtime import Runtime
 from bench.tasks import Task, load_task
 from methods import RunContext
@@ -165,6 +165,7 @@ def build(plan: Plan, s: Setup, callbacks: list):
 
     set_seed(int(cfg.seed))
     trainer = method.build(ctx)
+    console.quiet_trainer(trainer)  # its log lines to run.log; its progress bar stays
     record = rows_kept(method.name, len(s.dataset), trainer)  # before anything else: no silent drops
     if cfg.train.disable_dropout:
         # TRL's own switch did this where the config has one; SFT has none, so the harness does it the
@@ -265,7 +266,7 @@ def train(plan: Plan) -> dict:
         return result
     cache.write_json(out / "train_log.json", timer.logs, indent=1)
     with phase("save", runtime.device, result):
-        result.update(save(done.model, s.tokenizer, out, plan.cfg))
+        result.update(save(done.model, s.tokenizer, out, plan.cfg, plan.stage))
     return result
 
 
@@ -375,7 +376,7 @@ def job_totals(result: dict, tokens: dict[str, int]) -> tuple[dict, dict[str, in
     return totals, {kind: sum(shard["tokens"].get(kind, 0) for shard in shards) for kind in tokens}
 
 
-def save(model, tokenizer, out: Path, cfg: DictConfig) -> dict:
+def save(model, tokenizer, out: Path, cfg: DictConfig, stage=None) -> dict:
     """The adapter (LoRA: adapter/), or every weight (full fine-tuning: model/), with the tokenizer;
     the adapter names its base by identity (bench.recipe.cards), so that it loads on other machines."""
     from bench.recipe import cards
@@ -385,7 +386,7 @@ def save(model, tokenizer, out: Path, cfg: DictConfig) -> dict:
     try:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        cards.stamp(tmp, cfg)
+        cards.stamp(tmp, cfg, stage)
     except BaseException:  # a full disk mid-save: no half folder left behind (the record says why)
         shutil.rmtree(tmp, ignore_errors=True)
         raise

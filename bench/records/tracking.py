@@ -32,6 +32,8 @@ def log_run(cfg: DictConfig, out: Path, record: dict) -> str | None:
         dir=str(out),
         mode=cfg.logger.mode,
         reinit="finish_previous",
+        # Its run history and summary are in its own files beside the run; the terminal stays quiet.
+        settings=wandb.Settings(silent=not cfg.verbose),
     )
     try:
         log_path = out / "train_log.json"

@@ -492,6 +492,7 @@ def log_wandb(
         dir=str(out_dir),
         mode=mode or os.environ.get("WANDB_MODE", "offline"),
         reinit="finish_previous",
+        settings=wandb.Settings(silent=True),  # the table is in its files; summary.md says where
     ) as run:
         run.log({"comparison": table, **{f"plots/{p.stem}": wandb.Image(str(p)) for p in plots}})
         return str(Path(run.dir).parent)

@@ -13,8 +13,9 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 import methods
+from bench import BenchError
 from bench.config.compose import CONF_DIR
-from bench.system import distributed
+from bench.system import console, distributed, files
 
 log = logging.getLogger(__name__)
 
@@ -130,8 +131,22 @@ class ProgressCallback(Callback):
                         "them: `make setup`, constraints.txt.", ", ".join(skipped), version("trl"), needs)
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
-        job = config.hydra.job
-        if config.hydra.mode is None or str(config.hydra.mode) != "RunMode.MULTIRUN":
+        log.info("%s: %s", self._label(config), " ".join(config.hydra.overrides.task) or "(defaults)",
+                 extra=console.CONSOLE)
+
+    def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
+        """The run's end line, from its own record: status, peak memory, time, accuracy."""
+        path = Path(config.hydra.runtime.output_dir) / "metrics.json"
+        if not path.is_file():  # a job that returned without a run (a method this TRL lacks: said at the start)
             return
-        of = f"/{self.total}" if self.total else ""
-        log.info("run %d%s: %s", job.num + 1, of, " ".join(config.hydra.overrides.task))
+        try:
+            record = files.read_json(path)
+        except BenchError as err:
+            log.warning("%s: %s", self._label(config), err)
+            return
+        log.info(console.ended(self._label(config), record), extra=console.CONSOLE)
+
+    def _label(self, config: DictConfig) -> str:
+        if config.hydra.mode is None or str(config.hydra.mode) != "RunMode.MULTIRUN":
+            return "run"
+        return f"run {config.hydra.job.num + 1}{f'/{self.total}' if self.total else ''}"

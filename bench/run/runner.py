@@ -24,7 +24,7 @@ from bench.config.plan import Plan, resolve
 from bench.recipe import evaluate
 from bench.recipe.models import cache_root
 from bench.records import store, tracking
-from bench.system import devices, distributed, secrets, signals
+from bench.system import console, devices, distributed, secrets, signals
 from methods import adapter_name
 
 log = logging.getLogger(__name__)
@@ -85,7 +85,8 @@ def _run(cfg: DictConfig, out: Path) -> dict:
         return earlier
     if distributed.is_main():  # data parallel: one record per job, rank 0's
         clean_partial(out)
-        store.write(out / METRICS, _header(cfg, hashed))  # a run that dies unrecorded still shows as "running"
+        # A run that dies unrecorded still shows as "running"; a second stage's method is its chain (sft→dpo).
+        store.write(out / METRICS, _header(cfg, hashed) | stages.header(cfg))
     # Under accelerate/torchrun each process is already its own (the launcher started it), and the
     # trainer must join the launcher's process group from this very process: `isolate` is moot.
     if not cfg.isolate or distributed.world_size() > 1:
@@ -267,7 +268,6 @@ def _header(cfg: DictConfig, hashed: str) -> dict:
         "overrides": grouping_overrides(cfg.get("overrides") or []),
         "dist/world_size": distributed.world_size(),  # processes of a data-parallel job (accelerate)
         "output_dir": str(cfg.output_dir),
-        **stages.header(cfg),  # a second stage: the method is the chain (sft→dpo)
         **store.git_info(),
         **store.versions(),
     }
@@ -326,7 +326,7 @@ def _child(cfg: dict, hashed: str) -> None:
 def _execute(cfg, hashed: str) -> dict:
     if not isinstance(cfg, DictConfig):  # in the isolated child, from a plain container
         cfg = OmegaConf.create(cfg)
-        logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
+        console.setup(Path(cfg.output_dir), cfg.verbose)  # the terminal quiet, <run>/run.log complete
     with signals.interruptible():
         return _record(cfg, hashed)
 
@@ -335,7 +335,7 @@ def _record(cfg: DictConfig, hashed: str) -> dict:
     """The run, recorded whatever happens: plan, train and evaluate, then its costs and its files."""
     secrets.install_log_filter()
     out = Path(cfg.output_dir)
-    record = _header(cfg, hashed)
+    record = _header(cfg, hashed) | stages.header(cfg)  # as the parent wrote it, should the plan fail
     started = time.perf_counter()
     main = distributed.is_main()
     signals.set_phase("validate")
@@ -343,7 +343,7 @@ def _record(cfg: DictConfig, hashed: str) -> dict:
         store.write_config(out / "config_resolved.yaml", cfg)
     try:
         plan = resolve(cfg)  # cheap: fails before any model loads
-        record.update(stages.header_of(cfg, plan.stage), config_hash=plan.config_hash)
+        record["config_hash"] = plan.config_hash
         record.update(_train_and_evaluate(plan, record))
         record["status"] = "success"
     except Exception as err:  # record the failure, then let the caller (and a sweep) see it
@@ -446,5 +446,5 @@ def _train_and_evaluate(plan: Plan, record: dict) -> dict:
         if cfg.eval.enabled and distributed.is_main():  # the job's adapter, scored once
 
             with train.phase("eval", runtime.device, result):
-                result.update(evaluate.evaluate_run(cfg, runtime, train.weights_dir(out)))
+                result.update(evaluate.evaluate_run(cfg, runtime, train.weights_dir(out), stage=plan.stage))
     return result

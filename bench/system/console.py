@@ -1,0 +1,145 @@
+"""A quiet terminal, a complete log file.
+
+The terminal shows what a user watches a sweep for: a line as each run starts and one as it ends
+(status, peak memory, time, accuracy), TRL's progress bar, the harness's own warnings, and errors. Every
+log line of every library goes to the run's log file (`<run>/run.log`), always: bitsandbytes' missing
+kernels, transformers' load reports and FutureWarnings, lm-eval's progress. `verbose=true` puts all of it
+on the terminal too.
+
+Hydra configures the sweep's process from conf/hydra/job_logging/quiet.yaml (this module's
+TerminalFilter on its console handler); an isolated run process configures itself with `setup`.
+Hand-written: logging's own filters and handlers do the work; no library routes a run this way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+import warnings
+from pathlib import Path
+
+LOG_FILE = "run.log"
+FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"
+# A record logged with extra={"console": True} is meant for the terminal whatever its level.
+CONSOLE = {"console": True}
+
+
+class TerminalFilter(logging.Filter):
+    """What reaches the terminal: lines marked for it, the harness's warnings, and every error."""
+
+    def __init__(self, verbose: bool = False):
+        super().__init__()
+        self.verbose = bool(verbose)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.verbose or record.levelno >= logging.ERROR or getattr(record, "console", False):
+            return True
+        return record.levelno >= logging.WARNING and record.name.split(".")[0] in ("bench", "methods", "__main__")
+
+
+def route_libraries(verbose: bool) -> None:
+    """Libraries that print through their own handlers log through the root logger instead (so the run's
+    file keeps them and the terminal filter decides), and Python warnings become log records."""
+    logging.captureWarnings(True)
+    warnings.simplefilter("default")  # each warning once per place, into the log file
+    try:
+        import transformers
+
+        transformers.utils.logging.disable_default_handler()
+        transformers.utils.logging.enable_propagation()
+    except ImportError:  # pragma: no cover - a process that never imports transformers
+        pass
+    if not verbose:
+        try:
+            import datasets
+
+            datasets.disable_progress_bars()  # "Map: 100%" bars; TRL's training bar stays
+        except ImportError:  # pragma: no cover
+            pass
+        try:
+            import transformers
+
+            transformers.utils.logging.disable_progress_bar()  # "Loading weights" bars
+        except ImportError:  # pragma: no cover
+            pass
+
+
+def quiet() -> bool:
+    """Whether the terminal is filtered (the root logger's handlers say so: no state of its own)."""
+    return any(isinstance(f, TerminalFilter) and not f.verbose
+               for h in logging.getLogger().handlers for f in h.filters)
+
+
+def _log_stream():
+    return next((h.stream for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)), None)
+
+
+@contextlib.contextmanager
+def bars_to_log():
+    """Progress bars of a library that offers no switch for them (lm-eval's) go to the run's log file
+    while the block runs, when the terminal is quiet."""
+    stream = _log_stream() if quiet() else None
+    if stream is None:
+        yield
+        return
+    with contextlib.redirect_stderr(stream):
+        yield
+
+
+def quiet_trainer(trainer) -> None:
+    """The Trainer's progress bar stays; its log dicts (printed each logging step, as lines when the output
+    is not a terminal) go to the run's log file instead, when the terminal is quiet."""
+    if not quiet():
+        return
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback, TrainerCallback
+
+    class LogLines(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            logging.getLogger("bench.train").info("step %d: %s", state.global_step, logs)
+
+    trainer.remove_callback(PrinterCallback)
+    for callback in trainer.callback_handler.callbacks:
+        if isinstance(callback, ProgressCallback):
+            callback.on_log = lambda *args, **kwargs: None  # the bar without the dicts written over it
+    trainer.add_callback(LogLines())
+
+
+def setup(out: Path | None, verbose: bool = False) -> None:
+    """An isolated run process's logging: the terminal through TerminalFilter, everything to <out>/run.log."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    root.setLevel(logging.INFO)
+    terminal = logging.StreamHandler(sys.stderr)
+    terminal.setFormatter(logging.Formatter(FORMAT))
+    terminal.addFilter(TerminalFilter(verbose))
+    root.addHandler(terminal)
+    if out is not None:
+        file = logging.FileHandler(Path(out) / LOG_FILE, mode="a", encoding="utf-8")
+        file.setFormatter(logging.Formatter(FORMAT))
+        root.addHandler(file)
+    route_libraries(verbose)
+
+
+def gib(n) -> str:
+    return "–" if n is None else f"{n / 2**30:.2f} GiB"
+
+
+def duration(seconds) -> str:
+    if seconds is None:
+        return "–"
+    minutes, s = divmod(int(round(float(seconds))), 60)
+    return f"{minutes}m{s:02d}s" if minutes else f"{float(seconds):.1f}s"
+
+
+def ended(label: str, record: dict) -> str:
+    """The line a run ends with: status, peak memory, time, accuracy (or the error's first line)."""
+    status = record.get("status", "unknown")
+    if status not in ("success", "skipped"):
+        error = str(record.get("error") or "").splitlines()[0:1]
+        return f"{label}: {status}: {error[0] if error else 'see its run.log'}"
+    accuracy = record.get("eval/accuracy")
+    score = f"accuracy {accuracy:.3f}" if isinstance(accuracy, (int, float)) else "not scored"
+    return (f"{label}: {status} · peak {gib(record.get('sys/peak_mem_bytes'))} · "
+            f"{duration(record.get('time/total_s'))} · {score}")
