@@ -122,6 +122,7 @@ def test_the_claims_report_judges_a_made_up_sweep(tmp_path):
                 job += 1
     assert main([str(tmp_path)]) == 0
     data = json.loads((tmp_path / "claims.json").read_text())
+    assert data.pop("_provenance")["git/commit"]  # the claims file says which commit judged them
     assert set(data) == set(names())
     assert data["lora_memory"]["verdict"] == SUPPORTED and len(data["lora_memory"]["parts"]) == 6
     assert data["grpo_critic"]["verdict"] == "not run" and "experiment=claims/grpo_ppo" in data["grpo_critic"]["budget"]

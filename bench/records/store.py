@@ -80,3 +80,26 @@ def write_config(path: Path, cfg) -> None:
 
 def read(path: Path) -> dict:
     return files.read_json(path, "Delete it and rerun: the run is redone.")
+
+
+def provenance(device: str = "cpu", index: int | None = None) -> dict:
+    """What every file a study writes records, as a run's record does: the command that wrote it, when,
+    the commit and whether the worktree was dirty, the package versions and the machine."""
+    import datetime
+    import shlex
+    import sys
+
+    return {
+        "command": " ".join(shlex.quote(a) for a in ["python", "-m", _module(), *sys.argv[1:]]),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        **git_info(),
+        **versions(),
+        **system_info(device, index),
+    }
+
+
+def _module() -> str:
+    import __main__
+
+    spec = getattr(__main__, "__spec__", None)
+    return spec.name.removesuffix(".__main__") if spec is not None else Path(getattr(__main__, "__file__", "python")).name

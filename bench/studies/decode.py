@@ -36,7 +36,7 @@ from bench import BenchError
 from bench.config import finetuning
 from bench.config.compose import compose
 from bench.measure.perf import kv_bytes
-from bench.records.store import system_info, versions
+from bench.records.store import provenance
 from bench.system import cache
 
 PATHS = ("trl", "eval", "merged", "base", "static", "compiled")
@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         settings = {"batches": batches, "context": args.context, "new_tokens": args.new_tokens,
                     "model": cfg.model.name, "overrides": args.overrides, "bandwidth": bandwidth, "peak": peak}
-        cache.write_json(args.out, {"settings": settings, **system_info(runtime.device, runtime.index), **versions(),
+        cache.write_json(args.out, {"settings": settings, **provenance(runtime.device, runtime.index),
                                     "rows": [asdict(r) for r in rows]}, indent=1)
     return 0
 

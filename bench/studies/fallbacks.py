@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from bench.config.compose import compose
+from bench.records.store import provenance
 from bench.tasks import load_task
 
 
@@ -87,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(lines))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({"overrides": args.overrides, "rows": rows}, indent=2))
+        args.out.write_text(json.dumps({"overrides": args.overrides, "rows": rows, **provenance()}, indent=2))
     return 0
 
 

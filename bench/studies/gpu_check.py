@@ -25,7 +25,7 @@ from pathlib import Path
 import methods
 from bench import BenchError
 from bench.config.compose import compose
-from bench.records.store import versions
+from bench.records.store import provenance, versions
 from bench.system import cache
 
 HEADLINE = ("grpo", "ppo", "dpo", "kto", "orpo")
@@ -146,7 +146,7 @@ def run_all(overrides: list[str], out: Path, rehearse: bool = False) -> int:
     decoded = decode.main(["--batch", "1,16", "--out", str(out / "decode.json"), *weights, *overrides])
     text = table(rows)
     cache.write_text(out / "table.md", f"# gpu-check on {name}\n\n{text}\n")
-    cache.write_json(out / "table.json", {"gpu": name, "runs": rows, **versions()}, indent=1)
+    cache.write_json(out / "table.json", {"gpu": name, "runs": rows, **provenance("cpu" if rehearse else "cuda")}, indent=1)
     print(text)
     failed = [check for check, record in rows.items() if record["status"] != "success"]
     if failed or decoded != 0:

@@ -35,6 +35,7 @@ from pathlib import Path
 
 from bench.config import finetuning
 from bench.config.compose import compose
+from bench.records.store import provenance
 from bench.tasks import load_task
 
 DEFAULT_METHODS = "grpo,dpo,kto,orpo,sft"
@@ -564,7 +565,7 @@ def main(argv: list[str] | None = None) -> int:
     total = time.perf_counter() - started
     (out / "overhead.md").write_text(table)
     (out / "overhead.json").write_text(
-        json.dumps({"command": command, "rows": rows, "sweep": sweep, "raw": raw, "total_s": total}, indent=1)
+        json.dumps({**provenance(), "command": command, "rows": rows, "sweep": sweep, "raw": raw, "total_s": total}, indent=1)
     )
     print()
     print(table)

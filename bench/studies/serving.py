@@ -28,7 +28,7 @@ import torch
 from bench import BenchError
 from bench.config import finetuning
 from bench.config.compose import compose
-from bench.records.store import system_info, versions
+from bench.records.store import provenance
 from bench.system import cache
 
 DECODE = ("base", "adapter", "merged")
@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         settings = {"rounds": args.rounds, "context": args.context, "new_tokens": args.new_tokens, "batch": 1,
                     "model": cfg.model.name, "overrides": args.overrides, "threads": torch.get_num_threads()}
-        cache.write_json(args.out, {"settings": settings, **system_info(runtime.device, runtime.index), **versions(), **result}, indent=1)
+        cache.write_json(args.out, {"settings": settings, **provenance(runtime.device, runtime.index), **result}, indent=1)
     return 0
 
 

@@ -36,7 +36,7 @@ from bench import BenchError
 from bench.config import history
 from bench.config.compose import compose
 from bench.records import store
-from bench.records.store import git_info
+from bench.records.store import git_info, provenance
 from bench.report.sections import register_section
 from bench.report.stats import accuracy_interval, combine_seeds
 from bench.system import cache, files
@@ -89,14 +89,16 @@ def _sweep(out: Path, overrides: list[str]) -> None:
 
 
 def _records(folder: Path) -> list[dict]:
-    return [store.read(p) for p in sorted(folder.rglob("metrics.json"))]
+    """The runs below `folder`, each with `_dir`: where it lies now (its recorded output_dir is where it
+    was written, on the machine that ran it)."""
+    return [store.read(p) | {"_dir": p.parent} for p in sorted(folder.rglob("metrics.json"))]
 
 
 def _value_of(record: dict, key: str):
     """The value a run had for `key`, read from its own resolved config."""
     from omegaconf import OmegaConf
 
-    cfg = history.complete(OmegaConf.load(Path(record["output_dir"]) / "config_resolved.yaml"))
+    cfg = history.complete(OmegaConf.load(Path(record["_dir"]) / "config_resolved.yaml"))
     return OmegaConf.select(cfg, key)
 
 
@@ -104,7 +106,7 @@ def _points(folder: Path, method: str, key: str, fixed: dict | None = None) -> l
     """The runs of `method` below `folder` whose other tuned keys equal `fixed`, tagged with their value."""
     out = []
     for record in _records(folder):
-        if record.get("method") != method or not (Path(record["output_dir"]) / "config_resolved.yaml").exists():
+        if record.get("method") != method or not (Path(record["_dir"]) / "config_resolved.yaml").exists():
             continue
         if any(_value_of(record, k) != v for k, v in (fixed or {}).items()):
             continue
@@ -158,7 +160,7 @@ def tune(spec: dict, run_overrides: list[str], out: Path, final: bool = True, on
     tuned_file = out / "tuned.yaml"
     cache.write_text(tuned_file, yaml.safe_dump({"tuned": picks}, sort_keys=False))
     study["tuned_file"] = str(tuned_file)
-    cache.write_json(out / "tune.json", study, indent=1)
+    cache.write_json(out / "tune.json", study | {"provenance": provenance()}, indent=1)
     if on_picks is not None:
         on_picks(study)
     if final:

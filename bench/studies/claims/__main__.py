@@ -10,6 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from bench.records.store import provenance
 from bench.studies.claims import get, names, runs_of
 from bench.studies.claims.rules import leaves
 from bench.system import cache
@@ -95,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
                "verdict": v.verdict if v else "not run", "evidence": v.evidence if v else "",
                "figures": v.figures if v else {}, "budget": v.budget if v else cmd,
                "parts": [{"verdict": p.verdict, "evidence": p.evidence, "figures": p.figures} for p in (v.parts if v else [])]}
-        for name, (c, v, cmd) in results.items()}, indent=1)
+        for name, (c, v, cmd) in results.items()} | {"_provenance": provenance()}, indent=1)
     drawn = plot(results, args.root / "claims.png")
     print(text + (f"\nPlot: {drawn}" if drawn else ""))
     return 0
