@@ -39,7 +39,7 @@ class Method:
     # they take (temperature, top_p, max_new_tokens). The harness fills them from `sampling:` unless
     # the method's YAML sets them itself. Empty: the method does not sample while training.
     sampling: dict[str, str] = field(default_factory=dict)
-    # Where the installed TRL may lack the trainer: the TRL it needs and the lock that has it (README).
+    # Where the installed TRL may lack the trainer: the TRL it needs and the lock that has it (docs/getting-started.md).
     needs: str = ""
     # The config field that takes the task's reward weights (GRPO's and RLOO's `reward_weights`): the
     # harness fills it before validation, so the config that trains is the one that was validated.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make gpu-check: bench.studies.gpu_check with the project's environment (README: "GPU"). Offline: no weights are
+# make gpu-check: bench.studies.gpu_check with the project's environment (docs/scale-out.md). Offline: no weights are
 # downloaded (random weights) and the Hub is never asked.
 set -euo pipefail
 cd "$(dirname "$0")/.."

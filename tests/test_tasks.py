@@ -113,15 +113,14 @@ def test_reverse_task_rewards_read_the_word_field(compose):
     assert metrics["reversed"] == 1.0 and metrics["letters"] == 1.0 and metrics["score"] == 1.5
 
 
-def test_readme_task_example_is_the_shipped_task():
-    """The README's worked example for a new task is these two files, verbatim."""
+def test_the_docs_task_example_is_the_shipped_task():
+    """The docs' worked example for a new task (docs/adding-a-task.md) is these two files, verbatim."""
     import re
     import textwrap
 
     from tests.conftest import REPO
 
-    readme = (REPO / "README.md").read_text()
-    section = readme.split("## Adding a task", 1)[1].split("\n## ", 1)[0]
+    section = (REPO / "docs" / "adding-a-task.md").read_text()
     blocks = re.findall(r"```(?:python|yaml)\n(.*?)```", section, flags=re.S)
     shipped = [(REPO / "bench/tasks/reverse.py").read_text(), (REPO / "conf/task/reverse.yaml").read_text()]
     assert [textwrap.dedent(b).strip() for b in blocks[:2]] == [s.strip() for s in shipped]

@@ -59,7 +59,7 @@ def _method(cfg: DictConfig):
             else f"conf/method/{cfg.method.name}.yaml exists, so add its adapter file in methods/, or make it a "
             "variant of a registered one with `adapter:`"
         )
-        raise BenchError(f"{err.args[0]} {fix} (see README, 'Adding a method').") from err
+        raise BenchError(f"{err.args[0]} {fix} (see docs/adding-a-method.md).") from err
     why = method.unavailable()
     if why is not None:
         raise BenchError(why)
@@ -70,7 +70,7 @@ def _task(cfg: DictConfig) -> None:
     if cfg.task.name not in TASKS.names():
         raise BenchError(
             f"{TASKS.unknown(cfg.task.name)} conf/task/ names it, so add its file in bench/tasks/ "
-            "(see README, 'Adding a task')."
+            "(see docs/adding-a-task.md)."
         )
 
 

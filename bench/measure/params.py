@@ -1,4 +1,4 @@
-"""Parameter audit: what peft itself builds, counted per module type, beside the design card's formula.
+"""Parameter audit: what peft itself builds, counted per module type, beside the textbook formula 2·r·d·layers·modules.
 
 The exact count comes from wrapping the architecture on the meta device (shapes only, no weights, no
 download) with peft's own `get_peft_model` and reading the adapter tensors it created, so it holds for

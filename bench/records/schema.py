@@ -1,6 +1,6 @@
 """Metric names in one place: what each `metrics.json` key means, its unit and which way is better.
 
-The report (tables, plots), its W&B table and the README table all read `METRICS`, so a key renamed
+The report (tables, plots), its W&B table and the docs' records page all read `METRICS`, so a key renamed
 here is renamed everywhere.
 """
 
@@ -131,3 +131,23 @@ BY_KEY = {m.key: m for m in METRICS}
 def metric(key: str) -> Metric:
     """The schema entry for `key`; keys outside the schema (a task's extra `eval/*` scores) get a plain one."""
     return BY_KEY.get(key) or Metric(key, key.removeprefix("eval/"), spec=".3f", group=key.split("/")[0])
+
+
+def markdown() -> str:
+    """docs/reference/records.md: every key of the schema, as the report shows it (scripts/records-doc.py
+    writes it and a test keeps it current, so the page cannot drift from the schema)."""
+    lines = ["# Records", "",
+             "Each run writes one flat `metrics.json` (atomically) in its folder. These are the keys the report "
+             "reads, from `bench/records/schema.py`; the page is generated from it (`python scripts/records-doc.py`). "
+             "Memory is in GiB (2^30 bytes) in every table; the record holds bytes.", "",
+             "A run's identity is its **config hash**: a hash of every setting that changes what it computes "
+             "(where it writes, how it is logged and whether it is isolated are left out), which resume and "
+             "`reuse` compare.", "",
+             "Rows aggregate the seeds of one configuration, grouped by: " + ", ".join(f"`{k}`" for k in GROUP_KEYS) + ".",
+             "", "The memory parts, which sum to the peak: " + ", ".join(f"`{k}`" for k in MEMORY_PARTS) + ".", "",
+             "| key | column | unit shown | better | group | in summary.md |", "|---|---|---|---|---|---|"]
+    for m in METRICS:
+        lines.append(f"| `{m.key}` | {m.label} | {m.unit or '–'} | {m.better or '–'} | {m.group} | {'yes' if m.show else ''} |")
+    lines += ["", "Keys outside this table (a task's extra `eval/*` scores, `fair/*`, `data/*`, `gen/*`, `train/*` "
+              "details, `versions/*`, `git/*`, `sys/*`) are kept in the record and in `summary.csv`/`summary.json`.", ""]
+    return "\n".join(lines)

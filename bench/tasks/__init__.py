@@ -18,6 +18,6 @@ def load_task(cfg: DictConfig) -> Task:
     except KeyError as err:
         raise BenchError(
             f"{err.args[0]} A task is one file in bench/tasks/ with @register_task and one YAML in "
-            "conf/task/ (README, 'Adding a task')."
+            "conf/task/ (docs/adding-a-task.md)."
         ) from err
     return entry.build(cfg)

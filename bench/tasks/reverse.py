@@ -1,4 +1,4 @@
-"""Reverse a word: a task whose answer is text, not a number (the README's worked example)."""
+"""Reverse a word: a task whose answer is text, not a number (the worked example of docs/adding-a-task.md)."""
 
 from __future__ import annotations
 
