@@ -59,8 +59,9 @@ def studies(folder: Path) -> list[dict]:
             data = json.loads(path.read_text())
         except ValueError:
             continue
-        if isinstance(data, dict):
-            found.append(data | {"_file": path.relative_to(folder)})
+        if isinstance(data, dict):  # a study's stamp is flat (decode, serving) or under (_)provenance
+            stamp = data.get("provenance") or data.get("_provenance") or {}
+            found.append(data | stamp | {"_file": path.relative_to(folder)})
     return found
 
 
@@ -107,6 +108,10 @@ def render(folder: Path) -> str:
         lines += ["- **Versions**: " + "; ".join(f"{k.split('/', 1)[1]} {tally(s.get(k) for s in sources if k in s)}" for k in versions)]
     else:
         lines.append("- **Versions**: not recorded")
+    for study in found:  # a study file that says when and at which commit it was written
+        if study.get("git/commit") and runs:
+            lines.append(f"- **{study['_file']}**: written {study.get('date', '')[:10]} at `{study['git/commit'][:7]}` "
+                         f"(dirty: `{study.get('git/dirty')}`)")
     lines += ["", "## Commands", "", *(f"    {c}" for c in commands or ["not recorded"]), ""]
     lines += ["Paths in these files are relative to the repository (`scripts/relative-paths.py`); `<sweep>` and "
               "`<elsewhere>` stand for folders outside it on the machine that ran them.", ""]
