@@ -124,6 +124,7 @@ def tune(spec: dict, run_overrides: list[str], out: Path, final: bool = True, on
     `on_picks(study)` is called once the picks are written, before the test-split runs: the picks are
     usable (`experiment=tuned`) even while, or if, the final stage is still to finish.
     """
+    stamp = provenance()  # before the study writes anything: the worktree as it started
 
     methods, lr_key = list(spec["methods"]), spec["lr_key"]
     base = [f"experiment={spec['experiment']}", *run_overrides] if spec.get("experiment") else list(run_overrides)
@@ -160,7 +161,7 @@ def tune(spec: dict, run_overrides: list[str], out: Path, final: bool = True, on
     tuned_file = out / "tuned.yaml"
     cache.write_text(tuned_file, yaml.safe_dump({"tuned": picks}, sort_keys=False))
     study["tuned_file"] = str(tuned_file)
-    cache.write_json(out / "tune.json", study | {"provenance": provenance()}, indent=1)
+    cache.write_json(out / "tune.json", study | {"provenance": stamp}, indent=1)
     if on_picks is not None:
         on_picks(study)
     if final:

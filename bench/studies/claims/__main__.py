@@ -83,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.root is None:
         parser.error("give the claims folder (e.g. results/claims)")
+    stamp = provenance()  # before anything is written: the worktree as the judging found it
     if args.measures:
         print("\n".join(measures(args.root)))
         return 0
@@ -96,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
                "verdict": v.verdict if v else "not run", "evidence": v.evidence if v else "",
                "figures": v.figures if v else {}, "budget": v.budget if v else cmd,
                "parts": [{"verdict": p.verdict, "evidence": p.evidence, "figures": p.figures} for p in (v.parts if v else [])]}
-        for name, (c, v, cmd) in results.items()} | {"_provenance": provenance()}, indent=1)
+        for name, (c, v, cmd) in results.items()} | {"_provenance": stamp}, indent=1)
     drawn = plot(results, args.root / "claims.png")
     print(text + (f"\nPlot: {drawn}" if drawn else ""))
     return 0
