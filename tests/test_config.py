@@ -87,7 +87,7 @@ def test_method_registry_rejects_a_second_file_for_one_name():
 def test_unknown_task_in_config_is_explained(compose, tmp_path):
     cfg = compose(output_dir=tmp_path)
     cfg.task.name = "arithmetc"
-    with pytest.raises(BenchError, match="Did you mean 'arithmetic'.*Adding a task"):
+    with pytest.raises(BenchError, match="Did you mean 'arithmetic'.*docs/adding-a-task.md"):
         validate(cfg, CPU)
 
 

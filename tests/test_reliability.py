@@ -22,6 +22,8 @@ from bench.system import secrets
 from tests.conftest import REPO
 
 BENCH = [sys.executable, "-m", "bench"]
+# These tests watch a run's phases on its terminal as they pass, which a quiet one keeps in run.log.
+VERBOSE = "verbose=true"
 # The mechanics of failures, signals and resumption: the tiny model. Two of its steps take under a second,
 # so a test that signals a run once it is training gives it LONG's steps, to be still training then.
 TINY = ["model=tiny"]
@@ -68,7 +70,7 @@ def test_a_failing_job_in_the_middle_does_not_stop_the_sweep(tmp_path):
     dirs = [gsm8k_dir(tmp_path / name, broken=name == "bad") for name in ("a", "bad", "c")]
     out = tmp_path / "sweep"
     proc = subprocess.run(
-        [*BENCH, "-m", "method=sft", "task=gsm8k", f"task.data_dir={','.join(map(str, dirs))}", "task.num_validation=2",
+        [*BENCH, "-m", VERBOSE, "method=sft", "task=gsm8k", f"task.data_dir={','.join(map(str, dirs))}", "task.num_validation=2",
          "debug=smoke", "eval=none", "logger=none", *TINY, "isolate=false", f"hydra.sweep.dir={out}",
          "hydra.sweep.subdir=${hydra.job.num}"],
         cwd=REPO, capture_output=True, text=True, timeout=900,
@@ -84,7 +86,7 @@ def test_a_failing_job_in_the_middle_does_not_stop_the_sweep(tmp_path):
 @pytest.mark.slow
 def test_a_killed_sweep_resumes_without_redoing_or_losing_runs(tmp_path):
     out = tmp_path / "sweep"
-    cmd = [*BENCH, "-m", "method=sft", "seed=0,1", "debug=smoke", "eval=none", "logger=none", *TINY, LONG,
+    cmd = [*BENCH, "-m", VERBOSE, "method=sft", "seed=0,1", "debug=smoke", "eval=none", "logger=none", *TINY, LONG,
            "isolate=false", f"hydra.sweep.dir={out}"]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
@@ -112,7 +114,7 @@ def test_a_killed_sweep_resumes_without_redoing_or_losing_runs(tmp_path):
 @pytest.mark.slow
 def test_a_run_whose_process_is_killed_is_recorded_as_killed(tmp_path):
     proc = subprocess.Popen(
-        [*BENCH, "method=sft", "debug=smoke", "eval=none", "logger=none", *TINY, LONG, f"hydra.run.dir={tmp_path}"],
+        [*BENCH, VERBOSE, "method=sft", "debug=smoke", "eval=none", "logger=none", *TINY, LONG, f"hydra.run.dir={tmp_path}"],
         cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     deadline = time.time() + 300
@@ -149,7 +151,7 @@ def _wait_for(log: Path, text: str, proc, timeout: float = 600) -> None:
 def test_sigterm_of_a_sweep_records_the_run_as_interrupted_and_the_rerun_finishes(tmp_path):
     """As Slurm's preemption or `kill <pid>` does: SIGTERM to the sweep's own process only."""
     out, log = tmp_path / "sweep", tmp_path / "log.txt"
-    cmd = [*BENCH, "-m", "method=sft", "seed=0,1", "debug=smoke", "eval=none", "logger=none", *TINY, LONG,
+    cmd = [*BENCH, "-m", VERBOSE, "method=sft", "seed=0,1", "debug=smoke", "eval=none", "logger=none", *TINY, LONG,
            f"hydra.sweep.dir={out}"]
     with log.open("w") as sink:
         proc = subprocess.Popen(cmd, cwd=REPO, stdout=sink, stderr=subprocess.STDOUT)
@@ -183,7 +185,7 @@ def test_sighup_of_the_run_process_alone_is_recorded_by_it_and_ends_the_run(tmp_
     log = tmp_path / "log.txt"
     with log.open("w") as sink:
         proc = subprocess.Popen(
-            [*BENCH, "method=sft", "debug=smoke", "eval=none", "logger=none", *TINY, f"hydra.run.dir={tmp_path / 'run'}"],
+            [*BENCH, VERBOSE, "method=sft", "debug=smoke", "eval=none", "logger=none", *TINY, f"hydra.run.dir={tmp_path / 'run'}"],
             cwd=REPO, stdout=sink, stderr=subprocess.STDOUT,
         )
         _wait_for(log, "phase: setup", proc)
@@ -201,7 +203,7 @@ def test_ctrl_c_in_the_terminal_records_the_run_as_interrupted(tmp_path):
     log = tmp_path / "log.txt"
     with log.open("w") as sink:
         proc = subprocess.Popen(
-            [*BENCH, "method=sft", "debug=smoke", "eval=none", "logger=none", *TINY, LONG,
+            [*BENCH, VERBOSE, "method=sft", "debug=smoke", "eval=none", "logger=none", *TINY, LONG,
              f"hydra.run.dir={tmp_path / 'run'}"],
             cwd=REPO, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True,
             # As in a terminal: a suite started in the background (`make test &`) inherits SIGINT ignored,
@@ -223,7 +225,7 @@ def test_two_identical_sweeps_into_one_folder_share_the_runs_out(tmp_path):
     written twice at once, every run is done once, and the sweep that ends first says what is unfinished."""
     out = tmp_path / "sweep"
     # In the sweeps' own processes (isolate=false): the run folder's lock is the subject, not the run process.
-    cmd = [*BENCH, "-m", "method=sft", "seed=0,1", "debug=smoke", "eval=none", "logger=none", *TINY, LONG,
+    cmd = [*BENCH, "-m", VERBOSE, "method=sft", "seed=0,1", "debug=smoke", "eval=none", "logger=none", *TINY, LONG,
            "isolate=false", f"hydra.sweep.dir={out}"]
     logs = [tmp_path / "a.txt", tmp_path / "b.txt"]
     with logs[0].open("w") as a_log, logs[1].open("w") as b_log:
@@ -258,7 +260,7 @@ def test_a_disk_that_fills_while_saving_fails_the_run_truthfully_and_leaves_no_h
     resolve_model_path("embedded:tiny-llama", os.environ["RFT_BENCH_CACHE"])  # built before the limit
     run = tmp_path / "run"
     proc = subprocess.run(
-        [*BENCH, "method=sft", "debug=smoke", "eval=none", "logger=none", *TINY, "isolate=false", f"hydra.run.dir={run}"],
+        [*BENCH, VERBOSE, "method=sft", "debug=smoke", "eval=none", "logger=none", *TINY, "isolate=false", f"hydra.run.dir={run}"],
         cwd=REPO, capture_output=True, text=True, timeout=600, preexec_fn=_file_size_limit(2**20),
     )
     assert proc.returncode != 0

@@ -287,7 +287,7 @@ def _build_and_train(plan: Plan, s: Setup, callbacks: list, probe, result: dict)
         before = weight_checksums(model)
         saved = SavedTensors([trainer.model, getattr(trainer, "ref_model", None)], s.base.config.vocab_size)
         trainer.add_callback(_ResetEachStep(saved))
-        with phase("train", plan.runtime.device, result) as memory, saved:
+        with phase("train", plan.runtime.device, result) as memory, saved, console.prints_to_log():
             trainer.train()
     finally:
         counter.close()

@@ -100,7 +100,8 @@ def _earlier_result(cfg: DictConfig, out: Path, hashed: str) -> dict | None:
         return None
     done = finished(out, hashed)
     if done is not None:
-        log.info("skipping %s: finished earlier with the same config (force=true reruns it)", out)
+        log.info("skipping %s: finished earlier with the same config (force=true reruns it)", out,
+                 extra=console.CONSOLE)
         return done
     source = reusable(cfg.reuse, hashed)
     if source is not None and distributed.is_main():
@@ -327,6 +328,8 @@ def _execute(cfg, hashed: str) -> dict:
     if not isinstance(cfg, DictConfig):  # in the isolated child, from a plain container
         cfg = OmegaConf.create(cfg)
         console.setup(Path(cfg.output_dir), cfg.verbose)  # the terminal quiet, <run>/run.log complete
+    elif console.quiet():  # a run in the sweep's process (isolate=false): Hydra set the filter, not the routes
+        console.route_libraries(verbose=False)
     with signals.interruptible():
         return _record(cfg, hashed)
 

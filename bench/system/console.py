@@ -87,6 +87,18 @@ def bars_to_log():
         yield
 
 
+@contextlib.contextmanager
+def prints_to_log():
+    """What a trainer prints (PPO's "===training policy===") goes to the run's log file while the block
+    runs, when the terminal is quiet; its progress bar (stderr) stays."""
+    stream = _log_stream() if quiet() else None
+    if stream is None:
+        yield
+        return
+    with contextlib.redirect_stdout(stream):
+        yield
+
+
 def quiet_trainer(trainer) -> None:
     """The Trainer's progress bar stays; its log dicts (printed each logging step, as lines when the output
     is not a terminal) go to the run's log file instead, when the terminal is quiet."""
