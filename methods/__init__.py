@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import version
 
-from bench.core.registry import Registry
+from bench.system.registry import Registry
 from methods.base import DATA_KINDS, RunContext
 
 __all__ = ["Method", "RunContext", "register", "get", "names", "adapter_name", "why_unavailable", "load_class"]

@@ -76,7 +76,7 @@ def test_registry_and_task_configs_match():
 
 
 def test_method_registry_rejects_a_second_file_for_one_name():
-    from bench.core.registry import Registry
+    from bench.system.registry import Registry
 
     registry = Registry("thing", "methods")
     registry.add("a", 1, "one.py")

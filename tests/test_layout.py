@@ -20,7 +20,7 @@ def test_bench_top_level_is_a_few_layers():
 
 def test_import_contracts_hold():
     """pyproject.toml's layers (studies > run > report > recipe > config > methods > tasks > measure >
-    records > system > core), and no circles between siblings, as import-linter checks them."""
+    records > system; estimate sits between recipe and config), and no circles between siblings, as import-linter checks them."""
     exe = shutil.which("lint-imports", path=str(Path(sys.executable).parent))
     assert exe, "import-linter is a dev dependency: make setup installs it"
     proc = subprocess.run([exe], cwd=REPO, capture_output=True, text=True, timeout=120)

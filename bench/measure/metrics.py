@@ -316,6 +316,9 @@ def memory_breakdown(trainer, peak: int, runtime_bytes: int, device: str, saved:
         "mem/peak_during": "generation" if not step else "step",
         # Each working set's own largest size, wherever the peak fell.
         "mem/max_saved_bytes": int(sum(saved.values())),
+        # ... and its split at that moment (what bench.estimate predicts part by part)
+        "mem/max_activations_bytes": int(saved.get("mem/activations_bytes", 0)),
+        "mem/max_logits_bytes": int(saved.get("mem/logits_bytes", 0)),
         "mem/max_kv_cache_bytes": int(kv_cache),
     }
     rest = peak - sum(parts.values())

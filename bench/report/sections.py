@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.core.registry import Registry
+from bench.system.registry import Registry
 
 Section = Callable[[Path], "str | None"]
 SECTIONS: Registry[Section] = Registry("report section", "bench.studies")

@@ -26,6 +26,7 @@ from bench import BenchError
 from bench.records.schema import GROUP_KEYS, MEMORY_PARTS, METRICS, GiB
 from bench.report import audit
 from bench.report.plots import make_plots
+from bench.report.predicted import predicted_markdown
 from bench.report.sections import sections
 from bench.report.stats import accuracy_interval, combine_seeds, holm, paired_test
 from bench.system import cache, files
@@ -379,6 +380,7 @@ def to_markdown(
     if pairs is not None:
         lines += pairs_markdown(pairs)
     lines += memory_markdown(summary, runs)
+    lines += predicted_markdown(runs)
     n_tests = int(summary["eval/p"].notna().sum())
     lines += [
         "",

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bench import BenchError
-from bench.core.registry import Registry
+from bench.system.registry import Registry
 
 SPLITS = ("validation", "test")  # the held-out splits; train is Task.train
 

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.core.registry import Registry
 from bench.report.stats import combine_seeds
 from bench.studies.claims.rules import INCONCLUSIVE, REFUTED, SUPPORTED, Verdict
+from bench.system.registry import Registry
 
 __all__ = ["Claim", "Verdict", "register", "names", "get", "side", "SUPPORTED", "REFUTED", "INCONCLUSIVE"]
 

@@ -1,0 +1,67 @@
+"""`python -m bench.estimate [overrides]`: each method's predicted peak memory, part by part, and whether
+it fits in 24, 40 and 80 GiB, from the model's config.json (or conf/model's arch numbers), reading no
+weights. `method=a,b,c` estimates each. A GPU run in bf16 unless device=cpu or precision= says otherwise;
+prompts at train.max_prompt_length (the longest a run allows) unless --prompt-tokens N.
+
+    python -m bench.estimate model=qwen2.5-3b 'method=grpo,ppo,dpo,kto,orpo' quant=nf4 peft.r=16
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from bench import BenchError
+from bench.config.compose import compose
+from bench.estimate.model import BUDGETS_GB, estimate
+
+GiB = 2**30
+COLUMNS = ("weights", "trainable", "gradients", "optimizer", "extra_models", "activations", "checkpointed", "logits", "kv_cache")
+
+
+def _methods(overrides: list[str]) -> tuple[list[str], list[str]]:
+    names, rest = [], []
+    for item in overrides:
+        key, _, value = item.partition("=")
+        if key == "method":
+            names += [v for v in value.split(",") if v]
+        else:
+            rest.append(item)
+    return names or [""], rest
+
+
+def table(estimates) -> str:
+    head = ["method", "rows×tokens", *(c.replace("_", " ") for c in COLUMNS), "peak", *(f"{b} GiB" for b in BUDGETS_GB)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for e in estimates:
+        cells = [e.method, f"{e.step.rows}×{e.step.tokens}", *(f"{e.parts[c] / GiB:.2f}" for c in COLUMNS),
+                 f"**{e.peak / GiB:.2f}**", *("yes" if ok else "no" for ok in e.fits().values())]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.estimate", description=__doc__.splitlines()[0])
+    parser.add_argument("overrides", nargs="*", help="the same overrides as a run (model=, method=a,b, quant=, peft.r=, ...)")
+    parser.add_argument("--prompt-tokens", type=int, help="prompt tokens a row (default: train.max_prompt_length)")
+    args = parser.parse_args(argv)
+    names, rest = _methods(args.overrides)
+    try:
+        estimates = [estimate(compose([*rest, *([f"method={n}"] if n else [])]), prompt_tokens=args.prompt_tokens)
+                     for n in names]
+    except BenchError as err:
+        print(f"bench.estimate: {err}", file=sys.stderr)
+        return 2
+    cfg = compose([*rest, *([f"method={names[0]}"] if names[0] else [])])
+    print(f"Predicted peak memory (GiB) of one training process: {cfg.model.name}, {estimates[0].precision}, "
+          f"quant={cfg.quant.name}, peft={cfg.peft.get('name', 'lora') if cfg.peft else 'none'}"
+          f"{f' r={cfg.peft.r}' if cfg.peft and 'r' in cfg.peft else ''}; prompts of "
+          f"{args.prompt_tokens or cfg.train.max_prompt_length} tokens, completions of {cfg.train.max_completion_length}.")
+    print("peak = every model's memory + the larger of what a step saves for backward (activations, logits) and "
+          "the KV cache of rollouts; the process's own runtime and the allocator's caches come on top.\n")
+    print(table(estimates))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,254 @@
+"""A method's peak memory, part by part, from the model's shapes and the run's settings.
+
+What each trainer holds at once follows from the method's data and its TRL config, not from a constant
+fitted per method:
+
+| method data | rows in a step | tokens a row | positions scored | generation |
+|---|---|---|---|---|
+| prompts (GRPO, RLOO) | per_device_train_batch_size | prompt + completion | completion | the generation batch: per_device × steps_per_generation rows |
+| prompts (online DPO) | 2 × batch (two completions a prompt) | prompt + completion | completion | 2 × batch rows |
+| preference (DPO, ORPO, CPO, SimPO) | 2 × batch (chosen and rejected) | prompt + completion | every position | none while training |
+| unpaired (KTO, BCO) | batch | prompt + completion | every position | none |
+| gold (SFT) | batch | prompt + completion | every position | none |
+| prompt_ids (PPO) | batch, and the value model on the same rows | prompt + response | response | batch rows |
+
+Weights: every frozen parameter in the run's dtype (4-bit NF4: half a byte a linear weight plus its
+block scales; 8-bit: a byte plus a scale a row); trained ones in fp32, with an fp32 gradient and AdamW's
+two fp32 moments each. Extra models: a reference copy where the method has one and no adapter can stand
+in for it (full fine-tuning), PPO's value model (a second base with its own adapter and score head) and
+its reward model (method.reward=model: a merged copy). Saved for backward: the model's own forward
+traced on the meta device at the step's shapes (bench.estimate.trace), and the loss head's
+vocabulary-wide tensors: the logits of the scored positions and their log-softmax. KV cache: keys and
+values of every layer for the generation batch at prompt + completion tokens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+GB = 10**9
+BUDGETS_GB = (24, 40, 80)
+# Methods whose loss needs a reference model: with an adapter, the adapter disabled is the reference.
+REFERENCE = {"dpo", "kto", "bco", "online_dpo", "ppo"}  # ORPO, CPO, SimPO and SFT have none
+DTYPE_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
+# Tokens an offline completion carries beyond its sampled ones: the chat template's end of turn, which the
+# data builder keeps, and the EOS that TRL's preference tokenisation appends (unpaired rows: EOS only).
+CLOSING_TOKENS = {"preference": 4, "unpaired": 2}
+# Adapters whose loss adds a supervised term on the chosen half (ORPO's odds ratio, CPO and SimPO): the
+# chosen rows' log-softmax is saved a second time.
+NLL_ON_CHOSEN = {"orpo", "cpo"}
+
+
+@dataclass
+class Step:
+    """What one training step holds at once, and what generation holds."""
+
+    rows: int
+    tokens: int
+    scored: int  # positions whose vocabulary-wide logits the loss reads
+    generate_rows: int = 0
+    generate_tokens: int = 0
+
+
+@dataclass
+class Estimate:
+    method: str
+    precision: str
+    parts: dict[str, int] = field(default_factory=dict)
+    step: Step | None = None
+
+    @property
+    def training(self) -> int:
+        """The step's peak: every model's memory, plus what the step saved for backward."""
+        p = self.parts
+        return sum(p[k] for k in ("weights", "trainable", "gradients", "optimizer", "extra_models",
+                                  "activations", "checkpointed", "logits"))
+
+    @property
+    def generation(self) -> int:
+        p = self.parts
+        return sum(p[k] for k in ("weights", "trainable", "gradients", "optimizer", "extra_models", "kv_cache"))
+
+    @property
+    def peak(self) -> int:
+        return max(self.training, self.generation)
+
+    def fits(self) -> dict[int, bool]:
+        return {gb: self.peak <= gb * GB for gb in BUDGETS_GB}
+
+
+def step_shape(data: str, name: str, args, prompt_tokens: int, completion_tokens: int) -> Step:
+    batch = int(args.per_device_train_batch_size)
+    tokens = prompt_tokens + completion_tokens
+    if data == "prompts":
+        rows = 2 * batch if name == "online_dpo" else batch
+        per_generation = int(getattr(args, "steps_per_generation", None) or getattr(args, "gradient_accumulation_steps", 1) or 1)
+        generate = rows * (per_generation if name != "online_dpo" else 1)
+        return Step(rows, tokens, completion_tokens, generate, tokens)
+    if data == "preference":  # TRL tokenises the completion with its closing turn tokens and EOS
+        return Step(2 * batch, tokens + CLOSING_TOKENS["preference"], tokens + CLOSING_TOKENS["preference"])
+    if data == "unpaired":
+        return Step(batch, tokens + CLOSING_TOKENS["unpaired"], tokens + CLOSING_TOKENS["unpaired"])
+    if data == "prompt_ids":  # PPO scores every position (its logits are the whole sequence's)
+        return Step(batch, tokens, tokens, batch, tokens)
+    return Step(batch, tokens, tokens)  # gold
+
+
+def weight_bytes(model, quant: str, element: int) -> int:
+    """Frozen weights as stored: quantized linear layers of the decoder, everything else in the dtype."""
+    total, seen = 0, set()
+    for module_name, module in model.named_modules():
+        for _, p in module.named_parameters(recurse=False):
+            if p.requires_grad or id(p) in seen:  # tied embeddings: one tensor, counted once
+                continue
+            seen.add(id(p))
+            n = p.numel()
+            if quant != "none" and isinstance(module, torch.nn.Linear) and "lm_head" not in module_name:
+                # bitsandbytes: NF4 packs two weights a byte with an fp32 scale per 64 (double quantization
+                # stores those scales in 8 bits); LLM.int8 stores a byte a weight and an fp32 scale a row.
+                total += n // 2 + n // 64 if quant == "nf4" else n + 4 * p.shape[0]
+            else:
+                total += n * element
+    return total
+
+
+def loss_head_bytes(step: Step, vocab: int, logits_element: int, adapter: str, loss_type: str | None) -> int:
+    """The vocabulary-wide tensors the loss saves: the scored positions' log-probabilities (TRL's
+    selective log-softmax saves its input once), plus the chosen half again where the loss adds a
+    supervised term; none for a chunked loss (TRL's chunked_nll: each chunk is freed as it goes)."""
+    if loss_type == "chunked_nll":
+        return 0
+    once = step.rows * step.scored * vocab * logits_element
+    return once + (once // 2 if adapter in NLL_ON_CHOSEN else 0)
+
+
+def kv_cache_bytes(config, rows: int, tokens: int, element: int) -> int:
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    heads = getattr(text, "num_key_value_heads", None) or text.num_attention_heads
+    head_dim = getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads
+    return 2 * text.num_hidden_layers * heads * head_dim * rows * tokens * element
+
+
+def methods_adapter(cfg) -> str:
+    import methods
+
+    return methods.adapter_name(cfg.method)
+
+
+def precision_of(cfg) -> str:
+    """The precision estimated: the run's own, where it says one; `auto` is a GPU's bf16 unless device=cpu."""
+    if str(cfg.precision) != "auto":
+        return str(cfg.precision)
+    return "fp32" if str(cfg.device) == "cpu" else "bf16"
+
+
+def estimate(cfg, prompt_tokens: int | None = None, completion_tokens: int | None = None) -> Estimate:
+    """The predicted parts of one run of `cfg` (a composed config), reading no weights."""
+    from bench.config import finetuning
+    from bench.config.validation import validate
+    from bench.measure.params import architecture, meta_model, wrap
+    from bench.measure.perf import kv_bytes
+    from bench.system.runtime import resolve_runtime
+
+    precision = precision_of(cfg)
+    element = DTYPE_BYTES[precision]
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    checked = validate(cfg, resolve_runtime("cpu", "fp32"))  # the TRL config's shapes; bytes use `precision`
+    method, args, audit = checked.method, checked.trainer_config, checked.audit
+    name = str(cfg.method.name)
+    prompt = int(prompt_tokens if prompt_tokens is not None else cfg.train.max_prompt_length)
+    completion = int(completion_tokens if completion_tokens is not None else cfg.train.max_completion_length)
+    step = step_shape(method.data, name, args, prompt, completion)
+    config, _ = architecture(cfg.model)
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    full = finetuning.is_full(cfg.peft)
+
+    model = meta_model(config)
+    peft = finetuning.peft_config(cfg.peft)
+    if peft is not None:
+        model = wrap(model, peft)
+    else:
+        model.requires_grad_(True)
+    for p in model.parameters():  # the dtype rule of every run: trained weights fp32, frozen in the run's dtype
+        p.data = p.data.to(torch.float32 if p.requires_grad else dtype)
+    model.train()
+    if cfg.train.disable_dropout:  # as the run does (train.disable_dropout): no masks, no dropped copies
+        from bench.measure.probes import disable_dropout
+
+        disable_dropout(model)
+    trainable = audit.exact
+    frozen = weight_bytes(model, str(cfg.quant.name), element)
+
+    extra = 0
+    reference = name in REFERENCE or (float(getattr(args, "beta", 0) or 0) > 0 and method.data == "prompts")
+    if full and reference:
+        extra += audit.base_params * element  # TRL's frozen reference copy
+    if method.data == "prompt_ids":  # PPO: a value model (a second base, its own adapter and score head)
+        head = text.vocab_size * text.hidden_size * (0 if getattr(text, "tie_word_embeddings", False) else 1)
+        backbone = audit.base_params - head
+        extra += backbone * element if not full else 0
+        trainable += (audit.exact if not full else backbone) + text.hidden_size
+        if str(cfg.method.get("reward")) == "model":
+            extra += backbone * element  # the trained reward model, merged
+
+    checkpointing = getattr(args, "activation_checkpointing", None)
+    if checkpointing is None:  # transformers before 5 calls it gradient_checkpointing
+        checkpointing = getattr(args, "gradient_checkpointing", False)
+    seen, layers_saved = _trace(model, step, text.vocab_size, bool(checkpointing),
+                                getattr(args, "gradient_checkpointing_kwargs", None))
+    copies = 2 if method.data == "prompt_ids" else 1  # PPO's value model runs the same rows
+    activations = seen["activations"] * copies
+    # Under gradient checkpointing the layers' own tensors are dropped after the forward and recomputed a
+    # layer at a time in backward, held by the checkpoint's hooks, which the measuring hooks never see
+    # (a measured run counts them in `other`): each layer's input, and one layer's internals at a time.
+    checkpointed = layers_saved * copies
+    logits_element = 4 if precision == "fp32" else element
+    parts = {
+        "weights": frozen,
+        "trainable": trainable * 4,
+        "gradients": trainable * 4,
+        "optimizer": 2 * trainable * 4,
+        "extra_models": extra,
+        "activations": activations,
+        "checkpointed": checkpointed,
+        "logits": loss_head_bytes(step, text.vocab_size, logits_element, methods_adapter(cfg),
+                                  getattr(args, "loss_type", None) if isinstance(getattr(args, "loss_type", None), str) else None)
+                  + seen["logits"],
+        "kv_cache": int(kv_bytes(config, step.generate_rows, step.generate_tokens, element)) if step.generate_rows else 0,
+    }
+    return Estimate(name, precision, parts, step)
+
+
+def _trace(model, step: Step, vocab: int, checkpointing: bool, kwargs) -> tuple[dict, int]:
+    """What the measuring hooks see saved in one forward at the step's shapes, and, under gradient
+    checkpointing, what the checkpoint holds out of their sight: every layer's input and one layer's
+    internals (the trace without checkpointing, its layer part divided by the layers)."""
+    from bench.estimate.trace import Saved
+
+    ids = torch.zeros((step.rows, step.tokens), dtype=torch.long, device="meta")
+
+    def forward() -> dict:
+        saved = Saved(model, vocab)
+        with saved.counting():
+            out = model(input_ids=ids)  # no padding mask: .item() on a meta mask fails; the mask itself is small
+        del out
+        return dict(saved.bytes)
+
+    plain = forward()
+    if not checkpointing:
+        return plain, 0
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs or {"use_reentrant": False})
+    if hasattr(model, "enable_input_require_grads"):
+        model.enable_input_require_grads()
+    try:
+        seen = forward()
+    finally:
+        base.gradient_checkpointing_disable()
+    text = base.config.get_text_config() if hasattr(base.config, "get_text_config") else base.config
+    layers = int(text.num_hidden_layers)
+    inner = plain["activations"] - seen["activations"]  # the layers' own saved tensors, all of them
+    boundary = step.rows * step.tokens * int(text.hidden_size) * next(p for p in base.parameters() if not p.requires_grad).element_size()
+    return seen, layers * boundary + inner // layers

@@ -1,0 +1,77 @@
+"""The tensors a training step saves for backward, counted by running the real model code on the meta
+device (shapes only: no weights, no memory, seconds even for 8B) under the same saved-tensor hooks
+that measure a real run (bench.measure.metrics.SavedTensors).
+
+Two things the meta device does differently are put back as a real run does them: SDPA on the meta
+device takes the math path (it would save the S×S attention weights), while CPU and GPU runs take a
+fused kernel that saves q, k, v, its output and the log-sum-exp; and storages cannot be told apart by
+address, so views are counted once through their base. Hand-written: no library counts what a step
+saves without running it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+import torch.nn.functional as F
+
+
+class _FusedAttention(torch.autograd.Function):
+    """What a fused SDPA kernel (flash or memory-efficient) saves: q, k, v, the output, the log-sum-exp."""
+
+    @staticmethod
+    def forward(ctx, q, k, v):
+        out = torch.empty_like(q)
+        lse = q.new_empty(q.shape[:-1], dtype=torch.float32)
+        ctx.save_for_backward(q, k, v, out, lse)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):  # never run: the trace counts the forward only
+        q, k, v, _, _ = ctx.saved_tensors
+        return torch.zeros_like(q), torch.zeros_like(k), torch.zeros_like(v)
+
+
+def _fused_sdpa(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False):
+    if enable_gqa and key.shape[-3] != query.shape[-3]:
+        repeat = query.shape[-3] // key.shape[-3]
+        key, value = key.repeat_interleave(repeat, dim=-3), value.repeat_interleave(repeat, dim=-3)
+    return _FusedAttention.apply(query, key, value)
+
+
+class Saved:
+    """Bytes saved for backward while the block runs, split like SavedTensors: tensors of vocabulary
+    width are logits, the rest activations; parameters are weight memory and not counted."""
+
+    def __init__(self, model, vocab: int):
+        self.vocab = vocab
+        self.params = {id(p) for p in model.parameters()}
+        self.seen: set[int] = set()
+        self.bytes = {"activations": 0, "logits": 0}
+
+    def _pack(self, tensor):
+        base = tensor._base if tensor._base is not None else tensor
+        if id(tensor) in self.params or id(base) in self.params:  # a weight, or a view of one (weight.t())
+            return tensor
+        if id(base) not in self.seen:
+            self.seen.add(id(base))
+            kind = "logits" if base.dim() >= 2 and base.shape[-1] == self.vocab else "activations"
+            self.bytes[kind] += base.numel() * base.element_size()
+        return tensor
+
+    @contextlib.contextmanager
+    def counting(self):
+        with torch.autograd.graph.saved_tensors_hooks(self._pack, lambda t: t), \
+                _patched(F, "scaled_dot_product_attention", _fused_sdpa):
+            yield self
+
+
+@contextlib.contextmanager
+def _patched(owner, name, value):
+    old = getattr(owner, name)
+    setattr(owner, name, value)
+    try:
+        yield
+    finally:
+        setattr(owner, name, old)

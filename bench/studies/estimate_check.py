@@ -1,0 +1,125 @@
+"""`make estimate-check`: bench.estimate's predictions against measured runs on this machine, part by part.
+
+Each configuration is trained for two steps in its own process (memory is that run's alone), and its
+measured parts are set beside what `bench.estimate` predicts for it (at the run's own prompt length):
+frozen weights (every model's), trainable weights, gradients, optimizer state, the tensors saved for
+backward (activations, logits), the KV cache of rollouts. The whole peak is set beside the measured one
+too, with what the measurement counts and the estimate does not (the process's runtime, the allocator's
+left-over) named. Target: every tensor part within ±10%.
+
+    python -m bench.studies.estimate_check [--quick] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from bench.config.compose import compose
+from bench.estimate.model import estimate
+from bench.records.store import provenance
+from bench.run.runner import run
+from bench.system import cache
+
+GiB = 2**30
+METHODS = ("sft", "dpo", "kto", "orpo", "grpo", "ppo")
+SMOKE = ["debug=smoke", "eval=none", "logger=none", "train.args.max_steps=2"]
+# (label, overrides): three shapes (the tiny model, the embedded model's architecture, Qwen3-0.6B's; the
+# last two with random weights, so that completions run to their full length and nothing is downloaded),
+# two batch sizes and two completion lengths on the tiny model.
+SHAPES = {
+    "tiny b2 c16": ["model=tiny", "train.args.per_device_train_batch_size=2", "train.max_completion_length=16"],
+    "tiny b4 c16": ["model=tiny", "train.args.per_device_train_batch_size=4", "train.max_completion_length=16"],
+    "tiny b2 c32": ["model=tiny", "train.args.per_device_train_batch_size=2", "train.max_completion_length=32"],
+    "smollm2 b2 c16": ["model=smollm2-135m", "model.weights=random", "train.args.per_device_train_batch_size=2",
+                       "train.max_completion_length=16"],
+    "qwen3-0.6b b2 c16": ["model=qwen3-0.6b", "model.weights=random", "train.args.per_device_train_batch_size=2",
+                          "train.max_completion_length=16"],
+}
+# predicted part(s) -> the measured key they are checked against
+PARTS = {
+    "weights": (("weights", "extra_models"), "mem/weights_bytes"),
+    "trainable": (("trainable",), "mem/trainable_bytes"),
+    "gradients": (("gradients",), "mem/gradients_bytes"),
+    "optimizer": (("optimizer",), "mem/optimizer_bytes"),
+    "activations": (("activations",), "mem/max_activations_bytes"),
+    "logits": (("logits",), "mem/max_logits_bytes"),
+    "kv cache": (("kv_cache",), "mem/max_kv_cache_bytes"),
+}
+TOLERANCE = 0.10
+
+
+def configurations(quick: bool) -> list[tuple[str, str, list[str]]]:
+    out = []
+    for label, overrides in SHAPES.items():
+        if quick and label != "tiny b2 c16":
+            continue
+        methods = METHODS if not label.startswith("qwen3") else ("sft", "dpo", "grpo")  # 0.6B: a few, for time
+        out += [(label, m, [f"method={m}", *overrides, "train.num_prompts=4"]) for m in methods]
+    return out
+
+
+def compare(record: dict, predicted) -> dict:
+    row = {}
+    for part, (keys, measured_key) in PARTS.items():
+        pred = sum(predicted.parts[k] for k in keys)
+        measured = record.get(measured_key)
+        row[part] = (pred, measured)
+    runtime = record.get("mem/runtime_bytes") or 0
+    row["peak"] = (predicted.peak + runtime, record.get("sys/peak_mem_bytes"))
+    row["other"] = record.get("mem/other_bytes")
+    return row
+
+
+def _ratio(pred, measured) -> str:
+    if not measured:
+        return "–" if not pred else f"{pred / GiB:.3f} GiB / 0"
+    r = pred / measured
+    mark = "" if abs(r - 1) <= TOLERANCE else " ✗"
+    return f"{r:.2f}{mark}"
+
+
+def markdown(rows: list[dict]) -> str:
+    head = ["shape", "method", *PARTS, "peak (+ runtime)", "allocator left-over (GiB)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [r["shape"], r["method"], *(_ratio(*r["parts"][p]) for p in PARTS), _ratio(*r["parts"]["peak"]),
+                 "–" if r["parts"]["other"] is None else f"{r['parts']['other'] / GiB:.2f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    parts = [(r["parts"][p]) for r in rows for p in PARTS if r["parts"][p][1]]
+    within = sum(abs(pred / m - 1) <= TOLERANCE for pred, m in parts)
+    lines += ["", f"predicted / measured per part; ✗ outside ±{TOLERANCE:.0%}. Tensor parts within: {within} of {len(parts)} "
+              "(parts a run does not hold, such as an offline method's KV cache, are left out)."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.studies.estimate_check", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="the tiny model at one batch and length only")
+    parser.add_argument("--out", type=Path, default=Path("results/estimate-check") / time.strftime("%Y-%m-%d_%H-%M-%S"))
+    args = parser.parse_args(argv)
+    stamp = provenance()
+    rows = []
+    for label, method, overrides in configurations(args.quick):
+        cfg = compose([*overrides, *SMOKE])
+        cfg.output_dir = str(args.out / f"{label.replace(' ', '_')}_{method}")
+        record = run(cfg)
+        if record.get("status") != "success":
+            print(f"estimate-check: {label} {method}: {record.get('status')}: {record.get('error')}", flush=True)
+            continue
+        predicted = estimate(compose([*overrides, *SMOKE, "device=cpu", "precision=fp32"]),
+                             prompt_tokens=int(record.get("data/max_prompt_tokens") or cfg.train.max_prompt_length))
+        rows.append({"shape": label, "method": method, "parts": compare(record, predicted),
+                     "step": vars(predicted.step)})
+        print(f"estimate-check: {label} {method}: done", flush=True)
+    text = markdown(rows)
+    cache.write_text(args.out / "estimate-check.md", text + "\n")
+    cache.write_json(args.out / "estimate-check.json", {**stamp, "rows": rows}, indent=1)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
