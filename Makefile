@@ -123,5 +123,5 @@ docs: setup  ## the docs site, served at http://127.0.0.1:8000 while you edit
 estimate: setup  ## each method's predicted peak by part, and whether it fits in 24/40/80 GiB, e.g. ARGS="model=qwen2.5-3b 'method=grpo,dpo' quant=nf4"
 	$(PY) -m bench.estimate $(ARGS)
 
-estimate-check: setup  ## the estimate against measured runs, part by part (a table; ~20 min on 2 cores; --quick: ~3 min)
+estimate-check: setup  ## the estimate against measured runs, part by part (a table; ~20 min on 2 cores; ARGS=--quick: ~1.5 min)
 	$(PY) -m bench.studies.estimate_check $(ARGS)

@@ -72,6 +72,26 @@ def test_the_terminal_says_each_run_start_and_end_and_the_run_log_keeps_the_rest
     assert "step 1: {" in logs["dpo"]  # the trainer's log dicts, kept in the file
 
 
+@pytest.mark.parametrize("name", on_this_trl(["sft", "dpo", "kto", "orpo", "grpo", "ppo"]))
+def test_the_estimate_matches_what_the_run_measured(smoke_sweep, name):
+    """bench.estimate, from the run's own recorded config and prompt length, against the run's measured
+    parts: the weights, gradients and optimizer state exactly, what it saved and its KV cache within 10%."""
+    from bench.config import history
+    from bench.estimate.model import estimate
+    from bench.system import files
+
+    run = smoke_sweep.run(name)
+    cfg = history.complete(files.read_yaml(run["_dir"] / "config_resolved.yaml"))
+    cfg.device, cfg.precision = "cpu", "fp32"
+    parts = estimate(cfg, prompt_tokens=run["data/max_prompt_tokens"]).parts
+    assert parts["weights"] + parts["extra_models"] == run["mem/weights_bytes"]
+    for part in ("trainable", "gradients", "optimizer"):
+        assert parts[part] == run[f"mem/{part}_bytes"], part
+    for part, key in (("activations", "mem/max_activations_bytes"), ("logits", "mem/max_logits_bytes"),
+                      ("kv_cache", "mem/max_kv_cache_bytes")):
+        assert parts[part] == pytest.approx(run[key], rel=0.10, abs=1), part
+
+
 @pytest.mark.parametrize("name", METHODS)
 def test_method_trains_only_its_adapter_on_the_tiny_model(smoke_sweep, name):
     """Every method's trainer touches the adapter alone, saves what it trained, and counts it exactly.

@@ -19,6 +19,8 @@ ENTRY_POINTS = {
     "python -m bench --list": "this list",
     "python -m bench.report DIR [DIR ...]": "tables, plots and tests from finished run folders",
     "python -m bench.recipe.evaluate RUN/adapter": "score a trained adapter or model with lm-eval",
+    "python -m bench.estimate [overrides]": "each method's predicted peak by part, from config.json; fits in 24/40/80 GiB?",
+    "python -m bench.studies.estimate_check": "the estimate against measured runs, part by part",
     "python -m bench.studies.params [overrides]": "the exact LoRA parameter count beside the 2·r·d formula, offline",
     "python -m bench.studies.tune tune=NAME --out DIR": "each method's learning rate and knob, picked on validation",
     "python -m bench.studies.claims [DIR]": "the field's claims, each judged by its rule on its sweep",
