@@ -19,7 +19,8 @@ def test_the_cli_prints_each_method_offline_for_a_hub_model(capsys):
 def test_exact_parts_follow_from_the_audit_and_quantization(compose):
     lora = estimate(compose("model=qwen2.5-3b", "method=sft", "precision=bf16"))
     nf4 = estimate(compose("model=qwen2.5-3b", "method=sft", "precision=bf16", "quant=nf4"))
-    assert lora.parts["optimizer"] == 2 * lora.parts["trainable"] == 2 * lora.parts["gradients"]
+    assert lora.parts["trainable"] == lora.parts["gradients"]
+    assert 0 < lora.parts["optimizer"] - 2 * lora.parts["trainable"] < 4096  # two moments, and a step counter a tensor
     assert nf4.parts["weights"] < lora.parts["weights"] / 2.5  # 4-bit linear weights, embeddings in bf16
     full = estimate(compose("model=qwen2.5-3b", "method=dpo", "precision=bf16", "peft=none"))
     assert full.parts["extra_models"] > 0  # a full DPO keeps a reference copy; with LoRA the adapter off is it

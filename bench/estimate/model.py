@@ -111,7 +111,8 @@ def weight_bytes(model, quant: str, element: int) -> int:
                 total += n // 2 + n // 64 if quant == "nf4" else n + 4 * p.shape[0]
             else:
                 total += n * element
-    return total
+    # Buffers (rotary frequencies) stay as built, in fp32: a few hundred bytes, counted for exactness.
+    return total + sum(b.numel() * b.element_size() for b in model.buffers())
 
 
 def loss_head_bytes(step: Step, vocab: int, logits_element: int, adapter: str, loss_type: str | None) -> int:
@@ -179,6 +180,7 @@ def estimate(cfg, prompt_tokens: int | None = None, completion_tokens: int | Non
 
         disable_dropout(model)
     trainable = audit.exact
+    tensors = sum(1 for p in model.parameters() if p.requires_grad)  # AdamW keeps a step counter for each
     frozen = weight_bytes(model, str(cfg.quant.name), element)
 
     extra = 0
@@ -190,6 +192,7 @@ def estimate(cfg, prompt_tokens: int | None = None, completion_tokens: int | Non
         backbone = audit.base_params - head
         extra += backbone * element if not full else 0
         trainable += (audit.exact if not full else backbone) + text.hidden_size
+        tensors = 2 * tensors + 1  # its adapter's tensors and its score head
         if str(cfg.method.get("reward")) == "model":
             extra += backbone * element  # the trained reward model, merged
 
@@ -209,7 +212,7 @@ def estimate(cfg, prompt_tokens: int | None = None, completion_tokens: int | Non
         "weights": frozen,
         "trainable": trainable * 4,
         "gradients": trainable * 4,
-        "optimizer": 2 * trainable * 4,
+        "optimizer": 2 * trainable * 4 + 4 * tensors,
         "extra_models": extra,
         "activations": activations,
         "checkpointed": checkpointed,

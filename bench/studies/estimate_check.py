@@ -116,8 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         prompt = int(record.get("data/max_prompt_tokens") or cfg.train.max_prompt_length)
         completion = None
         if method == "sft":  # the gold answers are shorter than the limit: the rows the trainer saw, padded
-            rows = int(record["train/steps"]) * int(cfg.train.args.per_device_train_batch_size)
-            completion = int(record["train/tokens_trained"]) // rows - prompt
+            seen = int(record["train/steps"]) * int(cfg.train.args.per_device_train_batch_size)
+            completion = int(record["train/tokens_trained"]) // seen - prompt
         predicted = estimate(compose([*overrides, *SMOKE, "device=cpu", "precision=fp32"]),
                              prompt_tokens=prompt, completion_tokens=completion)
         rows.append({"shape": label, "method": method, "parts": compare(record, predicted),
