@@ -24,7 +24,9 @@ from bench.run.runner import run
 from bench.system import cache
 
 GiB = 2**30
-METHODS = ("sft", "dpo", "kto", "orpo", "grpo", "ppo")
+METHODS = ("sft", "dpo", "kto", "orpo", "grpo", "ppo")  # the headline's five and the supervised baseline
+# Every other adapter, on the tiny model: RLOO, online DPO, CPO (and SimPO, its loss type) and BCO.
+OTHERS = ("rloo", "online_dpo", "cpo", "bco")
 SMOKE = ["debug=smoke", "eval=none", "logger=none", "train.args.max_steps=2"]
 # (label, overrides): three shapes (the tiny model, the embedded model's architecture, a 0.5B one; the last
 # two with random weights, so that completions run to their full length and nothing is downloaded), two
@@ -60,7 +62,8 @@ def configurations(quick: bool) -> list[tuple[str, str, list[str]]]:
     for label, overrides in SHAPES.items():
         if quick and label != "tiny b2 c16":
             continue
-        methods = METHODS if not label.startswith("0.5B") else ("sft", "dpo", "grpo")  # 0.5B: three, for time
+        methods = (("sft", "dpo", "grpo") if label.startswith("0.5B")  # 0.5B: three, for time
+                   else (*METHODS, *OTHERS) if label.startswith("tiny") else METHODS)
         out += [(label, m, [f"method={m}", *overrides, "train.num_prompts=4"]) for m in methods]
     return out
 
