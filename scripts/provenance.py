@@ -12,8 +12,10 @@ from the W&B run folders the records name. Only committed files are read, so a f
 from __future__ import annotations
 
 import collections
+import functools
 import json
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -37,12 +39,20 @@ COMMANDS = {
     "tuning-sft-smollm2-arithmetic-cpu": "make tune-sft (python -m bench.studies.tune tune=sft --out "
                                          "results/reference/tuning-sft-smollm2-arithmetic-cpu --no-final)",
 }
+@functools.cache
+def kept() -> frozenset[Path]:
+    """The files git keeps (tracked, or new and not ignored): what a fresh clone holds once committed."""
+    out = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "results/reference"],
+                         cwd=REPO, capture_output=True, text=True, check=True).stdout
+    return frozenset(REPO / line for line in out.splitlines())
+
+
 MACHINE_KEYS = ("sys/device", "sys/gpu", "sys/platform", "sys/cpu_count", "sys/torch_threads")
 
 
 def sweeps(folder: Path) -> list[str]:
     out = []
-    for path in sorted(folder.glob("**/multirun.yaml")):
+    for path in sorted(p for p in folder.glob("**/multirun.yaml") if p in kept()):
         hydra = yaml.safe_load(path.read_text())["hydra"]
         params = " ".join(f"{k}={v}" for k, v in (hydra["sweeper"].get("params") or {}).items())
         where = path.parent.relative_to(REPO)
@@ -52,7 +62,7 @@ def sweeps(folder: Path) -> list[str]:
 
 def studies(folder: Path) -> list[dict]:
     found = []
-    for path in sorted(folder.glob("**/*.json")):
+    for path in sorted(p for p in folder.glob("**/*.json") if p in kept()):
         if path.name in ("metrics.json", "summary.json", "train_log.json") or "wandb" in path.parts:
             continue
         try:
@@ -66,7 +76,7 @@ def studies(folder: Path) -> list[dict]:
 
 
 def records(folder: Path) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted(folder.glob("**/metrics.json"))]
+    return [json.loads(p.read_text()) for p in sorted(folder.glob("**/metrics.json")) if p in kept()]
 
 
 def tally(values) -> str:
@@ -83,6 +93,11 @@ def dates(runs: list[dict]) -> str:
     return stamps[0] if len(stamps) == 1 else f"{stamps[0]} to {stamps[-1]}"
 
 
+def study_dates(found: list[dict]) -> str:
+    stamps = sorted({str(s["date"])[:10] for s in found if s.get("date")})
+    return " to ".join(dict.fromkeys([stamps[0], stamps[-1]])) if stamps else "not recorded in its files"
+
+
 def render(folder: Path) -> str:
     runs, found = records(folder), studies(folder)
     sources = [r for r in runs if r.get("status") == "success"] or runs or found
@@ -93,7 +108,7 @@ def render(folder: Path) -> str:
     lines = [f"# Provenance: {folder.name}", "",
              "Written by `python scripts/provenance.py` from the files in this folder; do not edit by hand.", "",
              f"- **What**: {len(runs)} run records" + (f", {len(found)} study file(s) ({', '.join(str(s['_file']) for s in found)})" if found else ""),
-             f"- **Date**: {dates(runs)}"]
+             f"- **Date**: {dates(runs) if dates(runs) != 'not recorded in its files' else study_dates(found)}"]
     commits = [s.get("git/commit") for s in sources if s.get("git/commit")]
     lines.append(f"- **Commit**: {tally(c[:7] for c in commits)}" if commits else
                  "- **Commit**: not recorded in these files (written before studies recorded it)")
