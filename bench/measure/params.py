@@ -5,10 +5,7 @@ download) with peft's own `get_peft_model` and reading the adapter tensors it cr
 every architecture and targeting rule peft supports: `all-linear`, regexes, GPT-2's Conv1D, DoRA's
 magnitude vectors and `modules_to_save` (rows of their own). The card's formula 2·r·d·layers·modules
 assumes every adapted projection is d × d; GQA's k/v and the MLP are not, and the table shows the gap.
-
-    python -m bench.measure.params                                  # the default model and LoRA settings
-    python -m bench.measure.params model=qwen3-0.6b peft.r=32       # offline: architecture on the meta device
-    python -m bench.measure.params model.name_or_path=DIR           # the architecture in DIR/config.json
+The command is bench.studies.params.
 """
 
 from __future__ import annotations

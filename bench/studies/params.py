@@ -1,10 +1,4 @@
-"""Parameter audit: what peft itself builds, counted per module type, beside the textbook formula 2·r·d·layers·modules.
-
-The exact count comes from wrapping the architecture on the meta device (shapes only, no weights, no
-download) with peft's own `get_peft_model` and reading the adapter tensors it created, so it holds for
-every architecture and targeting rule peft supports: `all-linear`, regexes, GPT-2's Conv1D, DoRA's
-magnitude vectors and `modules_to_save` (rows of their own). The card's formula 2·r·d·layers·modules
-assumes every adapted projection is d × d; GQA's k/v and the MLP are not, and the table shows the gap.
+"""`make params`: the LoRA parameter audit (bench.measure.params) of a composed config, as a table.
 
     python -m bench.studies.params                                  # the default model and LoRA settings
     python -m bench.studies.params model=qwen3-0.6b peft.r=32       # offline: architecture on the meta device

@@ -76,27 +76,25 @@ def _log_stream():
 
 
 @contextlib.contextmanager
+def _to_log(redirect):
+    stream = _log_stream() if quiet() else None
+    if stream is None:
+        yield
+        return
+    with redirect(stream):
+        yield
+
+
 def bars_to_log():
     """Progress bars of a library that offers no switch for them (lm-eval's) go to the run's log file
     while the block runs, when the terminal is quiet."""
-    stream = _log_stream() if quiet() else None
-    if stream is None:
-        yield
-        return
-    with contextlib.redirect_stderr(stream):
-        yield
+    return _to_log(contextlib.redirect_stderr)
 
 
-@contextlib.contextmanager
 def prints_to_log():
     """What a trainer prints (PPO's "===training policy===") goes to the run's log file while the block
     runs, when the terminal is quiet; its progress bar (stderr) stays."""
-    stream = _log_stream() if quiet() else None
-    if stream is None:
-        yield
-        return
-    with contextlib.redirect_stdout(stream):
-        yield
+    return _to_log(contextlib.redirect_stdout)
 
 
 def quiet_trainer(trainer) -> None:
