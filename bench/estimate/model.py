@@ -115,7 +115,7 @@ def weight_bytes(model, quant: str, element: int) -> int:
     return total + sum(b.numel() * b.element_size() for b in model.buffers())
 
 
-def loss_head_bytes(step: Step, vocab: int, logits_element: int, adapter: str, loss_type: str | None) -> int:
+def loss_head_bytes(step: Step, vocab: int, logits_element: int, adapter: str, loss_type) -> int:
     """The vocabulary-wide tensors the loss saves: the scored positions' log-probabilities (TRL's
     selective log-softmax saves its input once), plus the chosen half again where the loss adds a
     supervised term; none for a chunked loss (TRL's chunked_nll: each chunk is freed as it goes)."""
@@ -130,12 +130,6 @@ def kv_cache_bytes(config, rows: int, tokens: int, element: int) -> int:
     heads = getattr(text, "num_key_value_heads", None) or text.num_attention_heads
     head_dim = getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads
     return 2 * text.num_hidden_layers * heads * head_dim * rows * tokens * element
-
-
-def methods_adapter(cfg) -> str:
-    import methods
-
-    return methods.adapter_name(cfg.method)
 
 
 def precision_of(cfg) -> str:
@@ -216,8 +210,7 @@ def estimate(cfg, prompt_tokens: int | None = None, completion_tokens: int | Non
         "extra_models": extra,
         "activations": activations,
         "checkpointed": checkpointed,
-        "logits": loss_head_bytes(step, text.vocab_size, logits_element, methods_adapter(cfg),
-                                  getattr(args, "loss_type", None) if isinstance(getattr(args, "loss_type", None), str) else None)
+        "logits": loss_head_bytes(step, text.vocab_size, logits_element, method.name, getattr(args, "loss_type", None))
                   + seen["logits"],
         "kv_cache": int(kv_bytes(config, step.generate_rows, step.generate_tokens, element)) if step.generate_rows else 0,
     }

@@ -4,7 +4,6 @@ entry points. Read from conf/ and the registries, so it is never out of date."""
 
 from __future__ import annotations
 
-import importlib.util
 from importlib.metadata import version
 from pathlib import Path
 
@@ -42,14 +41,6 @@ def describe(path: Path) -> str:
     return ""
 
 
-def _trl_has(config: str) -> bool:
-    module, name = config.split(":")
-    try:
-        return importlib.util.find_spec(module) is not None and hasattr(importlib.import_module(module), name)
-    except ImportError:
-        return False
-
-
 def method_rows() -> list[tuple[str, ...]]:
     rows = []
     for path in sorted((CONF_DIR / "method").glob("*.yaml")):
@@ -62,7 +53,7 @@ def method_rows() -> list[tuple[str, ...]]:
             rows.append((name, "?", adapter, "-", "no adapter registered", describe(path)))
             continue
         trainer = method.config.split(":")[1].removesuffix("Config") + "Trainer"
-        has = "yes" if _trl_has(method.config) else f"no: needs {method.needs or 'another TRL'}"
+        has = "yes" if method.unavailable() is None else f"no: needs {method.needs or 'another TRL'}"
         rows.append((name, trainer, adapter, method.data, has, describe(path)))
     return rows
 
