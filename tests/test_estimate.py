@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from importlib.metadata import version
+
 import pytest
+from packaging.version import Version
 
 from bench.estimate.__main__ import main
-from bench.estimate.model import GB, Estimate, Step, estimate
+from bench.estimate.model import GB, TILE_TOKENS, Estimate, Step, estimate
+from methods import why_unavailable
 
 
 def test_the_cli_prints_each_method_offline_for_a_hub_model(capsys):
@@ -30,7 +34,7 @@ def test_exact_parts_follow_from_the_audit_and_quantization(compose):
 
 def test_the_peak_is_the_larger_of_the_step_and_generation():
     parts = {"weights": 10, "trainable": 1, "gradients": 1, "optimizer": 2, "extra_models": 0, "activations": 5,
-             "checkpointed": 0, "logits": 3, "kv_cache": 20}
+             "checkpointed": 0, "logits": 3, "head_tile": 0, "kv_cache": 20}
     e = Estimate("grpo", "bf16", parts, Step(1, 1, 1))
     assert e.training == 22 and e.generation == 34 and e.peak == 34
     assert Estimate("x", "bf16", parts | {"weights": 25 * GB}, Step(1, 1, 1)).fits() == {24: False, 40: True, 80: True}
@@ -40,3 +44,28 @@ def test_the_peak_is_the_larger_of_the_step_and_generation():
 def test_an_8b_model_estimates_in_seconds_from_its_numbers(compose, quant):
     e = estimate(compose("model=llama3.1-8b", "method=grpo", f"quant={quant}", "precision=bf16"))
     assert 3 * GB < e.parts["weights"] < 17 * GB and e.parts["kv_cache"] > 0
+
+
+def test_the_loss_head_follows_the_installed_trl(compose):
+    """TRL 1.12 saves the scored positions' logits; 1.13+ patches DPO's model with a chunked LM head that saves
+    nothing vocabulary-wide and holds one tile of TILE_TOKENS tokens by its vocabulary chunk instead."""
+    e = estimate(compose("model=qwen2.5-3b", "method=dpo", "precision=bf16"))
+    rows_tokens = e.step.rows * e.step.tokens
+    if Version(version("trl")) >= Version("1.13"):
+        from trl.trainer.utils import _CHUNKED_LOGPROB_CHUNK_SIZE
+
+        assert e.parts["logits"] == 0
+        assert e.parts["head_tile"] == min(rows_tokens, TILE_TOKENS) * _CHUNKED_LOGPROB_CHUNK_SIZE * 2
+    else:
+        assert e.parts["head_tile"] == 0
+        assert e.parts["logits"] == rows_tokens * 151_936 * 2  # every position, the whole vocabulary, bf16
+    assert e.training == sum(v for k, v in e.parts.items() if k != "kv_cache")
+
+
+def test_bco_saves_its_logits_twice(compose):
+    """TRL 1.12's BCOTrainer sums its logits for metrics with autograd on: a second copy (measured 0.49 before)."""
+    bco = compose("model=tiny", "method=bco", "precision=fp32", "device=cpu")
+    if why_unavailable(bco.method):
+        pytest.skip("BCO needs TRL 1.12 (the default lock)")
+    kto = estimate(compose("model=tiny", "method=kto", "precision=fp32", "device=cpu"))
+    assert estimate(bco).parts["logits"] == 2 * kto.parts["logits"] > 0

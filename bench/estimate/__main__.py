@@ -16,7 +16,7 @@ from bench.config.compose import compose
 from bench.estimate.model import BUDGETS_GB, estimate
 
 GiB = 2**30
-COLUMNS = ("weights", "trainable", "gradients", "optimizer", "extra_models", "activations", "checkpointed", "logits", "kv_cache")
+COLUMNS = ("weights", "trainable", "gradients", "optimizer", "extra_models", "activations", "checkpointed", "logits", "head_tile", "kv_cache")
 
 
 def _methods(overrides: list[str]) -> tuple[list[str], list[str]]:
@@ -57,8 +57,9 @@ def main(argv: list[str] | None = None) -> int:
           f"quant={cfg.quant.name}, peft={cfg.peft.get('name', 'lora') if cfg.peft else 'none'}"
           f"{f' r={cfg.peft.r}' if cfg.peft and 'r' in cfg.peft else ''}; prompts of "
           f"{args.prompt_tokens or cfg.train.max_prompt_length} tokens, completions of {cfg.train.max_completion_length}.")
-    print("peak = every model's memory + the larger of what a step saves for backward (activations, logits) and "
-          "the KV cache of rollouts; the process's own runtime and the allocator's caches come on top.\n")
+    print("peak = every model's memory + the larger of what a step saves for backward (activations, logits; with "
+          "TRL 1.13+'s chunked LM head, its working tile instead of the logits) and the KV cache of rollouts; the "
+          "process's own runtime and the allocator's caches come on top.\n")
     print(table(estimates))
     return 0
 

@@ -18,8 +18,11 @@ two fp32 moments each. Extra models: a reference copy where the method has one a
 in for it (full fine-tuning), PPO's value model (a second base with its own adapter and score head) and
 its reward model (method.reward=model: a merged copy). Saved for backward: the model's own forward
 traced on the meta device at the step's shapes (bench.estimate.trace), and the loss head's
-vocabulary-wide tensors: the logits of the scored positions and their log-softmax. KV cache: keys and
-values of every layer for the generation batch at prompt + completion tokens.
+vocabulary-wide tensors: the logits of the scored positions and their log-softmax. Where the installed
+TRL's trainer computes log-probabilities through its chunked LM head (TRL 1.13+: SFT, DPO, KTO, GRPO,
+RLOO), nothing vocabulary-wide is saved; its working tile (tokens × vocabulary chunk, freed as it goes)
+is counted instead, in `head_tile`. KV cache: keys and values of every layer for the generation batch at
+prompt + completion tokens.
 """
 
 from __future__ import annotations
@@ -39,6 +42,12 @@ CLOSING_TOKENS = {"preference": 4, "unpaired": 2}
 # Adapters whose loss adds a supervised term on the chosen half (ORPO's odds ratio, CPO and SimPO): the
 # chosen rows' log-softmax is saved a second time.
 NLL_ON_CHOSEN = {"orpo", "cpo"}
+# Adapters that save every row's logits a second time: TRL 1.12's BCOTrainer sums the chosen and rejected
+# rows' logits for its metrics with autograd on (`policy_chosen_logits.nansum()`), and nansum saves its
+# input, an indexed copy of the logits (the metrics' sums are never differentiated, but autograd keeps it).
+LOGITS_COPIED = {"bco"}
+# TRL's chunked LM head (trl.kernels.chunked_logprob): tiles of this many tokens by `chunk_size` columns.
+TILE_TOKENS = 4096
 
 
 @dataclass
@@ -64,7 +73,7 @@ class Estimate:
         """The step's peak: every model's memory, plus what the step saved for backward."""
         p = self.parts
         return sum(p[k] for k in ("weights", "trainable", "gradients", "optimizer", "extra_models",
-                                  "activations", "checkpointed", "logits"))
+                                  "activations", "checkpointed", "logits", "head_tile"))
 
     @property
     def generation(self) -> int:
@@ -118,11 +127,40 @@ def weight_bytes(model, quant: str, element: int) -> int:
 def loss_head_bytes(step: Step, vocab: int, logits_element: int, adapter: str, loss_type) -> int:
     """The vocabulary-wide tensors the loss saves: the scored positions' log-probabilities (TRL's
     selective log-softmax saves its input once), plus the chosen half again where the loss adds a
-    supervised term; none for a chunked loss (TRL's chunked_nll: each chunk is freed as it goes)."""
+    supervised term, plus every row's again where the trainer copies them (LOGITS_COPIED); none for a
+    chunked loss (TRL's chunked_nll: each chunk is freed as it goes)."""
     if loss_type == "chunked_nll":
         return 0
     once = step.rows * step.scored * vocab * logits_element
-    return once + (once // 2 if adapter in NLL_ON_CHOSEN else 0)
+    again = once // 2 if adapter in NLL_ON_CHOSEN else step.rows * step.tokens * vocab * logits_element if adapter in LOGITS_COPIED else 0
+    return once + again
+
+
+def chunked_head(method) -> int | None:
+    """The vocabulary chunk of the installed TRL's chunked LM head where this method's trainer uses one
+    (TRL 1.13+ patches the model with `add_fused_lm_head`: per-token log-probabilities without the logits),
+    else None. Asks the trainer's module itself, so a TRL that adds or drops the head is read as it is."""
+    import importlib
+
+    module = method.config_class.__module__
+    if not module.endswith("_config"):
+        return None
+    try:
+        trainer = importlib.import_module(module.removesuffix("_config") + "_trainer")
+    except ImportError:
+        return None
+    if not hasattr(trainer, "add_fused_lm_head"):
+        return None
+    from trl.trainer import utils
+
+    return int(getattr(utils, "_CHUNKED_LOGPROB_CHUNK_SIZE", 32768))
+
+
+def head_tile_bytes(step: Step, chunk: int, element: int) -> int:
+    """The chunked LM head's working tile: up to TILE_TOKENS tokens by the full vocabulary chunk (the buffer
+    is allocated at `chunk` columns whatever the vocabulary), in the compute dtype; forward and backward each
+    hold one, never both. Transient, so not among what a step saves."""
+    return min(step.rows * step.tokens, TILE_TOKENS) * chunk * element
 
 
 def kv_cache_bytes(config, rows: int, tokens: int, element: int) -> int:
@@ -193,8 +231,9 @@ def estimate(cfg, prompt_tokens: int | None = None, completion_tokens: int | Non
     checkpointing = getattr(args, "activation_checkpointing", None)
     if checkpointing is None:  # transformers before 5 calls it gradient_checkpointing
         checkpointing = getattr(args, "gradient_checkpointing", False)
+    chunk = chunked_head(method)
     seen, layers_saved = _trace(model, step, text.vocab_size, bool(checkpointing),
-                                getattr(args, "gradient_checkpointing_kwargs", None))
+                                getattr(args, "gradient_checkpointing_kwargs", None), fused=chunk is not None)
     copies = 2 if method.data == "prompt_ids" else 1  # PPO's value model runs the same rows
     activations = seen["activations"] * copies
     # Under gradient checkpointing the layers' own tensors are dropped after the forward and recomputed a
@@ -210,32 +249,40 @@ def estimate(cfg, prompt_tokens: int | None = None, completion_tokens: int | Non
         "extra_models": extra,
         "activations": activations,
         "checkpointed": checkpointed,
-        "logits": loss_head_bytes(step, text.vocab_size, logits_element, method.name, getattr(args, "loss_type", None))
-                  + seen["logits"],
+        "logits": 0 if chunk else (
+            loss_head_bytes(step, text.vocab_size, logits_element, method.name, getattr(args, "loss_type", None))
+            + seen["logits"]),
+        "head_tile": head_tile_bytes(step, chunk, element) if chunk else 0,
         "kv_cache": int(kv_bytes(config, step.generate_rows, step.generate_tokens, element)) if step.generate_rows else 0,
     }
     return Estimate(name, precision, parts, step)
 
 
-def _trace(model, step: Step, vocab: int, checkpointing: bool, kwargs) -> tuple[dict, int]:
+def _trace(model, step: Step, vocab: int, checkpointing: bool, kwargs, fused: bool = False) -> tuple[dict, int]:
     """What the measuring hooks see saved in one forward at the step's shapes, and, under gradient
     checkpointing, what the checkpoint holds out of their sight: every layer's input and one layer's
-    internals (the trace without checkpointing, its layer part divided by the layers)."""
-    from bench.estimate.trace import Saved
+    internals (the trace without checkpointing, its layer part divided by the layers). `fused`: through
+    the installed TRL's chunked LM head, patched on as its trainers patch it."""
+    from bench.estimate.trace import Saved, meta_forward
 
     ids = torch.zeros((step.rows, step.tokens), dtype=torch.long, device="meta")
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    if fused:
+        from trl.trainer.utils import add_fused_lm_head
+
+        add_fused_lm_head(base, outputs=("log_probs", "entropy"))
 
     def forward() -> dict:
         saved = Saved(model, vocab)
-        with saved.counting():
-            out = model(input_ids=ids)  # no padding mask: .item() on a meta mask fails; the mask itself is small
+        with saved.counting(), meta_forward():
+            # no padding mask: .item() on a meta mask fails; the mask itself is small
+            out = model(input_ids=ids, labels=ids, fused_lm_head=True) if fused else model(input_ids=ids)
         del out
         return dict(saved.bytes)
 
     plain = forward()
     if not checkpointing:
         return plain, 0
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
     base.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs or {"use_reentrant": False})
     if hasattr(model, "enable_input_require_grads"):
         model.enable_input_require_grads()

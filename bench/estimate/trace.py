@@ -68,6 +68,26 @@ class Saved:
 
 
 @contextlib.contextmanager
+def meta_forward():
+    """Two questions a forward asks that the meta device cannot answer, answered as a run would. Packed
+    sequences: transformers looks for them in the position ids when a forward has no cache and no mask
+    (TRL's fused LM head runs the backbone without a cache), which reads values; none are packed here.
+    Autocast: TRL's chunked head asks whether its device autocasts; the meta device does not."""
+    from transformers import masking_utils
+
+    enabled = torch.is_autocast_enabled
+
+    def autocast_enabled(*device):
+        return False if device and device[0] == "meta" else enabled(*device)
+
+    with contextlib.ExitStack() as stack:
+        if hasattr(masking_utils, "find_packed_sequence_indices"):  # transformers 5's mask builder
+            stack.enter_context(_patched(masking_utils, "find_packed_sequence_indices", lambda position_ids: None))
+        stack.enter_context(_patched(torch, "is_autocast_enabled", autocast_enabled))
+        yield
+
+
+@contextlib.contextmanager
 def _patched(owner, name, value):
     old = getattr(owner, name)
     setattr(owner, name, value)
