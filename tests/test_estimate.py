@@ -69,3 +69,11 @@ def test_bco_saves_its_logits_twice(compose):
         pytest.skip("BCO needs TRL 1.12 (the default lock)")
     kto = estimate(compose("model=tiny", "method=kto", "precision=fp32", "device=cpu"))
     assert estimate(bco).parts["logits"] == 2 * kto.parts["logits"] > 0
+
+
+def test_several_models_and_quantizations_print_one_peak_a_cell(capsys, compose):
+    assert main(["model=tiny,smollm2-135m", "quant=none,nf4", "method=dpo,kto", "precision=bf16"]) == 0
+    out = capsys.readouterr().out
+    assert "| method | tiny none | tiny nf4 | smollm2-135m none | smollm2-135m nf4 |" in out
+    peak = estimate(compose("model=smollm2-135m", "quant=nf4", "method=kto", "precision=bf16")).peak
+    assert out.splitlines()[-1].split(" | ")[-1].rstrip(" |") == f"{peak / 2**30:.1f}"

@@ -4,6 +4,12 @@ weights. `method=a,b,c` estimates each. A GPU run in bf16 unless device=cpu or p
 prompts at train.max_prompt_length (the longest a run allows) unless --prompt-tokens N.
 
     python -m bench.estimate model=qwen2.5-3b 'method=grpo,ppo,dpo,kto,orpo' quant=nf4 peft.r=16
+
+Several models or quantizations (`model=a,b` `quant=none,nf4`) print one peak a cell instead, methods by
+model and quantization: the README's budget table is
+
+    python -m bench.estimate experiment=headline precision=bf16 'method=grpo,kto,dpo,orpo,ppo' \
+        model=qwen3-0.6b,qwen2.5-3b,llama3.1-8b quant=none,nf4
 """
 
 from __future__ import annotations
@@ -19,15 +25,20 @@ GiB = 2**30
 COLUMNS = ("weights", "trainable", "gradients", "optimizer", "extra_models", "activations", "checkpointed", "logits", "head_tile", "kv_cache")
 
 
-def _methods(overrides: list[str]) -> tuple[list[str], list[str]]:
-    names, rest = [], []
+def _lists(overrides: list[str], keys=("method", "model", "quant")) -> tuple[dict[str, list[str]], list[str]]:
+    """The comma lists of `keys` (each estimated in turn, as a sweep would run them), and the rest."""
+    lists, rest = {k: [] for k in keys}, []
     for item in overrides:
         key, _, value = item.partition("=")
-        if key == "method":
-            names += [v for v in value.split(",") if v]
+        if key in lists:
+            lists[key] += [v for v in value.split(",") if v]
         else:
             rest.append(item)
-    return names or [""], rest
+    return lists, rest
+
+
+def _chosen(key: str, value: str) -> list[str]:
+    return [f"{key}={value}"] if value else []
 
 
 def table(estimates) -> str:
@@ -40,19 +51,39 @@ def table(estimates) -> str:
     return "\n".join(lines)
 
 
+def matrix(peaks: dict[tuple[str, str, str], int], methods, models, quants) -> str:
+    cols = [(m, q) for m in models for q in quants]
+    head = ["method", *(f"{m or 'model'} {q or 'quant'}" for m, q in cols)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for method in methods:
+        lines.append("| " + " | ".join([method or "method", *(f"{peaks[method, m, q] / GiB:.1f}" for m, q in cols)]) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.estimate", description=__doc__.splitlines()[0])
     parser.add_argument("overrides", nargs="*", help="the same overrides as a run (model=, method=a,b, quant=, peft.r=, ...)")
     parser.add_argument("--prompt-tokens", type=int, help="prompt tokens a row (default: train.max_prompt_length)")
     args = parser.parse_args(argv)
-    names, rest = _methods(args.overrides)
+    lists, rest = _lists(args.overrides)
+    names, models, quants = (lists[k] or [""] for k in ("method", "model", "quant"))
     try:
-        estimates = [estimate(compose([*rest, *([f"method={n}"] if n else [])]), prompt_tokens=args.prompt_tokens)
+        if len(models) > 1 or len(quants) > 1:
+            peaks = {(n, m, q): estimate(compose([*rest, *_chosen("method", n), *_chosen("model", m),
+                                                  *_chosen("quant", q)]), prompt_tokens=args.prompt_tokens).peak
+                     for n in names for m in models for q in quants}
+            print(f"Predicted peak memory (GiB) of one training process, methods by model and quantization "
+                  f"({' '.join(rest) or 'the defaults'}); each cell's parts: the same command with one model and "
+                  "one quant.\n")
+            print(matrix(peaks, names, models, quants))
+            return 0
+        rest += _chosen("model", models[0]) + _chosen("quant", quants[0])
+        estimates = [estimate(compose([*rest, *_chosen("method", n)]), prompt_tokens=args.prompt_tokens)
                      for n in names]
     except BenchError as err:
         print(f"bench.estimate: {err}", file=sys.stderr)
         return 2
-    cfg = compose([*rest, *([f"method={names[0]}"] if names[0] else [])])
+    cfg = compose([*rest, *_chosen("method", names[0])])
     print(f"Predicted peak memory (GiB) of one training process: {cfg.model.name}, {estimates[0].precision}, "
           f"quant={cfg.quant.name}, peft={cfg.peft.get('name', 'lora') if cfg.peft else 'none'}"
           f"{f' r={cfg.peft.r}' if cfg.peft and 'r' in cfg.peft else ''}; prompts of "
