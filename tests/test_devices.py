@@ -127,12 +127,27 @@ def test_the_gpu_check_without_a_gpu_validates_every_configuration_and_says_so_i
 def test_the_gpu_check_table_has_a_row_per_run_and_every_column():
     from bench.studies import gpu_check
 
-    record = {"status": "success", "sys/peak_mem_bytes": 2**30, "train/trainable_dtype": "float32", "perf/mfu": 0.25}
+    record = {"status": "success", "sys/peak_mem_bytes": 2**30, "train/trainable_dtype": "float32", "perf/mfu": 0.25,
+              "estimate/peak_bytes": 2**29, "estimate/ratio": 0.5}
     text = gpu_check.table({"dpo-nf4": record, "ppo-none": {"status": "failed"}})
     lines = text.splitlines()
     assert len(lines) == 4 and lines[0].count("|") == len(gpu_check.COLUMNS) + 2
     assert "| dpo-nf4 | success | 1 |" in text and "| float32 |" in text and "| 25 |" in text
+    assert "| 0.5 | 0.5 |" in text  # the predicted peak beside the measured, and their ratio
     assert lines[3].startswith("| ppo-none | failed |")
+
+
+def test_the_gpu_check_sets_the_estimate_beside_each_runs_peak(compose):
+    """On the GPU the estimate is checked against the CUDA allocator's peak: each row gets the prediction for
+    its own config at its own prompt length, and none where the run failed."""
+    from bench.estimate.model import estimate
+    from bench.studies import gpu_check
+
+    cfg = compose("method=dpo", "model=tiny", "quant=nf4", *gpu_check.COMMON)
+    row = gpu_check.predicted(cfg, {"status": "success", "data/max_prompt_tokens": 40, "sys/peak_mem_bytes": 2**30})
+    assert row["estimate/peak_bytes"] == estimate(cfg, prompt_tokens=40).peak > 0
+    assert row["estimate/ratio"] == row["estimate/peak_bytes"] / 2**30
+    assert gpu_check.predicted(cfg, {"status": "failed", "error": "CUDA out of memory"}) == {}
 
 
 def test_merges_that_must_be_exact_happen_only_in_fp32(compose, tmp_path):

@@ -173,7 +173,10 @@ def test_sigterm_of_a_sweep_records_the_run_as_interrupted_and_the_rerun_finishe
 
     assert aggregate(load_runs([out]))["runs_ok"].tolist() == [0]  # not counted as finished
 
-    again = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900)
+    # The rerun in the sweep's own process: isolate is not part of a run's identity (its hash), and what the
+    # rerun must do, redo the interrupted run and start the one never started, is the same either way; the
+    # run processes were the first half's subject (and test_a_killed_sweep_resumes reruns as typed).
+    again = subprocess.run([*cmd, "isolate=false"], cwd=REPO, capture_output=True, text=True, timeout=900)
     assert again.returncode == 0, again.stderr[-3000:]
     assert {k: r["status"] for k, r in records(out).items()} == {"0_sft_seed0": "success", "1_sft_seed1": "success"}
     assert not leftovers(out)

@@ -1,7 +1,9 @@
 """`make gpu-check`: every CUDA path of the harness at smoke size on one GPU, with no network and no
 weights: the headline methods with LoRA and with QLoRA (nf4), SFT with full fine-tuning, GRPO with
 merged rollouts, and the decode table. It runs the embedded model's architecture with random weights,
-since accuracy is not its subject, and writes one table to `results/gpu-check/<gpu>/`.
+since accuracy is not its subject, and writes one table to `results/gpu-check/<gpu>/`. Each run's peak
+is set beside what `bench.estimate` predicts for its config (issue 34's check on the CUDA allocator:
+target ±10% of the peak allocated).
 
     python -m bench.studies.gpu_check                      # on a CUDA machine: run every check, then the table
     python -m bench.studies.gpu_check model.name_or_path=DIR   # tokenizer files from DIR (no embedded package)
@@ -54,6 +56,8 @@ COLUMNS = [  # (record key, header, scale)
     ("status", "status", None),
     ("sys/peak_mem_bytes", "peak allocated (GiB)", 2**-30),
     ("sys/peak_reserved_bytes", "peak reserved (GiB)", 2**-30),
+    ("estimate/peak_bytes", "predicted peak (GiB)", 2**-30),
+    ("estimate/ratio", "predicted / allocated", 1),
     ("mem/weights_bytes", "weights (GiB)", 2**-30),
     ("mem/trainable_bytes", "trainable (GiB)", 2**-30),
     ("mem/optimizer_bytes", "optimizer (GiB)", 2**-30),
@@ -78,6 +82,19 @@ def table(rows: dict[str, dict]) -> str:
             cells.append("" if value is None else f"{value * scale:.3g}" if scale else str(value))
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def predicted(cfg, record: dict) -> dict:
+    """bench.estimate's peak for the run's own config at its longest prompt, and its ratio to the peak the
+    run measured (the CUDA allocator's on a GPU; the process's RSS in the rehearsal, which also holds the
+    runtime). Nothing where the run failed before its data was built."""
+    from bench.estimate.model import estimate
+
+    prompt, measured = record.get("data/max_prompt_tokens"), record.get("sys/peak_mem_bytes")
+    if record.get("status") != "success" or not prompt or not measured:
+        return {}
+    peak = estimate(cfg, prompt_tokens=int(prompt)).peak
+    return {"estimate/peak_bytes": peak, "estimate/ratio": peak / measured}
 
 
 def validate_all(overrides: list[str]) -> list[str]:
@@ -141,6 +158,7 @@ def run_all(overrides: list[str], out: Path, rehearse: bool = False) -> int:
         cfg = compose([*base, *own, *overrides])
         cfg.output_dir = str(out / check)
         rows[check] = run(cfg)
+        rows[check].update(predicted(cfg, rows[check]))
         print(f"gpu-check: {check}: {rows[check]['status']}", flush=True)
     weights = [o for o in base if o.startswith(("model", "device", "precision"))]  # decode trains nothing
     decoded = decode.main(["--batch", "1,16", "--out", str(out / "decode.json"), *weights, *overrides])
