@@ -123,5 +123,5 @@ docs: setup  ## the docs site, served at http://127.0.0.1:8000 while you edit
 estimate: setup  ## each method's predicted peak by part, and whether it fits in 24/40/80 GiB, e.g. ARGS="model=qwen2.5-3b 'method=grpo,dpo' quant=nf4"
 	$(PY) -m bench.estimate $(ARGS)
 
-estimate-check: setup  ## the estimate against measured runs, part by part (a table; ~12 min on 2 cores; ARGS=--quick: ~2 min; LOCK=current: TRL 1.16's chunked LM head)
+estimate-check: setup  ## the estimate against measured runs, part by part (a table; ~15 min on 2 cores; ARGS=--quick: ~2 min; LOCK=current: TRL 1.16's chunked LM head)
 	$(PY) -m bench.studies.estimate_check $(ARGS)

@@ -30,9 +30,9 @@ METHODS = ("sft", "dpo", "kto", "orpo", "grpo", "ppo")  # the headline's five an
 # Every other adapter, on the tiny model: RLOO, online DPO, CPO (and SimPO, its loss type) and BCO.
 OTHERS = ("rloo", "online_dpo", "cpo", "bco")
 SMOKE = ["debug=smoke", "eval=none", "logger=none", "train.args.max_steps=2"]
-# (label, overrides): three shapes (the tiny model, the embedded model's architecture, a 0.5B one; the last
-# two with random weights, so that completions run to their full length and nothing is downloaded), two
-# batch sizes and two completion lengths on the tiny model.
+# (label, overrides): four shapes (the tiny model, the embedded model's architecture, two larger ones, 0.5B and
+# 1B; the last three with random weights, so that completions run to their full length and nothing is
+# downloaded), two batch sizes and two completion lengths on the tiny model.
 SHAPES = {
     "tiny b2 c16": ["model=tiny", "train.args.per_device_train_batch_size=2", "train.max_completion_length=16"],
     "tiny b4 c16": ["model=tiny", "train.args.per_device_train_batch_size=4", "train.max_completion_length=16"],
@@ -45,6 +45,12 @@ SHAPES = {
                     "model.arch.intermediate_size=3072", "model.arch.num_hidden_layers=28",
                     "model.arch.num_attention_heads=16", "model.arch.num_key_value_heads=8", "model.arch.head_dim=128",
                     "train.args.per_device_train_batch_size=2", "train.max_completion_length=16"],
+    # Llama-3.2-1B's layer shapes (16 layers, width 2048, 32 heads over 8 KV heads of 64) with SmolLM2's
+    # vocabulary, for the same reason; 1.07B parameters, 4.3 GB in fp32.
+    "1B b2 c16": ["model=smollm2-135m", "model.weights=random", "model.arch.hidden_size=2048",
+                  "model.arch.intermediate_size=8192", "model.arch.num_hidden_layers=16",
+                  "model.arch.num_attention_heads=32", "model.arch.num_key_value_heads=8", "model.arch.head_dim=64",
+                  "train.args.per_device_train_batch_size=2", "train.max_completion_length=16"],
 }
 # predicted part(s) -> the measured key they are checked against
 PARTS = {
@@ -64,7 +70,7 @@ def configurations(quick: bool) -> list[tuple[str, str, list[str]]]:
     for label, overrides in SHAPES.items():
         if quick and label != "tiny b2 c16":
             continue
-        methods = (("sft", "dpo", "grpo") if label.startswith("0.5B")  # 0.5B: three, for time
+        methods = (("sft", "dpo", "grpo") if label.startswith(("0.5B", "1B"))  # the larger two: three, for time
                    else (*METHODS, *OTHERS) if label.startswith("tiny") else METHODS)
         out += [(label, m, [f"method={m}", *overrides, "train.num_prompts=4"]) for m in methods]
     return out
