@@ -9,7 +9,7 @@ import torch
 
 pytestmark = pytest.mark.slow
 NEW_TOKENS = 24
-PROMPTS = 48
+PROMPTS = 32  # fewer than 100: the 1% allowance admits no difference at all
 
 
 @pytest.fixture(scope="module")

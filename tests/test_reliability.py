@@ -138,6 +138,18 @@ def _read(path: Path) -> str:
         return ""
 
 
+def _alive(processes) -> list:
+    """Those of `processes` still running: neither gone nor a zombie."""
+    out = []
+    for p in processes:
+        try:
+            if p.status() != psutil.STATUS_ZOMBIE:
+                out.append(p)
+        except psutil.NoSuchProcess:
+            pass
+    return out
+
+
 def _wait_for(log: Path, text: str, proc, timeout: float = 600) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline and proc.poll() is None:
@@ -161,8 +173,12 @@ def test_sigterm_of_a_sweep_records_the_run_as_interrupted_and_the_rerun_finishe
         assert proc.wait(timeout=120) == 128 + signal.SIGTERM
     # No orphan. Helpers such as multiprocessing's resource tracker exit when they see their parent's pipe close,
     # a moment after the parent itself: give them that moment, not the GRACE_S a stuck run process would get.
-    _, alive = psutil.wait_procs(children, timeout=15)
-    assert not [c for c in alive if c.status() != psutil.STATUS_ZOMBIE], [c.cmdline() for c in alive]
+    # A zombie counts as gone: where PID 1 does not reap orphans, psutil.wait_procs would wait out its whole
+    # timeout for one.
+    deadline = time.time() + 15
+    while (alive := _alive(children)) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not alive, [c.cmdline() for c in alive]
     runs = records(out)
     assert list(runs) == ["0_sft_seed0"], runs  # the sweep stopped: the second run never started
     run = runs["0_sft_seed0"]
