@@ -150,6 +150,20 @@ def test_the_gpu_check_sets_the_estimate_beside_each_runs_peak(compose):
     assert gpu_check.predicted(cfg, {"status": "failed", "error": "CUDA out of memory"}) == {}
 
 
+def test_an_estimate_that_fails_is_recorded_beside_the_run_not_raised(compose, monkeypatch):
+    """The runs took paid GPU time: a failing estimate must not lose the table."""
+    from bench.estimate import model
+    from bench.studies import gpu_check
+
+    def broken(cfg, prompt_tokens=None):
+        raise ValueError("no such architecture")
+
+    monkeypatch.setattr(model, "estimate", broken)
+    row = gpu_check.predicted(compose("method=dpo", "model=tiny"), {"status": "success", "data/max_prompt_tokens": 40,
+                                                                      "sys/peak_mem_bytes": 2**30})
+    assert row == {"estimate/error": "ValueError: no such architecture"}
+
+
 def test_merges_that_must_be_exact_happen_only_in_fp32(compose, tmp_path):
     """Merged rollouts at bf16 would drift the frozen base (merge, unmerge, round, at every rollout); merged
     scoring at bf16 would round a small trained delta away: refused, and scored unmerged."""

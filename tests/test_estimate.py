@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from importlib.metadata import version
-
 import pytest
-from packaging.version import Version
 
 from bench.estimate.__main__ import main
-from bench.estimate.model import GB, TILE_TOKENS, Estimate, Step, estimate
+from bench.estimate.model import GB, Estimate, Step, estimate
 from methods import why_unavailable
 
 
@@ -47,19 +44,26 @@ def test_an_8b_model_estimates_in_seconds_from_its_numbers(compose, quant):
 
 
 def test_the_loss_head_follows_the_installed_trl(compose):
-    """TRL 1.12 saves the scored positions' logits; 1.13+ patches DPO's model with a chunked LM head that saves
-    nothing vocabulary-wide and holds one tile of TILE_TOKENS tokens by its vocabulary chunk instead."""
-    e = estimate(compose("model=qwen2.5-3b", "method=dpo", "precision=bf16"))
-    rows_tokens = e.step.rows * e.step.tokens
-    if Version(version("trl")) >= Version("1.13"):
+    """TRL 1.12 saves the scored positions' logits. A TRL whose DPO trainer patches in its chunked LM head
+    (1.16) saves nothing vocabulary-wide and holds one tile instead: on a GPU only the completion
+    positions go through it (TRL's Triton path), on a CPU every position does."""
+    from trl.trainer import dpo_trainer
+
+    gpu = estimate(compose("model=qwen2.5-3b", "method=dpo", "precision=bf16"))
+    cpu = estimate(compose("model=qwen2.5-3b", "method=dpo", "precision=bf16", "device=cpu"))
+    if hasattr(dpo_trainer, "add_fused_lm_head"):
+        from trl.kernels.chunked_logprob import TOKEN_CHUNK_SIZE
         from trl.trainer.utils import _CHUNKED_LOGPROB_CHUNK_SIZE
 
-        assert e.parts["logits"] == 0
-        assert e.parts["head_tile"] == min(rows_tokens, TILE_TOKENS) * _CHUNKED_LOGPROB_CHUNK_SIZE * 2
+        assert gpu.parts["logits"] == cpu.parts["logits"] == 0
+        for e, positions in ((gpu, gpu.step.completion), (cpu, cpu.step.tokens)):
+            rows_tokens = e.step.rows * positions
+            assert e.parts["head_tile"] == min(rows_tokens, TOKEN_CHUNK_SIZE) * _CHUNKED_LOGPROB_CHUNK_SIZE * 2
+        assert gpu.step.completion < gpu.step.tokens
     else:
-        assert e.parts["head_tile"] == 0
-        assert e.parts["logits"] == rows_tokens * 151_936 * 2  # every position, the whole vocabulary, bf16
-    assert e.training == sum(v for k, v in e.parts.items() if k != "kv_cache")
+        assert gpu.parts["head_tile"] == 0
+        assert gpu.parts["logits"] == gpu.step.rows * gpu.step.tokens * 151_936 * 2  # every position, bf16
+    assert gpu.training == sum(v for k, v in gpu.parts.items() if k != "kv_cache")
 
 
 def test_bco_saves_its_logits_twice(compose):
@@ -77,3 +81,15 @@ def test_several_models_and_quantizations_print_one_peak_a_cell(capsys, compose)
     assert "| method | tiny none | tiny nf4 | smollm2-135m none | smollm2-135m nf4 |" in out
     peak = estimate(compose("model=smollm2-135m", "quant=nf4", "method=kto", "precision=bf16")).peak
     assert out.splitlines()[-1].split(" | ")[-1].rstrip(" |") == f"{peak / 2**30:.1f}"
+    assert main(["quant=none,nf4", "method=sft,ppo"]) == 0  # the model not listed: the default names its column
+    out = capsys.readouterr().out
+    assert "| method | smollm2-135m-instruct none | smollm2-135m-instruct nf4 |" in out
+    assert ("| ppo | – | – |" in out) == bool(why_unavailable(compose("method=ppo").method))
+
+
+def test_rollouts_hold_every_layers_keys_and_values_for_the_generation_batch(compose):
+    """GRPO on Qwen2.5-3B (36 layers, 2 KV heads of 128): the KV cache of its generation batch at prompt +
+    completion tokens, in bf16; its loss is taken on the completion positions alone."""
+    e = estimate(compose("model=qwen2.5-3b", "method=grpo", "precision=bf16"))
+    assert e.step.generate_tokens == e.step.tokens and e.step.completion == e.step.scored == 64
+    assert e.parts["kv_cache"] == 2 * 36 * 2 * 128 * e.step.generate_rows * e.step.generate_tokens * 2 > 0

@@ -191,7 +191,8 @@ def test_sigterm_of_a_sweep_records_the_run_as_interrupted_and_the_rerun_finishe
 
     # The rerun in the sweep's own process: isolate is not part of a run's identity (its hash), and what the
     # rerun must do, redo the interrupted run and start the one never started, is the same either way; the
-    # run processes were the first half's subject (and test_a_killed_sweep_resumes reruns as typed).
+    # run processes were the first half's subject (an isolated run process's own records of a signal and of
+    # a kill: test_sighup_of_the_run_process_alone..., test_a_run_whose_process_is_killed...).
     again = subprocess.run([*cmd, "isolate=false"], cwd=REPO, capture_output=True, text=True, timeout=900)
     assert again.returncode == 0, again.stderr[-3000:]
     assert {k: r["status"] for k, r in records(out).items()} == {"0_sft_seed0": "success", "1_sft_seed1": "success"}

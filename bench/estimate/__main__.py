@@ -20,6 +20,7 @@ import sys
 from bench import BenchError
 from bench.config.compose import compose
 from bench.estimate.model import BUDGETS_GB, estimate
+from methods import why_unavailable
 
 GiB = 2**30
 COLUMNS = ("weights", "trainable", "gradients", "optimizer", "extra_models", "activations", "checkpointed", "logits", "head_tile", "kv_cache")
@@ -51,12 +52,13 @@ def table(estimates) -> str:
     return "\n".join(lines)
 
 
-def matrix(peaks: dict[tuple[str, str, str], int], methods, models, quants) -> str:
+def matrix(peaks: dict[tuple[str, str, str], int | None], methods, models, quants) -> str:
     cols = [(m, q) for m in models for q in quants]
-    head = ["method", *(f"{m or 'model'} {q or 'quant'}" for m, q in cols)]
+    head = ["method", *(f"{m} {q}" for m, q in cols)]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for method in methods:
-        lines.append("| " + " | ".join([method or "method", *(f"{peaks[method, m, q] / GiB:.1f}" for m, q in cols)]) + " |")
+        cells = ("–" if peaks[method, m, q] is None else f"{peaks[method, m, q] / GiB:.1f}" for m, q in cols)
+        lines.append("| " + " | ".join([method, *cells]) + " |")
     return "\n".join(lines)
 
 
@@ -69,27 +71,37 @@ def main(argv: list[str] | None = None) -> int:
     names, models, quants = (lists[k] or [""] for k in ("method", "model", "quant"))
     try:
         if len(models) > 1 or len(quants) > 1:
-            peaks = {(n, m, q): estimate(compose([*rest, *_chosen("method", n), *_chosen("model", m),
-                                                  *_chosen("quant", q)]), prompt_tokens=args.prompt_tokens).peak
-                     for n in names for m in models for q in quants}
+            peaks, default = {}, compose(rest)  # the default names what is not listed, as a run takes it
+            for n in names:
+                for m in models:
+                    for q in quants:
+                        cfg = compose([*rest, *_chosen("method", n), *_chosen("model", m), *_chosen("quant", q)])
+                        # a method the installed TRL lacks (PPO on the current lock) is a dash, not an error
+                        peaks[n or default.method.name, m or default.model.name, q or default.quant.name] = (
+                            None if why_unavailable(cfg.method) else estimate(cfg, prompt_tokens=args.prompt_tokens).peak)
             print(f"Predicted peak memory (GiB) of one training process, methods by model and quantization "
                   f"({' '.join(rest) or 'the defaults'}); each cell's parts: the same command with one model and "
-                  "one quant.\n")
-            print(matrix(peaks, names, models, quants))
+                  "one quant; – where the installed TRL lacks the method.\n")
+            methods_, models_, quants_ = ([*dict.fromkeys(key[i] for key in peaks)] for i in range(3))  # in order
+            print(matrix(peaks, methods_, models_, quants_))
             return 0
         rest += _chosen("model", models[0]) + _chosen("quant", quants[0])
-        estimates = [estimate(compose([*rest, *_chosen("method", n)]), prompt_tokens=args.prompt_tokens)
-                     for n in names]
+        estimates = []
+        for n in names:
+            cfg = compose([*rest, *_chosen("method", n)])
+            if len(names) > 1 and (why := why_unavailable(cfg.method)):  # one of several: said, the rest estimated
+                print(f"bench.estimate: left out: {why}", file=sys.stderr)
+                continue
+            estimates.append(estimate(cfg, prompt_tokens=args.prompt_tokens))
     except BenchError as err:
         print(f"bench.estimate: {err}", file=sys.stderr)
         return 2
-    cfg = compose([*rest, *_chosen("method", names[0])])
     print(f"Predicted peak memory (GiB) of one training process: {cfg.model.name}, {estimates[0].precision}, "
           f"quant={cfg.quant.name}, peft={cfg.peft.get('name', 'lora') if cfg.peft else 'none'}"
           f"{f' r={cfg.peft.r}' if cfg.peft and 'r' in cfg.peft else ''}; prompts of "
           f"{args.prompt_tokens or cfg.train.max_prompt_length} tokens, completions of {cfg.train.max_completion_length}.")
     print("peak = every model's memory + the larger of what a step saves for backward (activations, logits; with "
-          "TRL 1.13+'s chunked LM head, its working tile instead of the logits) and the KV cache of rollouts; the "
+          "a TRL 1.16 chunked LM head, its working tile instead of the logits) and the KV cache of rollouts; the "
           "process's own runtime and the allocator's caches come on top.\n")
     print(table(estimates))
     return 0

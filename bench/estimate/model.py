@@ -19,9 +19,10 @@ in for it (full fine-tuning), PPO's value model (a second base with its own adap
 its reward model (method.reward=model: a merged copy). Saved for backward: the model's own forward
 traced on the meta device at the step's shapes (bench.estimate.trace), and the loss head's
 vocabulary-wide tensors: the logits of the scored positions and their log-softmax. Where the installed
-TRL's trainer computes log-probabilities through its chunked LM head (TRL 1.13+: SFT, DPO, KTO, GRPO,
-RLOO), nothing vocabulary-wide is saved; its working tile (tokens × vocabulary chunk, freed as it goes)
-is counted instead, in `head_tile`. KV cache: keys and values of every layer for the generation batch at
+TRL's trainer computes log-probabilities through its chunked LM head (the trainers that patch in
+`add_fused_lm_head`: SFT, DPO, KTO, GRPO and RLOO in TRL 1.16; TRL 1.13 has no such head), nothing
+vocabulary-wide is saved; its working tile (tokens × vocabulary chunk, freed as it goes) is counted
+instead, in `head_tile`. KV cache: keys and values of every layer for the generation batch at
 prompt + completion tokens.
 """
 
@@ -46,8 +47,6 @@ NLL_ON_CHOSEN = {"orpo", "cpo"}
 # rows' logits for its metrics with autograd on (`policy_chosen_logits.nansum()`), and nansum saves its
 # input, an indexed copy of the logits (the metrics' sums are never differentiated, but autograd keeps it).
 LOGITS_COPIED = {"bco"}
-# TRL's chunked LM head (trl.kernels.chunked_logprob): tiles of this many tokens by `chunk_size` columns.
-TILE_TOKENS = 4096
 
 
 @dataclass
@@ -59,6 +58,7 @@ class Step:
     scored: int  # positions whose vocabulary-wide logits the loss reads
     generate_rows: int = 0
     generate_tokens: int = 0
+    completion: int = 0  # a row's completion tokens (with its closing ones): the positions a loss is taken on
 
 
 @dataclass
@@ -70,7 +70,8 @@ class Estimate:
 
     @property
     def training(self) -> int:
-        """The step's peak: every model's memory, plus what the step saved for backward."""
+        """The step's peak: every model's memory, what the step saved for backward, and the chunked LM
+        head's transient tile."""
         p = self.parts
         return sum(p[k] for k in ("weights", "trainable", "gradients", "optimizer", "extra_models",
                                   "activations", "checkpointed", "logits", "head_tile"))
@@ -95,14 +96,14 @@ def step_shape(data: str, name: str, args, prompt_tokens: int, completion_tokens
         rows = 2 * batch if name == "online_dpo" else batch
         per_generation = int(getattr(args, "steps_per_generation", None) or getattr(args, "gradient_accumulation_steps", 1) or 1)
         generate = rows * (per_generation if name != "online_dpo" else 1)
-        return Step(rows, tokens, completion_tokens, generate, tokens)
-    if data == "preference":  # TRL tokenises the completion with its closing turn tokens and EOS
-        return Step(2 * batch, tokens + CLOSING_TOKENS["preference"], tokens + CLOSING_TOKENS["preference"])
-    if data == "unpaired":
-        return Step(batch, tokens + CLOSING_TOKENS["unpaired"], tokens + CLOSING_TOKENS["unpaired"])
+        return Step(rows, tokens, completion_tokens, generate, tokens, completion_tokens)
+    if data in ("preference", "unpaired"):  # TRL tokenises the completion with its closing turn tokens and EOS
+        closing = CLOSING_TOKENS[data]
+        rows = 2 * batch if data == "preference" else batch
+        return Step(rows, tokens + closing, tokens + closing, completion=completion_tokens + closing)
     if data == "prompt_ids":  # PPO scores every position (its logits are the whole sequence's)
-        return Step(batch, tokens, tokens, batch, tokens)
-    return Step(batch, tokens, tokens)  # gold
+        return Step(batch, tokens, tokens, batch, tokens, completion_tokens)
+    return Step(batch, tokens, tokens, completion=completion_tokens)  # gold
 
 
 def weight_bytes(model, quant: str, element: int) -> int:
@@ -132,14 +133,17 @@ def loss_head_bytes(step: Step, vocab: int, logits_element: int, adapter: str, l
     if loss_type == "chunked_nll":
         return 0
     once = step.rows * step.scored * vocab * logits_element
-    again = once // 2 if adapter in NLL_ON_CHOSEN else step.rows * step.tokens * vocab * logits_element if adapter in LOGITS_COPIED else 0
-    return once + again
+    if adapter in NLL_ON_CHOSEN:
+        return once + once // 2
+    if adapter in LOGITS_COPIED:
+        return once + step.rows * step.tokens * vocab * logits_element
+    return once
 
 
-def chunked_head(method) -> int | None:
-    """The vocabulary chunk of the installed TRL's chunked LM head where this method's trainer uses one
-    (TRL 1.13+ patches the model with `add_fused_lm_head`: per-token log-probabilities without the logits),
-    else None. Asks the trainer's module itself, so a TRL that adds or drops the head is read as it is."""
+def chunked_head(method) -> tuple[int, int] | None:
+    """(tokens, vocabulary columns) of the installed TRL's chunked LM head's tile where this method's
+    trainer patches the head in (`add_fused_lm_head`: per-token log-probabilities without the logits), else
+    None. Asks the trainer's module itself, so a TRL that adds or drops the head is read as it is."""
     import importlib
 
     module = method.config_class.__module__
@@ -151,16 +155,21 @@ def chunked_head(method) -> int | None:
         return None
     if not hasattr(trainer, "add_fused_lm_head"):
         return None
+    from trl.kernels import chunked_logprob
     from trl.trainer import utils
 
-    return int(getattr(utils, "_CHUNKED_LOGPROB_CHUNK_SIZE", 32768))
+    return int(chunked_logprob.TOKEN_CHUNK_SIZE), int(utils._CHUNKED_LOGPROB_CHUNK_SIZE)
 
 
-def head_tile_bytes(step: Step, chunk: int, element: int) -> int:
-    """The chunked LM head's working tile: up to TILE_TOKENS tokens by the full vocabulary chunk (the buffer
-    is allocated at `chunk` columns whatever the vocabulary), in the compute dtype; forward and backward each
-    hold one, never both. Transient, so not among what a step saves."""
-    return min(step.rows * step.tokens, TILE_TOKENS) * chunk * element
+def head_tile_bytes(step: Step, tile: tuple[int, int], element: int, compact: bool) -> int:
+    """The chunked LM head's working tile: up to its token count by its full vocabulary chunk (the buffer is
+    allocated at the chunk's width whatever the vocabulary), in the compute dtype; forward and backward each
+    hold one, never both. On a GPU (TRL's Triton path) only the positions a loss is taken on go through the
+    head; elsewhere every position does, and the torch fallback adds several tile-sized temporaries that
+    this does not count. Transient, so not among what a step saves."""
+    tokens, columns = tile
+    positions = step.rows * (step.completion if compact else step.tokens)
+    return min(positions, tokens) * columns * element
 
 
 def kv_cache_bytes(config, rows: int, tokens: int, element: int) -> int:
@@ -231,9 +240,9 @@ def estimate(cfg, prompt_tokens: int | None = None, completion_tokens: int | Non
     checkpointing = getattr(args, "activation_checkpointing", None)
     if checkpointing is None:  # transformers before 5 calls it gradient_checkpointing
         checkpointing = getattr(args, "gradient_checkpointing", False)
-    chunk = chunked_head(method)
+    tile = chunked_head(method)
     seen, layers_saved = _trace(model, step, text.vocab_size, bool(checkpointing),
-                                getattr(args, "gradient_checkpointing_kwargs", None), fused=chunk is not None)
+                                getattr(args, "gradient_checkpointing_kwargs", None), fused=tile is not None)
     copies = 2 if method.data == "prompt_ids" else 1  # PPO's value model runs the same rows
     activations = seen["activations"] * copies
     # Under gradient checkpointing the layers' own tensors are dropped after the forward and recomputed a
@@ -249,10 +258,12 @@ def estimate(cfg, prompt_tokens: int | None = None, completion_tokens: int | Non
         "extra_models": extra,
         "activations": activations,
         "checkpointed": checkpointed,
-        "logits": 0 if chunk else (
+        "logits": 0 if tile is not None else (
             loss_head_bytes(step, text.vocab_size, logits_element, method.name, getattr(args, "loss_type", None))
             + seen["logits"]),
-        "head_tile": head_tile_bytes(step, chunk, element) if chunk else 0,
+        # GRPO's cast_lm_head_to_fp32 runs the head in fp32; a GPU (not cpu) takes TRL's compact Triton path
+        "head_tile": 0 if tile is None else head_tile_bytes(
+            step, tile, 4 if getattr(args, "cast_lm_head_to_fp32", False) else element, str(cfg.device) != "cpu"),
         "kv_cache": int(kv_bytes(config, step.generate_rows, step.generate_tokens, element)) if step.generate_rows else 0,
     }
     return Estimate(name, precision, parts, step)

@@ -3,7 +3,7 @@
 Each configuration is trained for two steps in its own process (memory is that run's alone), and its
 measured parts are set beside what `bench.estimate` predicts for it (at the run's own prompt length):
 frozen weights (every model's), trainable weights, gradients, optimizer state, the tensors saved for
-backward (activations, logits), the KV cache of rollouts. Under the current lock (TRL 1.13+, whose
+backward (activations, logits), the KV cache of rollouts. Under the current lock (TRL 1.16, whose
 chunked LM head saves nothing vocabulary-wide) the methods its TRL lacks (PPO, BCO) are left out. The whole peak is set beside the measured one
 too, with what the measurement counts and the estimate does not (the process's runtime, the allocator's
 left-over) named. Target: every tensor part within ±10%.
@@ -85,7 +85,7 @@ def compare(record: dict, predicted) -> dict:
     runtime = record.get("mem/runtime_bytes") or 0
     row["peak"] = (predicted.peak + runtime, record.get("sys/peak_mem_bytes"))
     row["other"] = record.get("mem/other_bytes")
-    row["head_tile"] = predicted.parts["head_tile"]  # transient (TRL 1.13+'s chunked LM head): in the peak only
+    row["head_tile"] = predicted.parts["head_tile"]  # transient (TRL 1.16's chunked LM head): in the peak only
     return row
 
 

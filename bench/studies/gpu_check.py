@@ -87,13 +87,17 @@ def table(rows: dict[str, dict]) -> str:
 def predicted(cfg, record: dict) -> dict:
     """bench.estimate's peak for the run's own config at its longest prompt, and its ratio to the peak the
     run measured (the CUDA allocator's on a GPU; the process's RSS in the rehearsal, which also holds the
-    runtime). Nothing where the run failed before its data was built."""
+    runtime). Nothing for a run that did not succeed. An estimate that fails is recorded in the row, not
+    raised: the runs it sits beside took paid GPU time, and the table must still be written."""
     from bench.estimate.model import estimate
 
     prompt, measured = record.get("data/max_prompt_tokens"), record.get("sys/peak_mem_bytes")
     if record.get("status") != "success" or not prompt or not measured:
         return {}
-    peak = estimate(cfg, prompt_tokens=int(prompt)).peak
+    try:
+        peak = estimate(cfg, prompt_tokens=int(prompt)).peak
+    except Exception as err:  # noqa: BLE001 - any failure of the estimate is reported beside the run, see above
+        return {"estimate/error": f"{type(err).__name__}: {err}"}
     return {"estimate/peak_bytes": peak, "estimate/ratio": peak / measured}
 
 
@@ -160,6 +164,8 @@ def run_all(overrides: list[str], out: Path, rehearse: bool = False) -> int:
         rows[check] = run(cfg)
         rows[check].update(predicted(cfg, rows[check]))
         print(f"gpu-check: {check}: {rows[check]['status']}", flush=True)
+        if "estimate/error" in rows[check]:
+            print(f"gpu-check: {check}: no estimate: {rows[check]['estimate/error']}", file=sys.stderr, flush=True)
     weights = [o for o in base if o.startswith(("model", "device", "precision"))]  # decode trains nothing
     decoded = decode.main(["--batch", "1,16", "--out", str(out / "decode.json"), *weights, *overrides])
     text = table(rows)
