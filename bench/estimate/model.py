@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-GB = 10**9
+GiB = 2**30
+# A "24 GB" or "80 GB" card holds that many GiB (an H100's 80 GB is 81,559 MiB), and the table prints GiB.
 BUDGETS_GB = (24, 40, 80)
 # Methods whose loss needs a reference model: with an adapter, the adapter disabled is the reference.
 REFERENCE = {"dpo", "kto", "bco", "online_dpo", "ppo"}  # ORPO, CPO, SimPO and SFT have none
@@ -86,7 +87,7 @@ class Estimate:
         return max(self.training, self.generation)
 
     def fits(self) -> dict[int, bool]:
-        return {gb: self.peak <= gb * GB for gb in BUDGETS_GB}
+        return {gb: self.peak <= gb * GiB for gb in BUDGETS_GB}
 
 
 def step_shape(data: str, name: str, args, prompt_tokens: int, completion_tokens: int) -> Step:
