@@ -7,7 +7,7 @@ from __future__ import annotations
 from methods import RunContext, register
 
 
-@register("bco", config="trl.experimental.bco:BCOConfig", data="unpaired", needs="TRL 1.12 (1.13 removed trl.experimental.bco; BCO remains as DPO's loss_type bco_pair)")
+@register("bco", config="trl.experimental.bco:BCOConfig", data="unpaired", needs="TRL 1.12 (1.16 has no trl.experimental.bco; BCO remains as DPO's loss_type bco_pair)")
 def build(ctx: RunContext):
     from trl.experimental.bco import BCOTrainer
 
