@@ -88,6 +88,19 @@ def test_several_models_and_quantizations_print_one_peak_a_cell(capsys, compose)
     assert ("| ppo | – | – |" in out) == bool(why_unavailable(compose("method=ppo").method))
 
 
+def test_methods_the_installed_trl_lacks_are_left_out_by_name(capsys, compose):
+    """PPO and BCO under TRL 1.16: said on stderr, the others estimated; none left at all is an error."""
+    missing = [m for m in ("ppo", "bco") if why_unavailable(compose(f"method={m}").method)]
+    if not missing:
+        pytest.skip("the installed TRL has PPO and BCO (the default lock)")
+    assert main(["model=tiny", f"method=kto,{missing[0]}"]) == 0
+    captured = capsys.readouterr()
+    assert "| kto |" in captured.out and f"| {missing[0]} |" not in captured.out
+    assert "left out: method=" in captured.err
+    assert main(["model=tiny", "method=" + ",".join(missing)]) == 2
+    assert "none of the methods listed" in capsys.readouterr().err
+
+
 def test_rollouts_hold_every_layers_keys_and_values_for_the_generation_batch(compose):
     """GRPO on Qwen2.5-3B (36 layers, 2 KV heads of 128): the KV cache of its generation batch at prompt +
     completion tokens, in bf16; its loss is taken on the completion positions alone."""

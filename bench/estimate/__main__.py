@@ -96,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     except BenchError as err:
         print(f"bench.estimate: {err}", file=sys.stderr)
         return 2
+    if not estimates:  # every listed method left out above, each with its reason
+        print("bench.estimate: the installed TRL has none of the methods listed.", file=sys.stderr)
+        return 2
     print(f"Predicted peak memory (GiB) of one training process: {cfg.model.name}, {estimates[0].precision}, "
           f"quant={cfg.quant.name}, peft={cfg.peft.get('name', 'lora') if cfg.peft else 'none'}"
           f"{f' r={cfg.peft.r}' if cfg.peft and 'r' in cfg.peft else ''}; prompts of "
