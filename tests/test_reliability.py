@@ -121,7 +121,7 @@ def test_a_run_whose_process_is_killed_is_recorded_as_killed(tmp_path):
     child = None
     while time.time() < deadline and child is None:
         children = psutil.Process(proc.pid).children()
-        child = next((c for c in children if "spawn" in " ".join(c.cmdline())), None)
+        child = next((c for c in children if "spawn" in _cmdline(c)), None)
         time.sleep(0.2)
     assert child is not None, "the isolated run process never started"
     time.sleep(3)
@@ -135,6 +135,15 @@ def _read(path: Path) -> str:
     try:
         return path.read_text(errors="replace")
     except OSError:
+        return ""
+
+
+def _cmdline(process) -> str:
+    """A process's command line; empty for one that has exited meanwhile (a zombie not yet reaped, such as
+    a short-lived helper of the sweep), which psutil refuses to read and which is never the run process."""
+    try:
+        return " ".join(process.cmdline())
+    except (psutil.ZombieProcess, psutil.NoSuchProcess):
         return ""
 
 
@@ -209,7 +218,7 @@ def test_sighup_of_the_run_process_alone_is_recorded_by_it_and_ends_the_run(tmp_
             cwd=REPO, stdout=sink, stderr=subprocess.STDOUT,
         )
         _wait_for(log, "phase: setup", proc)
-        (child,) = [c for c in psutil.Process(proc.pid).children() if "spawn" in " ".join(c.cmdline())]
+        (child,) = [c for c in psutil.Process(proc.pid).children() if "spawn" in _cmdline(c)]
         child.send_signal(signal.SIGHUP)
         assert proc.wait(timeout=120) == 128 + signal.SIGHUP
     record = json.loads((tmp_path / "run" / "metrics.json").read_text())
