@@ -3,6 +3,8 @@ weights go and which GPUs it may use; each of these was wrong in code that had n
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -83,7 +85,7 @@ def test_a_run_that_sees_several_gpus_without_a_launcher_is_refused_before_any_w
     one_gpu_per_run(1, 0, launched=False)
     one_gpu_per_run(8, 0, launched=True)  # accelerate gives each process its own
     eight = Runtime(device="cuda", dtype=torch.bfloat16, precision="bf16", index=2, gpus_visible=8)
-    with pytest.raises(BenchError, match=r"sees 8 GPUs and no launcher.*CUDA_VISIBLE_DEVICES=2"):
+    with pytest.raises(BenchError, match=r"sees 8 GPUs and no launcher.*`device=cuda:2` \(with isolate=true"):
         validate(compose("model=tiny", output_dir=tmp_path), eight)
 
 
@@ -221,10 +223,6 @@ def test_runs_on_one_gpu_take_turns_and_the_wait_is_not_their_time(tmp_path):
     from bench.system.devices import gpu_key, turn
 
     assert gpu_key("cpu", None) is None
-    # The physical GPU, as CUDA_VISIBLE_DEVICES names it, whatever index this process sees it at.
-    assert gpu_key("cuda", 0, visible="3,5").endswith("-3") and gpu_key("cuda", 1, visible="3,5").endswith("-5")
-    assert gpu_key("cuda", 0, visible="GPU-8f2a,GPU-11c0").endswith("-GPU-8f2a")
-    assert gpu_key("cuda", 0, visible="") == gpu_key("cuda", 0, visible="0")
     with turn(None, tmp_path) as waited:
         assert waited == {"waited_s": 0.0}
     order, waits = [], []
@@ -276,3 +274,122 @@ def test_a_run_makes_its_gpu_the_current_one(monkeypatch):
     Runtime(device="cpu", dtype=torch.float32, precision="fp32").activate()
     Runtime(device="cuda", dtype=torch.bfloat16, precision="bf16", index=1, gpus_visible=2).activate()
     assert chosen == [1]
+
+
+def _made_up_gpus(monkeypatch, *uuids: str, name: str = "NVIDIA H100 80GB HBM3") -> None:
+    """torch.cuda as a node with these GPUs shows them to a process (what `describe` reads)."""
+    from types import SimpleNamespace
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: len(uuids))
+    monkeypatch.setattr(torch.cuda, "get_device_properties",
+                        lambda i: SimpleNamespace(name=name, major=9, minor=0, uuid=uuids[i]))
+
+
+def test_jobs_on_different_gpus_of_a_node_never_wait_for_each_other(monkeypatch):
+    """Under Slurm with device cgroups every job sees its own GPU as "0" (CUDA_VISIBLE_DEVICES=0): the turn
+    is keyed by the GPU's UUID, read from torch's device properties, so two jobs on two GPUs of one node
+    hold different locks, and two runs on one GPU the same one."""
+    from bench.system.devices import describe, gpu_key
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    keys = []
+    for uuid in ("8f2a61c4-0d3e-4b1a-9c55-1e7f3a2b9d01", "11c0e9b2-7a4f-4c8d-8e21-5b6d0f9a3c47"):
+        _made_up_gpus(monkeypatch, uuid)
+        runtime = resolve_runtime("cuda", "auto")
+        assert (runtime.index, runtime.uuid) == (0, uuid) and describe("auto").uuid == uuid
+        keys.append(gpu_key(runtime.device, runtime.uuid, host="node7"))
+    assert keys[0] != keys[1] and keys[0] == "gpu-node7-8f2a61c4-0d3e-4b1a-9c55-1e7f3a2b9d01"
+    assert gpu_key("cuda", keys[0].removeprefix("gpu-node7-"), host="node7") == keys[0]  # the same GPU: one turn
+    assert gpu_key("cuda", "GPU-x", host="node7") != gpu_key("cuda", "GPU-x", host="node8")  # a shared lock folder
+    with pytest.raises(BenchError, match="no UUID"):
+        gpu_key("cuda", None)
+
+
+def test_device_cuda_n_runs_on_gpu_n_alone_in_the_runs_own_process():
+    """The Trainer takes cuda:0 and every GPU its process sees (nn.DataParallel over two or more: transformers'
+    TrainingArguments._setup_devices), so device=cuda:N is honest only in a process that sees GPU N alone: the
+    run's own process is started with CUDA_VISIBLE_DEVICES naming it and reads cuda:N as its one GPU."""
+    from bench.system.devices import PINNED, pinned_environment
+
+    assert pinned_environment("cuda:3", None) == {"CUDA_VISIBLE_DEVICES": "3", PINNED: "cuda:3"}
+    assert pinned_environment("cuda:1", "4,6")["CUDA_VISIBLE_DEVICES"] == "6"  # N counts the GPUs left visible
+    assert pinned_environment("cuda:0", "GPU-8f2a, GPU-11c0")["CUDA_VISIBLE_DEVICES"] == "GPU-8f2a"
+    for request, visible in (("cuda", None), ("auto", None), ("cpu", None), ("cuda:2", "4,6"), ("cuda:0", "")):
+        assert pinned_environment(request, visible) == {}  # nothing chosen, or no such GPU: refused in the run
+    # The run's own process sees one GPU and takes it; it passes the one-GPU rule that the sweep's process,
+    # seeing all eight, fails.
+    assert choose("cuda:3", count=1, local_rank=None, pinned="cuda:3") == ("cuda", 0)
+    one_gpu_per_run(1, 0, launched=False)
+    with pytest.raises(BenchError, match=r"sees 8 GPUs.*`device=cuda:3`.*isolate=true"):
+        one_gpu_per_run(8, 3, launched=False)
+    with pytest.raises(BenchError, match="sees 1 CUDA device"):  # not pinned: cuda:3 is no GPU of one
+        choose("cuda:3", count=1, local_rank=None)
+    with pytest.raises(BenchError, match="no GPU 5; the run's process, given only that GPU, sees 0"):
+        choose("cuda:5", count=0, local_rank=None, pinned="cuda:5")
+
+
+def test_an_isolated_run_with_device_cuda_n_starts_its_process_with_that_gpu_alone(compose, tmp_path, monkeypatch):
+    """Through the real runner: the run's process is started pinned (on this CPU it then finds no GPU 1 and
+    says so in its record), and the sweep's own environment is left as it was."""
+    from bench.run.runner import run
+
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    record = run(compose("model=tiny", "device=cuda:1", "debug=smoke", "eval=none", "logger=none", "isolate=true",
+                         output_dir=tmp_path))
+    assert record["status"] == "failed"
+    assert "device=cuda:1: this machine has no GPU 1; the run's process, given only that GPU, sees 0" in record["error"]
+    from bench.system.devices import PINNED
+
+    assert "CUDA_VISIBLE_DEVICES" not in os.environ and PINNED not in os.environ
+
+
+def test_a_gpu_node_whose_torch_cannot_use_its_gpu_is_no_cpu_machine():
+    """A CPU-only torch on a node with an NVIDIA driver, or a driver too old for torch's CUDA: torch sees no
+    GPU, and every run would fall back to the CPU. Told apart from a machine without a GPU by its driver."""
+    from bench.system.devices import CudaFacts, cuda_facts, unusable_gpu
+
+    driver = "NVRM version: NVIDIA UNIX x86_64 Kernel Module  470.223.02"
+    assert unusable_gpu(CudaFacts(None, "2.11.0+cpu", None, False, 0)) is None  # a CPU machine
+    assert unusable_gpu(CudaFacts(driver, "2.11.0+cu128", "12.8", True, 2)) is None  # a working GPU node
+    cpu_torch = unusable_gpu(CudaFacts(driver, "2.11.0+cpu", None, False, 0))
+    assert "NVIDIA driver (NVRM" in cpu_torch and "CPU-only build (torch.version.cuda is None)" in cpu_torch
+    too_old = "CUDA initialization: The NVIDIA driver on your system is too old (found version 11040)."
+    old = unusable_gpu(CudaFacts(driver, "2.11.0+cu128", "12.8", False, 0, warning=too_old))
+    assert "built for CUDA 12.8, cannot use it" in old and too_old in old and "driver older" in old
+    here = cuda_facts()  # this machine: no driver, so the no-GPU path
+    assert (here.driver, here.available, here.torch_cuda) == (None, False, torch.version.cuda)
+
+
+def test_the_gpu_check_on_a_node_whose_torch_cannot_use_its_gpu_exits_with_the_cause(capsys, monkeypatch):
+    from bench.studies import gpu_check
+    from bench.system import devices
+
+    facts = devices.CudaFacts("NVIDIA driver 535.104.05 (nvidia-smi)", "2.11.0+cpu", None, False, 0)
+    monkeypatch.setattr(devices, "cuda_facts", lambda: facts)
+    assert gpu_check.main([]) == 2
+    captured = capsys.readouterr()
+    assert "NVIDIA driver 535.104.05" in captured.err and "CPU-only build" in captured.err
+    assert "no CUDA GPU" not in captured.out
+
+
+def test_the_gpu_check_pins_one_gpu_of_several_and_always_trains_anew(compose):
+    """On an eight-GPU node every run of the check was refused ("sees 8 GPUs"): each now asks for one GPU
+    by index (the first, or the user's device=cuda:N), which its own process sees alone; and each trains
+    anew, whatever the user's overrides, since an earlier record with the same config hash would be kept
+    as done under a new commit's table."""
+    from bench.studies import gpu_check
+    from bench.system.devices import pinned_environment
+
+    assert gpu_check.gpu_request([]) == "cuda:0" and gpu_check.gpu_request(["device=cuda:2"]) == "cuda:2"
+    assert gpu_check.gpu_request(["device=cuda"]) == "cuda:0"
+    with pytest.raises(BenchError, match="pick one with device=cuda:N"):
+        gpu_check.gpu_request(["device=cpu"])
+    for _, own in gpu_check.checks():
+        cfg = compose(*gpu_check.run_overrides(own, ["force=false", "isolate=false"], False, "cuda:2"))
+        assert (cfg.device, cfg.force, cfg.isolate) == ("cuda:2", True, True)
+        assert pinned_environment(cfg.device, "0,1,2,3,4,5,6,7")["CUDA_VISIBLE_DEVICES"] == "2"
+    eighth = Device("cuda", count=8, index=2, bf16=True, name="NVIDIA H100 80GB HBM3", uuid="GPU-8f2a")
+    assert gpu_check.describe_gpu(eighth, "4,5,6,7") == {
+        "gpu": "NVIDIA H100 80GB HBM3", "gpu/index": 2, "gpu/uuid": "GPU-8f2a", "gpu/visible": 8,
+        "gpu/runs_see": "CUDA_VISIBLE_DEVICES=6"}

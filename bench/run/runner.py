@@ -112,9 +112,13 @@ def _earlier_result(cfg: DictConfig, out: Path, hashed: str) -> dict | None:
 def _run_isolated(cfg: DictConfig, out: Path, hashed: str) -> dict:
     """The run in a fresh process, supervised: a stop signal is passed on, and a death it could not
     record itself is recorded for it."""
+    import os
+
     ctx = multiprocessing.get_context("spawn")
     child = ctx.Process(target=_child, args=(OmegaConf.to_container(cfg), hashed), name=f"bench-{cfg.method.name}")
-    child.start()
+    # device=cuda:N: the run's process sees GPU N alone (the Trainer would take every GPU it sees).
+    with devices.environment(devices.pinned_environment(str(cfg.device), os.environ.get("CUDA_VISIBLE_DEVICES"))):
+        child.start()
     try:
         child.join()
     except BaseException as err:  # a stop signal (or Ctrl-C) reached this, the sweep's process
@@ -436,7 +440,7 @@ def _train_and_evaluate(plan: Plan, record: dict) -> dict:
 
     cfg, runtime, out = plan.cfg, plan.runtime, plan.output_dir
     # One run per GPU at a time, its turn taken before this process puts anything on the GPU.
-    gpu = devices.gpu_key(runtime.device, runtime.index) if distributed.world_size() == 1 else None
+    gpu = devices.gpu_key(runtime.device, runtime.uuid) if distributed.world_size() == 1 else None
     if gpu is not None:
         signals.set_phase("gpu-wait")  # what a job killed in the queue records
     with devices.turn(gpu, cache_root(cfg.cache_dir) / "locks") as waited:

@@ -1,7 +1,9 @@
 """Every device decision as a plain function of a device description: which device a run computes on
-(and so where its weights are placed: `Runtime.placement`), in which precision, and how many GPUs it may see. The one function that asks
-torch is `describe`; everything else takes a `Device`, so CPU tests can hand it a made-up GPU (an H100,
-a T4 without bf16, eight visible GPUs) and check the decision a first GPU run would take.
+(and so where its weights are placed: `Runtime.placement`), in which precision, how many GPUs it may see,
+which GPU a run's own process is pinned to, and whether a machine's GPU is usable by this torch at all. The
+functions that ask the machine are `describe` and `cuda_facts`; everything else takes a `Device` or `CudaFacts`,
+so CPU tests can hand it a made-up GPU (an H100, a T4 without bf16, eight visible GPUs, a driver that this
+torch cannot use) and check the decision a first GPU run would take.
 """
 
 from __future__ import annotations
@@ -9,7 +11,9 @@ from __future__ import annotations
 import logging
 import os
 import re
+import subprocess
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,6 +24,9 @@ from bench import BenchError
 log = logging.getLogger(__name__)
 
 _REQUEST = re.compile(r"^(auto|cpu|cuda)(?::(\d+))?$")
+# Set, with CUDA_VISIBLE_DEVICES, in the environment of a run's own process started for `device=cuda:N`
+# (`pinned_environment`): that process sees GPU N alone, as its cuda:0, and reads the request as that GPU.
+PINNED = "RFT_BENCH_PINNED_DEVICE"
 
 
 @dataclass(frozen=True)
@@ -31,6 +38,7 @@ class Device:
     index: int | None = None  # the CUDA device this process uses
     bf16: bool = False  # native bf16 (compute capability 8.0 on: A100, H100, L4, RTX 30xx); T4 and V100 lack it
     name: str = "cpu"
+    uuid: str | None = None  # the GPU's own UUID (torch's device properties): the same in every process and job
 
 
 def parse(requested: str) -> tuple[str, int | None]:
@@ -41,10 +49,17 @@ def parse(requested: str) -> tuple[str, int | None]:
     return match.group(1), None if match.group(2) is None else int(match.group(2))
 
 
-def choose(requested: str, count: int, local_rank: int | None) -> tuple[str, int | None]:
+def choose(requested: str, count: int, local_rank: int | None, pinned: str | None = None) -> tuple[str, int | None]:
     """(kind, index) for a request, given how many GPUs this process sees and its launcher's local rank:
-    under a launcher each process takes the GPU of its local rank, as accelerate and torchrun expect."""
+    under a launcher each process takes the GPU of its local rank, as accelerate and torchrun expect.
+    `pinned`: the request this process was started for with only its GPU visible (`PINNED`), so that
+    `cuda:N` is the one GPU it sees."""
     kind, index = parse(requested)
+    if pinned == requested and index is not None and local_rank is None:
+        if count != 1:  # CUDA_VISIBLE_DEVICES named no GPU that exists (an index past the last)
+            raise BenchError(f"device={requested}: this machine has no GPU {index}; the run's process, given "
+                             f"only that GPU, sees {count}.")
+        return "cuda", 0
     if kind == "auto":
         kind = "cuda" if count else "cpu"
     if kind == "cpu":
@@ -69,11 +84,104 @@ def describe(requested: str = "auto") -> Device:
 
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
     rank = os.environ.get("LOCAL_RANK")
-    kind, index = choose(requested, count, int(rank) if rank is not None else None)
+    kind, index = choose(requested, count, int(rank) if rank is not None else None, os.environ.get(PINNED))
     if kind == "cpu":
         return Device("cpu")
-    major, _ = torch.cuda.get_device_capability(index)
-    return Device("cuda", count, index, bf16=major >= 8, name=torch.cuda.get_device_name(index))
+    props = torch.cuda.get_device_properties(index)
+    return Device("cuda", count, index, bf16=props.major >= 8, name=props.name, uuid=str(props.uuid))
+
+
+def pinned_environment(requested: str, visible: str | None) -> dict[str, str]:
+    """What a run's own process needs in its environment so that `device=cuda:N` runs on GPU N alone:
+    CUDA_VISIBLE_DEVICES naming only that GPU (`visible`: this process's own CUDA_VISIBLE_DEVICES, None
+    when unset; N counts the GPUs it leaves visible, as torch does), and `PINNED`, so that the process
+    reads cuda:N as the one GPU it sees. The Trainer takes cuda:0 and every GPU its process sees (two or
+    more: nn.DataParallel), so a process that sees several cannot be held to GPU N; and CUDA reads
+    CUDA_VISIBLE_DEVICES once, so it must be set before the process starts. Empty for any other request,
+    and for an index beyond the GPUs left visible (the run then refuses it by name)."""
+    kind, index = parse(requested)
+    if kind != "cuda" or index is None:
+        return {}
+    if visible is None:
+        return {"CUDA_VISIBLE_DEVICES": str(index), PINNED: requested}
+    names = [v.strip() for v in visible.split(",") if v.strip()]
+    if index >= len(names):
+        return {}
+    return {"CUDA_VISIBLE_DEVICES": names[index], PINNED: requested}
+
+
+@contextmanager
+def environment(changes: dict[str, str]) -> Iterator[None]:
+    """This process's environment with `changes` while a child process starts (a spawned process copies
+    it then), restored after. This process's own CUDA has read its environment already."""
+    before = {key: os.environ.get(key) for key in changes}
+    os.environ.update(changes)
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@dataclass(frozen=True)
+class CudaFacts:
+    """What decides whether this machine's GPU is usable by this torch (`cuda_facts` reads them)."""
+
+    driver: str | None  # the NVIDIA driver (/proc/driver/nvidia/version, or nvidia-smi's version); None: none
+    torch_version: str
+    torch_cuda: str | None  # torch.version.cuda: None for a CPU-only build of torch
+    available: bool  # torch.cuda.is_available()
+    count: int  # torch.cuda.device_count() where available
+    warning: str | None = None  # what torch warned while it looked (a driver too old for its CUDA, ...)
+
+
+def unusable_gpu(facts: CudaFacts) -> str | None:
+    """Why a machine with an NVIDIA driver cannot compute on its GPU with this torch, in one paragraph;
+    None where torch can use a GPU, or where there is no driver (a CPU machine). Without this a GPU node
+    with a CPU-only torch, or a driver older than torch's CUDA, would run everything on its CPU."""
+    if facts.driver is None or (facts.available and facts.count > 0):
+        return None
+    if facts.torch_cuda is None:
+        return (f"this machine has an NVIDIA driver ({facts.driver}) but torch {facts.torch_version} is a CPU-only "
+                "build (torch.version.cuda is None), so no run could use the GPU. Install a CUDA build of torch "
+                "(the node's own, or a wheel for its CUDA from download.pytorch.org) beside the harness; "
+                "docs/scale-out.md.")
+    said = f" torch said: {facts.warning}" if facts.warning else ""
+    return (f"this machine has an NVIDIA driver ({facts.driver}) but torch {facts.torch_version}, built for CUDA "
+            f"{facts.torch_cuda}, cannot use it (torch.cuda.is_available() is False).{said} A driver older than "
+            "the CUDA torch was built for is the usual cause: use a torch built for an older CUDA, or update the "
+            "driver; check `nvidia-smi` and that the job was given a GPU.")
+
+
+def cuda_facts() -> CudaFacts:
+    """This machine's `CudaFacts`: the driver from /proc (or nvidia-smi), the rest from torch."""
+    import torch
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        available = torch.cuda.is_available()
+        count = torch.cuda.device_count() if available else 0
+    said = [str(w.message).strip() for w in caught if "cuda" in str(w.message).lower() or "driver" in str(w.message).lower()]
+    return CudaFacts(driver=_driver(), torch_version=torch.__version__, torch_cuda=torch.version.cuda,
+                     available=available, count=count, warning=" ".join(said) or None)
+
+
+def _driver() -> str | None:
+    """The NVIDIA driver's version line, or None where the machine has none."""
+    proc = Path("/proc/driver/nvidia/version")
+    if proc.is_file():
+        first = proc.read_text(errors="replace").strip().splitlines()
+        return first[0].strip() if first else "NVIDIA driver"
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.SubprocessError):  # no nvidia-smi, or it hung: no driver to speak of
+        return None
+    version = out.stdout.strip().splitlines()
+    return f"NVIDIA driver {version[0].strip()} (nvidia-smi)" if out.returncode == 0 and version else None
 
 
 def precision(device: Device, requested: str) -> str:
@@ -106,27 +214,29 @@ def trains_in_fp32(precision_name: str, full_finetune: bool) -> bool:
 def one_gpu_per_run(gpus_visible: int, index: int | None, launched: bool) -> None:
     """Refuse a run that sees several GPUs without a launcher: the Hugging Face Trainer would take every
     visible GPU and wrap the model in `nn.DataParallel`, silently: a larger batch for some methods and not
-    for PPO's own loop, and memory read on one GPU only. One GPU per run (CUDA_VISIBLE_DEVICES), or data
-    parallel under a launcher that gives each process its own."""
+    for PPO's own loop, and memory read on one GPU only. One GPU per run (`device=cuda:N` in its own
+    process, or CUDA_VISIBLE_DEVICES), or data parallel under a launcher that gives each process its own."""
     if gpus_visible > 1 and not launched:
         raise BenchError(
             f"This run sees {gpus_visible} GPUs and no launcher: the trainer would spread it over all of them "
-            f"with nn.DataParallel, unlike the other methods' runs. Give it one: `CUDA_VISIBLE_DEVICES="
-            f"{index or 0} python -m bench ...`; or data parallel, one process per GPU: `accelerate launch "
+            f"with nn.DataParallel, unlike the other methods' runs. Give it one: `device=cuda:{index or 0}` "
+            "(with isolate=true, the default, the run's own process then sees that GPU alone), or "
+            "CUDA_VISIBLE_DEVICES naming one GPU; or data parallel, one process per GPU: `accelerate launch "
             f"--multi_gpu --num_processes {gpus_visible} -m bench ...`."
         )
 
 
-def gpu_key(kind: str, index: int | None, visible: str | None = None) -> str | None:
-    """What names a physical GPU across the processes of one machine, without a CUDA call (a job waiting
-    for its turn should hold as little of the GPU as it can): the host and the GPU as CUDA_VISIBLE_DEVICES names it
-    (an index or a UUID), since it renumbers the GPUs each process sees. None on CPU."""
+def gpu_key(kind: str, uuid: str | None, host: str | None = None) -> str | None:
+    """What names a physical GPU across processes and jobs: its UUID (`Device.uuid`). Not its index, nor
+    its CUDA_VISIBLE_DEVICES entry: under Slurm with device cgroups every job sees its own GPU as "0", so
+    jobs on different GPUs would share one turn. The host stays in the name, though a UUID is unique
+    alone, so that a lock folder on a shared filesystem says which node each lock is for. None on CPU."""
     if kind != "cuda":
         return None
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES") if visible is None else visible
-    names = [v.strip() for v in visible.split(",")] if visible else []
-    physical = names[index or 0] if index is not None and index < len(names) else str(index or 0)
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", f"gpu-{os.uname().nodename}-{physical}")
+    if not uuid:
+        raise BenchError("a CUDA run's GPU has no UUID to take its turn by (torch's device properties gave none).")
+    host = os.uname().nodename if host is None else host
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", f"gpu-{host}-{uuid}")
 
 
 @contextmanager

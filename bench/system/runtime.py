@@ -20,6 +20,7 @@ class Runtime:
     index: int | None = None  # the CUDA device's index
     gpus_visible: int = 0  # CUDA devices this process sees
     name: str | None = None  # the GPU's name (what the config hash tells GPUs apart by)
+    uuid: str | None = None  # the GPU's UUID (what names it across processes and jobs: its turn)
 
     @property
     def placement(self) -> str:
@@ -48,4 +49,4 @@ def resolve_runtime(device: str = "auto", precision: str = "auto", described: de
     chosen = devices.precision(d, precision)
     dtypes = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
     return Runtime(device=d.kind, dtype=dtypes[chosen], precision=chosen, index=d.index, gpus_visible=d.count,
-                   name=d.name if d.kind == "cuda" else None)
+                   name=d.name if d.kind == "cuda" else None, uuid=d.uuid)
