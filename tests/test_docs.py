@@ -12,7 +12,10 @@ name in backticks is a path, not a reference):
   is a heading of the file it names, or else of some committed Markdown file or of the summary.md
   the report writes (its "## X" lines in bench/report/);
 - a relative link's file exists, and its anchor is a heading of that file, slugged the way both
-  GitHub and mkdocs slug it (the pages read on both).
+  GitHub and mkdocs slug it (the pages read on both);
+- a repository path in inline code (`bench/...`, `results/reference/...`, ...) exists, except on
+  the pages that name files the reader is about to write (adding-a-*) or that a move has since
+  renamed (the changelog).
 """
 
 from __future__ import annotations
@@ -158,6 +161,25 @@ def dead_links(page: Page) -> list[str]:
     return problems
 
 
+REPO_FOLDERS = (".ci/", "bench/", "conf/", "docs/", "methods/", "results/reference/", "scripts/", "tests/")
+PATHS_MAY_BE_GONE = ("docs/adding-a-method.md", "docs/adding-a-task.md", "docs/changelog.md")
+
+
+def missing_paths(page: Page) -> list[str]:
+    """Repository paths in inline code that name nothing (a pattern or a placeholder is not a path)."""
+    if page.name in PATHS_MAY_BE_GONE:
+        return []
+    text = without_fences(page.text)
+    problems = []
+    for match in CODE_SPAN.finditer(text):
+        span = match.group(0).strip("`").strip()
+        path = span.split("::")[0].split(":")[0].rstrip("/.,")
+        if span.startswith(REPO_FOLDERS) and " " not in span and not re.search(r"[<>*{}$]", path):
+            if not (REPO / path).exists():
+                problems.append(f"{page.name}:{line_of(text, match.start())}: {path} does not exist")
+    return problems
+
+
 def problems_in(pages: list[Page]) -> list[str]:
     titles = {path.relative_to(REPO): heading_titles(path) for path in markdown_files()}
     titles[Path("bench/report/summary.md")] = report_headings()
@@ -167,6 +189,7 @@ def problems_in(pages: list[Page]) -> list[str]:
             found += readme_mentions(page)
         found += dead_section_names(page, titles)
         found += dead_links(page)
+        found += missing_paths(page)
     return found
 
 
@@ -190,6 +213,7 @@ def planted(line: str) -> Page:
         ('As estimate.md\'s "Which method for your budget" shows.', 'no section "Which method for your budget"'),
         ("The [budget table](estimate.md#which-method-for-your-budget).", "names no heading of docs/estimate.md"),
         ("The [budget](no-such-page.md).", "names no file"),
+        ("Its table is `results/reference/fallbacks.json`.", "results/reference/fallbacks.json does not exist"),
     ],
 )
 def test_a_planted_dead_reference_fails(line, expected):
@@ -203,6 +227,8 @@ def test_a_planted_dead_reference_fails(line, expected):
         "The [budget table](estimate.md#which-method-for-my-budget) and [Limits](estimate.md#limits).",
         'estimate.md\'s "Which method for my budget" holds it.',
         "A model card is a `README.md`; the results folder's is `results/README.md`.",
+        "Each run writes `results/reference/<sweep>/metrics.json`; `bench/report/` reads `tests/*.py`.",
+        "The check is `tests/test_docs.py::test_docs_point_where_they_say`.",
         '"The answer, in short" section of the overview.',
         "```\nREADME \"Gone section\"\n```",
     ],
