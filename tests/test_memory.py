@@ -141,3 +141,66 @@ def test_on_a_gpu_each_activitys_allocator_peak_is_closed_as_it_ends(monkeypatch
         state["max"] = 800  # the next step's activations
     assert memory.peak_activity() == "generate" and memory.peak() == 900
     assert memory.metrics()["sys/peak_reserved_bytes"] == 910
+
+
+def _breakdown(model, saved: dict | None = None, peak: int = 0) -> dict:
+    """memory_breakdown of a bare model, as a trainer holding it and no optimizer would give it."""
+    from types import SimpleNamespace
+
+    return metrics.memory_breakdown(SimpleNamespace(model=model), peak, 0, "cpu", saved=saved)
+
+
+def test_autocasts_bf16_weight_copies_are_their_own_part_not_activations():
+    """A trained fp32 Linear(1024, 1024) under CPU bf16 autocast saves, for backward, the bf16 copy of its
+    weight autocast made (2 MiB) and the bf16 copy of its 2 x 1024 input (4 KiB): 2,101,248 B, all of it
+    once booked as activations. The copy of the weight is its own part; the input (a leaf cast too, but not
+    a parameter) stays an activation. Without autocast nothing is copied."""
+    from bench.measure.metrics import SavedTensors
+
+    layer = torch.nn.Linear(1024, 1024)
+    x = torch.randn(2, 1024, requires_grad=True)  # a hidden state: its gradient is wanted, so W is saved
+    with SavedTensors([layer], vocab_size=50) as saved:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = layer(x)
+        y.float().sum().backward()
+    got = saved.metrics()
+    assert got["mem/autocast_copies_bytes"] == 1024 * 1024 * 2  # exactly the weight, in bf16
+    assert got["mem/activations_bytes"] == 2 * 1024 * 2 and got["mem/logits_bytes"] == 0
+    assert sum(got.values()) == 2_101_248 and not saved.live
+    parts = _breakdown(layer, got, peak=2**30)
+    assert parts["mem/autocast_copies_bytes"] == 2 * 2**20 and parts["mem/activations_bytes"] == 4096
+    from bench.records.schema import MEMORY_PARTS
+
+    assert "mem/autocast_copies_bytes" in MEMORY_PARTS
+    assert sum(parts[k] for k in MEMORY_PARTS) + parts["mem/unaccounted_bytes"] == 2**30
+
+    with SavedTensors([layer], vocab_size=50) as plain:
+        layer(x).sum().backward()
+    assert plain.metrics()["mem/autocast_copies_bytes"] == 0
+    assert plain.metrics()["mem/activations_bytes"] == x.nbytes  # fp32: the weight itself, not counted
+
+
+def test_a_4bit_bases_quantization_state_is_weight_memory(compose):
+    """quant=nf4 with double quantization: each 4-bit weight is read through its bitsandbytes QuantState
+    (per-block absmax, the code, and the second level's offset, absmax and code), tensors that are neither
+    parameters nor buffers. They are frozen weight memory, not "other"."""
+    import bitsandbytes as bnb
+
+    from bench.recipe.models import load_base, resolve_model_path
+    from bench.system.runtime import Runtime
+
+    cfg = compose("model=tiny", "quant=nf4")
+    model = load_base(cfg, resolve_model_path(cfg.model.name_or_path, cfg.cache_dir),
+                      Runtime(device="cpu", dtype=torch.float32, precision="fp32"))
+    packed = sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])
+    states, storages = 0, set()
+    quantized = [m for m in model.modules() if isinstance(m, bnb.nn.Linear4bit)]
+    for module in quantized:
+        q = module.weight.quant_state
+        assert q.state2 is not None  # conf/quant/nf4.yaml: double_quant
+        for t in (q.absmax, q.code, q.offset, q.state2.absmax, q.state2.code):
+            if t.untyped_storage().data_ptr() not in storages:  # the second level's code is shared
+                storages.add(t.untyped_storage().data_ptr())
+                states += t.nbytes
+    assert quantized and states > 0
+    assert _breakdown(model)["mem/weights_bytes"] == packed + states

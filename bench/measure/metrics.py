@@ -261,16 +261,31 @@ def _tensor_bytes(t: torch.Tensor) -> int:
     return t.numel() * t.element_size()
 
 
+def quant_state_tensors(param) -> list[torch.Tensor]:
+    """The state a 4-bit weight needs to be read (bitsandbytes' `Params4bit.quant_state`): the per-block
+    absmax and the code; under double quantization also the offset and the second level's absmax and
+    code. They are neither parameters nor buffers, yet they are weight memory."""
+    state = getattr(param, "quant_state", None)
+    if state is None:
+        return []
+    tensors = [state.absmax, state.code, state.offset]
+    if state.state2 is not None:
+        tensors += [state.state2.absmax, state.state2.code]
+    return [t for t in tensors if torch.is_tensor(t)]
+
+
 def memory_breakdown(trainer, peak: int, runtime_bytes: int, device: str, saved: dict | None = None,
                      kv_cache: int = 0, during: str = "step") -> dict:
     """The training peak split into parts that add up to it, none negative.
 
     runtime: the process before any model loaded (CPU only: interpreter and libraries); weights: every
-    frozen tensor of every model the trainer keeps (policy base, reference, value, reward models);
+    frozen tensor of every model the trainer keeps (policy base, reference, value, reward models), a
+    4-bit weight's quantization state included;
     trainable: the trained parameters; gradients: one per trained parameter, of its shape and dtype
     (how autograd allocates them); optimizer: the optimizer's real state tensors, read after training.
     Then what the peak moment held besides (`during` says which moment it was): inside a training step,
-    the tensors saved for backward (`saved`, SavedTensors.metrics(): activations and logits, measured);
+    the tensors saved for backward (`saved`, SavedTensors.metrics(): activations, logits and the copies of
+    weights autocast made in the compute dtype, measured);
     inside generation, the KV cache (`kv_cache`, counted from the generated shapes). other: the rest
     (allocator caches and fragmentation, the data, lazily loaded libraries, temporaries).
     """
@@ -282,6 +297,7 @@ def memory_breakdown(trainer, peak: int, runtime_bytes: int, device: str, saved:
     # fine-tuning) keeps requires_grad=True but is never updated, and is frozen weight memory.
     optimized = {id(p) for group in getattr(optimizer, "param_groups", []) for p in group["params"]}
     seen: set[int] = set()
+    seen_states: set[int] = set()
     frozen = trainable = 0
     modules = [v for v in vars(trainer).values() if isinstance(v, nn.Module)]
     modules += [m for v in vars(trainer).values() if isinstance(v, (list, tuple)) for m in v if isinstance(m, nn.Module)]
@@ -294,6 +310,10 @@ def memory_breakdown(trainer, peak: int, runtime_bytes: int, device: str, saved:
                 trainable += _tensor_bytes(tensor)
             else:
                 frozen += _tensor_bytes(tensor)
+            for state in quant_state_tensors(tensor):  # a storage shared by several weights (a code) once
+                if state.device.type != "meta" and state.untyped_storage().data_ptr() not in seen_states:
+                    seen_states.add(state.untyped_storage().data_ptr())
+                    frozen += _tensor_bytes(state)
     state = tensors = 0
     for per_param in getattr(optimizer, "state", {}).values():
         state += sum(_tensor_bytes(v) for v in per_param.values() if torch.is_tensor(v))
@@ -309,6 +329,7 @@ def memory_breakdown(trainer, peak: int, runtime_bytes: int, device: str, saved:
         "mem/optimizer_bytes": state,
         "mem/activations_bytes": int(saved.get("mem/activations_bytes", 0)) if step else 0,
         "mem/logits_bytes": int(saved.get("mem/logits_bytes", 0)) if step else 0,
+        "mem/autocast_copies_bytes": int(saved.get("mem/autocast_copies_bytes", 0)) if step else 0,
         "mem/kv_cache_bytes": 0 if step else int(kv_cache),
     }
     extra = {
@@ -319,6 +340,7 @@ def memory_breakdown(trainer, peak: int, runtime_bytes: int, device: str, saved:
         # ... and its split at that moment (what bench.estimate predicts part by part)
         "mem/max_activations_bytes": int(saved.get("mem/activations_bytes", 0)),
         "mem/max_logits_bytes": int(saved.get("mem/logits_bytes", 0)),
+        "mem/max_autocast_copies_bytes": int(saved.get("mem/autocast_copies_bytes", 0)),
         "mem/max_kv_cache_bytes": int(kv_cache),
     }
     rest = peak - sum(parts.values())
@@ -330,22 +352,47 @@ def memory_breakdown(trainer, peak: int, runtime_bytes: int, device: str, saved:
     return parts | extra
 
 
+KINDS = ("activations", "logits", "autocast_copies")  # what SavedTensors splits the saved tensors into
+
+
 class SavedTensors:
     """What autograd holds for backward, measured exactly: every tensor saved during training passes
     through `torch.autograd.graph.saved_tensors_hooks`; each storage is counted once while saved (a
     parameter, saved by a matmul, is weight memory and not counted), and released when backward
-    unpacks its last reference. `peak()` is the most held at once, split into logits (saved tensors of
-    vocabulary width: the logits and their log-softmax, counted from their shapes) and the other
-    activations. torch has the hooks; nothing off the shelf sums them into a peak, hence this class.
+    unpacks its last reference. `metrics()` gives the most held at once, split three ways: autocast
+    copies (a parameter cast to another dtype, see `_is_cast_copy`), logits (saved tensors of vocabulary
+    width: the logits and their log-softmax, counted from their shapes) and the other activations.
+    torch has the hooks; nothing off the shelf sums them into a peak, hence this class.
     """
 
     def __init__(self, models, vocab_size: int):
         self.vocab = vocab_size
         self.params = {p.untyped_storage().data_ptr() for m in models if m is not None for p in m.parameters()}
-        self.live: dict[int, list] = {}  # storage pointer -> [bytes, references, is logits]
-        self.now = {"activations": 0, "logits": 0}
-        self.best = {"activations": 0, "logits": 0}
+        self.live: dict[int, list] = {}  # storage pointer -> [bytes, references, kind]
+        self.now = dict.fromkeys(KINDS, 0)
+        self.best = dict.fromkeys(KINDS, 0)
         self._context = torch.autograd.graph.saved_tensors_hooks(self._pack, self._unpack)
+
+    def _is_cast_copy(self, tensor) -> bool:
+        """A copy of a parameter in another dtype, as autocast makes one of each fp32 weight a bf16 matmul
+        reads (held for backward: 2 bytes a trained parameter in full fine-tuning). It is its own part,
+        neither weights nor activations: it is real memory on a GPU, and it scales with the parameters,
+        not with the batch. Known exactly from the autograd graph, not guessed from a shape: the saved
+        tensor (or the one a saved view such as weight.t() was taken from) was made by a `to()` whose input
+        is the parameter itself (its gradient accumulator). A cast of a frozen weight leaves no such trace; the harness
+        keeps frozen weights in the run's dtype (bench.recipe.dtypes), so autocast makes none of those."""
+        base = tensor._base if tensor._base is not None else tensor
+        node = base.grad_fn
+        if node is None or type(node).__name__ != "ToCopyBackward0":
+            return False
+        source = node.next_functions[0][0] if node.next_functions else None
+        variable = getattr(source, "variable", None)  # an AccumulateGrad node holds its leaf
+        return variable is not None and variable.untyped_storage().data_ptr() in self.params
+
+    def _kind(self, tensor) -> str:
+        if self._is_cast_copy(tensor):  # first: a tied head's copy, transposed, is vocabulary-wide too
+            return "autocast_copies"
+        return "logits" if tensor.dim() >= 2 and tensor.shape[-1] == self.vocab else "activations"
 
     def _pack(self, tensor):
         storage = tensor.untyped_storage()
@@ -354,7 +401,7 @@ class SavedTensors:
             return (None, tensor)
         entry = self.live.get(key)
         if entry is None:
-            kind = "logits" if tensor.dim() >= 2 and tensor.shape[-1] == self.vocab else "activations"
+            kind = self._kind(tensor)
             entry = self.live[key] = [storage.nbytes(), 0, kind]
             self.now[kind] += entry[0]
             if sum(self.now.values()) > sum(self.best.values()):
@@ -376,7 +423,7 @@ class SavedTensors:
         """After an optimizer step every graph is gone: what was saved and never unpacked (a forward
         with gradients that no backward followed) is released too."""
         self.live.clear()
-        self.now = {"activations": 0, "logits": 0}
+        self.now = dict.fromkeys(KINDS, 0)
 
     def __enter__(self):
         self._context.__enter__()
@@ -386,7 +433,7 @@ class SavedTensors:
         self._context.__exit__(*exc)
 
     def metrics(self) -> dict:
-        return {"mem/activations_bytes": self.best["activations"], "mem/logits_bytes": self.best["logits"]}
+        return {f"mem/{kind}_bytes": self.best[kind] for kind in KINDS}
 
 
 class Diverged(Exception):

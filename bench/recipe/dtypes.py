@@ -41,6 +41,21 @@ def settle_dtypes(model, run_dtype) -> dict[str, str]:
             "train/frozen_dtypes": "+".join(sorted(frozen)) or "none"}
 
 
+def settle_reference(model, run_dtype, synced: bool = False) -> str:
+    """A reference model (DPO's, KTO's, PPO's under full fine-tuning) in the run's dtype; returns the
+    record's `train/reference_dtypes`.
+
+    TRL loads a full fine-tune's reference with `requires_grad=True` and only ever runs it under no_grad,
+    so settle_dtypes alone would take it for trained weights and keep it fp32: 4 bytes a parameter where a
+    frozen copy needs 2 at bf16. It is frozen here first; fp32 master weights are for weights an optimizer
+    updates. A reference that the trainer mixes the policy into (`sync_ref_model`, TR-DPO) is updated and
+    keeps fp32, as those updates would round away in bf16."""
+    if not synced:
+        model.requires_grad_(False)
+    settle_dtypes(model, run_dtype)
+    return "+".join(sorted({str(p.dtype).removeprefix("torch.") for p in model.parameters()})) or "none"
+
+
 def _compute_in_fp32(module, run_dtype) -> None:
     """Inputs (positional and keyword, nested too) cast to the module's fp32 weights, its outputs (a tensor,
     a tuple, a ModelOutput) to the run's dtype; once per module."""

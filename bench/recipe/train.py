@@ -178,7 +178,8 @@ def build(plan: Plan, s: Setup, callbacks: list):
     # fp32 policy for it: frozen, they belong in the run's dtype like every other frozen weight).
     record.update(dtypes.settle_dtypes(trainer.model, runtime.dtype))
     if getattr(trainer, "ref_model", None) is not None:
-        record["train/reference_dtypes"] = dtypes.settle_dtypes(trainer.ref_model, runtime.dtype)["train/frozen_dtypes"]
+        synced = bool(getattr(trainer.args, "sync_ref_model", False))
+        record["train/reference_dtypes"] = dtypes.settle_reference(trainer.ref_model, runtime.dtype, synced)
     model = method.policy(trainer)
     if cfg.train.rollout == "merged":
         merged_rollouts(model)

@@ -29,10 +29,16 @@ MEMORY_PARTS = (
     "mem/optimizer_bytes",
     "mem/activations_bytes",  # saved for backward (a peak inside a training step)
     "mem/logits_bytes",
+    # copies of trained weights that autocast cast to the compute dtype and backward holds (bf16/fp16 only)
+    "mem/autocast_copies_bytes",
     "mem/kv_cache_bytes",  # the generation cache (a peak inside generate())
     "mem/other_bytes",
 )
 
+
+# The dtypes the harness settled each model's weights to (bench.recipe.dtypes), as text ("bfloat16+uint8"):
+# the policy's trained and frozen weights, and a reference model's (DPO, KTO, ...: frozen, the run's dtype).
+DTYPE_KEYS = ("train/trainable_dtype", "train/frozen_dtypes", "train/reference_dtypes")
 
 # The sampling settings every run records as seen at generate() (fair/temperature, ...).
 SAMPLING_KEYS = ("temperature", "top_p", "max_new_tokens")
@@ -88,6 +94,7 @@ METRICS = (
     _bytes("mem/optimizer_bytes", "optimizer state"),
     _bytes("mem/activations_bytes", "saved activations"),
     _bytes("mem/logits_bytes", "saved logits"),
+    _bytes("mem/autocast_copies_bytes", "autocast weight copies"),
     _bytes("mem/kv_cache_bytes", "KV cache"),
     _bytes("mem/max_kv_cache_bytes", "largest KV cache"),  # wherever the peak fell (not a part of it)
     _bytes("mem/max_saved_bytes", "largest saved for backward"),
@@ -145,6 +152,7 @@ def markdown() -> str:
              "`reuse` compare.", "",
              "Rows aggregate the seeds of one configuration, grouped by: " + ", ".join(f"`{k}`" for k in GROUP_KEYS) + ".",
              "", "The memory parts, which sum to the peak: " + ", ".join(f"`{k}`" for k in MEMORY_PARTS) + ".", "",
+             "The weights' dtypes, as text: " + ", ".join(f"`{k}`" for k in DTYPE_KEYS) + ".", "",
              "| key | column | unit shown | better | group | in summary.md |", "|---|---|---|---|---|---|"]
     for m in METRICS:
         lines.append(f"| `{m.key}` | {m.label} | {m.unit or '–'} | {m.better or '–'} | {m.group} | {'yes' if m.show else ''} |")

@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 
 def memory_breakdown(ax: Axes, runs: pd.DataFrame, summary: pd.DataFrame) -> str | None:
     # Runs recorded before a part existed (saved activations, logits, KV cache) plot without it.
-    optional = ("mem/runtime_bytes", "mem/activations_bytes", "mem/logits_bytes", "mem/kv_cache_bytes")
+    optional = ("mem/runtime_bytes", "mem/activations_bytes", "mem/logits_bytes", "mem/autocast_copies_bytes",
+                "mem/kv_cache_bytes")
     required = tuple(k for k in MEMORY_PARTS if k not in optional)
     if missing := [k for k in required if k not in summary]:
         return f"no run recorded {', '.join(missing)}"

@@ -86,7 +86,8 @@ def load_runs(folders: Sequence[Path | str]) -> pd.DataFrame:
     for key in GROUP_KEYS:
         runs[key] = [_text(r.get(key)) for r in records]
     # Keys recorded since a later change: a record without one was made before it, at its off value (as
-    # config._OFF hashes them), e.g. a clean run reused from before label noise existed.
+    # bench.config.history.HASH_NEUTRAL leaves them out of the config hash), e.g. a clean run reused from
+    # before label noise existed.
     for key, off in ADDED_LATER.items():
         runs[key] = runs[key].fillna(off) if key in runs else off
     runs["seed"] = pd.Series([r.get("seed") for r in records], dtype=object)
@@ -289,6 +290,8 @@ def memory_markdown(summary: pd.DataFrame, runs: pd.DataFrame) -> list[str]:
         v = row.get(key)
         return "–" if _missing(v) else f"{v * scale:{spec}}"
 
+    # Autocast's weight copies exist under bf16/fp16 alone (full fine-tuning above all): a column only then.
+    copies = "mem/autocast_copies_bytes" in summary and bool((summary["mem/autocast_copies_bytes"] > 0).any())
     rows = []
     for _, row in summary.iterrows():
         if pd.isna(row.get("mem/activations_bytes")) or pd.isna(row.get("sys/peak_mem_bytes")):
@@ -303,6 +306,7 @@ def memory_markdown(summary: pd.DataFrame, runs: pd.DataFrame) -> list[str]:
             "weights, grads, optimizer (MiB)": f"{state * mib:.0f}",
             "saved activations (MiB)": cell(row, "mem/activations_bytes"),
             "saved logits (MiB)": cell(row, "mem/logits_bytes"),
+            **({"autocast weight copies (MiB)": cell(row, "mem/autocast_copies_bytes")} if copies else {}),
             "KV cache at peak / largest (MiB)": f"{cell(row, 'mem/kv_cache_bytes')} / "
             f"{cell(row, 'mem/max_kv_cache_bytes')}",
             "left over (MiB)": cell(row, "mem/other_bytes"),
@@ -318,7 +322,8 @@ def memory_markdown(summary: pd.DataFrame, runs: pd.DataFrame) -> list[str]:
         "",
         "The parts sum to the peak (means over seeds). **peak during**: whether the peak moment was inside a "
         "training step or a `generate()` call; inside a step, the tensors saved for backward are measured "
-        "(activations, and vocabulary-wide logits apart), inside generation the KV cache is counted from "
+        "(activations, and vocabulary-wide logits and the weight copies autocast makes in bf16 apart), inside "
+        "generation the KV cache is counted from "
         "its shapes (its largest size anywhere in the run is given beside it). **left over**: what no "
         "part accounts for: on CPU, backward's transient gradients and blocks the allocator keeps after a "
         "free; on CUDA, the caching allocator's fragmentation and temporaries.",

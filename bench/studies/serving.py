@@ -21,6 +21,7 @@ import copy
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -35,15 +36,23 @@ DECODE = ("base", "adapter", "merged")
 SWITCH = ("set_adapter", "load_adapter", "remerge")
 
 
-def _timed(fn) -> float:
+def _timed(fn, device: str, synchronize: Callable[[], None] | None = None) -> float:
+    """Seconds `fn` takes on `device`. CUDA kernels run asynchronously: a merge returns as soon as its
+    kernels are queued, so the clock is read only after the device has finished, and started only after
+    the work queued before it has (`synchronize`: torch.cuda.synchronize unless given)."""
+    wait = (synchronize or torch.cuda.synchronize) if torch.device(device).type == "cuda" else None
+    if wait is not None:
+        wait()
     started = time.perf_counter()
     fn()
+    if wait is not None:
+        wait()
     return time.perf_counter() - started
 
 
-def _step_ms(generate, new_tokens: int) -> float:
-    long = _timed(lambda: generate(new_tokens))
-    short = _timed(lambda: generate(1))
+def _step_ms(generate, new_tokens: int, device: str) -> float:
+    long = _timed(lambda: generate(new_tokens), device)
+    short = _timed(lambda: generate(1), device)
     return max(long - short, 1e-9) / (new_tokens - 1) * 1e3
 
 
@@ -87,12 +96,12 @@ def measure(model, *, pad_token_id: int, rounds: int, context: int, new_tokens: 
         generate(which)(2)
     for _ in range(rounds):
         for which in DECODE:
-            samples[which].append(_step_ms(generate(which), new_tokens))
-        samples["set_adapter"].append(_timed(lambda: model.set_adapter("b")) * 1e3)
+            samples[which].append(_step_ms(generate(which), new_tokens, device))
+        samples["set_adapter"].append(_timed(lambda: model.set_adapter("b"), device) * 1e3)
         model.set_adapter("a")
-        samples["load_adapter"].append(_timed(load) * 1e3)
+        samples["load_adapter"].append(_timed(load, device) * 1e3)
         model.merge_adapter()  # a merged, as such a server holds it
-        samples["remerge"].append(_timed(remerge) * 1e3)
+        samples["remerge"].append(_timed(remerge, device) * 1e3)
         model.unmerge_adapter()
         model.set_adapter("a")
     return {"decode_ms": {k: samples[k] for k in DECODE}, "switch_ms": {k: samples[k] for k in SWITCH}}
