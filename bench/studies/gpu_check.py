@@ -6,16 +6,23 @@ is set beside what `bench.estimate` predicts for its config (issue 34's check on
 target ±10% of the peak allocated).
 
     python -m bench.studies.gpu_check                      # on a CUDA machine: run every check, then the table
+    python -m bench.studies.gpu_check device=cuda:2        # on GPU 2 of several (default: the first it sees)
     python -m bench.studies.gpu_check model.name_or_path=DIR   # tokenizer files from DIR (no embedded package)
     python -m bench.studies.gpu_check --rehearse           # the same runs on this CPU in bf16, on the tiny model
+
+On a node with several GPUs it runs on one, which it pins: every run's own process sees that GPU alone
+(`device=cuda:N`, bench.system.devices.pinned_environment), and its first line and table.json name it (index,
+name, UUID). Every run trains anew (`force=true`): a run folder's earlier record would otherwise be kept as
+done, though the config hash leaves out the commit that the table is stamped with.
 
 The rehearsal takes the paths a GPU takes where a CPU can: bf16 weights and rollouts outside autocast,
 QLoRA's 4-bit base (bitsandbytes runs on CPU too), fp32 master weights for full fine-tuning. What it
 cannot show is CUDA itself: the allocator's peaks, kernels, several GPUs.
 
 Without CUDA it validates every configuration (in seconds, no weights), says in one line that there is
-no GPU, and exits 0 when all of them validate: the suite runs it that way. On a GPU it exits non-zero if
-any run fails.
+no GPU, and exits 0 when all of them validate: the suite runs it that way. A machine with an NVIDIA driver
+that this torch cannot use (a CPU-only torch, or a driver too old for its CUDA) is no machine without a GPU:
+it exits 2 with the cause. On a GPU it exits non-zero if any run fails.
 """
 
 from __future__ import annotations
@@ -28,12 +35,16 @@ import methods
 from bench import BenchError
 from bench.config.compose import compose
 from bench.records.store import provenance, versions
-from bench.system import cache
+from bench.system import cache, devices
 
 HEADLINE = ("grpo", "ppo", "dpo", "kto", "orpo")
 COMMON = ["debug=smoke", "eval=none", "logger=none", "model.weights=random"]
 BF16_ON_CPU = ["device=cpu", "precision=bf16"]  # a GPU's precision where TRL's configs accept it without one
 REHEARSAL = [*BF16_ON_CPU, "model=tiny"]
+# After the user's overrides: each run trains anew (a finished record with the same config hash, from an
+# earlier commit, would be skipped as done and stamped with this one), in its own process (which is what
+# sees the pinned GPU alone).
+ALWAYS = ["force=true", "isolate=true"]
 
 
 def left_out() -> list[str]:
@@ -102,16 +113,42 @@ def predicted(cfg, record: dict) -> dict:
     return {"estimate/peak_bytes": peak, "estimate/ratio": peak / measured}
 
 
+def gpu_request(overrides: list[str]) -> str:
+    """The GPU the check pins, as `device=cuda:N`: the user's device=cuda:N (or cuda: the first), else the
+    first GPU this process sees. Anything but a GPU is refused: the check is of the CUDA paths."""
+    given = [o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0].lstrip("+~") == "device"]
+    kind, index = devices.parse(given[-1]) if given else ("cuda", 0)
+    if kind not in ("cuda", "auto"):
+        raise BenchError(f"gpu-check: device={given[-1]}: the check runs on a GPU; pick one with device=cuda:N "
+                         "(the rehearsal on this CPU is --rehearse).")
+    return f"cuda:{index or 0}"
+
+
+def run_overrides(own: list[str], overrides: list[str], rehearse: bool, request: str | None) -> list[str]:
+    """One check's overrides: the common ones, the check's own, the user's, the pinned GPU, then ALWAYS."""
+    base = [*COMMON, *(REHEARSAL if rehearse else [])]  # a check's own settings win over these
+    return [*base, *own, *overrides, *([f"device={request}"] if request else []), *ALWAYS]
+
+
+def describe_gpu(gpu: devices.Device, visible: str | None) -> dict:
+    """The pinned GPU as table.json records it: which one of how many, and how its runs were given it."""
+    pinned = devices.pinned_environment(f"cuda:{gpu.index}", visible).get("CUDA_VISIBLE_DEVICES")
+    return {"gpu": gpu.name, "gpu/index": gpu.index, "gpu/uuid": gpu.uuid, "gpu/visible": gpu.count,
+            "gpu/runs_see": f"CUDA_VISIBLE_DEVICES={pinned}"}
+
+
 def validate_all(overrides: list[str]) -> list[str]:
     """Every configuration through the harness's validation, in bf16 as on a GPU (and in the rehearsal):
-    the problems found. The device stays this CPU: TRL's configs refuse a GPU that is not there."""
+    the problems found. The device stays this CPU (a device=cuda:N that picks the GPU is left out): TRL's
+    configs refuse a GPU that is not there."""
     from bench.config.validation import validate
     from bench.system.runtime import resolve_runtime
 
     problems = []
     for name, own in checks():
         try:
-            cfg = compose([*COMMON, *BF16_ON_CPU, *own, *overrides])
+            mine = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") != "device"]
+            cfg = compose([*COMMON, *BF16_ON_CPU, *own, *mine])
             cfg.output_dir = "/nonexistent/gpu-check"  # validation writes nothing
             validate(cfg, resolve_runtime(cfg.device, cfg.precision))
         except BenchError as err:
@@ -120,8 +157,6 @@ def validate_all(overrides: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import torch
-
     overrides = sys.argv[1:] if argv is None else list(argv)
     missing = left_out()
     if missing:
@@ -130,48 +165,67 @@ def main(argv: list[str] | None = None) -> int:
     if "--rehearse" in overrides:
         overrides.remove("--rehearse")
         return run_all(overrides, Path("outputs/gpu-check-rehearsal"), rehearse=True)
-    if not torch.cuda.is_available():
+    facts = devices.cuda_facts()
+    problem = devices.unusable_gpu(facts)
+    if problem is not None:
+        print(f"gpu-check: {problem}", file=sys.stderr)
+        return 2
+    if not facts.available:
         problems = validate_all(overrides)
         for problem in problems:
             print(f"gpu-check: {problem}", file=sys.stderr)
         print(f"gpu-check: no CUDA GPU on this machine; nothing was run ({len(checks()) - len(problems)} of "
               f"{len(checks())} configurations validate).")
         return 1 if problems else 0
-    props = torch.cuda.get_device_properties(0)
-    return run_all(overrides, Path("results/gpu-check") / re.sub(r"[^A-Za-z0-9._-]+", "-", props.name).strip("-"))
+    try:
+        request = gpu_request(overrides)
+        gpu = devices.describe(request)
+    except BenchError as err:
+        print(f"gpu-check: {err}", file=sys.stderr)
+        return 2
+    return run_all(overrides, Path("results/gpu-check") / re.sub(r"[^A-Za-z0-9._-]+", "-", gpu.name).strip("-"),
+                   gpu=gpu)
 
 
-def run_all(overrides: list[str], out: Path, rehearse: bool = False) -> int:
+def run_all(overrides: list[str], out: Path, rehearse: bool = False, gpu: devices.Device | None = None) -> int:
+    import os
+
     import torch
 
     from bench.run.runner import run
     from bench.studies import decode
 
-    base = [*COMMON, *(REHEARSAL if rehearse else [])]  # a check's own settings win over these
-    if not rehearse:
-        props = torch.cuda.get_device_properties(0)
-        name = props.name
-        print(f"gpu-check: {name}, compute capability {props.major}.{props.minor}, bf16 "
-              f"{torch.cuda.is_bf16_supported()}; torch {torch.__version__}, CUDA {torch.version.cuda}; "
+    request = None if gpu is None else f"cuda:{gpu.index}"
+    if gpu is not None:
+        named = describe_gpu(gpu, os.environ.get("CUDA_VISIBLE_DEVICES"))
+        name = gpu.name
+        props = torch.cuda.get_device_properties(gpu.index)
+        print(f"gpu-check: GPU {gpu.index} of {gpu.count} visible: {name}, UUID {gpu.uuid}, compute capability "
+              f"{props.major}.{props.minor}, bf16 {gpu.bf16}; each run's process sees it alone "
+              f"({named['gpu/runs_see']}); torch {torch.__version__}, CUDA {torch.version.cuda}; "
               f"bitsandbytes {versions().get('versions/bitsandbytes')}", flush=True)
     else:
+        named = {"gpu": "CPU rehearsal"}
         name = "CPU rehearsal"
         print(f"gpu-check: {name} ({' '.join(REHEARSAL)}); torch {torch.__version__}; bitsandbytes "
               f"{versions().get('versions/bitsandbytes')}", flush=True)
     rows = {}
     for check, own in checks():
-        cfg = compose([*base, *own, *overrides])
+        cfg = compose(run_overrides(own, overrides, rehearse, request))
         cfg.output_dir = str(out / check)
         rows[check] = run(cfg)
         rows[check].update(predicted(cfg, rows[check]))
         print(f"gpu-check: {check}: {rows[check]['status']}", flush=True)
         if "estimate/error" in rows[check]:
             print(f"gpu-check: {check}: no estimate: {rows[check]['estimate/error']}", file=sys.stderr, flush=True)
-    weights = [o for o in base if o.startswith(("model", "device", "precision"))]  # decode trains nothing
-    decoded = decode.main(["--batch", "1,16", "--out", str(out / "decode.json"), *weights, *overrides])
+    # decode trains nothing; it runs in this process, which sees every GPU: the pinned one by its index here
+    weights = [o for o in [*COMMON, *(REHEARSAL if rehearse else [])] if o.startswith(("model", "device", "precision"))]
+    pinned = [f"device={request}"] if request else []
+    decoded = decode.main(["--batch", "1,16", "--out", str(out / "decode.json"), *weights, *overrides, *pinned])
     text = table(rows)
-    cache.write_text(out / "table.md", f"# gpu-check on {name}\n\n{text}\n")
-    cache.write_json(out / "table.json", {"gpu": name, "runs": rows, **provenance("cpu" if rehearse else "cuda")}, indent=1)
+    title = name if gpu is None else f"{name} (GPU {gpu.index} of {gpu.count}, UUID {gpu.uuid})"
+    cache.write_text(out / "table.md", f"# gpu-check on {title}\n\n{text}\n")
+    cache.write_json(out / "table.json", {**named, "runs": rows, **provenance("cpu" if rehearse else "cuda")}, indent=1)
     print(text)
     failed = [check for check, record in rows.items() if record["status"] != "success"]
     if failed or decoded != 0:
