@@ -66,10 +66,10 @@ def prose(text: str) -> str:
     return LINK.sub(lambda m: f"[{m.group(1)}]" + " " * (len(m.group(0)) - len(m.group(1)) - 2), text)
 
 
-def heading_titles(path: Path) -> list[str]:
+def heading_titles(text: str) -> list[str]:
     """Each heading's text as rendered: inline code and link syntax reduced to their words."""
     titles = []
-    for match in HEADING.finditer(without_fences(path.read_text())):
+    for match in HEADING.finditer(without_fences(text)):
         title = LINK.sub(lambda m: m.group(1), match.group(2))
         titles.append(title.replace("`", "").strip())
     return titles
@@ -86,18 +86,21 @@ def mkdocs_slug(title: str) -> str:
     return re.sub(r"[-\s]+", "-", value)
 
 
-def anchors(path: Path) -> set[str]:
-    """Anchors both renderers give the file's headings (a second heading of one title gets -1, ...)."""
-    found: set[str] = set()
-    for slug in (github_slug, mkdocs_slug):
-        seen: dict[str, int] = {}
-        names = set()
-        for title in heading_titles(path):
-            base = slug(title)
-            names.add(base if base not in seen else f"{base}-{seen[base]}")
-            seen[base] = seen.get(base, 0) + 1
-        found = names if not found else found & names
-    return found
+def slugs(titles: list[str], slug) -> set[str]:
+    """The anchors one renderer gives these headings (a second heading of one title gets -1, ...)."""
+    seen: dict[str, int] = {}
+    names = set()
+    for title in titles:
+        base = slug(title)
+        names.add(base if base not in seen else f"{base}-{seen[base]}")
+        seen[base] = seen.get(base, 0) + 1
+    return names
+
+
+def anchors(text: str) -> set[str]:
+    """The anchors a Markdown text's headings get on both GitHub and the mkdocs site."""
+    titles = heading_titles(text)
+    return slugs(titles, github_slug) & slugs(titles, mkdocs_slug)
 
 
 @dataclass(frozen=True)
@@ -149,15 +152,18 @@ def dead_links(page: Page) -> list[str]:
     problems = []
     for match in LINK.finditer(text):
         target = match.group(2)
-        if re.match(r"[a-z][a-z0-9+.-]*:", target) or target.startswith("#"):
-            continue  # a URL, or an anchor on the page itself (mkdocs checks those on the site)
+        if re.match(r"[a-z][a-z0-9+.-]*:", target):
+            continue  # a URL
         file_part, _, anchor = target.partition("#")
-        dest = (page.folder / file_part).resolve()
+        dest = (page.folder / file_part).resolve() if file_part else None
         where = f"{page.name}:{line_of(text, match.start())}"
-        if not dest.exists():
+        if dest and not dest.exists():
             problems.append(f"{where}: {target} names no file")
-        elif anchor and dest.suffix == ".md" and anchor not in anchors(dest):
-            problems.append(f"{where}: {target} names no heading of {dest.relative_to(REPO)}")
+        elif anchor and (dest is None or dest.suffix == ".md"):
+            heads = anchors(dest.read_text()) if dest else anchors(page.text)
+            if anchor not in heads:
+                named = dest.relative_to(REPO) if dest else page.name
+                problems.append(f"{where}: {target} names no heading of {named}")
     return problems
 
 
@@ -181,7 +187,7 @@ def missing_paths(page: Page) -> list[str]:
 
 
 def problems_in(pages: list[Page]) -> list[str]:
-    titles = {path.relative_to(REPO): heading_titles(path) for path in markdown_files()}
+    titles = {path.relative_to(REPO): heading_titles(path.read_text()) for path in markdown_files()}
     titles[Path("bench/report/summary.md")] = report_headings()
     found = []
     for page in pages:
@@ -213,6 +219,7 @@ def planted(line: str) -> Page:
         ('As estimate.md\'s "Which method for your budget" shows.', 'no section "Which method for your budget"'),
         ("The [budget table](estimate.md#which-method-for-your-budget).", "names no heading of docs/estimate.md"),
         ("The [budget](no-such-page.md).", "names no file"),
+        ("As [above](#a-planted-pag).", "names no heading of docs/planted.md"),
         ("Its table is `results/reference/fallbacks.json`.", "results/reference/fallbacks.json does not exist"),
     ],
 )
@@ -225,6 +232,7 @@ def test_a_planted_dead_reference_fails(line, expected):
     "line",
     [
         "The [budget table](estimate.md#which-method-for-my-budget) and [Limits](estimate.md#limits).",
+        "As [above](#a-planted-page).",
         'estimate.md\'s "Which method for my budget" holds it.',
         "A model card is a `README.md`; the results folder's is `results/README.md`.",
         "Each run writes `results/reference/<sweep>/metrics.json`; `bench/report/` reads `tests/*.py`.",
