@@ -18,8 +18,37 @@ help:  ## every target with what it does (this list)
 list: setup  ## the methods (trainer, adapter, on this TRL?), tasks, models, experiments and entry points
 	@$(PY) -m bench --list
 
-setup:  ## the environment of the lock (LOCK=current: TRL 1.16): idempotent, free when nothing changed
-	@LOCK=$(LOCK) bash scripts/setup.sh
+# A node's environment (.venv-node): on top of NODE_PYTHON's packages and its torch, which it never installs.
+# OFFLINE=<wheelhouse>: from `make wheelhouse`'s folder, with no network (docs/scale-out.md, "Offline").
+OFFLINE ?=
+NODE_PYTHON ?= python3
+NODE_VENV ?= .venv-node
+
+setup:  ## the environment of the lock (LOCK=current: TRL 1.16): idempotent, free when nothing changed; OFFLINE=<wheelhouse>: a node's, offline
+	@LOCK=$(LOCK) OFFLINE=$(OFFLINE) NODE_PYTHON=$(NODE_PYTHON) NODE_VENV=$(NODE_VENV) bash scripts/setup.sh
+
+.PHONY: node-setup
+node-setup:  ## gpu-check's environment: .venv-node over the node's Python (NODE_PYTHON) and its torch; OFFLINE=<wheelhouse>: no network
+	@LOCK=$(LOCK) OFFLINE=$(OFFLINE) NODE_PYTHON=$(NODE_PYTHON) NODE_VENV=$(NODE_VENV) bash scripts/setup.sh --node
+
+# SLIM=1: only what a node like the lent one lacks for gpu-check (HAVE=<pip freeze of another node>;
+# NO_BNB=1 leaves bitsandbytes out); PYTHON_VERSION=3.12: wheels for that CPython on manylinux x86_64
+# (BUILD_PYTHON=python3.12 builds the few published only as source that hold compiled code: pycosat).
+PYTHON_VERSION ?=
+BUILD_PYTHON ?=
+SLIM ?=
+HAVE ?=
+NO_BNB ?=
+WHEELHOUSE ?= wheelhouse$(if $(SLIM),-slim)$(if $(PYTHON_VERSION),-cp$(subst .,,$(PYTHON_VERSION)))
+.PHONY: wheelhouse
+wheelhouse: setup  ## on a machine with PyPI: the lock but torch as wheels, for `make setup OFFLINE=` (wheelhouse*/, sizes in MANIFEST.tsv)
+	$(PY) scripts/wheelhouse.py --lock $(if $(filter current,$(LOCK)),constraints-current.txt,constraints.txt) \
+		--out $(WHEELHOUSE) $(if $(PYTHON_VERSION),--python-version $(PYTHON_VERSION)) $(if $(SLIM),--slim) \
+		$(if $(HAVE),--have $(HAVE)) $(if $(NO_BNB),--no-bitsandbytes) $(if $(BUILD_PYTHON),--build-python $(BUILD_PYTHON))
+
+.PHONY: offline-check
+offline-check: setup  ## an offline node simulated here: wheelhouses, installs with --no-index, gpu-check there (minutes; docs/tests.md)
+	bash scripts/offline-check.sh
 
 # The sweep writes its report (summary.md/csv/json, plots, W&B table) and prints the table at its end.
 bench: setup  ## the main job: every method on the embedded default model; then the table
@@ -105,8 +134,10 @@ trl-diff:  ## PPO-less headline on TRL 1.12 and 1.16: memory parts, step time, t
 		$(TRL_DIFF)/current-offline $(TRL_DIFF)/current-grpo --out $(TRL_DIFF)
 
 .PHONY: gpu-check
-gpu-check: setup  ## every CUDA path at smoke size on one GPU, random weights, one table (results/gpu-check/<gpu>/; ~8 min); without a GPU: validates and says so
-	PY=$(PY) bash scripts/gpu-check.sh $(ARGS)
+# The node's own torch (NODE_PYTHON; here: NODE_PYTHON=.venv/bin/python). A slim wheelhouse's model folder
+# (config and tokenizer, no weights) stands in for the embedded model's package, which it leaves out.
+gpu-check: node-setup  ## every CUDA path at smoke size on one GPU with the node's torch, random weights, one table (results/gpu-check/<gpu>/; ~8 min); without a GPU: validates and says so
+	PY=$(NODE_VENV)/bin/python MODEL_DIR=$(if $(OFFLINE),$(wildcard $(abspath $(OFFLINE))/smollm2-135m-instruct)) bash scripts/gpu-check.sh $(ARGS)
 
 .PHONY: gpu-rehearsal
 gpu-rehearsal: setup  ## gpu-check's runs on this CPU in bf16 on the tiny model (outputs/gpu-check-rehearsal/; ~3 min on 2 cores)

@@ -27,6 +27,7 @@ it exits 2 with the cause. On a GPU it exits non-zero if any run fails.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import sys
 from pathlib import Path
@@ -53,10 +54,16 @@ def left_out() -> list[str]:
     return [m for m in HEADLINE if methods.get(m).unavailable() is not None]
 
 
+def quants() -> tuple[str, ...]:
+    """LoRA, and QLoRA (nf4) where bitsandbytes is installed: an add-on that a slim wheelhouse can leave out
+    (43 MB; `make wheelhouse SLIM=1 NO_BNB=1`). Without it the check runs the rest and says so."""
+    return ("none", "nf4") if importlib.util.find_spec("bitsandbytes") is not None else ("none",)
+
+
 def checks() -> list[tuple[str, list[str]]]:
     """(name, overrides) of every run the check makes."""
     headline = [m for m in HEADLINE if m not in left_out()]
-    out = [(f"{m}-{q}", [f"method={m}", f"quant={q}"]) for q in ("none", "nf4") for m in headline]
+    out = [(f"{m}-{q}", [f"method={m}", f"quant={q}"]) for q in quants() for m in headline]
     out.append(("sft-full", ["method=sft", "peft=none"]))
     # Merged rollouts are exact only in fp32 (refused in bf16/fp16: the frozen base would drift).
     out.append(("grpo-merged-rollouts", ["method=grpo", "train.rollout=merged", "precision=fp32"]))
@@ -162,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print(f"gpu-check: leaves out {', '.join(missing)}: the installed TRL lacks it (the default lock has it).",
               file=sys.stderr)
+    if "nf4" not in quants():
+        print("gpu-check: leaves out QLoRA (quant=nf4): bitsandbytes is not installed.", file=sys.stderr)
     if "--rehearse" in overrides:
         overrides.remove("--rehearse")
         return run_all(overrides, Path("outputs/gpu-check-rehearsal"), rehearse=True)
