@@ -9,8 +9,10 @@ from omegaconf import DictConfig
 
 import methods
 from bench import BenchError
-from bench.config.compose import CONF_DIR
+from bench.config.compose import CONF_DIR, unknown_choice
 from bench.system import distributed, signals
+
+BAD_INPUT = 2  # the exit status of a command line that names what does not exist (as bench.estimate's)
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
@@ -46,13 +48,18 @@ def main(cfg: DictConfig) -> float | None:
 def cli() -> None:
     """`python -m bench`: the app, with SIGTERM/SIGHUP (Slurm, `kill`, a closed terminal) and Ctrl-C
     ending the sweep with the interrupted run recorded as such (bench.system.signals). `--list` prints
-    the methods, tasks, models, experiments and entry points instead (bench.run.catalog)."""
+    the methods, tasks, models, experiments and entry points instead (bench.run.catalog). An option no
+    config group holds (`method=grop`) exits 2 with one did-you-mean line, before Hydra starts."""
     if sys.argv[1:] == ["--list"]:  # before Hydra, which would read it as an override
         from bench.run import catalog
         from bench.system import console
 
         console.setup(None)  # libraries' import-time warnings (bitsandbytes' kernels) stay off the list
         sys.exit(catalog.main())
+    problem = unknown_choice(sys.argv[1:])
+    if problem is not None:  # a typo in `method=` or `task=`: one line, not Hydra's list and search path
+        print(f"bench: {problem}", file=sys.stderr)
+        sys.exit(BAD_INPUT)
     with signals.interruptible():
         try:
             main()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import logging
 from pathlib import Path
 
@@ -80,11 +81,82 @@ def apply_tuned(cfg: DictConfig, overrides: list[str] | None = None) -> DictConf
     return cfg
 
 
+def groups(roots: tuple[Path, ...] = (CONF_DIR,)) -> list[str]:
+    """The app's config groups: the folders of conf/ (Hydra's own `hydra/...` groups aside)."""
+    return sorted({p.name for root in roots for p in root.iterdir() if p.is_dir() and p.name != "hydra"})
+
+
+def choices(group: str, roots: tuple[Path, ...] = (CONF_DIR,)) -> list[str]:
+    """A group's options as a command line names them: conf/<group>/**/*.yaml, relative, no suffix."""
+    folders = [root / group for root in roots]
+    return sorted({str(p.relative_to(f).with_suffix("")) for f in folders if f.is_dir() for p in f.rglob("*.yaml")})
+
+
+def _config_roots(args: list[str]) -> tuple[Path, ...] | None:
+    """conf/ and the folders the command line adds (`hydra.searchpath=[file://...]`, `--config-dir D`);
+    None where it points Hydra somewhere this cannot read (a package, another primary config)."""
+    roots = [CONF_DIR]
+    for i, arg in enumerate(args):
+        flag, _, value = arg.partition("=")
+        if flag in ("--config-path", "-cp", "--config-name", "-cn"):
+            return None
+        if flag in ("--config-dir", "-cd"):
+            roots.append(Path(value or (args[i + 1] if i + 1 < len(args) else "")).expanduser())
+        elif flag.lstrip("+") == "hydra.searchpath":
+            for entry in value.strip("[]").split(","):
+                entry = entry.strip().strip("'\"")
+                if entry.startswith("pkg://"):
+                    return None
+                if entry:
+                    roots.append(Path(entry.removeprefix("file://")).expanduser())
+    return tuple(r for r in roots if r.is_dir())
+
+
+def unknown_choice(overrides: list[str]) -> str | None:
+    """One line for the first `group=name` override naming no file in conf/<group>/ (a sweep's list
+    included): the nearest names and where to see them all, in place of Hydra's "Could not find", its
+    list, its search path and its HYDRA_FULL_ERROR hint. None when every named option exists; whatever
+    else is wrong with the overrides is left to Hydra, which says it in its own words."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import ChoiceSweep
+    from hydra.errors import HydraException
+
+    roots = _config_roots(overrides)
+    if roots is None:
+        return None
+    parser, known = OverridesParser.create(), set(groups(roots))
+    for text in overrides:
+        if text.startswith("-") or "=" not in text or text.lstrip("+~").split("=", 1)[0].split("@")[0] not in known:
+            continue  # a flag (-m, --cfg), or a setting rather than a group's option
+        try:
+            override = parser.parse_override(text)
+        except HydraException:
+            continue
+        value = override.value()
+        names = value.list if isinstance(value, ChoiceSweep) else [] if override.is_sweep_override() else [value]
+        options = choices(override.key_or_group, roots)
+        for name in (str(n) for n in names if n is not None):
+            if name not in options:
+                return _did_you_mean(override.key_or_group, name, options)
+    return None
+
+
+def _did_you_mean(group: str, name: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(name, options, n=3, cutoff=0.5)
+    names = ", ".join(close[:-1]) + f" or {close[-1]}" if len(close) > 1 else "".join(close)
+    hint = f"did you mean {names}?" if close else f"its choices are {', '.join(options)}."
+    return f"{group}={name}: conf/{group}/ has no {name}.yaml; {hint} `python -m bench --list` lists every choice."
+
+
 def compose(overrides: list[str] | None = None) -> DictConfig:
-    """The root config with overrides, as `python -m bench` would see it (for tools and tests)."""
+    """The root config with overrides, as `python -m bench` would see it (for tools and tests). An
+    option that no file of its group holds fails as a BenchError with did-you-mean (`unknown_choice`)."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
+    problem = unknown_choice(list(overrides or []))
+    if problem is not None:
+        raise BenchError(problem)
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = hydra_compose(config_name="config", overrides=list(overrides or []), return_hydra_config=True)
     # ${hydra:...} resolvers only work inside a Hydra app; pin the output dir to a plain value.

@@ -13,7 +13,7 @@ from bench.config import finetuning, stages
 from bench.config.trainer import build_trainer_config, trainer_kwargs, unmeasured
 from bench.system import devices, distributed
 from bench.system.runtime import Runtime
-from bench.tasks import TASKS
+from bench.tasks import TASKS, contract, load_task
 from bench.tasks.base import SPLITS
 
 
@@ -28,10 +28,11 @@ class Validated:
     configs: dict = field(default_factory=dict)  # validated configs of the adapter's other trainers
 
 
-def validate(cfg: DictConfig, runtime: Runtime) -> Validated:
+def validate(cfg: DictConfig, runtime: Runtime, task_data: bool = True) -> Validated:
     """Every check that needs no weights, in seconds, in the order a user fixes them: what the run names
-    (method, task, device, model, data), how it scores, how it trains, then TRL's and peft's own checks
-    (the method's config, the fine-tuning mode wrapped on the meta device)."""
+    (method, task, device, model, data), how it scores (the task built and its rewards called on its first
+    row), how it trains, then TRL's and peft's own checks (the method's config, the fine-tuning mode
+    wrapped on the meta device). `task_data=False` leaves the task's data unread (an estimate needs none)."""
     from bench.config.audit import audit_config
 
     method = _method(cfg)
@@ -39,7 +40,9 @@ def validate(cfg: DictConfig, runtime: Runtime) -> Validated:
     _device(runtime)
     _inputs(cfg)
     _evaluation(cfg)
-    _reward_model(cfg)
+    if task_data:
+        _task_contract(cfg)
+    _reward_model(cfg, runtime)
     _rollout(cfg, method, runtime)
     stage = stages.load(cfg)  # init_from: a finished run on this base, with its weights (reads files only)
     _quantization(cfg)
@@ -118,7 +121,28 @@ def _evaluation(cfg: DictConfig) -> None:
         )
 
 
-def _reward_model(cfg: DictConfig) -> None:
+def _task_contract(cfg: DictConfig) -> None:
+    """The task built (its data read: a bad file is named here) and its reward functions and other
+    callables called on its first training row as TRL and the harness call them (bench.tasks.contract),
+    so a wrong signature fails in seconds, not once training starts; and the held-out split scored."""
+    task = load_task(cfg.task)
+    contract.check(task)
+    task.prompts(int(cfg.train.num_prompts))
+    if cfg.eval.enabled:
+        task.split(cfg.eval.split)
+
+
+def _reward_model(cfg: DictConfig, runtime: Runtime) -> None:
+    if cfg.method.get("reward") == "model" and runtime.precision != "fp32":
+        # PPO scores with the trained reward adapter merged into its base. Merged into bf16 or fp16 weights, a
+        # small trained delta is mostly rounded away, and merging in fp32 and then casting rounds it the same
+        # way (the cast is the rounding): only fp32 weights keep it, as eval.path's merge finds.
+        raise BenchError(
+            f"method.reward=model at precision={runtime.precision}: PPO scores with the trained reward adapter "
+            f"merged into its base, and merged into {runtime.precision} weights a small trained delta is rounded "
+            "away, so the rewards would not be the trained model's. Use precision=fp32 with method.reward=model, "
+            "or method.reward=rule (the task's reward, the default)."
+        )
     if cfg.method.get("reward") == "model" and cfg.quant.name != "none":
         # Measured on CPU (tiny model, fp32): TRL's RewardTrainer casts the QLoRA score head to bf16 and its
         # first step fails on a dtype mismatch; and merging the trained reward adapter into 4- or 8-bit

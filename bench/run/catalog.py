@@ -1,6 +1,6 @@
 """`python -m bench --list` (and `make list`): what there is to run, one line each: the methods with
-their trainer, adapter and whether the installed TRL has it; the tasks, models and experiments; the
-entry points. Read from conf/ and the registries, so it is never out of date."""
+their trainer, adapter and whether the installed TRL has it; the tasks, models and experiments; every
+other group's choices; the entry points. Read from conf/ and the registries, so it is never out of date."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 import methods
-from bench.config.compose import CONF_DIR
+from bench.config.compose import CONF_DIR, choices, groups
 
 # Every command a user runs, with what it does (make targets: `make help`).
 ENTRY_POINTS = {
@@ -75,6 +75,9 @@ def render() -> str:
              table(("method", "trainer", "adapter", "data", "on this TRL", "what it is"), method_rows())]
     for group, title in (("task", "Tasks"), ("model", "Models"), ("experiment", "Experiments")):
         parts += ["", f"{title} (conf/{group}/):", table((group, "what it is"), group_rows(group))]
+    # The smaller groups, one line each: every name a command line can choose is on this list.
+    rest = [g for g in groups() if g not in ("method", "task", "model", "experiment")]
+    parts += ["", "Other groups (conf/<group>/):", table(("group", "choices"), [(g, ", ".join(choices(g))) for g in rest])]
     parts += ["", "Entry points (make help: the make targets):", table(("command", "what it does"), list(ENTRY_POINTS.items()))]
     return "\n".join(parts)
 

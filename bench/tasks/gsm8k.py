@@ -17,16 +17,15 @@ from bench.tasks.rewards import NUMERIC_REWARDS, normalize_number
 @register_task("gsm8k")
 def build(cfg: DictConfig) -> Task:
     if cfg.data_dir:
-        splits = {
-            split: _read_jsonl(Path(cfg.data_dir).expanduser() / f"{split}.jsonl")
-            for split in ("train", "test")
-        }
+        sources = {split: Path(cfg.data_dir).expanduser() / f"{split}.jsonl" for split in ("train", "test")}
+        splits = {split: _read_jsonl(path) for split, path in sources.items()}
     else:
+        sources = {split: f"{cfg.hub_id}[{split}]" for split in ("train", "test")}
         splits = _from_hub(cfg.hub_id, cfg.hub_config)
     # Every row is parsed before the slice, so a broken row is named by its file and line whatever
     # the slice's size.
     parsed = {split: [(_example(row, cfg.template, where), row) for row, where in rows] for split, rows in splits.items()}
-    train, validation = validation_slice(parsed["train"], int(cfg.seed), int(cfg.num_validation))
+    train, validation = validation_slice(parsed["train"], int(cfg.seed), int(cfg.num_validation), sources["train"])
     return Task(
         name="gsm8k",
         train=[example for example, _ in train],
@@ -44,12 +43,15 @@ def build(cfg: DictConfig) -> Task:
     )
 
 
-def validation_slice(rows: list, seed: int, n: int) -> tuple[list, list]:
-    """(train, validation): a fixed, seeded choice of `n` rows of the train file for validation, which
-    training never uses; the rest keeps its file order. GSM8K has no validation split of its own."""
+def validation_slice(rows: list, seed: int, n: int, source: Path | str) -> tuple[list, list]:
+    """(train, validation): a fixed, seeded choice of `n` rows of the train file (`source`, named in the
+    error) for validation, which training never uses; the rest keeps its file order. GSM8K has no
+    validation split of its own."""
     if n >= len(rows):
         raise BenchError(
-            f"task.num_validation={n} leaves no GSM8K training rows (the train file has {len(rows)})."
+            f"{source} has {len(rows)} rows, and task.num_validation={n} holds that many out for validation, "
+            f"which leaves no GSM8K training rows: give the file more rows, or set task.num_validation below "
+            f"{len(rows)}."
         )
     held = set(random.Random(seed).sample(range(len(rows)), n))
     return [r for i, r in enumerate(rows) if i not in held], [rows[i] for i in sorted(held)]
@@ -61,7 +63,13 @@ def _read_jsonl(path: Path) -> list[tuple[dict, str]]:
             f"task.data_dir: {path} is missing. GSM8K offline needs train.jsonl and test.jsonl with "
             "'question' and 'answer' fields (the hub's openai/gsm8k format)."
         )
-    return list(files.iter_jsonl(path))
+    rows = list(files.iter_jsonl(path))
+    if not rows:
+        raise BenchError(
+            f"{path} is empty: it holds no rows. GSM8K offline needs train.jsonl and test.jsonl with one JSON "
+            "object a line, with 'question' and 'answer' fields (the hub's openai/gsm8k format)."
+        )
+    return rows
 
 
 def _from_hub(hub_id: str, hub_config: str) -> dict[str, list[tuple[dict, str]]]:
@@ -81,7 +89,15 @@ def _from_hub(hub_id: str, hub_config: str) -> dict[str, list[tuple[dict, str]]]
 
 
 def _example(row: dict, template: str, where: str) -> Example:
-    question, answer = row.get("question"), row.get("answer")
+    if not isinstance(row, dict):
+        raise BenchError(f"{where}: a GSM8K row is a JSON object with 'question' and 'answer'; got {type(row).__name__}.")
+    missing = [key for key in ("question", "answer") if key not in row]
+    if missing:
+        raise BenchError(
+            f"{where}: the row has no {' and no '.join(repr(k) for k in missing)} field; a GSM8K row needs "
+            f"'question' and 'answer' (ending in '#### <number>'); it has {sorted(row)}."
+        )
+    question, answer = row["question"], row["answer"]
     if not isinstance(question, str) or not isinstance(answer, str) or "####" not in answer:
         raise BenchError(
             f"{where}: a GSM8K row needs a 'question' string and an 'answer' string ending in "
