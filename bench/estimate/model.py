@@ -198,7 +198,8 @@ def estimate(cfg, prompt_tokens: int | None = None, completion_tokens: int | Non
     precision = precision_of(cfg)
     element = DTYPE_BYTES[precision]
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-    checked = validate(cfg, resolve_runtime("cpu", "fp32"))  # the TRL config's shapes; bytes use `precision`
+    # The TRL config's shapes (bytes use `precision`); the task's data is not read: GSM8K needs none to estimate.
+    checked = validate(cfg, resolve_runtime("cpu", "fp32"), task_data=False)
     method, args, audit = checked.method, checked.trainer_config, checked.audit
     name = str(cfg.method.name)
     prompt = int(prompt_tokens if prompt_tokens is not None else cfg.train.max_prompt_length)
