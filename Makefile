@@ -39,7 +39,7 @@ BUILD_PYTHON ?=
 SLIM ?=
 HAVE ?=
 NO_BNB ?=
-WHEELHOUSE ?= wheelhouse$(if $(SLIM),-slim)$(if $(PYTHON_VERSION),-cp$(subst .,,$(PYTHON_VERSION)))
+WHEELHOUSE ?= wheelhouse$(if $(SLIM),-slim)$(if $(PYTHON_VERSION),-cp$(subst .,,$(PYTHON_VERSION)))$(if $(NO_BNB),-no-bnb)
 .PHONY: wheelhouse
 wheelhouse: setup  ## on a machine with PyPI: the lock but torch as wheels, for `make setup OFFLINE=` (wheelhouse*/, sizes in MANIFEST.tsv)
 	$(PY) scripts/wheelhouse.py --lock $(if $(filter current,$(LOCK)),constraints-current.txt,constraints.txt) \
@@ -47,7 +47,7 @@ wheelhouse: setup  ## on a machine with PyPI: the lock but torch as wheels, for 
 		$(if $(HAVE),--have $(HAVE)) $(if $(NO_BNB),--no-bitsandbytes) $(if $(BUILD_PYTHON),--build-python $(BUILD_PYTHON))
 
 .PHONY: offline-check
-offline-check: setup  ## an offline node simulated here: wheelhouses, installs with --no-index, gpu-check there (minutes; docs/tests.md)
+offline-check: setup  ## an offline node simulated here: wheelhouses, installs with --no-index, gpu-check there (~3.5 min on 2 cores; docs/tests.md)
 	bash scripts/offline-check.sh
 
 # The sweep writes its report (summary.md/csv/json, plots, W&B table) and prints the table at its end.
