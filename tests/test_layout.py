@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
+import tokenize
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -32,3 +34,57 @@ def test_the_layout_page_names_every_folder():
     layout = (REPO / "docs" / "layout.md").read_text()
     for folder in (p for p in (REPO / "bench").iterdir() if p.is_dir() and p.name != "__pycache__"):
         assert f"bench/{folder.name}/" in layout, folder.name
+
+
+# Where the code's own words name a place: files and folders (`bench/recipe/pipeline.py`) and modules or
+# their members (`bench.recipe.train`, a logger's name; `bench.config.history.HASH_NEUTRAL`).
+NAMED_PATH = re.compile(r"(?<![\w/.])((?:bench|methods|conf|scripts|tests)/[\w./*{}<>-]*[\w*}>])")
+NAMED_MODULE = re.compile(r"(?<![\w./])((?:bench|methods)(?:\.[A-Za-z_]\w*)+)")
+
+
+def prose(path: Path) -> str:
+    """What a file says in words: a Python file's comments and strings (its code is checked by importing
+    it), any other file whole."""
+    if path.suffix != ".py":
+        return path.read_text()
+    kinds = (tokenize.COMMENT, tokenize.STRING, *(getattr(tokenize, k) for k in ("FSTRING_MIDDLE",) if hasattr(tokenize, k)))
+    with path.open("rb") as f:
+        return "\n".join(t.string for t in tokenize.tokenize(f.readline) if t.type in kinds)
+
+
+def _module_file(parts: list[str]) -> Path | None:
+    base = REPO.joinpath(*parts)
+    return next((p for p in (base.with_suffix(".py"), base / "__init__.py") if p.is_file()), None)
+
+
+def dead_names(text: str) -> list[str]:
+    """The paths and dotted module names in `text` that name nothing in this repository."""
+    dead = [p for p in NAMED_PATH.findall(text) if not any(c in p for c in "*{<") and not (REPO / p).exists()]
+    for dotted in NAMED_MODULE.findall(text):
+        parts = dotted.split(".")
+        found = next((i for i in range(len(parts), 0, -1) if _module_file(parts[:i])), None)
+        if found is None:
+            dead.append(dotted)
+        elif found < len(parts):  # a member: defined, assigned or imported at the module's top level
+            member, source = parts[found], _module_file(parts[:found]).read_text()
+            if not re.search(rf"^(?:(?:async )?def|class) {member}\b|^{member}\s*[:=]|^(?:from|import) .*\b{member}\b",
+                             source, flags=re.M):
+                dead.append(dotted)
+    return dead
+
+
+def test_the_code_names_only_files_and_modules_that_exist():
+    """A file that moved leaves its old name in comments, messages and YAML (a model card that cited
+    bench/pipeline.py, a logger called bench.train): every path and module the harness, the adapters,
+    the configs and the scripts name in words must exist."""
+    files = [p for top in ("bench", "methods", "conf", "scripts") for p in (REPO / top).rglob("*")
+             if p.suffix in (".py", ".yaml", ".sh") and "__pycache__" not in p.parts]
+    dead = {str(p.relative_to(REPO)): names for p in [*files, REPO / "Makefile"] if (names := dead_names(prose(p)))}
+    assert not dead, dead
+
+
+def test_dead_names_are_found():
+    assert dead_names("see bench/pipeline.py and bench.train; bench/recipe/pipeline.py, bench.recipe.train") == [
+        "bench/pipeline.py", "bench.train"]
+    assert dead_names("bench.config.history.HASH_NEUTRAL, bench.config.history._OFF, bench/x/*.py") == [
+        "bench.config.history._OFF"]

@@ -1,4 +1,4 @@
-"""init_from (bench/pipeline.py): which first stage a run starts from, what it refuses, how it is hashed
+"""init_from (bench/recipe/pipeline.py): which first stage a run starts from, what it refuses, how it is hashed
 and charged. These read run folders only; the two stages trained for real are in test_smoke.py."""
 
 from __future__ import annotations

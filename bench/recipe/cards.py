@@ -79,7 +79,7 @@ def write_card(folder: Path, cfg: DictConfig, record: dict) -> None:
 
 {"A LoRA adapter" if adapter else "Fully fine-tuned weights"} for `{base}`, trained with **{method}** on the
 `{task}` task by rft-bench (`python -m bench method={method} task={task} seed={cfg.seed}`).
-{f"{chr(10)}Trained on top of the run `{cfg.init_from}` (a second stage, bench/pipeline.py): its base is that run's model, `{record.get('pipeline/from')}`.{chr(10)}" if stages.spec(cfg) else ""}{f"{chr(10)}The base was `{source}`: the adapter was trained on those weights, which are close to the hub model's but not equal, so scores on the hub model can differ slightly.{chr(10)}" if source else ""}
+{f"{chr(10)}Trained on top of the run `{cfg.init_from}` (a second stage, bench/recipe/pipeline.py): its base is that run's model, `{record.get('pipeline/from')}`.{chr(10)}" if stages.spec(cfg) else ""}{f"{chr(10)}The base was `{source}`: the adapter was trained on those weights, which are close to the hub model's but not equal, so scores on the hub model can differ slightly.{chr(10)}" if source else ""}
 ## Training
 
 - method: `{method}` (TRL trainer, arguments in the run's `config_resolved.yaml`)

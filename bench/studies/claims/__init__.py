@@ -1,5 +1,5 @@
 """The field's claims about reinforcement fine-tuning with LoRA, each measured by its own sweep and judged
-by a written rule (bench/claims/rules.py): supported, refuted, or inconclusive at this budget.
+by a written rule (bench/studies/claims/rules.py): supported, refuted, or inconclusive at this budget.
 
 A claim is one file here (an `@register(...)`-decorated judge) plus the sweeps it reads, each one
 `conf/experiment/claims/<sweep>.yaml` (two claims may read one sweep), run with
