@@ -81,6 +81,11 @@ def test_a_failing_job_in_the_middle_does_not_stop_the_sweep(tmp_path):
     assert proc.returncode != 0  # the sweep says it had a failure, at the end
     summary = (out / "summary.md").read_text()
     assert "failed" in summary and "train.jsonl:2" in summary
+    # The failed run's end line says where its record and log are (a data error's message is the whole
+    # story: no traceback); the sweep ends naming its report.
+    end = next(line for line in proc.stdout.splitlines() if "run 2/3: failed: " in line)
+    assert end.endswith(f" · record: {out / '1' / 'metrics.json'} · log: {out / '1' / 'run.log'}"), end
+    assert proc.stderr.strip().splitlines()[-1] == f"1 of 3 runs failed; see {out / 'summary.md'}"
 
 
 @pytest.mark.slow
@@ -296,6 +301,8 @@ def test_a_disk_that_fills_while_saving_fails_the_run_truthfully_and_leaves_no_h
     record = json.loads((run / "metrics.json").read_text())
     assert record["status"] == "failed", proc.stderr[-3000:]
     assert "too large" in record["error"].lower() and "time/total_s" in record
+    # An unexpected error: the terminal says where its traceback is.
+    assert f'run failed: {record["error"]} · traceback: {run / "metrics.json"}, key "traceback"' in proc.stdout
     assert not (run / "adapter").exists() and not leftovers(run)
 
 

@@ -190,6 +190,18 @@ def test_callback_writes_the_report_and_the_wandb_table_then_fails_the_sweep(swe
     assert len(list((run / "files" / "media" / "images").rglob("*.png"))) == 5
 
 
+def test_the_sweeps_last_line_names_its_folder_and_its_report(sweep, capsys, monkeypatch):
+    """What `make smoke` ends with: after the report's tables, where the sweep's runs and its report are."""
+    monkeypatch.chdir(sweep.parent)  # the sweep folder as given on the command line, relative
+    config = OmegaConf.create({"hydra": {"sweep": {"dir": sweep.name}}, "logger": {"name": "none"}})
+    ReportCallback(exit_on_failed_runs=False).on_multirun_end(config)
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last == f"sweep done: 6 runs (5 success, 1 failed) in {sweep.name}; report: {sweep.name}/summary.md"
+    assert (sweep / "summary.md").is_file()
+    with pytest.raises(SystemExit, match=f"1 of 6 runs failed; see {sweep.name}/summary.md"):
+        ReportCallback(exit_on_failed_runs=True).on_multirun_end(config)
+
+
 def test_callback_never_raises(tmp_path, caplog):
     sweep = {"dir": str(tmp_path / "missing")}
     config = OmegaConf.create({"hydra": {"sweep": sweep}, "logger": {"name": "none"}})

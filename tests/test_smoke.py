@@ -67,9 +67,15 @@ def test_the_terminal_says_each_run_start_and_end_and_the_run_log_keeps_the_rest
     assert len(lines) <= 5 * runs, "\n".join(lines[:40])
     assert sum(" · peak " in line for line in lines) == len(smoke_sweep.successful())
     assert "gemm_4bit_forward" not in terminal and "FutureWarning" not in terminal and "{'loss'" not in terminal
+    # Where things are: each run's end line names its folder, and the sweep's last line its folder and report.
+    for run in smoke_sweep.successful().values():
+        assert sum(" · peak " in line and line.endswith(f" · {run['_dir']}") for line in lines) == 1, run["_dir"]
+    last = smoke_sweep.stdout.strip().splitlines()[-1]
+    assert last.startswith(f"sweep done: {len(smoke_sweep.runs)} runs (") and last.endswith(
+        f" in {smoke_sweep.folder}; report: {smoke_sweep.folder / 'summary.md'}"), last
     logs = {name: (run["_dir"] / "run.log").read_text() for name, run in smoke_sweep.runs.items()}
     assert all("phase: train" in log for log in logs.values())
-    assert "step 1: {" in logs["dpo"]  # the trainer's log dicts, kept in the file
+    assert "[bench.recipe.train][INFO] - step 1: {" in logs["dpo"]  # the trainer's log dicts, kept in the file
 
 
 @pytest.mark.parametrize("name", on_this_trl(["sft", "dpo", "kto", "orpo", "grpo", "ppo"]))

@@ -21,7 +21,8 @@ log = logging.getLogger(__name__)
 
 
 class ReportCallback(Callback):
-    """Writes the report (summary.md/csv/json, plots) into the sweep folder when a multirun ends.
+    """Writes the report (summary.md/csv/json, plots) into the sweep folder when a multirun ends, prints
+    its tables, then one last line: how the runs ended, the sweep's folder and its summary.md.
 
     Logs it to W&B too when the sweep used the W&B logger, in a `report-<group>` run of the same group.
     A report failure is only a warning: a finished sweep must not turn into a failed one.
@@ -61,13 +62,21 @@ class ReportCallback(Callback):
         print(report.markdown)
         log.info("bench.report: wrote %s", ", ".join(str(f) for f in report.files))
         status = report.runs["status"]
+        print(sweep_ended(sweep, status), flush=True)  # the sweep's last line: where everything is
         failed = int((~status.isin(["success", "skipped", "running"])).sum())
         running = int((status == "running").sum())  # another process's (a second sweep into this folder)
         if (failed or running) and self.exit_on_failed_runs:
             parts = [f"{failed} of {len(report.runs)} runs failed"] if failed else []
             if running:
                 parts.append(f"{running} still running in another process (its sweep's report will include them)")
-            raise SystemExit(f"{'; '.join(parts)}; see {sweep / 'summary.md'}")
+            raise SystemExit(f"{'; '.join(parts)}; see {console.shown(sweep / 'summary.md')}")
+
+
+def sweep_ended(sweep: Path, status) -> str:
+    """The line a sweep ends with: how its runs ended, its folder and its report."""
+    counts = ", ".join(f"{n} {s}" for s, n in status.value_counts().items())
+    return (f"sweep done: {len(status)} runs ({counts}) in {console.shown(sweep)}; "
+            f"report: {console.shown(sweep / 'summary.md')}")
 
 
 def count_jobs(config: DictConfig) -> int | None:
@@ -144,7 +153,7 @@ class ProgressCallback(Callback):
         except BenchError as err:
             log.warning("%s: %s", self._label(config), err)
             return
-        log.info(console.ended(self._label(config), record), extra=console.CONSOLE)
+        log.info(console.ended(self._label(config), record, path.parent), extra=console.CONSOLE)
 
     def _label(self, config: DictConfig) -> str:
         if config.hydra.mode is None or str(config.hydra.mode) != "RunMode.MULTIRUN":

@@ -355,7 +355,7 @@ def _record(cfg: DictConfig, hashed: str) -> dict:
         record["status"] = "success"
     except Exception as err:  # record the failure, then let the caller (and a sweep) see it
         record.update(_failure(err))
-        log.error("run %s: %s", record["status"], record["error"])
+        log.error("run %s: %s · %s", record["status"], record["error"], console.failure_details(out, record))
     except BaseException as err:
         record.update(_stopped(err))  # re-raises anything that is not a stop
         record["time/total_s"] = _own_time(started, record)

@@ -65,6 +65,24 @@ def route_libraries(verbose: bool) -> None:
             pass
 
 
+# Libraries that warn as they are imported, often before any run has set logging up, when Python would
+# print the line bare on the terminal (logging's "last resort"): bitsandbytes says "Failed to load CPU
+# gemm_4bit_forward from kernels-community: No module named 'kernels'" in every command, on any CPU with
+# AVX512-BF16, about an optional kernel package that QLoRA does not need.
+IMPORT_NOISE = ("bitsandbytes",)
+
+
+def hold_import_noise() -> None:
+    """Give each library in IMPORT_NOISE a null handler (the logging HOWTO's advice for libraries): an
+    import-time warning before logging is set up is dropped instead of printed bare; once a run has set
+    it up, the warning still propagates to the root logger, so run.log keeps it and the terminal does
+    not show it. `import bench` calls this, before any library is imported."""
+    for name in IMPORT_NOISE:
+        logger = logging.getLogger(name)
+        if not any(isinstance(h, logging.NullHandler) for h in logger.handlers):
+            logger.addHandler(logging.NullHandler())
+
+
 def quiet() -> bool:
     """Whether the terminal is filtered (the root logger's handlers say so: no state of its own)."""
     return any(isinstance(f, TerminalFilter) and not f.verbose
@@ -106,7 +124,7 @@ def quiet_trainer(trainer) -> None:
 
     class LogLines(TrainerCallback):
         def on_log(self, args, state, control, logs=None, **kwargs):
-            logging.getLogger("bench.train").info("step %d: %s", state.global_step, logs)
+            logging.getLogger("bench.recipe.train").info("step %d: %s", state.global_step, logs)
 
     trainer.remove_callback(PrinterCallback)
     for callback in trainer.callback_handler.callbacks:
@@ -143,13 +161,35 @@ def duration(seconds) -> str:
     return f"{minutes}m{s:02d}s" if minutes else f"{float(seconds):.1f}s"
 
 
-def ended(label: str, record: dict) -> str:
-    """The line a run ends with: status, peak memory, time, accuracy (or the error's first line)."""
+def shown(path: Path) -> str:
+    """A path as the user would type it: relative to the working directory when it lies below it."""
+    path = Path(path)
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def failure_details(folder: Path, record: dict) -> str:
+    """Where a failed run's story is: its traceback (metrics.json's `traceback` key; a BenchError's
+    message is the whole story and has none) and its run.log, where it has one."""
+    metrics = shown(Path(folder) / "metrics.json")
+    parts = [f'traceback: {metrics}, key "traceback"' if record.get("traceback") else f"record: {metrics}"]
+    if (Path(folder) / LOG_FILE).is_file():
+        parts.append(f"log: {shown(Path(folder) / LOG_FILE)}")
+    return " · ".join(parts)
+
+
+def ended(label: str, record: dict, folder: Path | None = None) -> str:
+    """The line a run ends with: status, peak memory, time, accuracy and its folder; for a failed run
+    the error's first line and where its traceback and log are."""
     status = record.get("status", "unknown")
     if status not in ("success", "skipped"):
         error = str(record.get("error") or "").splitlines()[0:1]
-        return f"{label}: {status}: {error[0] if error else 'see its run.log'}"
+        where = f" · {failure_details(folder, record)}" if folder is not None else ""
+        return f"{label}: {status}: {error[0] if error else 'no error recorded'}{where}"
     accuracy = record.get("eval/accuracy")
     score = f"accuracy {accuracy:.3f}" if isinstance(accuracy, (int, float)) else "not scored"
+    where = f" · {shown(folder)}" if folder is not None else ""
     return (f"{label}: {status} · peak {gib(record.get('sys/peak_mem_bytes'))} · "
-            f"{duration(record.get('time/total_s'))} · {score}")
+            f"{duration(record.get('time/total_s'))} · {score}{where}")
