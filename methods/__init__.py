@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from importlib.metadata import version
 
 from bench.system.registry import Registry
-from methods.base import DATA_KINDS, RunContext
+from methods.base import DATA_KINDS, MemoryFacts, RunContext
 
-__all__ = ["Method", "RunContext", "register", "get", "names", "adapter_name", "why_unavailable", "load_class"]
+__all__ = ["Method", "MemoryFacts", "RunContext", "register", "get", "names", "adapter_name", "why_unavailable", "load_class"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,9 @@ class Method:
     # config, the method's YAML) -> {name: ("module:Class", kwargs)}; validated with the policy's and
     # handed to the adapter built, as ctx.configs[name].
     side_configs: Callable[[object, dict], dict[str, tuple[str, dict]]] | None = None
+    # What its trainer holds in memory beyond the data kind's shapes (reference, value model, logits
+    # copies): the estimate's facts. None: undeclared, and the estimate says it assumed none.
+    memory: MemoryFacts | None = None
 
     @property
     def config_class(self) -> type:
@@ -93,6 +96,7 @@ def register(
     needs: str = "",
     weights_field: str | None = None,
     side_configs: Callable[[object, dict], dict[str, tuple[str, dict]]] | None = None,
+    memory: MemoryFacts | None = None,
 ):
     """Register `build(ctx) -> trainer` as method `name`, trained with TRL config class `config`
     ("module:Class", imported at validation); `build` imports its trainer itself.
@@ -101,12 +105,12 @@ def register(
     `check(args)` repeats what the trainer would reject later, so it fails at validation.
     `sampling` maps the shared sampling settings onto the config's own field names (see Method).
     `needs` names the TRL that has the trainer, where some supported TRL lacks it ("TRL 1.12").
-    `weights_field` and `side_configs`: see Method.
+    `weights_field`, `side_configs` and `memory` (MemoryFacts, what bench.estimate counts): see Method.
     """
     if data not in DATA_KINDS:
         raise ValueError(f"method {name!r}: data={data!r} is not one of {DATA_KINDS}")
     return REGISTRY.decorator(name, lambda build: Method(
-        name, config, data, build, policy, check, dict(sampling or {}), needs, weights_field, side_configs))
+        name, config, data, build, policy, check, dict(sampling or {}), needs, weights_field, side_configs, memory))
 
 
 def names() -> list[str]:

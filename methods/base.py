@@ -55,3 +55,25 @@ class RunContext:
             "peft_config": self.peft_config,
             "callbacks": self.callbacks,
         }
+
+
+@dataclass(frozen=True)
+class MemoryFacts:
+    """What a method's trainer holds in memory that neither its data kind nor its TRL config says, declared
+    on its adapter (`register(..., memory=MemoryFacts(...))`) for the estimate (bench.estimate). An
+    adapter that declares none gets an estimate that says it assumed none of these."""
+
+    # A reference model: True always; a TRL config field's name where the reference exists only while that
+    # field is above 0 (GRPO's and RLOO's `beta`). With an adapter the reference is the base with the adapter
+    # disabled (no copy); under full fine-tuning TRL holds a frozen fp32 copy.
+    reference: bool | str = False
+    # The loss adds a supervised (NLL) term on the chosen half: its log-softmax is saved a second time.
+    nll_on_chosen: bool = False
+    # Extra copies of every row's logits the trainer saves for backward (TRL 1.12's BCO sums them for its
+    # metrics with autograd on: one).
+    logits_copies: int = 0
+    # A value model: a second base with its own adapter (or, under full fine-tuning, trained whole) and a
+    # one-output score head, run on the same rows as the policy (PPO).
+    value_model: bool = False
+    # Completions sampled per prompt and trained on in one step (online DPO ranks two), for the online kinds.
+    completions_per_prompt: int = 1

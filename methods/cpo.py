@@ -4,10 +4,11 @@ chosen answer (Xu et al., arXiv:2401.08417). SimPO is this trainer with its `sim
 
 from __future__ import annotations
 
-from methods import RunContext, register
+from methods import MemoryFacts, RunContext, register
 
 
-@register("cpo", config="trl.experimental.cpo:CPOConfig", data="preference")
+@register("cpo", config="trl.experimental.cpo:CPOConfig", data="preference",
+          memory=MemoryFacts(nll_on_chosen=True))  # no reference; behaviour cloning on chosen
 def build(ctx: RunContext):
     from trl.experimental.cpo import CPOTrainer
 

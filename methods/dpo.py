@@ -5,7 +5,7 @@ The reference model is the base itself, reached by disabling the LoRA adapter: n
 
 from __future__ import annotations
 
-from methods import RunContext, register
+from methods import MemoryFacts, RunContext, register
 
 # The loss types whose formula reads `label_smoothing` in TRL 1.12 (trl/trainer/dpo_trainer.py); its
 # `sigmoid` no longer does, so cDPO (smoothed sigmoid) cannot be asked of this trainer.
@@ -22,7 +22,8 @@ def check(args) -> None:
         )
 
 
-@register("dpo", config="trl:DPOConfig", data="preference", check=check)
+@register("dpo", config="trl:DPOConfig", data="preference", check=check,
+          memory=MemoryFacts(reference=True))
 def build(ctx: RunContext):
     from trl import DPOTrainer
 

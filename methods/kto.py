@@ -6,7 +6,7 @@ both labels through the data, because KTO reads its dataset in order (it needs b
 
 from __future__ import annotations
 
-from methods import RunContext, register
+from methods import MemoryFacts, RunContext, register
 
 
 def check(args) -> None:
@@ -18,7 +18,8 @@ def check(args) -> None:
         )
 
 
-@register("kto", config="trl:KTOConfig", data="unpaired", check=check)
+@register("kto", config="trl:KTOConfig", data="unpaired", check=check,
+          memory=MemoryFacts(reference=True))
 def build(ctx: RunContext):
     from trl import KTOTrainer
 

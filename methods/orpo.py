@@ -3,10 +3,11 @@ the rejected one, in one loss; no reference model at all."""
 
 from __future__ import annotations
 
-from methods import RunContext, register
+from methods import MemoryFacts, RunContext, register
 
 
-@register("orpo", config="trl.experimental.orpo:ORPOConfig", data="preference")
+@register("orpo", config="trl.experimental.orpo:ORPOConfig", data="preference",
+          memory=MemoryFacts(nll_on_chosen=True))  # no reference; NLL on the chosen half
 def build(ctx: RunContext):
     from trl.experimental.orpo import ORPOTrainer
 

@@ -9,7 +9,7 @@ base (plus its score head) in the shared fine-tuning mode: with peft=none a full
 from __future__ import annotations
 
 from bench.tasks.reward_model import RuleRewardModel
-from methods import RunContext, register
+from methods import MemoryFacts, RunContext, register
 
 # What the reward model's trainer takes from the policy's settings, so both see the same budget.
 _SHARED = (
@@ -77,6 +77,7 @@ SAMPLING = {"temperature": "temperature", "max_new_tokens": "response_length"}
 @register(
     "ppo", config="trl.experimental.ppo:PPOConfig", data="prompt_ids", policy=lambda trainer: trainer.model.policy,
     sampling=SAMPLING, needs="TRL 1.12 (1.13 removed PPO, trl#7020)", side_configs=side_configs,
+    memory=MemoryFacts(reference=True, value_model=True),
 )
 def build(ctx: RunContext):
     from trl.experimental.ppo import PPOTrainer

@@ -6,10 +6,10 @@ The loss covers the completion only (TRL's default for prompt/completion data).
 
 from __future__ import annotations
 
-from methods import RunContext, register
+from methods import MemoryFacts, RunContext, register
 
 
-@register("sft", config="trl:SFTConfig", data="gold")
+@register("sft", config="trl:SFTConfig", data="gold", memory=MemoryFacts())  # no reference, one logits
 def build(ctx: RunContext):
     from trl import SFTTrainer
 

@@ -17,8 +17,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from hydra.errors import HydraException
+
 from bench import BenchError
-from bench.config.compose import compose
+from bench.config.compose import compose, unknown_choice
 from bench.estimate.model import BUDGETS_GB, estimate
 from methods import why_unavailable
 
@@ -42,6 +44,34 @@ def _chosen(key: str, value: str) -> list[str]:
     return [f"{key}={value}"] if value else []
 
 
+def check_choices(overrides: list[str]) -> None:
+    """Refuse an unknown option of a config group (method=foo, model=...) in one did-you-mean line, before
+    Hydra's multi-line trace: the same line as `python -m bench` (bench.config.compose.unknown_choice)."""
+    problem = unknown_choice(overrides)
+    if problem is not None:
+        raise BenchError(problem)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line and exit 2, as every other refusal of the estimate
+        print(f"bench.estimate: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
+def header(e, cfg, prompt_tokens: int | None) -> str:
+    """Which model and settings the table is for: the model as named, the config read and where from."""
+    return (f"Model: {e.model.describe()}.\n"
+            f"Predicted peak memory (GiB) of one training process: {e.model.name_or_path}, {e.precision}, "
+            f"quant={cfg.quant.name}, peft={cfg.peft.get('name', 'lora') if cfg.peft else 'none'}"
+            f"{f' r={cfg.peft.r}' if cfg.peft and 'r' in cfg.peft else ''}; prompts of "
+            f"{prompt_tokens or cfg.train.max_prompt_length} tokens, completions of {cfg.train.max_completion_length}.")
+
+
+def notes(estimates) -> str:
+    """What the estimates assumed rather than knew, once each."""
+    return "".join(f"Note: {n}\n" for n in dict.fromkeys(n for e in estimates for n in e.notes))
+
+
 def table(estimates) -> str:
     head = ["method", "rows×tokens", *(c.replace("_", " ") for c in COLUMNS), "peak", *(f"{b} GiB" for b in BUDGETS_GB)]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -63,50 +93,61 @@ def matrix(peaks: dict[tuple[str, str, str], int | None], methods, models, quant
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.estimate", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="python -m bench.estimate", description=__doc__.splitlines()[0])
     parser.add_argument("overrides", nargs="*", help="the same overrides as a run (model=, method=a,b, quant=, peft.r=, ...)")
     parser.add_argument("--prompt-tokens", type=int, help="prompt tokens a row (default: train.max_prompt_length)")
     args = parser.parse_args(argv)
+    if args.prompt_tokens is not None and args.prompt_tokens < 1:
+        parser.error(f"--prompt-tokens {args.prompt_tokens}: a prompt holds at least 1 token.")
     lists, rest = _lists(args.overrides)
     names, models, quants = (lists[k] or [""] for k in ("method", "model", "quant"))
     try:
-        if len(models) > 1 or len(quants) > 1:
-            peaks, default = {}, compose(rest)  # the default names what is not listed, as a run takes it
-            for n in names:
-                for m in models:
-                    for q in quants:
-                        cfg = compose([*rest, *_chosen("method", n), *_chosen("model", m), *_chosen("quant", q)])
-                        # a method the installed TRL lacks (PPO on the current lock) is a dash, not an error
-                        peaks[n or default.method.name, m or default.model.name, q or default.quant.name] = (
-                            None if why_unavailable(cfg.method) else estimate(cfg, prompt_tokens=args.prompt_tokens).peak)
-            print(f"Predicted peak memory (GiB) of one training process, methods by model and quantization "
-                  f"({' '.join(rest) or 'the defaults'}); each cell's parts: the same command with one model and "
-                  "one quant; – where the installed TRL lacks the method.\n")
-            methods_, models_, quants_ = ([*dict.fromkeys(key[i] for key in peaks)] for i in range(3))  # in order
-            print(matrix(peaks, methods_, models_, quants_))
-            return 0
-        rest += _chosen("model", models[0]) + _chosen("quant", quants[0])
-        estimates = []
-        for n in names:
-            cfg = compose([*rest, *_chosen("method", n)])
-            if len(names) > 1 and (why := why_unavailable(cfg.method)):  # one of several: said, the rest estimated
-                print(f"bench.estimate: left out: {why}", file=sys.stderr)
-                continue
-            estimates.append(estimate(cfg, prompt_tokens=args.prompt_tokens))
-    except BenchError as err:
-        print(f"bench.estimate: {err}", file=sys.stderr)
+        check_choices(args.overrides)
+        return _estimate(args, names, models, quants, rest)
+    except (BenchError, HydraException) as err:
+        print(f"bench.estimate: {str(err).strip().splitlines()[0]}", file=sys.stderr)
         return 2
+
+
+def _estimate(args, names, models, quants, rest) -> int:
+    """The table (one model and quantization) or the matrix (several), printed; the exit status."""
+    if len(models) > 1 or len(quants) > 1:
+        return _matrix(args, names, models, quants, rest)
+    rest += _chosen("model", models[0]) + _chosen("quant", quants[0])
+    estimates = []
+    for n in names:
+        cfg = compose([*rest, *_chosen("method", n)])
+        if len(names) > 1 and (why := why_unavailable(cfg.method)):  # one of several: said, the rest estimated
+            print(f"bench.estimate: left out: {why}", file=sys.stderr)
+            continue
+        estimates.append(estimate(cfg, prompt_tokens=args.prompt_tokens))
     if not estimates:  # every listed method left out above, each with its reason
-        print("bench.estimate: the installed TRL has none of the methods listed.", file=sys.stderr)
-        return 2
-    print(f"Predicted peak memory (GiB) of one training process: {cfg.model.name}, {estimates[0].precision}, "
-          f"quant={cfg.quant.name}, peft={cfg.peft.get('name', 'lora') if cfg.peft else 'none'}"
-          f"{f' r={cfg.peft.r}' if cfg.peft and 'r' in cfg.peft else ''}; prompts of "
-          f"{args.prompt_tokens or cfg.train.max_prompt_length} tokens, completions of {cfg.train.max_completion_length}.")
+        raise BenchError("the installed TRL has none of the methods listed.")
+    print(header(estimates[0], cfg, args.prompt_tokens))
     print("peak = every model's memory + the larger of what a step saves for backward (activations, logits; with "
           "a TRL 1.16 chunked LM head, its working tile instead of the logits) and the KV cache of rollouts; the "
-          "process's own runtime and the allocator's caches come on top.\n")
+          "process's own runtime and the allocator's caches come on top.")
+    print(notes(estimates))
     print(table(estimates))
+    return 0
+
+
+def _matrix(args, names, models, quants, rest) -> int:
+    peaks, estimates, default = {}, [], compose(rest)  # the default names what is not listed, as a run takes it
+    for n in names:
+        for m in models:
+            for q in quants:
+                cfg = compose([*rest, *_chosen("method", n), *_chosen("model", m), *_chosen("quant", q)])
+                # a method the installed TRL lacks (PPO on the current lock) is a dash, not an error
+                e = None if why_unavailable(cfg.method) else estimate(cfg, prompt_tokens=args.prompt_tokens)
+                estimates += [e] if e else []
+                peaks[n or default.method.name, m or default.model.name, q or default.quant.name] = e and e.peak
+    print(f"Predicted peak memory (GiB) of one training process, methods by model and quantization "
+          f"({' '.join(rest) or 'the defaults'}); each cell's parts: the same command with one model and "
+          "one quant; – where the installed TRL lacks the method.")
+    print("".join(f"Model: {d}.\n" for d in dict.fromkeys(e.model.describe() for e in estimates)) + notes(estimates))
+    methods_, models_, quants_ = ([*dict.fromkeys(key[i] for key in peaks)] for i in range(3))  # in order
+    print(matrix(peaks, methods_, models_, quants_))
     return 0
 
 

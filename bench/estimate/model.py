@@ -12,11 +12,17 @@ fitted per method:
 | gold (SFT) | batch | prompt + completion | every position | none |
 | prompt_ids (PPO) | batch, and the value model on the same rows | prompt + response | response | batch rows |
 
+What a method holds beyond its data's shapes (a reference model, a value model, a second NLL term, copies of
+its logits) is declared on its adapter (methods.MemoryFacts); a method that declares none is estimated
+without any, and the estimate says so in a note.
+
 Weights: every frozen parameter in the run's dtype (4-bit NF4: half a byte a linear weight plus its
-block scales; 8-bit: a byte plus a scale a row); trained ones in fp32, with an fp32 gradient and AdamW's
-two fp32 moments each. Extra models: a reference copy where the method has one and no adapter can stand
-in for it (full fine-tuning), PPO's value model (a second base with its own adapter and score head) and
-its reward model (method.reward=model: a merged copy). Saved for backward: the model's own forward
+block scales; 8-bit: a byte plus a scale a row; biases stay in the dtype); trained ones in fp32, with an
+fp32 gradient and AdamW's two fp32 moments each. Extra models, each as the run loads it (built on the
+meta device, as the policy is): a reference copy where the method has one and no adapter can stand in for
+it (full fine-tuning: TRL loads or copies it in fp32), PPO's value model (a second base loaded like the
+policy, quantized where the run is, with its own adapter and score head) and its reward model
+(method.reward=model: the same, merged, frozen). Saved for backward: the model's own forward
 traced on the meta device at the step's shapes (bench.estimate.trace), and the loss head's
 vocabulary-wide tensors: the logits of the scored positions and their log-softmax. Where the installed
 TRL's trainer computes log-probabilities through its chunked LM head (the trainers that patch in
@@ -32,22 +38,17 @@ from dataclasses import dataclass, field
 
 import torch
 
+from methods import MemoryFacts
+
 GiB = 2**30
 # A "24 GB" or "80 GB" card holds that many GiB (an H100's 80 GB is 81,559 MiB), and the table prints GiB.
 BUDGETS_GB = (24, 40, 80)
-# Methods whose loss needs a reference model: with an adapter, the adapter disabled is the reference.
-REFERENCE = {"dpo", "kto", "bco", "online_dpo", "ppo"}  # ORPO, CPO, SimPO and SFT have none
 DTYPE_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
 # Tokens an offline completion carries beyond its sampled ones: the chat template's end of turn, which the
 # data builder keeps, and the EOS that TRL's preference tokenisation appends (unpaired rows: EOS only).
 CLOSING_TOKENS = {"preference": 4, "unpaired": 2}
-# Adapters whose loss adds a supervised term on the chosen half (ORPO's odds ratio, CPO and SimPO): the
-# chosen rows' log-softmax is saved a second time.
-NLL_ON_CHOSEN = {"orpo", "cpo"}
-# Adapters that save every row's logits a second time: TRL 1.12's BCOTrainer sums the chosen and rejected
-# rows' logits for its metrics with autograd on (`policy_chosen_logits.nansum()`), and nansum saves its
-# input, an indexed copy of the logits (the metrics' sums are never differentiated, but autograd keeps it).
-LOGITS_COPIED = {"bco"}
+# What an adapter that declares nothing is estimated with, and the note that says so.
+UNDECLARED = MemoryFacts()
 
 
 @dataclass
@@ -68,6 +69,8 @@ class Estimate:
     precision: str
     parts: dict[str, int] = field(default_factory=dict)
     step: Step | None = None
+    model: object = None  # bench.estimate.source.ModelSource: which model, its config, where it came from
+    notes: list[str] = field(default_factory=list)  # what the estimate assumed rather than knew
 
     @property
     def training(self) -> int:
@@ -90,14 +93,17 @@ class Estimate:
         return {gb: self.peak <= gb * GiB for gb in BUDGETS_GB}
 
 
-def step_shape(data: str, name: str, args, prompt_tokens: int, completion_tokens: int) -> Step:
+def step_shape(data: str, facts: MemoryFacts, args, prompt_tokens: int, completion_tokens: int) -> Step:
     batch = int(args.per_device_train_batch_size)
     tokens = prompt_tokens + completion_tokens
     if data == "prompts":
-        rows = 2 * batch if name == "online_dpo" else batch
-        per_generation = int(getattr(args, "steps_per_generation", None) or getattr(args, "gradient_accumulation_steps", 1) or 1)
-        generate = rows * (per_generation if name != "online_dpo" else 1)
-        return Step(rows, tokens, completion_tokens, generate, tokens, completion_tokens)
+        rows = facts.completions_per_prompt * batch
+        # A trainer that generates for several steps at once (GRPO's, RLOO's steps_per_generation, which
+        # defaults to the accumulation steps) holds that generation batch; one without the field, its step's.
+        per_generation = 1
+        if hasattr(args, "steps_per_generation"):
+            per_generation = int(args.steps_per_generation or getattr(args, "gradient_accumulation_steps", 1) or 1)
+        return Step(rows, tokens, completion_tokens, rows * per_generation, tokens, completion_tokens)
     if data in ("preference", "unpaired"):  # TRL tokenises the completion with its closing turn tokens and EOS
         closing = CLOSING_TOKENS[data]
         rows = 2 * batch if data == "preference" else batch
@@ -111,12 +117,15 @@ def weight_bytes(model, quant: str, element: int) -> int:
     """Frozen weights as stored: quantized linear layers of the decoder, everything else in the dtype."""
     total, seen = 0, set()
     for module_name, module in model.named_modules():
-        for _, p in module.named_parameters(recurse=False):
+        for param_name, p in module.named_parameters(recurse=False):
             if p.requires_grad or id(p) in seen:  # tied embeddings: one tensor, counted once
                 continue
             seen.add(id(p))
             n = p.numel()
-            if quant != "none" and isinstance(module, torch.nn.Linear) and "lm_head" not in module_name:
+            # bitsandbytes quantizes a decoder linear's weight (never its bias, nor the output head: a causal
+            # LM's lm_head, a value model's score)
+            if (quant != "none" and isinstance(module, torch.nn.Linear) and param_name == "weight"
+                    and not any(head in module_name for head in ("lm_head", "score"))):
                 # bitsandbytes: NF4 packs two weights a byte with an fp32 scale per 64 (double quantization
                 # stores those scales in 8 bits); LLM.int8 stores a byte a weight and an fp32 scale a row.
                 total += n // 2 + n // 64 if quant == "nf4" else n + 4 * p.shape[0]
@@ -126,19 +135,16 @@ def weight_bytes(model, quant: str, element: int) -> int:
     return total + sum(b.numel() * b.element_size() for b in model.buffers())
 
 
-def loss_head_bytes(step: Step, vocab: int, logits_element: int, adapter: str, loss_type) -> int:
+def loss_head_bytes(step: Step, vocab: int, logits_element: int, facts: MemoryFacts, loss_type) -> int:
     """The vocabulary-wide tensors the loss saves: the scored positions' log-probabilities (TRL's
     selective log-softmax saves its input once), plus the chosen half again where the loss adds a
-    supervised term, plus every row's again where the trainer copies them (LOGITS_COPIED); none for a
-    chunked loss (TRL's chunked_nll: each chunk is freed as it goes)."""
+    supervised term (facts.nll_on_chosen), plus every row's again for each copy the trainer keeps
+    (facts.logits_copies); none for a chunked loss (TRL's chunked_nll: each chunk is freed as it goes)."""
     if loss_type == "chunked_nll":
         return 0
     once = step.rows * step.scored * vocab * logits_element
-    if adapter in NLL_ON_CHOSEN:
-        return once + once // 2
-    if adapter in LOGITS_COPIED:
-        return once + step.rows * step.tokens * vocab * logits_element
-    return once
+    nll = once // 2 if facts.nll_on_chosen else 0
+    return once + nll + facts.logits_copies * step.rows * step.tokens * vocab * logits_element
 
 
 def chunked_head(method) -> tuple[int, int] | None:
@@ -187,14 +193,107 @@ def precision_of(cfg) -> str:
     return "fp32" if str(cfg.device) == "cpu" else "bf16"
 
 
+def check_input(cfg, prompt_tokens: int | None, completion_tokens: int | None) -> None:
+    """Refuse shapes no run can have, in one paragraph, before anything is built: a batch or a prompt
+    below one (the batch from train.args, or the method's own args where they set it)."""
+    from bench import BenchError
+
+    method_args = cfg.method.get("args") or {}
+    batch = method_args.get("per_device_train_batch_size", cfg.train.args.per_device_train_batch_size)
+    checks = {
+        "train.args.per_device_train_batch_size": batch,
+        "--prompt-tokens" if prompt_tokens is not None else "train.max_prompt_length":
+            prompt_tokens if prompt_tokens is not None else cfg.train.max_prompt_length,
+    }
+    if completion_tokens is not None:
+        checks["completion tokens"] = completion_tokens
+    for what, value in checks.items():
+        if int(value) < 1:
+            raise BenchError(f"{what}={value}: it must be at least 1.")
+
+
+def has_reference(facts: MemoryFacts, args) -> bool:
+    """Whether the trainer keeps a reference model: always, never, or while a config field is above 0."""
+    if isinstance(facts.reference, str):
+        return float(getattr(args, facts.reference, 0) or 0) > 0
+    return bool(facts.reference)
+
+
+@dataclass
+class Extra:
+    """Models beyond the policy, as the run loads them: their frozen bytes, their trainable parameters and
+    tensors (AdamW's step counters), and what they save in a step (`copies` of the policy's trace)."""
+
+    frozen: int = 0
+    trainable: int = 0
+    tensors: int = 0
+    copies: int = 1
+
+
+def extra_models(config, cfg, facts: MemoryFacts, args, base_params: int, dtype, element: int) -> Extra:
+    """The reference, value and reward models of one run. Under full fine-tuning TRL keeps a frozen
+    reference in fp32 (it loads it with dtype float32, or copies the fp32 master policy); with an adapter
+    the base with the adapter disabled is the reference, no copy. PPO's value and reward models are loaded
+    as the policy is (bench.recipe.train.load_policy_copy: the run's dtype and quantization, the shared
+    fine-tuning mode) with a one-output score head; the reward model (method.reward=model) is merged and
+    frozen. Each is built on the meta device and counted like the policy."""
+    from bench.config import finetuning
+    from bench.measure.params import meta_model, wrap
+
+    full, quant = finetuning.is_full(cfg.peft), str(cfg.quant.name)
+    extra = Extra()
+    if full and has_reference(facts, args):
+        extra.frozen += base_params * 4
+    if not facts.value_model:
+        return extra
+
+    def scorer():
+        model = meta_model(copy_with(config, num_labels=1), head="value")
+        peft = finetuning.peft_config(cfg.peft, "SEQ_CLS")
+        return model if peft is None else wrap(model, peft)
+
+    value = _in_dtypes(scorer(), dtype, train_all=full)
+    trained = [p for p in value.parameters() if p.requires_grad]
+    extra.frozen += weight_bytes(value, quant, element)
+    extra.trainable += sum(p.numel() for p in trained)
+    extra.tensors += len(trained)
+    extra.copies = 2  # the value model runs the same rows as the policy
+    if str(cfg.method.get("reward")) == "model":  # trained first, then merged (the base's shapes) and frozen
+        reward = meta_model(copy_with(config, num_labels=1), head="value").requires_grad_(False)
+        extra.frozen += weight_bytes(_in_dtypes(reward, dtype, train_all=False), quant, 4 if full else element)
+    return extra
+
+
+def copy_with(config, **changes):
+    import copy
+
+    config = copy.deepcopy(config)
+    for key, value in changes.items():
+        setattr(config, key, value)
+    return config
+
+
+def _in_dtypes(model, dtype, train_all: bool):
+    """The dtype rule of every run: trained weights fp32, frozen ones in the run's dtype."""
+    if train_all:
+        model.requires_grad_(True)
+    for p in model.parameters():
+        p.data = p.data.to(torch.float32 if p.requires_grad else dtype)
+    return model
+
+
 def estimate(cfg, prompt_tokens: int | None = None, completion_tokens: int | None = None) -> Estimate:
-    """The predicted parts of one run of `cfg` (a composed config), reading no weights."""
+    """The predicted parts of one run of `cfg` (a composed config), reading no weights. BenchError for a
+    model it cannot find offline, or a shape no run can have."""
     from bench.config import finetuning
     from bench.config.validation import validate
-    from bench.measure.params import architecture, meta_model, wrap
+    from bench.estimate.source import resolve
+    from bench.measure.params import meta_model, wrap
     from bench.measure.perf import kv_bytes
     from bench.system.runtime import resolve_runtime
 
+    check_input(cfg, prompt_tokens, completion_tokens)
+    source = resolve(cfg.model)  # which model, said first: never another model's numbers
     precision = precision_of(cfg)
     element = DTYPE_BYTES[precision]
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
@@ -202,42 +301,33 @@ def estimate(cfg, prompt_tokens: int | None = None, completion_tokens: int | Non
     checked = validate(cfg, resolve_runtime("cpu", "fp32"), task_data=False)
     method, args, audit = checked.method, checked.trainer_config, checked.audit
     name = str(cfg.method.name)
+    notes = []
+    facts = method.memory
+    if facts is None:
+        facts = UNDECLARED
+        notes.append(f"method={name}: its adapter ({method.name}) declares no memory facts (methods.MemoryFacts: "
+                     "reference model, NLL on chosen, logits copies, value model), so none of them is assumed.")
     prompt = int(prompt_tokens if prompt_tokens is not None else cfg.train.max_prompt_length)
     completion = int(completion_tokens if completion_tokens is not None else cfg.train.max_completion_length)
-    step = step_shape(method.data, name, args, prompt, completion)
-    config, _ = architecture(cfg.model)
-    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    step = step_shape(method.data, facts, args, prompt, completion)
+    config, text = source.config, source.text
     full = finetuning.is_full(cfg.peft)
 
     model = meta_model(config)
     peft = finetuning.peft_config(cfg.peft)
     if peft is not None:
         model = wrap(model, peft)
-    else:
-        model.requires_grad_(True)
-    for p in model.parameters():  # the dtype rule of every run: trained weights fp32, frozen in the run's dtype
-        p.data = p.data.to(torch.float32 if p.requires_grad else dtype)
+    model = _in_dtypes(model, dtype, train_all=full)
     model.train()
     if cfg.train.disable_dropout:  # as the run does (train.disable_dropout): no masks, no dropped copies
         from bench.measure.probes import disable_dropout
 
         disable_dropout(model)
-    trainable = audit.exact
     tensors = sum(1 for p in model.parameters() if p.requires_grad)  # AdamW keeps a step counter for each
     frozen = weight_bytes(model, str(cfg.quant.name), element)
-
-    extra = 0
-    reference = name in REFERENCE or (float(getattr(args, "beta", 0) or 0) > 0 and method.data == "prompts")
-    if full and reference:
-        extra += audit.base_params * element  # TRL's frozen reference copy
-    if method.data == "prompt_ids":  # PPO: a value model (a second base, its own adapter and score head)
-        head = text.vocab_size * text.hidden_size * (0 if getattr(text, "tie_word_embeddings", False) else 1)
-        backbone = audit.base_params - head
-        extra += backbone * element if not full else 0
-        trainable += (audit.exact if not full else backbone) + text.hidden_size
-        tensors = 2 * tensors + 1  # its adapter's tensors and its score head
-        if str(cfg.method.get("reward")) == "model":
-            extra += backbone * element  # the trained reward model, merged
+    extra = extra_models(config, cfg, facts, args, audit.base_params, dtype, element)
+    trainable = audit.exact + extra.trainable
+    tensors += extra.tensors
 
     checkpointing = getattr(args, "activation_checkpointing", None)
     if checkpointing is None:  # transformers before 5 calls it gradient_checkpointing
@@ -245,30 +335,29 @@ def estimate(cfg, prompt_tokens: int | None = None, completion_tokens: int | Non
     tile = chunked_head(method)
     seen, layers_saved = _trace(model, step, text.vocab_size, bool(checkpointing),
                                 getattr(args, "gradient_checkpointing_kwargs", None), fused=tile is not None)
-    copies = 2 if method.data == "prompt_ids" else 1  # PPO's value model runs the same rows
-    activations = seen["activations"] * copies
+    activations = seen["activations"] * extra.copies
     # Under gradient checkpointing the layers' own tensors are dropped after the forward and recomputed a
     # layer at a time in backward, held by the checkpoint's hooks, which the measuring hooks never see
     # (a measured run counts them in `other`): each layer's input, and one layer's internals at a time.
-    checkpointed = layers_saved * copies
+    checkpointed = layers_saved * extra.copies
     logits_element = 4 if precision == "fp32" else element
     parts = {
         "weights": frozen,
         "trainable": trainable * 4,
         "gradients": trainable * 4,
         "optimizer": 2 * trainable * 4 + 4 * tensors,
-        "extra_models": extra,
+        "extra_models": extra.frozen,
         "activations": activations,
         "checkpointed": checkpointed,
         "logits": 0 if tile is not None else (
-            loss_head_bytes(step, text.vocab_size, logits_element, method.name, getattr(args, "loss_type", None))
+            loss_head_bytes(step, text.vocab_size, logits_element, facts, getattr(args, "loss_type", None))
             + seen["logits"]),
         # GRPO's cast_lm_head_to_fp32 runs the head in fp32; a GPU (not cpu) takes TRL's compact Triton path
         "head_tile": 0 if tile is None else head_tile_bytes(
             step, tile, 4 if getattr(args, "cast_lm_head_to_fp32", False) else element, str(cfg.device) != "cpu"),
         "kv_cache": int(kv_bytes(config, step.generate_rows, step.generate_tokens, element)) if step.generate_rows else 0,
     }
-    return Estimate(name, precision, parts, step)
+    return Estimate(name, precision, parts, step, source, notes)
 
 
 def _trace(model, step: Step, vocab: int, checkpointing: bool, kwargs, fused: bool = False) -> tuple[dict, int]:
@@ -296,15 +385,21 @@ def _trace(model, step: Step, vocab: int, checkpointing: bool, kwargs, fused: bo
     plain = forward()
     if not checkpointing:
         return plain, 0
-    base.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs or {"use_reentrant": False})
+    # transformers 5 names it activation checkpointing (the old name warns); before 5, gradient checkpointing
+    enable = getattr(base, "activation_checkpointing_enable", None) or base.gradient_checkpointing_enable
+    disable = getattr(base, "activation_checkpointing_disable", None) or base.gradient_checkpointing_disable
+    enable(kwargs or {"use_reentrant": False})  # the kwargs: the first parameter under either name
     if hasattr(model, "enable_input_require_grads"):
         model.enable_input_require_grads()
     try:
         seen = forward()
     finally:
-        base.gradient_checkpointing_disable()
+        disable()
     text = base.config.get_text_config() if hasattr(base.config, "get_text_config") else base.config
     layers = int(text.num_hidden_layers)
     inner = plain["activations"] - seen["activations"]  # the layers' own saved tensors, all of them
-    boundary = step.rows * step.tokens * int(text.hidden_size) * next(p for p in base.parameters() if not p.requires_grad).element_size()
+    # each layer's input is the residual stream, in the embeddings' dtype (fp32 master weights under full
+    # fine-tuning, the run's dtype under an adapter)
+    residual = base.get_input_embeddings().weight.element_size()
+    boundary = step.rows * step.tokens * int(text.hidden_size) * residual
     return seen, layers * boundary + inner // layers

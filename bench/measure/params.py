@@ -160,9 +160,19 @@ def meta_model(model_config, head: str = "causal_lm") -> nn.Module:
         return cls.from_config(copy.deepcopy(model_config))
 
 
-def architecture(model_cfg) -> tuple[object, str]:
+# The numbers the estimate and the audit read from a config.json; where one is missing, transformers would
+# put its class default in silently (Llama's hidden_size 4096). intermediate_size: where the class has one.
+REQUIRED_FIELDS = ("hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size", "intermediate_size")
+
+
+def architecture(model_cfg, arch_for: str | None = None) -> tuple[object, str]:
     """The model's transformers config, and where it came from: a local folder, the local hub cache, or
-    conf/model's `arch` numbers (the embedded model, and hub models never downloaded here)."""
+    conf/model's `arch` numbers (the embedded model, and hub models never downloaded here).
+
+    `arch_for`: the name_or_path the `arch` numbers describe (their conf/model yaml's own). Where given, a
+    name_or_path that is none of the three (a hub id set on the command line and never cached here) is
+    refused with the fix, rather than estimated with another model's numbers. A config.json without a
+    field the architecture needs (REQUIRED_FIELDS) is refused, naming it."""
     from transformers import AutoConfig
 
     path = str(model_cfg.name_or_path)
@@ -170,15 +180,53 @@ def architecture(model_cfg) -> tuple[object, str]:
     if local.is_dir():
         if not (local / "config.json").is_file():
             raise BenchError(f"model.name_or_path={path!r} is a folder without config.json.")
-        return AutoConfig.from_pretrained(local), f"{local / 'config.json'}"
+        return _checked_config(local / "config.json", path), f"{local / 'config.json'}"
     if not path.startswith("embedded:"):
+        from transformers.utils import cached_file
+
         try:
-            config = AutoConfig.from_pretrained(path, revision=model_cfg.revision, local_files_only=True)
-            return config, f"{path} (local Hugging Face cache)"
-        except OSError:
-            pass
+            found = cached_file(path, "config.json", revision=model_cfg.revision, local_files_only=True,
+                                _raise_exceptions_for_missing_entries=False)
+        except (OSError, ValueError):  # not cached, or not a valid hub id
+            found = None
+        if found:
+            return _checked_config(Path(found), path, model_cfg.revision), f"{path} (local Hugging Face cache)"
+    if arch_for is not None and path != arch_for:
+        raise BenchError(
+            f"model.name_or_path={path!r}: no config.json for it here (not a folder, not in the local Hugging Face "
+            f"cache, and the hub is not reached), and conf/model's arch numbers for {model_cfg.name} describe "
+            f"{arch_for!r}, not it. Cache it where the hub is reachable (`hf download {path} config.json`), or "
+            "pass a folder holding its config.json: model.name_or_path=DIR."
+        )
     arch = dict(model_cfg.arch)
     return AutoConfig.for_model(arch.pop("model_type"), **arch), f"conf/model arch numbers for {model_cfg.name}"
+
+
+def _checked_config(file: Path, path: str, revision: str | None = None):
+    """The transformers config of a config.json, refused where it lacks a field the architecture needs."""
+    import json
+
+    from transformers import AutoConfig
+
+    try:
+        raw = json.loads(file.read_text())
+        config = AutoConfig.from_pretrained(file.parent if revision is None else path, revision=revision,
+                                            local_files_only=True)
+    except (OSError, ValueError, KeyError) as err:
+        raise BenchError(f"model.name_or_path={path!r}: its config.json does not load: {err}") from err
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    nested = raw.get("text_config")  # a multimodal config keeps the language model's numbers apart
+    given = nested if text is not config and isinstance(nested, dict) else raw
+    aliases = getattr(type(text), "attribute_map", {}) or {}
+    missing = [f for f in REQUIRED_FIELDS
+               if hasattr(text, f) and getattr(text, f) is not None and f not in given and aliases.get(f) not in given]
+    if missing:
+        raise BenchError(
+            f"model.name_or_path={path!r}: {file} has no {', '.join(missing)}; transformers would put in "
+            f"{type(text).__name__}'s default ({', '.join(f'{f}={getattr(text, f)}' for f in missing)}), another "
+            "model's. Add the field(s) from the model's own config.json."
+        )
+    return config
 
 
 def count_params(model: nn.Module) -> tuple[int, int]:

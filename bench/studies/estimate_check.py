@@ -52,6 +52,13 @@ SHAPES = {
                   "model.arch.num_attention_heads=32", "model.arch.num_key_value_heads=8", "model.arch.head_dim=64",
                   "train.args.per_device_train_batch_size=2", "train.max_completion_length=16"],
 }
+# Full fine-tuning with activation checkpointing, DPO (a reference copy beside the trained model): the
+# common full fine-tuning setting, on the tiny model and the embedded model (its own weights: TRL loads a
+# full run's reference from the policy's path, which a random-weight model built in memory does not have).
+CHECKPOINTED = ["peft=none", "train.args.activation_checkpointing=true"]
+FULL = {"tiny b2 c16 full ckpt": [*SHAPES["tiny b2 c16"], *CHECKPOINTED],
+        "smollm2 b2 c16 full ckpt": ["model=smollm2-135m", "train.args.per_device_train_batch_size=2",
+                                     "train.max_completion_length=16", *CHECKPOINTED]}
 # predicted part(s) -> the measured key they are checked against
 PARTS = {
     "weights": (("weights", "extra_models"), "mem/weights_bytes"),
@@ -73,6 +80,8 @@ def configurations(quick: bool) -> list[tuple[str, str, list[str]]]:
         methods = (("sft", "dpo", "grpo") if label.startswith(("0.5B", "1B"))  # the larger two: three, for time
                    else (*METHODS, *OTHERS) if label.startswith("tiny") else METHODS)
         out += [(label, m, [f"method={m}", *overrides, "train.num_prompts=4"]) for m in methods]
+    if not quick:
+        out += [(label, "dpo", ["method=dpo", *overrides, "train.num_prompts=4"]) for label, overrides in FULL.items()]
     return out
 
 
