@@ -8,6 +8,9 @@ base (plus its score head) in the shared fine-tuning mode: with peft=none a full
 
 from __future__ import annotations
 
+import os
+from contextlib import contextmanager
+
 from bench.tasks.reward_model import RuleRewardModel
 from methods import MemoryFacts, RunContext, register
 
@@ -92,16 +95,109 @@ def build(ctx: RunContext):
         raise ValueError(
             f"method.reward={reward!r}: use 'rule' (the task's reward) or 'model' (RewardTrainer first)"
         )
-    return PPOTrainer(
-        args=ctx.args,
-        processing_class=ctx.tokenizer,
-        model=ctx.model,
-        # With a peft_config the reference is the policy with its adapter disabled; without one
-        # (peft=none) TRL makes a frozen copy.
-        ref_model=None,
-        reward_model=reward_model,
-        train_dataset=ctx.dataset,  # input_ids only: PPO's collator pads nothing else
-        value_model=ctx.load_model(head="value"),
-        peft_config=ctx.peft_config,
-        callbacks=ctx.callbacks,
-    )
+    with accelerate_mixed_precision(ctx.args.mixed_precision):
+        trainer = PPOTrainer(
+            args=ctx.args,
+            processing_class=ctx.tokenizer,
+            model=ctx.model,
+            # With a peft_config the reference is the policy with its adapter disabled; without one
+            # (peft=none) TRL makes a frozen copy.
+            ref_model=None,
+            reward_model=reward_model,
+            train_dataset=ctx.dataset,  # input_ids only: PPO's collator pads nothing else
+            value_model=ctx.load_model(head="value"),
+            peft_config=ctx.peft_config,
+            callbacks=ctx.callbacks,
+        )
+    if trainer.accelerator.mixed_precision != ctx.args.mixed_precision:
+        raise RuntimeError(
+            f"PPO's accelerator runs mixed precision {trainer.accelerator.mixed_precision!r}, its config "
+            f"{ctx.args.mixed_precision!r}: its losses would not be computed as every other method's are."
+        )
+    autocast_rollouts(trainer)
+    if ctx.args.activation_checkpointing:
+        checkpoint_activations(trainer)
+    return trainer
+
+
+@contextmanager
+def accelerate_mixed_precision(precision: str):
+    """Build PPO's accelerator with the run's mixed precision, as the Trainer builds every other method's.
+
+    TRL 1.12's PPOTrainer makes `Accelerator(gradient_accumulation_steps=...)` with no mixed precision, so
+    accelerate reads ACCELERATE_MIXED_PRECISION, which transformers 5 no longer exports from `bf16=True`.
+    Without it PPO's forwards run without autocast: under bf16 its log-softmax, ratios and KL would be bf16
+    where the other methods get fp32 outputs, and a full fine-tune's fp32 policy would compute in fp32
+    against its bf16 reference. The variable is set only while the trainer is built. accelerate keeps one
+    state per process and reads the variable only when it makes that state, so a state an earlier run of
+    this process left in another precision is dropped first (its trainer is done).
+    """
+    from accelerate.state import AcceleratorState, is_initialized
+
+    if is_initialized() and AcceleratorState().mixed_precision != precision:
+        AcceleratorState._reset_state()
+    before = os.environ.get("ACCELERATE_MIXED_PRECISION")
+    os.environ["ACCELERATE_MIXED_PRECISION"] = precision
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("ACCELERATE_MIXED_PRECISION", None)
+        else:
+            os.environ["ACCELERATE_MIXED_PRECISION"] = before
+
+
+def autocast_rollouts(trainer) -> None:
+    """Run PPO's rollout forwards under the same autocast as its training forward.
+
+    The accelerator wraps only the forward of the model it prepared (policy and value together), which PPO
+    calls to train. Its rollouts call the models inside: the policy generates, the reference and the value
+    model score. Left outside autocast they compute in the weights' own dtypes, so under bf16 with peft=none
+    the fp32 policy and its bf16 reference would differ before any step, and the old log-probabilities
+    would come from another computation than the new ones. Each such model's forward is wrapped the way
+    accelerate wraps a prepared one (autocast, outputs back in fp32); nothing changes at fp32.
+    """
+    from accelerate.utils import convert_outputs_to_fp32, get_mixed_precision_context_manager
+
+    accelerator = trainer.accelerator
+    if not accelerator.native_amp:
+        return
+    wrapper = accelerator.unwrap_model(trainer.model)
+    policy = wrapper.policy
+    # The transformers model whose forward generate() and the adapter-disabled reference call, and the
+    # value model's backbone, which PPO calls directly (TRL's get_reward and the training wrapper alike).
+    models = [policy.get_base_model() if hasattr(policy, "get_base_model") else policy, wrapper.critic_backbone]
+    if trainer.ref_model is not None:  # peft=none: TRL's frozen copy
+        models.append(trainer.ref_model)
+    for model in models:
+        autocast = get_mixed_precision_context_manager(accelerator.native_amp, accelerator.autocast_handler)
+        model.forward = convert_outputs_to_fp32(autocast(model.forward))
+
+
+def checkpoint_activations(trainer) -> None:
+    """`activation_checkpointing=true` for PPO: TRL 1.12's PPOTrainer defines the switch but runs its own
+    loop, which never reads it. Turned on here for both models it trains, policy and value, as the Trainer
+    turns it on for every other method (its kwargs, `every_n_layers`, `offload`; transformers makes the
+    embeddings' output require grad for an adapter). PPO generates with the policy in train mode, where a
+    checkpointed layer drops its KV cache, so checkpointing is off while it generates, as TRL's other
+    trainers turn it off for their no-grad forwards."""
+    kwargs = dict(trainer.args.activation_checkpointing_kwargs or {})
+    every, offload = kwargs.pop("every_n_layers", 1), kwargs.pop("offload", False)
+    wrapper = trainer.accelerator.unwrap_model(trainer.model)
+    for model in (wrapper.policy, wrapper.value_model):
+        model.activation_checkpointing_enable(
+            activation_checkpointing_kwargs=kwargs or None, every_n_layers=every, offload=offload
+        )
+    policy, generate = wrapper.policy, wrapper.policy.generate
+    checkpointed = [m for m in policy.modules() if getattr(m, "gradient_checkpointing", False) is True]
+
+    def generate_without_checkpointing(*args, **kw):
+        for module in checkpointed:
+            module.gradient_checkpointing = False
+        try:
+            return generate(*args, **kw)
+        finally:
+            for module in checkpointed:
+                module.gradient_checkpointing = True
+
+    policy.generate = generate_without_checkpointing

@@ -316,6 +316,28 @@ def model_flops(params: int, trainable: int, tokens: dict[str, int]) -> float:
     )
 
 
+@dataclass(frozen=True)
+class Counted:
+    """A model a trainer runs beside its policy (PPO's value model), with the token positions it saw, by kind
+    (its own `TokenKinds`): its FLOPs follow the same rule as the policy's (`model_flops`)."""
+
+    params: int  # its `flop_params`
+    trainable: int
+    tokens: dict[str, int]
+
+    @property
+    def flops(self) -> float:
+        return model_flops(self.params, self.trainable, self.tokens)
+
+
+def other_models(trainer) -> dict[str, object]:
+    """The models a trainer runs beside its policy whose FLOPs count: PPO's value model, which scores every
+    rollout (a forward) and trains on it with the policy (forward and backward). A reference that is the
+    policy with its adapter disabled runs through the policy's own embeddings and is counted there."""
+    value = getattr(trainer, "value_model", None)
+    return {"value": value} if value is not None else {}
+
+
 def perf_metrics(
     *,
     params: int,
@@ -329,9 +351,11 @@ def perf_metrics(
     decode_bytes: int | None = None,
     world_size: int = 1,
     device_name: str | None = None,
+    others: dict[str, Counted] | None = None,
 ) -> dict:
-    """`perf/*` of a run: model FLOPs (`model_flops`), FLOP/s over the training wall time, the measured
-    peak and their ratio (`perf/mfu`), on a listed GPU also against its datasheet (`perf/mfu_spec`,
+    """`perf/*` of a run: model FLOPs (`model_flops`: the policy's, plus those of `others`, the models the
+    trainer runs beside it, each recorded as `perf/<name>_flops`), FLOP/s over the training wall time, the
+    measured peak and their ratio (`perf/mfu`), on a listed GPU also against its datasheet (`perf/mfu_spec`,
     SPEC_TFLOPS); with generation, the steady decode rate against its bound.
 
     The decode bound assumes each decode step reads every weight once and nothing else: N × bytes
@@ -341,12 +365,15 @@ def perf_metrics(
     (batch 1: one token per full read of the weights), capped by the compute bound peak / 2N, which
     a large batch reaches first. Bandwidth is a copy's bytes read + written per second.
     """
-    flops = model_flops(params, trainable, tokens)
+    others = others or {}
+    flops = model_flops(params, trainable, tokens) + sum(other.flops for other in others.values())
     peak = job_peak_flops(peak_flops(device, dtype, cache_dir), device, world_size)
     achieved = flops / train_s if train_s > 0 else 0.0
     out = {
         "perf/params": params,
         **{f"perf/tokens_{kind}": tokens.get(kind, 0) for kind in KINDS},
+        **{f"perf/{name}_params": other.params for name, other in others.items()},
+        **{f"perf/{name}_flops": other.flops for name, other in others.items()},
         "perf/flops": flops,
         "perf/flops_per_s": round(achieved, 1),
         "perf/peak_flops_per_s": round(peak, 1),

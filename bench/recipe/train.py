@@ -38,7 +38,7 @@ from bench.measure.metrics import (
     weights_changed,
 )
 from bench.measure.params import count_params
-from bench.measure.perf import TokenKinds, flop_params, perf_metrics, weight_bytes
+from bench.measure.perf import Counted, TokenKinds, flop_params, other_models, perf_metrics, weight_bytes
 from bench.recipe import data as data_pipeline
 from bench.recipe import dtypes, pipeline
 from bench.recipe.models import load_base, load_tokenizer, model_key, resolve_model_path
@@ -242,6 +242,7 @@ class Trained:
     memory: MemorySampler  # the train phase's sampler
     saved: SavedTensors
     counter: TokenKinds
+    others: dict  # name -> (model, its TokenKinds): the models it runs beside the policy (PPO's value model)
 
 
 def train(plan: Plan) -> dict:
@@ -274,9 +275,11 @@ def train(plan: Plan) -> dict:
 def _build_and_train(plan: Plan, s: Setup, callbacks: list, probe, result: dict) -> Trained:
     """Build the method's trainer and train it, under the measuring hooks (phases build and train)."""
     counter = TokenKinds(s.base)  # embeddings are never adapted: the hook survives peft's wrapping
+    others: dict = {}
     try:
         with phase("build", plan.runtime.device, result):
             trainer, model, extra, built = build(plan, s, callbacks)
+        others = {name: (m, TokenKinds(m)) for name, m in other_models(trainer).items()}
         probe.model = trainer.model  # PPO's: policy and value together
         s.generations.phase = "train"
         trainable, total = count_params(model)
@@ -292,8 +295,10 @@ def _build_and_train(plan: Plan, s: Setup, callbacks: list, probe, result: dict)
             trainer.train()
     finally:
         counter.close()
+        for _, kinds in others.values():
+            kinds.close()
         s.generations.close()
-    return Trained(trainer, model, extra, before, memory, saved, counter)
+    return Trained(trainer, model, extra, before, memory, saved, counter, others)
 
 
 def _throughput(plan: Plan, s: Setup, done: Trained, timer: StepTimer, result: dict) -> dict:
@@ -304,10 +309,14 @@ def _throughput(plan: Plan, s: Setup, done: Trained, timer: StepTimer, result: d
     samples = len(timer.step_times) * args.per_device_train_batch_size * args.gradient_accumulation_steps
     out: dict = {}
     tokens = dict(done.counter.tokens)
+    # The other models' tokens travel as "<name>/<kind>", so a data-parallel job sums them with the policy's.
+    tokens.update({f"{name}/{kind}": n for name, (_, kinds) in done.others.items() for kind, n in kinds.tokens.items()})
     if distributed.world_size() > 1:
         totals, tokens = job_totals(result, tokens)
         out.update(totals)
         samples *= distributed.world_size()
+    others = {name: _counted(m, {kind: tokens.pop(f"{name}/{kind}") for kind in kinds.tokens})
+              for name, (m, kinds) in done.others.items()}
     out.update(timer.metrics(wall, sum(tokens.values()), samples))
     out.update({f"train/tokens_{kind}": n for kind, n in tokens.items()})
     out.update(perf_metrics(
@@ -322,11 +331,18 @@ def _throughput(plan: Plan, s: Setup, done: Trained, timer: StepTimer, result: d
         decode_bytes=weight_bytes(done.model),
         world_size=distributed.world_size(),
         device_name=torch.cuda.get_device_name(runtime.index) if runtime.device == "cuda" else None,
+        others=others,
     ))
     out["model/path"] = s.path
     # A mixture of experts reads TRL's router_aux_loss_coef; a dense model does not (the audit skips it).
     out["model/moe"] = any(getattr(s.base.config, k, 0) for k in ("num_experts", "num_local_experts", "n_routed_experts"))
     return out
+
+
+def _counted(model, tokens: dict[str, int]) -> Counted:
+    """A model run beside the policy, for the FLOP rule: its matmul parameters, trained ones and tokens."""
+    trainable, total = count_params(model)
+    return Counted(flop_params(model, total), trainable, tokens)
 
 
 class _ResetEachStep(TrainerCallback):
