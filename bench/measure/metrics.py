@@ -268,9 +268,11 @@ def quant_state_tensors(param) -> list[torch.Tensor]:
     state = getattr(param, "quant_state", None)
     if state is None:
         return []
-    tensors = [state.absmax, state.code, state.offset]
-    if state.state2 is not None:
-        tensors += [state.state2.absmax, state.state2.code]
+    # getattr: an offline-check rehearsal met a quant_state without `state2`; the optional fields are read defensively.
+    tensors = [state.absmax, state.code, getattr(state, "offset", None)]
+    second = getattr(state, "state2", None)
+    if second is not None:
+        tensors += [second.absmax, second.code]
     return [t for t in tensors if torch.is_tensor(t)]
 
 
