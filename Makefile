@@ -21,7 +21,8 @@ list: setup  ## the methods (trainer, adapter, on this TRL?), tasks, models, exp
 # A node's environment (.venv-node): on top of NODE_PYTHON's packages and its torch, which it never installs.
 # OFFLINE=<wheelhouse>: from `make wheelhouse`'s folder, with no network (docs/scale-out.md, "Offline").
 OFFLINE ?=
-NODE_PYTHON ?= python3
+# The project's own .venv where `make setup` made one (its torch is then the machine's), else the node's python3.
+NODE_PYTHON ?= $(if $(wildcard .venv/bin/python),.venv/bin/python,python3)
 NODE_VENV ?= .venv-node
 
 setup:  ## the environment of the lock (LOCK=current: TRL 1.16): idempotent, free when nothing changed; OFFLINE=<wheelhouse>: a node's, offline
@@ -134,7 +135,7 @@ trl-diff:  ## PPO-less headline on TRL 1.12 and 1.16: memory parts, step time, t
 		$(TRL_DIFF)/current-offline $(TRL_DIFF)/current-grpo --out $(TRL_DIFF)
 
 .PHONY: gpu-check
-# The node's own torch (NODE_PYTHON; here: NODE_PYTHON=.venv/bin/python). A slim wheelhouse's model folder
+# The node's own torch (NODE_PYTHON: .venv's where there is one, else python3's). A slim wheelhouse's model folder
 # (config and tokenizer, no weights) stands in for the embedded model's package, which it leaves out.
 gpu-check: node-setup  ## every CUDA path at smoke size on one GPU with the node's torch, random weights, one table (results/gpu-check/<gpu>/; ~8 min); without a GPU: validates and says so
 	PY=$(NODE_VENV)/bin/python MODEL_DIR=$(if $(OFFLINE),$(wildcard $(abspath $(OFFLINE))/smollm2-135m-instruct)) bash scripts/gpu-check.sh $(ARGS)
