@@ -57,8 +57,8 @@ def test_the_pages_adapter_names_its_config_as_a_string_and_imports_its_trainer_
 @pytest.mark.slow
 def test_the_pages_examples_register_validate_and_train(tmp_path):
     """The page's blocks, written into a copy of the repository, and its two commands there, as one sweep
-    (one process's imports): each example's run is validated and trains (eval and W&B off: the subject is
-    the method's plumbing; test_smoke scores every shipped method)."""
+    (one start-up): each example's run is validated and trains, each in its own process as a user's runs
+    are (eval and W&B off: the subject is the method's plumbing; test_smoke scores every shipped method)."""
     copy = tmp_path / "repo"
     for folder in ("bench", "methods", "conf"):
         shutil.copytree(REPO / folder, copy / folder, ignore=shutil.ignore_patterns("__pycache__"))
@@ -68,8 +68,8 @@ def test_the_pages_examples_register_validate_and_train(tmp_path):
     exo, gmpo = page_command("exo"), page_command("gmpo")
     assert exo[1:] == gmpo[1:], (exo, gmpo)  # the same command but for the method
     out = tmp_path / "sweep"
-    cmd = [sys.executable, "-m", "bench", "-m", "method=exo,gmpo", *gmpo[1:],
-           "eval=none", "logger=none", "isolate=false", f"hydra.sweep.dir={out}"]
+    cmd = [sys.executable, "-m", "bench", "-m", "method=exo,gmpo", *gmpo[1:], "eval=none", "logger=none",
+           f"hydra.sweep.dir={out}"]
     proc = subprocess.run(cmd, cwd=copy, capture_output=True, text=True, timeout=900)
     records = {r["method"]: r for r in (json.loads(p.read_text()) for p in out.glob("*/metrics.json"))}
     assert set(records) == {"exo", "gmpo"}, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -78,3 +78,7 @@ def test_the_pages_examples_register_validate_and_train(tmp_path):
         assert record["model"] == "tiny-llama" and record["train/steps"] > 0
     assert records["exo"]["method/adapter"] == "dpo" and records["gmpo"]["method/adapter"] == "gmpo"
     assert proc.returncode == 0, proc.stderr[-3000:]
+    # What the newcomer sees: each run's start and end, the report, and where it is; no library's noise.
+    terminal = proc.stdout + proc.stderr
+    assert not [w for w in ("FutureWarning", "UserWarning", "DeprecationWarning", "gemm_4bit_forward") if w in terminal]
+    assert proc.stdout.strip().splitlines()[-1].endswith(f"report: {out / 'summary.md'}")

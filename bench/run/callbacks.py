@@ -40,6 +40,8 @@ class ReportCallback(Callback):
 
         if not distributed.is_main():  # a data-parallel sweep: one report, from rank 0
             return
+        if console.quiet():  # the report's estimates build models: libraries' warnings to the log, as in a run
+            console.route_libraries(verbose=False)
         try:
             from bench.report.summary import write_report
 
