@@ -8,9 +8,10 @@ base (plus its score head) in the shared fine-tuning mode: with peft=none a full
 
 from __future__ import annotations
 
-import os
+import functools
 from contextlib import contextmanager
 
+from bench.system import devices
 from bench.tasks.reward_model import RuleRewardModel
 from methods import MemoryFacts, RunContext, register
 
@@ -136,15 +137,8 @@ def accelerate_mixed_precision(precision: str):
 
     if is_initialized() and AcceleratorState().mixed_precision != precision:
         AcceleratorState._reset_state()
-    before = os.environ.get("ACCELERATE_MIXED_PRECISION")
-    os.environ["ACCELERATE_MIXED_PRECISION"] = precision
-    try:
+    with devices.environment({"ACCELERATE_MIXED_PRECISION": precision}):
         yield
-    finally:
-        if before is None:
-            os.environ.pop("ACCELERATE_MIXED_PRECISION", None)
-        else:
-            os.environ["ACCELERATE_MIXED_PRECISION"] = before
 
 
 def autocast_rollouts(trainer) -> None:
@@ -171,7 +165,23 @@ def autocast_rollouts(trainer) -> None:
         models.append(trainer.ref_model)
     for model in models:
         autocast = get_mixed_precision_context_manager(accelerator.native_amp, accelerator.autocast_handler)
-        model.forward = convert_outputs_to_fp32(autocast(model.forward))
+        # The value backbone's last hidden state feeds the fp32 score head, so all its outputs come back in
+        # fp32 as accelerate gives them. The policy's and the reference's only read output is the logits:
+        # TRL asks them for every hidden state too, and fp32 copies of those would be a transient of
+        # (layers + 1) x rows x tokens x width x 4 bytes that nothing reads.
+        to_fp32 = convert_outputs_to_fp32 if model is wrapper.critic_backbone else _logits_to_fp32
+        model.forward = to_fp32(autocast(model.forward))
+
+
+def _logits_to_fp32(forward):
+    @functools.wraps(forward)
+    def wrapped(*args, **kwargs):
+        out = forward(*args, **kwargs)
+        if getattr(out, "logits", None) is not None:
+            out.logits = out.logits.float()
+        return out
+
+    return wrapped
 
 
 def checkpoint_activations(trainer) -> None:

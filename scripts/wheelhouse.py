@@ -279,7 +279,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--no-bitsandbytes goes with --slim (the full set is the whole lock).")
     pins = read_lock(args.lock)
     if args.out.exists() and any(args.out.iterdir()):
-        shutil.rmtree(args.out)  # a wheelhouse is one set: stale wheels of another lock would install too
+        # A wheelhouse is one set: stale wheels of another lock would install too. Only a folder this script
+        # wrote (its MANIFEST.tsv) is cleared; any other non-empty folder is refused, never deleted.
+        if not (args.out / "MANIFEST.tsv").is_file():
+            parser.error(f"--out {args.out}: not empty and holds no MANIFEST.tsv, so it is no wheelhouse this "
+                         "script wrote; name an empty or new folder.")
+        shutil.rmtree(args.out)
     args.out.mkdir(parents=True, exist_ok=True)
 
     backend = build_requires()

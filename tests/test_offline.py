@@ -93,6 +93,7 @@ def test_the_gpu_check_without_bitsandbytes_leaves_qlora_out_says_so_and_validat
     find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "bitsandbytes" else find_spec(name, *a))
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    monkeypatch.setattr("bench.system.devices._driver", lambda: None)  # no GPU here, even on a GPU node
     names = [name for name, _ in gpu_check.checks()]
     assert names and not [n for n in names if n.endswith("-nf4")] and "dpo-none" in names
     assert gpu_check.main([]) == 0

@@ -170,7 +170,11 @@ def cuda_facts() -> CudaFacts:
 
 
 def _driver() -> str | None:
-    """The NVIDIA driver's version line, or None where the machine has none."""
+    """The NVIDIA driver's version line where this process was given a GPU, else None. The kernel module's
+    /proc file is the host's: a CPU-only container or a job on a GPU host without a GPU allocated sees it
+    too, so it counts only beside a GPU device node (/dev/nvidia0, ...) that this process can see."""
+    if not any(Path("/dev").glob("nvidia[0-9]*")):
+        return None
     proc = Path("/proc/driver/nvidia/version")
     if proc.is_file():
         first = proc.read_text(errors="replace").strip().splitlines()
