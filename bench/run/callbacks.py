@@ -77,7 +77,7 @@ class ReportCallback(Callback):
 def sweep_ended(sweep: Path, status) -> str:
     """The line a sweep ends with: how its runs ended, its folder and its report."""
     counts = ", ".join(f"{n} {s}" for s, n in status.value_counts().items())
-    return (f"sweep done: {len(status)} runs ({counts}) in {console.shown(sweep)}; "
+    return (f"sweep done: {len(status)} run{'s' if len(status) != 1 else ''} ({counts}) in {console.shown(sweep)}; "
             f"report: {console.shown(sweep / 'summary.md')}")
 
 
