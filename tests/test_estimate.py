@@ -42,7 +42,7 @@ def test_exact_parts_follow_from_the_audit_and_quantization(compose):
 
 def test_the_peak_is_the_larger_of_the_step_and_generation():
     parts = {"weights": 10, "trainable": 1, "gradients": 1, "optimizer": 2, "extra_models": 0, "activations": 5,
-             "checkpointed": 0, "logits": 3, "head_tile": 0, "kv_cache": 20}
+             "autocast_copies": 0, "checkpointed": 0, "logits": 3, "head_tile": 0, "kv_cache": 20}
     e = Estimate("grpo", "bf16", parts, Step(1, 1, 1))
     assert e.training == 22 and e.generation == 34 and e.peak == 34
     assert Estimate("x", "bf16", parts | {"weights": 24 * GiB}, Step(1, 1, 1)).fits() == {24: False, 40: True, 80: True}
@@ -74,8 +74,74 @@ def test_the_loss_head_follows_the_installed_trl(compose):
         assert gpu.step.completion < gpu.step.tokens
     else:
         assert gpu.parts["head_tile"] == 0
-        assert gpu.parts["logits"] == gpu.step.rows * gpu.step.tokens * 151_936 * 2  # every position, bf16
+        # every position, in fp32: mixed precision hands the trainer fp32 logits
+        assert gpu.parts["logits"] == gpu.step.rows * gpu.step.tokens * 151_936 * 4
     assert gpu.training == sum(v for k, v in gpu.parts.items() if k != "kv_cache")
+
+
+def test_mixed_precision_logits_are_fp32_and_autocast_copies_each_trained_weight(compose):
+    """Under bf16 mixed precision accelerate hands the trainer fp32 logits (counted at 2 bytes before: 0.47-0.50
+    of a measured CPU bf16 run), autocast saves a bf16 copy of every trained weight a matmul reads (counted
+    nowhere before): LoRA's adapters; under full fine-tuning every linear weight and the tied head, all but
+    the norms (2 layers x 2 and the final one, 64 wide), but the head's where SFT's chunked loss recomputes
+    it. A full fine-tune's frozen reference is in the run's dtype, its rollouts' KV cache in fp32."""
+    fp32 = estimate(compose("model=tiny", "method=kto", "precision=fp32"))
+    lora = estimate(compose("model=tiny", "method=kto", "precision=bf16"))
+    if lora.parts["head_tile"] == 0:  # TRL 1.12: the logits are saved (1.16's chunked head saves none)
+        assert lora.parts["logits"] == fp32.parts["logits"] > 0
+    # measured: mem/autocast_copies_bytes of the tiny model's KTO run in make estimate-check's bf16 runs
+    assert lora.parts["autocast_copies"] == 59_392
+    assert fp32.parts["autocast_copies"] == 0
+    full = estimate(compose("model=tiny", "method=dpo", "peft=none", "precision=bf16"))
+    params = full.parts["trainable"] // 4
+    assert full.parts["autocast_copies"] == 2 * (params - 5 * 64)
+    assert full.parts["extra_models"] == 2 * params  # the reference, frozen in bf16
+    sft = estimate(compose("model=tiny", "method=sft", "peft=none", "precision=bf16"))
+    if sft.parts["head_tile"] == 0:  # TRL 1.12's chunked_nll (1.16 runs SFT through its chunked LM head)
+        assert sft.parts["autocast_copies"] == full.parts["autocast_copies"] - 2 * 49152 * 64
+    kv = {peft: estimate(compose("model=tiny", "method=grpo", f"peft={peft}", "precision=bf16")).parts["kv_cache"]
+          for peft in ("lora", "none")}
+    assert kv["none"] == 2 * kv["lora"] > 0  # fp32 master weights generate in fp32
+
+
+@pytest.mark.parametrize("peft", ["lora", "none"])
+def test_the_trace_under_autocast_saves_what_a_cpu_autocast_forward_saves(compose, peft):
+    """The trace on fake tensors under CPU autocast against the tiny model's real forward under CPU autocast,
+    measured by the run's own SavedTensors: autocast's weight copies to the byte, the activations within 5%
+    (the trace's fused attention stands in for the kernel CPU takes). The meta trace had no autocast: it
+    counted the copies as activations and the inputs autocast casts down in fp32 (1.2 to 1.5x)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from bench.config import finetuning
+    from bench.estimate.model import _in_dtypes
+    from bench.estimate.precision import Tracer
+    from bench.estimate.source import resolve
+    from bench.estimate.trace import Saved, meta_forward
+    from bench.measure.metrics import SavedTensors
+    from bench.measure.params import meta_model, wrap
+    from bench.measure.probes import disable_dropout
+
+    cfg = compose("model=tiny", f"peft={peft}")
+    config, lora = resolve(cfg.model).config, finetuning.peft_config(cfg.peft)
+
+    def build(model):
+        model = _in_dtypes(model if lora is None else wrap(model, lora), torch.bfloat16, train_all=lora is None)
+        disable_dropout(model)
+        return model.train()
+
+    traced = build(meta_model(config))
+    tracer = Tracer(traced, torch.bfloat16)
+    saved = Saved(traced, config.vocab_size)
+    with saved.counting(), meta_forward(), tracer.context():
+        traced(input_ids=torch.zeros((4, 40), dtype=torch.long, device=tracer.device))
+    torch.manual_seed(0)
+    real = build(AutoModelForCausalLM.from_config(config))
+    with SavedTensors([real], config.vocab_size) as measured, torch.autocast("cpu", dtype=torch.bfloat16):
+        real(input_ids=torch.randint(0, config.vocab_size, (4, 40)))
+    m = measured.metrics()
+    assert saved.bytes["autocast_copies"] == m["mem/autocast_copies_bytes"] > 0
+    assert abs(saved.bytes["activations"] / m["mem/activations_bytes"] - 1) < 0.05
 
 
 def test_bco_saves_its_logits_twice(compose):
@@ -169,12 +235,16 @@ def test_ppos_value_model_is_counted_as_the_run_loads_it(compose):
 
 
 def test_references_are_counted_as_trl_holds_them(compose):
-    """Under full fine-tuning TRL holds a frozen reference in fp32 (it loads it with dtype float32, or copies
-    the fp32 master policy) whatever the run's precision; with an adapter the base with the adapter disabled
-    is the reference, no copy. A variant (IPO) has its adapter's (DPO's) reference."""
+    """Under full fine-tuning TRL holds a frozen reference, which the harness freezes and casts to the run's
+    dtype (bench.recipe.dtypes.settle_reference; counted in fp32 it was 2.00 of a measured CPU bf16 run), fp32
+    only where sync_ref_model updates it; with an adapter the base with the adapter disabled is the reference,
+    no copy. A variant (IPO) has its adapter's (DPO's) reference."""
     for method in ("dpo", "ipo"):
         full = estimate(compose("model=qwen2.5-3b", f"method={method}", "precision=bf16", "peft=none"))
-        assert full.parts["extra_models"] == 4 * QWEN_3B["params"], method
+        assert full.parts["extra_models"] == 2 * QWEN_3B["params"], method
+        synced = compose("model=qwen2.5-3b", f"method={method}", "precision=bf16", "peft=none",
+                         "+method.args.sync_ref_model=true")
+        assert estimate(synced).parts["extra_models"] == 4 * QWEN_3B["params"], method
         assert estimate(compose("model=qwen2.5-3b", f"method={method}", "precision=bf16")).parts["extra_models"] == 0
     assert estimate(compose("model=tiny", "method=orpo", "peft=none")).parts["extra_models"] == 0  # ORPO has none
 

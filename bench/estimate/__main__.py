@@ -25,7 +25,8 @@ from bench.estimate.model import BUDGETS_GB, estimate
 from methods import why_unavailable
 
 GiB = 2**30
-COLUMNS = ("weights", "trainable", "gradients", "optimizer", "extra_models", "activations", "checkpointed", "logits", "head_tile", "kv_cache")
+COLUMNS = ("weights", "trainable", "gradients", "optimizer", "extra_models", "activations", "autocast_copies", "checkpointed",
+           "logits", "head_tile", "kv_cache")
 
 
 def _lists(overrides: list[str], keys=("method", "model", "quant")) -> tuple[dict[str, list[str]], list[str]]:
@@ -124,7 +125,8 @@ def _estimate(args, names, models, quants, rest) -> int:
     if not estimates:  # every listed method left out above, each with its reason
         raise BenchError("the installed TRL has none of the methods listed.")
     print(header(estimates[0], cfg, args.prompt_tokens))
-    print("peak = every model's memory + the larger of what a step saves for backward (activations, logits; with "
+    print("peak = every model's memory + the larger of what a step saves for backward (activations, autocast's "
+          "weight copies in bf16/fp16, logits; with "
           "a TRL 1.16 chunked LM head, its working tile instead of the logits) and the KV cache of rollouts; the "
           "process's own runtime and the allocator's caches come on top.")
     print(notes(estimates))

@@ -20,7 +20,7 @@ Weights: every frozen parameter in the run's dtype (4-bit NF4: half a byte a lin
 block scales; 8-bit: a byte plus a scale a row; biases stay in the dtype); trained ones in fp32, with an
 fp32 gradient and AdamW's two fp32 moments each. Extra models, each as the run loads it (built on the
 meta device, as the policy is): a reference copy where the method has one and no adapter can stand in for
-it (full fine-tuning: TRL loads or copies it in fp32), PPO's value model (a second base loaded like the
+it (full fine-tuning: a frozen copy in the run's dtype, as bench.recipe.dtypes settles it), PPO's value model (a second base loaded like the
 policy, quantized where the run is, with its own adapter and score head) and its reward model
 (method.reward=model: the same, merged, frozen). Saved for backward: the model's own forward
 traced on the meta device at the step's shapes (bench.estimate.trace), and the loss head's
@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from bench.estimate.precision import Tracer, autocast_copies, autocast_dtype, generation_element
 from methods import MemoryFacts
 
 GiB = 2**30
@@ -78,7 +79,7 @@ class Estimate:
         head's transient tile."""
         p = self.parts
         return sum(p[k] for k in ("weights", "trainable", "gradients", "optimizer", "extra_models",
-                                  "activations", "checkpointed", "logits", "head_tile"))
+                                  "activations", "autocast_copies", "checkpointed", "logits", "head_tile"))
 
     @property
     def generation(self) -> int:
@@ -232,7 +233,9 @@ class Extra:
 
 def extra_models(config, cfg, facts: MemoryFacts, args, base_params: int, dtype, element: int) -> Extra:
     """The reference, value and reward models of one run. Under full fine-tuning TRL keeps a frozen
-    reference in fp32 (it loads it with dtype float32, or copies the fp32 master policy); with an adapter
+    reference copy, which the harness puts in the run's dtype (bench.recipe.dtypes.settle_reference: TRL
+    loads it in fp32, but frozen weights need no master copy), fp32 only where the trainer mixes the policy
+    into it (`sync_ref_model`); with an adapter
     the base with the adapter disabled is the reference, no copy. PPO's value and reward models are loaded
     as the policy is (bench.recipe.train.load_policy_copy: the run's dtype and quantization, the shared
     fine-tuning mode) with a one-output score head; the reward model (method.reward=model) is merged and
@@ -243,7 +246,7 @@ def extra_models(config, cfg, facts: MemoryFacts, args, base_params: int, dtype,
     full, quant = finetuning.is_full(cfg.peft), str(cfg.quant.name)
     extra = Extra()
     if full and has_reference(facts, args):
-        extra.frozen += base_params * 4
+        extra.frozen += base_params * (4 if getattr(args, "sync_ref_model", False) else element)
     if not facts.value_model:
         return extra
 
@@ -333,14 +336,17 @@ def estimate(cfg, prompt_tokens: int | None = None, completion_tokens: int | Non
     if checkpointing is None:  # transformers before 5 calls it gradient_checkpointing
         checkpointing = getattr(args, "gradient_checkpointing", False)
     tile = chunked_head(method)
+    autocast = autocast_dtype(precision)  # mixed precision: the forward as autocast runs it
     seen, layers_saved = _trace(model, step, text.vocab_size, bool(checkpointing),
-                                getattr(args, "gradient_checkpointing_kwargs", None), fused=tile is not None)
+                                getattr(args, "gradient_checkpointing_kwargs", None), fused=tile is not None,
+                                autocast=autocast)
     activations = seen["activations"] * extra.copies
     # Under gradient checkpointing the layers' own tensors are dropped after the forward and recomputed a
     # layer at a time in backward, held by the checkpoint's hooks, which the measuring hooks never see
     # (a measured run counts them in `other`): each layer's input, and one layer's internals at a time.
     checkpointed = layers_saved * extra.copies
-    logits_element = 4 if precision == "fp32" else element
+    # fp32 in every precision: mixed precision's outputs come back in fp32 (bench.estimate.precision)
+    logits_element = 4
     parts = {
         "weights": frozen,
         "trainable": trainable * 4,
@@ -348,6 +354,8 @@ def estimate(cfg, prompt_tokens: int | None = None, completion_tokens: int | Non
         "optimizer": 2 * trainable * 4 + 4 * tensors,
         "extra_models": extra.frozen,
         "activations": activations,
+        "autocast_copies": autocast_copies(seen["autocast_copies"], model, getattr(args, "loss_type", None),
+                                           autocast) * extra.copies,
         "checkpointed": checkpointed,
         "logits": 0 if tile is not None else (
             loss_head_bytes(step, text.vocab_size, logits_element, facts, getattr(args, "loss_type", None))
@@ -355,19 +363,22 @@ def estimate(cfg, prompt_tokens: int | None = None, completion_tokens: int | Non
         # GRPO's cast_lm_head_to_fp32 runs the head in fp32; a GPU (not cpu) takes TRL's compact Triton path
         "head_tile": 0 if tile is None else head_tile_bytes(
             step, tile, 4 if getattr(args, "cast_lm_head_to_fp32", False) else element, str(cfg.device) != "cpu"),
-        "kv_cache": int(kv_bytes(config, step.generate_rows, step.generate_tokens, element)) if step.generate_rows else 0,
+        "kv_cache": int(kv_bytes(config, step.generate_rows, step.generate_tokens, generation_element(precision, full)))
+        if step.generate_rows else 0,
     }
     return Estimate(name, precision, parts, step, source, notes)
 
 
-def _trace(model, step: Step, vocab: int, checkpointing: bool, kwargs, fused: bool = False) -> tuple[dict, int]:
+def _trace(model, step: Step, vocab: int, checkpointing: bool, kwargs, fused: bool = False,
+           autocast: torch.dtype | None = None) -> tuple[dict, int]:
     """What the measuring hooks see saved in one forward at the step's shapes, and, under gradient
     checkpointing, what the checkpoint holds out of their sight: every layer's input and one layer's
     internals (the trace without checkpointing, its layer part divided by the layers). `fused`: through
-    the installed TRL's chunked LM head, patched on as its trainers patch it."""
+    the installed TRL's chunked LM head, patched on as its trainers patch it. `autocast`: the forward under
+    autocast to that dtype (bench.estimate.precision.Tracer)."""
     from bench.estimate.trace import Saved, meta_forward
 
-    ids = torch.zeros((step.rows, step.tokens), dtype=torch.long, device="meta")
+    tracer = Tracer(model, autocast)
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     if fused:
         from trl.trainer.utils import add_fused_lm_head
@@ -376,7 +387,8 @@ def _trace(model, step: Step, vocab: int, checkpointing: bool, kwargs, fused: bo
 
     def forward() -> dict:
         saved = Saved(model, vocab)
-        with saved.counting(), meta_forward():
+        with saved.counting(), meta_forward(), tracer.context():
+            ids = torch.zeros((step.rows, step.tokens), dtype=torch.long, device=tracer.device)
             # no padding mask: .item() on a meta mask fails; the mask itself is small
             out = model(input_ids=ids, labels=ids, fused_lm_head=True) if fused else model(input_ids=ids)
         del out

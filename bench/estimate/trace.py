@@ -34,6 +34,10 @@ class _FusedAttention(torch.autograd.Function):
 
 
 def _fused_sdpa(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False):
+    device = query.device.type
+    if torch.is_autocast_enabled(device):  # autocast runs SDPA in its dtype: the kernel saves cast copies
+        low = torch.get_autocast_dtype(device)
+        query, key, value = (t.to(low) for t in (query, key, value))
     if enable_gqa and key.shape[-3] != query.shape[-3]:
         repeat = query.shape[-3] // key.shape[-3]
         key, value = key.repeat_interleave(repeat, dim=-3), value.repeat_interleave(repeat, dim=-3)
@@ -41,14 +45,23 @@ def _fused_sdpa(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=Fals
 
 
 class Saved:
-    """Bytes saved for backward while the block runs, split like SavedTensors: tensors of vocabulary
-    width are logits, the rest activations; parameters are weight memory and not counted."""
+    """Bytes saved for backward while the block runs, split like SavedTensors: a trained parameter cast to
+    another dtype (autocast's copy, made where the forward runs under autocast: bench.estimate.precision)
+    is an autocast copy, tensors of vocabulary width are logits, the rest activations; parameters are
+    weight memory and not counted."""
 
     def __init__(self, model, vocab: int):
         self.vocab = vocab
         self.params = {id(p) for p in model.parameters()}
         self.seen: set[int] = set()
-        self.bytes = {"activations": 0, "logits": 0}
+        self.bytes = {"activations": 0, "logits": 0, "autocast_copies": 0}
+
+    def _is_cast_copy(self, base) -> bool:
+        """As SavedTensors tells one: made by a `to()` whose input is a parameter's gradient accumulator."""
+        node = base.grad_fn
+        if node is None or type(node).__name__ != "ToCopyBackward0" or not node.next_functions:
+            return False
+        return id(getattr(node.next_functions[0][0], "variable", None)) in self.params
 
     def _pack(self, tensor):
         base = tensor._base if tensor._base is not None else tensor
@@ -56,7 +69,10 @@ class Saved:
             return tensor
         if id(base) not in self.seen:
             self.seen.add(id(base))
-            kind = "logits" if base.dim() >= 2 and base.shape[-1] == self.vocab else "activations"
+            if self._is_cast_copy(base):  # first: a tied head's copy is vocabulary-wide too
+                kind = "autocast_copies"
+            else:
+                kind = "logits" if base.dim() >= 2 and base.shape[-1] == self.vocab else "activations"
             self.bytes[kind] += base.numel() * base.element_size()
         return tensor
 

@@ -67,28 +67,40 @@ PARTS = {
     "optimizer": (("optimizer",), "mem/optimizer_bytes"),
     "activations": (("activations",), "mem/max_activations_bytes"),
     "logits": (("logits",), "mem/max_logits_bytes"),
+    # autocast's bf16 copies of the trained weights a matmul reads (bf16 and fp16 runs only)
+    "autocast copies": (("autocast_copies",), "mem/max_autocast_copies_bytes"),
     "kv cache": (("kv_cache",), "mem/max_kv_cache_bytes"),
 }
 TOLERANCE = 0.10
 
 
-def configurations(quick: bool) -> list[tuple[str, str, list[str]]]:
+# bf16 matmuls run ~25x slower on this CPU than fp32 ones: the bf16 check keeps the two small shapes (every
+# adapter on the tiny model, the headline's six on the embedded model's architecture), and full fine-tuning
+# of the tiny model, where autocast copies every linear weight (fp32 master weights, bf16 matmuls).
+BF16_SHAPES = ("tiny b2 c16", "smollm2 b2 c16")
+BF16_FULL = {"tiny b2 c16 full": [*SHAPES["tiny b2 c16"], "peft=none"]}
+
+
+def configurations(quick: bool, precision: str = "fp32") -> list[tuple[str, str, list[str]]]:
     out = []
     for label, overrides in SHAPES.items():
-        if quick and label != "tiny b2 c16":
+        if (quick and label != "tiny b2 c16") or (precision != "fp32" and label not in BF16_SHAPES):
             continue
         methods = (("sft", "dpo", "grpo") if label.startswith(("0.5B", "1B"))  # the larger two: three, for time
                    else (*METHODS, *OTHERS) if label.startswith("tiny") else METHODS)
         out += [(label, m, [f"method={m}", *overrides, "train.num_prompts=4"]) for m in methods]
-    if not quick:
+    if not quick and precision == "fp32":
         out += [(label, "dpo", ["method=dpo", *overrides, "train.num_prompts=4"]) for label, overrides in FULL.items()]
+    if not quick and precision != "fp32":
+        out += [(label, m, [f"method={m}", *overrides, "train.num_prompts=4"])
+                for label, overrides in BF16_FULL.items() for m in ("sft", "dpo", "grpo")]
     return out
 
 
 def compare(record: dict, predicted) -> dict:
     row = {}
     for part, (keys, measured_key) in PARTS.items():
-        pred = sum(predicted.parts[k] for k in keys)
+        pred = sum(predicted.parts.get(k, 0) for k in keys)
         measured = record.get(measured_key)
         row[part] = (pred, measured)
     runtime = record.get("mem/runtime_bytes") or 0
@@ -126,12 +138,15 @@ def markdown(rows: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.studies.estimate_check", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="the tiny model at one batch and length only")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                        help="the runs' precision (bf16: CPU autocast, the dtype rules of a GPU run; two small shapes)")
     parser.add_argument("--out", type=Path, default=Path("results/estimate-check") / time.strftime("%Y-%m-%d_%H-%M-%S"))
     args = parser.parse_args(argv)
     stamp = provenance()
     rows = []
-    for label, method, overrides in configurations(args.quick):
-        cfg = compose([*overrides, *SMOKE])
+    precision = [f"precision={args.precision}"]
+    for label, method, overrides in configurations(args.quick, args.precision):
+        cfg = compose([*overrides, *SMOKE, *precision])
         if why_unavailable(cfg.method):  # PPO and BCO under the current lock
             continue
         cfg.output_dir = str(args.out / f"{label.replace(' ', '_')}_{method}")
@@ -144,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         if method == "sft":  # the gold answers are shorter than the limit: the rows the trainer saw, padded
             seen = int(record["train/steps"]) * int(cfg.train.args.per_device_train_batch_size)
             completion = int(record["train/tokens_trained"]) // seen - prompt
-        predicted = estimate(compose([*overrides, *SMOKE, "device=cpu", "precision=fp32"]),
+        predicted = estimate(compose([*overrides, *SMOKE, "device=cpu", *precision]),
                              prompt_tokens=prompt, completion_tokens=completion)
         rows.append({"shape": label, "method": method, "parts": compare(record, predicted),
                      "step": vars(predicted.step)})
