@@ -132,6 +132,10 @@ def markdown(rows: list[dict]) -> str:
     within = sum(abs(pred / m - 1) <= TOLERANCE for pred, m in parts)
     lines += ["", f"predicted / measured per part; ✗ outside ±{TOLERANCE:.0%}. Tensor parts within: {within} of {len(parts)} "
               "(parts a run does not hold, such as an offline method's KV cache, are left out)."]
+    peaks = [pred / m for pred, m in (r["parts"]["peak"] for r in rows) if m]
+    if peaks:  # the whole peak is not one of the parts: said apart, with what it leaves out
+        lines.append(f"Whole peak (the tensor parts and the process's runtime) / measured RSS: {min(peaks):.2f}–"
+                     f"{max(peaks):.2f}; the allocator's left-over (last column) is not estimated.")
     return "\n".join(lines)
 
 
