@@ -12,6 +12,7 @@ import pytest
 from bench import BenchError
 from bench.estimate.__main__ import main
 from bench.estimate.model import Estimate, GiB, Step, estimate
+from bench.estimate.overhead import REFERENCE, Overhead, measured, verdict
 from methods import REGISTRY, get, names, why_unavailable
 
 # Qwen2.5-3B's numbers (its config.json, as conf/model/qwen2.5-3b.yaml holds them)
@@ -45,8 +46,6 @@ def test_the_peak_is_the_larger_of_the_step_and_generation():
              "autocast_copies": 0, "checkpointed": 0, "logits": 3, "head_tile": 0, "kv_cache": 20}
     e = Estimate("grpo", "bf16", parts, Step(1, 1, 1))
     assert e.training == 22 and e.generation == 34 and e.peak == 34
-    assert Estimate("x", "bf16", parts | {"weights": 24 * GiB}, Step(1, 1, 1)).fits() == {24: False, 40: True, 80: True}
-    assert Estimate("x", "bf16", parts | {"weights": 23 * GiB}, Step(1, 1, 1)).fits()[24]  # 23 GiB and a few bytes: fits
 
 
 @pytest.mark.parametrize("quant", ["none", "nf4"])
@@ -158,7 +157,9 @@ def test_several_models_and_quantizations_print_one_peak_a_cell(capsys, compose)
     out = capsys.readouterr().out
     assert "| method | tiny none | tiny nf4 | smollm2-135m none | smollm2-135m nf4 |" in out
     peak = estimate(compose("model=smollm2-135m", "quant=nf4", "method=kto", "precision=bf16")).peak
-    assert out.splitlines()[-1].split(" | ")[-1].rstrip(" |") == f"{peak / 2**30:.1f}"
+    lo, hi = measured("cuda").range(peak)  # a GPU's budgets: the cell's range and verdicts
+    cell = f"{peak / GiB:.1f} ({lo / GiB:.1f}–{hi / GiB:.1f}) yes/yes/yes"
+    assert out.splitlines()[-1].split(" | ")[-1].rstrip(" |") == cell
     assert main(["quant=none,nf4", "method=sft,ppo"]) == 0  # the model not listed: the default names its column
     out = capsys.readouterr().out
     assert "| method | smollm2-135m-instruct none | smollm2-135m-instruct nf4 |" in out
@@ -341,3 +342,91 @@ def test_the_checks_table_gives_the_whole_peaks_range_apart_from_the_parts():
     n = 3 * len(PARTS)  # every part of every row is measured; only the peak of the third is not
     assert f"Tensor parts within: {n} of {n}" in text
     assert "Whole peak (the tensor parts and the process's runtime) / measured RSS: 0.51–0.93;" in text
+
+
+def test_the_verdict_is_yes_when_the_ranges_top_fits_no_when_its_bottom_does_not_else_tight():
+    budget = 24 * GiB
+    assert verdict(budget - 10, budget, 24) == "yes"  # the top exactly at the budget fits
+    assert verdict(budget - 10, budget + 1, 24) == "tight"
+    assert verdict(budget, budget + 1, 24) == "tight"  # the bottom exactly at the budget: may still fit
+    assert verdict(budget + 1, budget + 2, 24) == "no"
+
+
+def test_the_range_adds_the_least_runtime_and_grows_to_the_most_runtime_over_the_allocators_share():
+    """lo = peak + runtime_lo; hi = (peak + runtime_hi) / (1 − allocator_hi); the verdicts in the table follow."""
+    from bench.estimate.__main__ import table
+
+    overhead = Overhead("cpu", (1 * GiB, 2 * GiB), (0.1, 0.5), 3)
+    assert overhead.range(10 * GiB) == (11 * GiB, 24 * GiB)
+    parts = {k: 0 for k in ("weights", "trainable", "gradients", "optimizer", "extra_models", "activations",
+                            "autocast_copies", "checkpointed", "logits", "head_tile", "kv_cache")}
+    fits = Estimate("dpo", "bf16", parts | {"weights": 10 * GiB}, Step(1, 1, 1))
+    over = Estimate("kto", "bf16", parts | {"weights": 10 * GiB + 1}, Step(1, 1, 1))
+    text = table([fits, over], [overhead, overhead])
+    assert "| **10.00** | 11.00–24.00 | yes | yes | yes |" in text
+    assert "| **10.00** | 11.00–24.00 | tight | yes | yes |" in text  # a byte over: its top passes 24 GiB
+    assert Overhead.of("cpu", []).range(5) == (5, 5)  # nothing measured: the tensor peak alone
+
+
+def test_the_cpu_overhead_is_read_from_the_committed_estimate_check_records(tmp_path):
+    records = sorted(REFERENCE.glob("estimate-check-cpu*/**/metrics.json"))
+    cpu = measured("cpu")
+    assert cpu.kind == "cpu" and cpu.runs == len(records) > 0
+    assert 0 < cpu.runtime[0] <= cpu.runtime[1]
+    assert 0 < cpu.allocator[0] <= cpu.allocator[1] < 1
+    first = json.loads(records[0].read_text())
+    assert cpu.runtime[0] <= first["mem/runtime_bytes"] <= cpu.runtime[1]
+    unmeasured = measured("cpu", tmp_path / "results" / "reference")  # an installed package: no results/
+    assert unmeasured.kind == "unmeasured" and unmeasured.runs == 0 and "no measured overhead" in unmeasured.describe()
+
+
+def test_a_cuda_estimate_borrows_the_cpus_overhead_until_a_gpu_run_is_committed(tmp_path, capsys):
+    cpu, cuda = measured("cpu"), measured("cuda")
+    assert (cuda.runtime, cuda.allocator, cuda.runs) == (cpu.runtime, cpu.allocator, cpu.runs)
+    assert cuda.note.startswith(f"no GPU run measured yet: the range uses the CPU's runtime and allocator, measured "
+                                f"on {cpu.runs} runs") and "make gpu-check" in cuda.note and not cpu.note
+    assert main(["model=tiny", "method=dpo"]) == 0  # device=auto: a GPU's budgets, so a GPU's overhead
+    assert f"Note: {cuda.note}" in capsys.readouterr().out
+    assert main(["model=tiny", "method=dpo", "device=cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "no GPU run measured yet" not in out and f"measured on {cpu.runs} runs" in out
+    # a committed CUDA run: its caching allocator's reserve beyond the allocated peak, and no borrowing
+    run = tmp_path / "gpu-check-h100" / "grpo-none"
+    run.mkdir(parents=True)
+    run.joinpath("metrics.json").write_text(json.dumps({
+        "status": "success", "sys/device": "cuda", "sys/peak_mem_bytes": 6 * GiB,
+        "sys/peak_reserved_bytes": 8 * GiB, "mem/runtime_bytes": 0}))
+    own = measured("cuda", tmp_path)
+    assert (own.kind, own.runtime, own.allocator, own.runs, own.note) == ("cuda", (0, 0), (0.25, 0.25), 1, "")
+
+
+def _check_row(tensor_peak: int, runtime: int | None, measured_peak: int, other: int) -> dict:
+    from bench.studies.estimate_check import PARTS
+
+    parts = {part: (100, 100) for part in PARTS} | {
+        "peak": (tensor_peak + (runtime or 0), measured_peak), "other": other, "head_tile": 0}
+    return {"shape": "s", "method": "m", "parts": parts | ({} if runtime is None else {"runtime": runtime})}
+
+
+def test_the_checks_table_counts_measured_peaks_in_a_leave_one_out_range():
+    """Two runs with a quarter of their peak left over and one with half: left out, the third's range takes
+    the others' quarter and misses its peak; counted in its own range, it would not. A row without its
+    runtime (a table from before) gets no range."""
+    from bench.studies.estimate_check import markdown
+
+    rows = [_check_row(100, 50, 200, 50), _check_row(100, 50, 200, 50), _check_row(100, 50, 300, 150),
+            _check_row(100, None, 200, 50)]
+    text = markdown(rows)
+    assert "Measured peak within the predicted range: 2 of 3 (" in text and "leave-one-out" in text
+    lines = text.splitlines()
+    assert lines[2].endswith(f"| {150 / GiB:.2f}–{300 / GiB:.2f} |") and lines[4].endswith(" ✗ |")
+    assert lines[5].endswith("| – |")
+
+
+@pytest.mark.parametrize("folder", ["estimate-check-cpu", "estimate-check-cpu-bf16", "estimate-check-cpu-trl1.16"])
+def test_the_committed_check_tables_are_their_json_and_records_table(folder):
+    """The committed tables (the README's k of n) are what markdown() makes of their JSON today."""
+    from bench.studies.estimate_check import markdown, rows_of
+
+    out = REFERENCE / folder
+    assert markdown(rows_of(out)) + "\n" == (out / "estimate-check.md").read_text()

@@ -21,7 +21,8 @@ from hydra.errors import HydraException
 
 from bench import BenchError
 from bench.config.compose import compose, unknown_choice
-from bench.estimate.model import BUDGETS_GB, estimate
+from bench.estimate.model import estimate
+from bench.estimate.overhead import BUDGETS_GB, Overhead, measured, verdict
 from methods import why_unavailable
 
 GiB = 2**30
@@ -73,23 +74,54 @@ def notes(estimates) -> str:
     return "".join(f"Note: {n}\n" for n in dict.fromkeys(n for e in estimates for n in e.notes))
 
 
-def table(estimates) -> str:
-    head = ["method", "rows×tokens", *(c.replace("_", " ") for c in COLUMNS), "peak", *(f"{b} GiB" for b in BUDGETS_GB)]
+def device_kind(cfg) -> str:
+    """Whose overhead a range takes: the run's device where it names one, else a GPU's (the budgets are GPU
+    memory)."""
+    return "cpu" if str(cfg.device) == "cpu" else "cuda"
+
+
+def verdicts(peak: int, overhead: Overhead, digits: int = 2) -> tuple[str, list[str]]:
+    """The range "lo–hi" (GiB) of a tensor peak with `overhead` on top, and the verdict at each budget."""
+    lo, hi = overhead.range(peak)
+    return f"{lo / GiB:.{digits}f}–{hi / GiB:.{digits}f}", [verdict(lo, hi, gb) for gb in BUDGETS_GB]
+
+
+def explain(overheads) -> str:
+    """Which kind's overhead the ranges took and from how many records, once each."""
+    return "".join(f"{o.describe()}\n" + (f"Note: {o.note}\n" if o.note else "") for o in dict.fromkeys(overheads))
+
+
+RULE = ("range = lo–hi: lo = peak + the least runtime measured, hi = (peak + the most runtime) / (1 − the largest "
+        "allocator's share of the peak measured); yes: hi fits the budget, no: lo does not, tight: between.")
+
+
+def table(estimates, overheads) -> str:
+    head = ["method", "rows×tokens", *(c.replace("_", " ") for c in COLUMNS), "peak", "range",
+            *(f"{b} GiB" for b in BUDGETS_GB)]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for e in estimates:
+    for e, overhead in zip(estimates, overheads, strict=True):
+        span, says = verdicts(e.peak, overhead)
         cells = [e.method, f"{e.step.rows}×{e.step.tokens}", *(f"{e.parts[c] / GiB:.2f}" for c in COLUMNS),
-                 f"**{e.peak / GiB:.2f}**", *("yes" if ok else "no" for ok in e.fits().values())]
+                 f"**{e.peak / GiB:.2f}**", span, *says]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def matrix(peaks: dict[tuple[str, str, str], int | None], methods, models, quants) -> str:
+def matrix(cells: dict[tuple[str, str, str], tuple[int, Overhead] | None], methods, models, quants) -> str:
+    """One cell a (method, model, quant): the tensor peak, its range and the verdicts, in GiB."""
     cols = [(m, q) for m in models for q in quants]
     head = ["method", *(f"{m} {q}" for m, q in cols)]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for method in methods:
-        cells = ("–" if peaks[method, m, q] is None else f"{peaks[method, m, q] / GiB:.1f}" for m, q in cols)
-        lines.append("| " + " | ".join([method, *cells]) + " |")
+        row = [method]
+        for m, q in cols:
+            if cells[method, m, q] is None:
+                row.append("–")
+                continue
+            peak, overhead = cells[method, m, q]
+            span, says = verdicts(peak, overhead, digits=1)
+            row.append(f"{peak / GiB:.1f} ({span}) {'/'.join(says)}")
+        lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
 
@@ -115,27 +147,28 @@ def _estimate(args, names, models, quants, rest) -> int:
     if len(models) > 1 or len(quants) > 1:
         return _matrix(args, names, models, quants, rest)
     rest += _chosen("model", models[0]) + _chosen("quant", quants[0])
-    estimates = []
+    estimates, overheads = [], []
     for n in names:
         cfg = compose([*rest, *_chosen("method", n)])
         if len(names) > 1 and (why := why_unavailable(cfg.method)):  # one of several: said, the rest estimated
             print(f"bench.estimate: left out: {why}", file=sys.stderr)
             continue
         estimates.append(estimate(cfg, prompt_tokens=args.prompt_tokens))
+        overheads.append(measured(device_kind(cfg)))
     if not estimates:  # every listed method left out above, each with its reason
         raise BenchError("the installed TRL has none of the methods listed.")
     print(header(estimates[0], cfg, args.prompt_tokens))
     print("peak = every model's memory + the larger of what a step saves for backward (activations, autocast's "
           "weight copies in bf16/fp16, logits; with "
-          "a TRL 1.16 chunked LM head, its working tile instead of the logits) and the KV cache of rollouts; the "
-          "process's own runtime and the allocator's caches come on top.")
-    print(notes(estimates))
-    print(table(estimates))
+          "a TRL 1.16 chunked LM head, its working tile instead of the logits) and the KV cache of rollouts: "
+          "the tensors alone. The process's runtime and the allocator's left-over come on top, as measured: " + RULE)
+    print(explain(overheads) + notes(estimates))
+    print(table(estimates, overheads))
     return 0
 
 
 def _matrix(args, names, models, quants, rest) -> int:
-    peaks, estimates, default = {}, [], compose(rest)  # the default names what is not listed, as a run takes it
+    cells, estimates, default = {}, [], compose(rest)  # the default names what is not listed, as a run takes it
     for n in names:
         for m in models:
             for q in quants:
@@ -143,13 +176,16 @@ def _matrix(args, names, models, quants, rest) -> int:
                 # a method the installed TRL lacks (PPO on the current lock) is a dash, not an error
                 e = None if why_unavailable(cfg.method) else estimate(cfg, prompt_tokens=args.prompt_tokens)
                 estimates += [e] if e else []
-                peaks[n or default.method.name, m or default.model.name, q or default.quant.name] = e and e.peak
+                key = n or default.method.name, m or default.model.name, q or default.quant.name
+                cells[key] = e and (e.peak, measured(device_kind(cfg)))
     print(f"Predicted peak memory (GiB) of one training process, methods by model and quantization "
           f"({' '.join(rest) or 'the defaults'}); each cell's parts: the same command with one model and "
           "one quant; – where the installed TRL lacks the method.")
+    print(f"A cell: the tensor peak (its range) and the verdict at {'/'.join(map(str, BUDGETS_GB))} GiB. " + RULE)
+    print(explain(c[1] for c in cells.values() if c))
     print("".join(f"Model: {d}.\n" for d in dict.fromkeys(e.model.describe() for e in estimates)) + notes(estimates))
-    methods_, models_, quants_ = ([*dict.fromkeys(key[i] for key in peaks)] for i in range(3))  # in order
-    print(matrix(peaks, methods_, models_, quants_))
+    methods_, models_, quants_ = ([*dict.fromkeys(key[i] for key in cells)] for i in range(3))  # in order
+    print(matrix(cells, methods_, models_, quants_))
     return 0
 
 

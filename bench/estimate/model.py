@@ -42,8 +42,6 @@ from bench.estimate.precision import Tracer, autocast_copies, autocast_dtype, ge
 from methods import MemoryFacts
 
 GiB = 2**30
-# A "24 GB" or "80 GB" card holds that many GiB (an H100's 80 GB is 81,559 MiB), and the table prints GiB.
-BUDGETS_GB = (24, 40, 80)
 DTYPE_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
 # Tokens an offline completion carries beyond its sampled ones: the chat template's end of turn, which the
 # data builder keeps, and the EOS that TRL's preference tokenisation appends (unpaired rows: EOS only).
@@ -89,9 +87,6 @@ class Estimate:
     @property
     def peak(self) -> int:
         return max(self.training, self.generation)
-
-    def fits(self) -> dict[int, bool]:
-        return {gb: self.peak <= gb * GiB for gb in BUDGETS_GB}
 
 
 def step_shape(data: str, facts: MemoryFacts, args, prompt_tokens: int, completion_tokens: int) -> Step:

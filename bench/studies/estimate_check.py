@@ -6,9 +6,11 @@ frozen weights (every model's), trainable weights, gradients, optimizer state, t
 backward (activations, logits), the KV cache of rollouts. Under the current lock (TRL 1.16, whose
 chunked LM head saves nothing vocabulary-wide) the methods its TRL lacks (PPO, BCO) are left out. The whole peak is set beside the measured one
 too, with what the measurement counts and the estimate does not (the process's runtime, the allocator's
-left-over) named. Target: every tensor part within ±10%.
+left-over) named, and whether it falls in bench.estimate's range (the runtime and the allocator's share
+measured on the table's other runs). Target: every tensor part within ±10%.
 
     python -m bench.studies.estimate_check [--quick] [--out DIR]
+    python -m bench.studies.estimate_check --table DIR   # DIR's table again from its JSON, no runs
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from pathlib import Path
 
 from bench.config.compose import compose
 from bench.estimate.model import estimate
-from bench.records.store import provenance
+from bench.estimate.overhead import Overhead, RunOverhead, run_overhead
+from bench.records import store
 from bench.run.runner import run
 from bench.system import cache
 from methods import why_unavailable
@@ -105,6 +108,7 @@ def compare(record: dict, predicted) -> dict:
         row[part] = (pred, measured)
     runtime = record.get("mem/runtime_bytes") or 0
     row["peak"] = (predicted.peak + runtime, record.get("sys/peak_mem_bytes"))
+    row["runtime"] = runtime  # the range's leave-one-out overhead (markdown) needs each run's runtime apart
     row["other"] = record.get("mem/other_bytes")
     row["head_tile"] = predicted.parts["head_tile"]  # transient (TRL 1.16's chunked LM head): in the peak only
     return row
@@ -118,25 +122,76 @@ def _ratio(pred, measured) -> str:
     return f"{r:.2f}{mark}"
 
 
+def _overhead(parts: dict) -> RunOverhead | None:
+    """A row's measured overhead, as bench.estimate.overhead reads it from a CPU run's record."""
+    return run_overhead({"status": "success", "sys/device": "cpu", "sys/peak_mem_bytes": parts["peak"][1],
+                         "mem/runtime_bytes": parts.get("runtime"), "mem/other_bytes": parts["other"]})
+
+
+def ranges(rows: list[dict]) -> list[tuple[int, int] | None]:
+    """Each row's predicted range (bench.estimate's), its overhead measured on the table's other rows: leave
+    one out, so that a run's own runtime and left-over never predict its own peak. None where the row lacks a
+    figure."""
+    runs = [_overhead(r["parts"]) for r in rows]
+    out = []
+    for i, (row, own) in enumerate(zip(rows, runs, strict=True)):
+        others = [run for j, run in enumerate(runs) if j != i and run]
+        tensor_peak = row["parts"]["peak"][0] - (own.runtime if own else 0)
+        out.append(Overhead.of("cpu", others).range(tensor_peak) if own and others else None)
+    return out
+
+
+def _span(span: tuple[int, int] | None, measured: int | None) -> str:
+    if span is None:
+        return "–"
+    mark = "" if span[0] <= measured <= span[1] else " ✗"
+    return f"{span[0] / GiB:.2f}–{span[1] / GiB:.2f}{mark}"
+
+
 def markdown(rows: list[dict]) -> str:
-    head = ["shape", "method", *PARTS, "peak (+ runtime)", "allocator left-over (GiB)"]
+    shown = [p for p in PARTS if any(p in r["parts"] for r in rows)]  # a table from before a part was checked lacks it
+    head = ["shape", "method", *shown, "peak (+ runtime)", "allocator left-over (GiB)", "range (GiB)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in rows:
-        ratios = {p: _ratio(*r["parts"][p]) for p in PARTS}
+    spans = ranges(rows)
+    for r, span in zip(rows, spans, strict=True):
+        ratios = {p: _ratio(*r["parts"][p]) for p in shown}
         if r["parts"].get("head_tile") and r["parts"]["logits"] == (0, 0):
             ratios["logits"] = "none saved (chunked head)"  # predicted and measured: nothing vocabulary-wide
         cells = [r["shape"], r["method"], *ratios.values(), _ratio(*r["parts"]["peak"]),
-                 "–" if r["parts"]["other"] is None else f"{r['parts']['other'] / GiB:.2f}"]
+                 "–" if r["parts"]["other"] is None else f"{r['parts']['other'] / GiB:.2f}",
+                 _span(span, r["parts"]["peak"][1])]
         lines.append("| " + " | ".join(cells) + " |")
-    parts = [(r["parts"][p]) for r in rows for p in PARTS if r["parts"][p][1]]
+    parts = [(r["parts"][p]) for r in rows for p in shown if r["parts"][p][1]]
     within = sum(abs(pred / m - 1) <= TOLERANCE for pred, m in parts)
     lines += ["", f"predicted / measured per part; ✗ outside ±{TOLERANCE:.0%}. Tensor parts within: {within} of {len(parts)} "
               "(parts a run does not hold, such as an offline method's KV cache, are left out)."]
     peaks = [pred / m for pred, m in (r["parts"]["peak"] for r in rows) if m]
     if peaks:  # the whole peak is not one of the parts: said apart, with what it leaves out
         lines.append(f"Whole peak (the tensor parts and the process's runtime) / measured RSS: {min(peaks):.2f}–"
-                     f"{max(peaks):.2f}; the allocator's left-over (last column) is not estimated.")
+                     f"{max(peaks):.2f}; the allocator's left-over comes on top.")
+    checked = [(span, r["parts"]["peak"][1]) for r, span in zip(rows, spans, strict=True) if span]
+    if checked:
+        within = sum(lo <= m <= hi for (lo, hi), m in checked)
+        lines.append(f"Measured peak within the predicted range: {within} of {len(checked)} (bench.estimate's range: "
+                     "the tensor peak, the least runtime on top, up to the most runtime and the largest allocator's "
+                     "share of the peak; each run's from the other runs of this table, leave-one-out, so a run never "
+                     "predicts itself; ✗ outside).")
     return "\n".join(lines)
+
+
+def folder(label: str, method: str) -> str:
+    return f"{label.replace(' ', '_')}_{method}"
+
+
+def rows_of(out: Path) -> list[dict]:
+    """A finished check's rows, from its JSON: a row written before rows held the runtime takes it from its
+    run's record beside (the figure compare() reads), so that its range can be computed."""
+    rows = store.read(out / "estimate-check.json")["rows"]
+    for r in rows:
+        if "runtime" not in r["parts"]:
+            r["parts"]["runtime"] = store.read(out / folder(r["shape"], r["method"]) / "metrics.json").get(
+                "mem/runtime_bytes") or 0
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -145,15 +200,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
                         help="the runs' precision (bf16: CPU autocast, the dtype rules of a GPU run; two small shapes)")
     parser.add_argument("--out", type=Path, default=Path("results/estimate-check") / time.strftime("%Y-%m-%d_%H-%M-%S"))
+    parser.add_argument("--table", type=Path, metavar="DIR",
+                        help="only write DIR's estimate-check.md again from its estimate-check.json (no runs)")
     args = parser.parse_args(argv)
-    stamp = provenance()
+    if args.table:
+        if not (args.table / "estimate-check.json").is_file():
+            parser.error(f"--table {args.table}: no estimate-check.json there; give a folder this study wrote "
+                         "(results/reference/estimate-check-cpu, for one).")
+        text = markdown(rows_of(args.table))
+        cache.write_text(args.table / "estimate-check.md", text + "\n")
+        print(text)
+        return 0
+    stamp = store.provenance()
     rows = []
     precision = [f"precision={args.precision}"]
     for label, method, overrides in configurations(args.quick, args.precision):
         cfg = compose([*overrides, *SMOKE, *precision])
         if why_unavailable(cfg.method):  # PPO and BCO under the current lock
             continue
-        cfg.output_dir = str(args.out / f"{label.replace(' ', '_')}_{method}")
+        cfg.output_dir = str(args.out / folder(label, method))
         record = run(cfg)
         if record.get("status") != "success":
             print(f"estimate-check: {label} {method}: {record.get('status')}: {record.get('error')}", flush=True)
