@@ -12,7 +12,7 @@ import pytest
 import methods
 from bench import BenchError
 from bench.config.compose import CONF_DIR
-from bench.config.hashing import config_hash
+from bench.config.hashing import recorded_hash
 from bench.config.validation import validate
 from bench.run.runner import run
 from bench.system.runtime import resolve_runtime
@@ -219,7 +219,7 @@ def test_config_hash_ignores_where_results_go(compose, tmp_path):
     a = compose(output_dir=tmp_path / "a")
     b = compose(output_dir=tmp_path / "b")
     c = compose("peft.r=8", output_dir=tmp_path / "a")
-    assert config_hash(a) == config_hash(b) != config_hash(c)
+    assert recorded_hash(a) == recorded_hash(b) != recorded_hash(c)
 
 
 EXPERIMENTS = sorted(str(p.relative_to(CONF_DIR / "experiment").with_suffix("")) for p in (CONF_DIR / "experiment").rglob("*.yaml"))

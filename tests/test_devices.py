@@ -92,16 +92,16 @@ def test_a_run_that_sees_several_gpus_without_a_launcher_is_refused_before_any_w
 def test_a_gpu_run_never_shares_a_hash_with_the_same_settings_on_cpu(compose, monkeypatch):
     """device=auto and precision=auto are hashed as they resolve: a claim sweep's `reuse:` on a GPU must not
     copy the committed CPU runs in as GPU results. CPU fp32 hashes are those every earlier run recorded."""
-    from bench.config.hashing import config_hash
+    from bench.config.hashing import recorded_hash
     from bench.system import devices
 
     cfg = compose("method=dpo", "model=tiny")
     monkeypatch.setattr(devices, "describe", lambda requested="auto": Device("cpu"))
-    on_cpu = config_hash(cfg)
+    on_cpu = recorded_hash(cfg)
     monkeypatch.setattr(devices, "describe", lambda requested="auto": H100)
-    on_h100 = config_hash(cfg)
+    on_h100 = recorded_hash(cfg)
     monkeypatch.setattr(devices, "describe", lambda requested="auto": T4)
-    assert len({on_cpu, on_h100, config_hash(cfg)}) == 3  # T4: fp16, another GPU
+    assert len({on_cpu, on_h100, recorded_hash(cfg)}) == 3  # T4: fp16, another GPU
 
 
 def test_a_gpus_base_scores_and_offline_data_are_cached_apart_from_the_cpus(compose):

@@ -241,25 +241,25 @@ def test_tuned_settings_apply_per_method_and_are_recorded_in_the_config(compose,
 
 
 def test_each_fine_tuning_mode_takes_its_own_tuned_entry_and_other_runs_keep_their_hash(compose, tmp_path):
-    from bench.config.hashing import config_hash
+    from bench.config.hashing import recorded_hash
 
     path = tmp_path / "tuned.yaml"
     path.write_text("tuned:\n  dpo: {train.args.learning_rate: 0.0003, method.args.beta: 0.3}\n")
-    lora_before = config_hash(compose("method=dpo", f"tuned={path}"))
+    lora_before = recorded_hash(compose("method=dpo", f"tuned={path}"))
     path.write_text("tuned:\n  dpo: {train.args.learning_rate: 0.0003, method.args.beta: 0.3}\n"
                     "  dpo+full: {train.args.learning_rate: 1.0e-5}\n")
     lora, full = compose("method=dpo", f"tuned={path}"), compose("method=dpo", "peft=none", f"tuned={path}")
     assert lora.train.args.learning_rate == 0.0003 and lora.method.args.beta == 0.3
     assert full.train.args.learning_rate == 1e-5 and full.method.args.beta == 0.3  # laid over dpo's entry
-    assert config_hash(lora) == lora_before  # a table that gains full entries leaves LoRA runs resumable
+    assert recorded_hash(lora) == lora_before  # a table that gains full entries leaves LoRA runs resumable
     other = tmp_path / "other.yaml"  # the full rate is still hashed, through the value it set
     other.write_text(path.read_text().replace("1.0e-5", "3.0e-5"))
-    assert config_hash(full) != config_hash(compose("method=dpo", "peft=none", f"tuned={other}"))
-    full_before = config_hash(full)  # and an adapter-only entry leaves full runs as they were
+    assert recorded_hash(full) != recorded_hash(compose("method=dpo", "peft=none", f"tuned={other}"))
+    full_before = recorded_hash(full)  # and an adapter-only entry leaves full runs as they were
     path.write_text(path.read_text() + "  dpo+lora: {train.args.learning_rate: 0.001}\n")
     lora, full = compose("method=dpo", f"tuned={path}"), compose("method=dpo", "peft=none", f"tuned={path}")
     assert lora.train.args.learning_rate == 0.001 and full.train.args.learning_rate == 1e-5
-    assert config_hash(full) == full_before and config_hash(lora) != lora_before
+    assert recorded_hash(full) == full_before and recorded_hash(lora) != lora_before
 
 
 def test_the_written_experiment_file_reuses_the_picks_on_top_of_the_tuned_experiment(compose, tmp_path):

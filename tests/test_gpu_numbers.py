@@ -15,12 +15,12 @@ def test_a_full_fine_tunes_reference_is_held_in_the_runs_precision(compose, tmp_
     """DPO under full fine-tuning at bf16: TRL loads the reference in fp32 with requires_grad=True (it only
     runs it under no_grad), which the dtype rule once read as trained weights and kept in fp32. Frozen,
     it belongs in bf16 like every frozen weight; the policy keeps its fp32 master weights."""
-    from bench.config.plan import resolve
     from bench.recipe import train
+    from bench.recipe.plan import make
 
     cfg = compose("model=tiny", "method=dpo", "peft=none", "precision=bf16", "device=cpu", "debug=smoke",
                   "eval=none", "logger=none", output_dir=tmp_path)
-    plan = resolve(cfg)
+    plan = make(cfg)
     trainer, _, _, record = train.build(plan, train.setup(plan), [])
     reference = list(trainer.ref_model.parameters())
     assert record["train/reference_dtypes"] == "bfloat16"

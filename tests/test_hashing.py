@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from bench.config.hashing import config_hash
+from bench.config.hashing import recorded_hash
 
 REPO = Path(__file__).resolve().parents[1]
 RUNS = sorted(p.parent for p in (REPO / "results" / "reference").glob("**/metrics.json")
@@ -24,4 +24,4 @@ def test_there_are_committed_runs_to_check():
 def test_a_committed_run_hashes_as_recorded(folder, monkeypatch):
     monkeypatch.chdir(REPO)  # a pipeline's init_from is recorded relative to the repository
     record = json.loads((folder / "metrics.json").read_text())
-    assert config_hash(OmegaConf.load(folder / "config_resolved.yaml")) == record["config_hash"]
+    assert recorded_hash(OmegaConf.load(folder / "config_resolved.yaml")) == record["config_hash"]

@@ -88,3 +88,26 @@ def test_dead_names_are_found():
         "bench/pipeline.py", "bench.train"]
     assert dead_names("bench.config.history.HASH_NEUTRAL, bench.config.history._OFF, bench/x/*.py") == [
         "bench.config.history._OFF"]
+
+
+def _writers_of_the_record() -> set[str]:
+    """Every function in bench/ that calls `store.write` on a run's metrics.json (METRICS or the name)."""
+    import ast
+
+    found = set()
+    for path in (REPO / "bench").rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        for func in (n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))):
+            for call in (n for n in ast.walk(func) if isinstance(n, ast.Call)):
+                name = ast.unparse(call.func)
+                target = ast.unparse(call.args[0]) if call.args else ""
+                if name.endswith("store.write") and ("METRICS" in target or "metrics.json" in target):
+                    found.add(f"{path.relative_to(REPO)}::{func.name}")
+    return found
+
+
+def test_the_run_package_orchestrates_in_one_module_and_writes_its_record_in_one_function():
+    """bench/run/runner.py orchestrates (resume, the run process and the record are modules of their own),
+    and one function writes metrics.json, so every way a run ends is recorded the same way."""
+    assert len((REPO / "bench" / "run" / "runner.py").read_text().splitlines()) < 200
+    assert _writers_of_the_record() == {"bench/run/record.py::write"}

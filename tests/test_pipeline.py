@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 
 from bench import BenchError
 from bench.config import stages
-from bench.config.hashing import config_hash
+from bench.config.hashing import recorded_hash
 from tests.conftest import REPO
 
 
@@ -31,7 +31,7 @@ def test_no_init_from_hashes_as_before_the_key_existed(compose):
     assert cfg.init_from is None
     without = cfg.copy()
     del without["init_from"]
-    assert config_hash(cfg) == config_hash(without)
+    assert recorded_hash(cfg) == recorded_hash(without)
 
 
 def test_a_glob_names_the_one_first_stage_of_this_seed(compose, tmp_path):
@@ -41,12 +41,12 @@ def test_a_glob_names_the_one_first_stage_of_this_seed(compose, tmp_path):
     cfg = compose("method=dpo", f"init_from={tmp_path}/*_sft_seed1")
     stage = stages.load(cfg)
     assert stage.folder == tmp_path / "1_sft_seed1" and stage.is_adapter and stage.methods == ["sft"]
-    head = stages.header(cfg)
+    head = stages.header_of(cfg, stage)
     assert head["method"] == "sft→dpo" and head["pipeline/stages"] == ["sft", "dpo"]
     # Hashed by what the first stage was, not where it lies: a rerun first stage reruns this one.
     assert stages.identity(cfg) == "run:h1"
     other = compose("method=dpo", f"init_from={tmp_path}/*_sft_seed0")
-    assert config_hash(cfg) != config_hash(other)
+    assert recorded_hash(cfg) != recorded_hash(other)
 
 
 @pytest.mark.parametrize("pattern, message", [
@@ -89,7 +89,7 @@ def test_a_pipeline_is_charged_every_stage(compose, tmp_path):
     _run_folder(tmp_path, "1_dpo_seed0", **{"pipeline/stages": ["sft", "dpo"], "pipeline/full_s": 157.0,
                                             "pipeline/peak_mem_bytes": 3_000, "time/full_s": 50.0})
     third = compose("method=grpo", f"init_from={tmp_path}/1_dpo_seed0")
-    assert stages.header(third)["method"] == "sft→dpo→grpo"
+    assert stages.header_of(third, stages.load(third))["method"] == "sft→dpo→grpo"
     assert stages.charge(stages.load(third), {"time/full_s": 10.0, "sys/peak_mem_bytes": 4_000}) == {
         "pipeline/full_s": 167.0, "pipeline/peak_mem_bytes": 4_000, "pipeline/from_config_hash": None}
     assert stages.charge(stages.load(compose("method=dpo")), second) == {}
@@ -105,7 +105,7 @@ def test_reuse_copies_a_finished_identical_run_instead_of_training(compose, tmp_
     source = tmp_path / "old" / "0_dpo_seed0"
     (source / "adapter").mkdir(parents=True)
     (source / "adapter" / "adapter_model.safetensors").write_bytes(b"weights")
-    record = {"status": "success", "config_hash": config_hash(cfg), "method": "dpo", "eval/accuracy": 0.5,
+    record = {"status": "success", "config_hash": recorded_hash(cfg), "method": "dpo", "eval/accuracy": 0.5,
               "train/weights_dir": "adapter", "git/commit": "abc"}
     (source / "metrics.json").write_text(json.dumps(record))
     cfg.reuse = [str(tmp_path / "old")]
@@ -114,17 +114,17 @@ def test_reuse_copies_a_finished_identical_run_instead_of_training(compose, tmp_
     assert got["reused/weights"] and (tmp_path / "new" / "adapter" / "adapter_model.safetensors").read_bytes() == b"weights"
     assert json.loads((tmp_path / "new" / "metrics.json").read_text())["output_dir"] == str(tmp_path / "new")
     # reuse is where runs come from, not what they compute: the hash is the same with or without it.
-    assert config_hash(cfg) == record["config_hash"]
-    from bench.run.runner import reusable
+    assert recorded_hash(cfg) == record["config_hash"]
+    from bench.run.resume import reusable
 
     other = compose("method=dpo", "debug=smoke", "seed=1")
     OmegaConf.resolve(other)
-    assert reusable([tmp_path / "old"], config_hash(other)) is None
+    assert reusable([tmp_path / "old"], recorded_hash(other)) is None
 
 
 def test_label_noise_zero_hashes_as_no_label_noise(compose):
-    assert config_hash(compose("method=dpo", "+data.label_noise=0.0")) == config_hash(compose("method=dpo"))
-    assert config_hash(compose("method=dpo", "+data.label_noise=0.2")) != config_hash(compose("method=dpo"))
+    assert recorded_hash(compose("method=dpo", "+data.label_noise=0.0")) == recorded_hash(compose("method=dpo"))
+    assert recorded_hash(compose("method=dpo", "+data.label_noise=0.2")) != recorded_hash(compose("method=dpo"))
 
 
 ORPO_SWEEP = "results/reference/claims-smollm2-arithmetic-cpu/orpo_pipeline"
@@ -147,7 +147,7 @@ def test_committed_runs_keep_their_config_hash(compose, overrides, run):
     """Later keys and changed defaults (eval.path, eval.batch_size) leave the tuned study's and the claims'
     committed runs with the hash they were recorded with: their sweeps resume and reuse them."""
     record = json.loads((Path(__file__).parents[1] / "results/reference" / run / "metrics.json").read_text())
-    assert config_hash(compose(*overrides)) == record["config_hash"]
+    assert recorded_hash(compose(*overrides)) == record["config_hash"]
 
 
 def test_scoring_path_merges_a_lora_unless_its_base_is_quantized(compose, tmp_path):

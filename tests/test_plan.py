@@ -1,18 +1,25 @@
-"""bench.config.plan: a run resolved once, and the config that trains is the config that was validated."""
+"""bench.recipe.plan: a run resolved once, at its top, and the config that trains is the config that was validated."""
 
 from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+import shutil
+from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
 
 from bench import BenchError
-from bench.config import history
-from bench.config.hashing import config_hash
-from bench.config.plan import resolve
+from bench.config import hashing, history
+from bench.config.hashing import recorded_hash
+from bench.recipe.plan import make as resolve
 from bench.system.runtime import resolve_runtime
 from tests.conftest import needs
 
 CPU = resolve_runtime("cpu", "auto")
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_the_plan_holds_what_every_later_phase_reads(compose, tmp_path):
@@ -20,7 +27,10 @@ def test_the_plan_holds_what_every_later_phase_reads(compose, tmp_path):
     plan = resolve(cfg, CPU)
     assert plan.runtime is CPU and plan.method.name == "dpo" and plan.stage is None
     assert plan.trainer_config.beta == 0.2 and plan.audit.exact > 0
-    assert plan.config_hash == config_hash(cfg)  # the plan's hash is the resume check's
+    assert plan.config_hash == recorded_hash(cfg)  # what its recorded config hashes to, once recorded
+    assert plan.header["config_hash"] == plan.config_hash and plan.header["status"] == "running"
+    assert plan.task.name == "arithmetic" and plan.peft.r == cfg.peft.r and plan.prompt_budget == 432
+    assert plan.start.path == plan.start.origin and plan.start.merges == ()
     assert plan.output_dir == tmp_path
     assert "beta" in plan.declared  # the method's YAML args are declared settings
 
@@ -58,3 +68,71 @@ def test_a_recorded_config_gets_the_values_its_run_had_for_later_keys(compose):
     assert done.eval.path == "adapter" and done.task.num_validation == 0 and done.train.max_prompt_length == 432
     assert done.eval.split == "test" and done.data.label_noise == 0.0  # present or hash-neutral: as they are
     assert history.complete(compose("eval.path=merged")).eval.path == "merged"  # a present key is left alone
+
+
+@pytest.mark.parametrize("method", ["dpo", pytest.param("ppo", marks=needs("ppo"))])
+def test_the_plan_travels_to_an_isolated_run_as_it_is(compose, tmp_path, method):
+    """An isolated run's process receives the pickled plan (spawn pickles its arguments) and resolves
+    nothing again: what it unpickles is the plan, adapter and TRL configs included. PPO's adapter holds a
+    lambda, so the adapter travels by its registered name."""
+    plan = resolve(compose(f"method={method}", "model=tiny", output_dir=tmp_path), CPU)
+    again = pickle.loads(pickle.dumps(plan))
+    assert again.method is plan.method  # the registry's own entry
+    assert again.trainer_config.to_dict() == plan.trainer_config.to_dict()
+    assert again.config_hash == plan.config_hash and again.header == plan.header and again.start == plan.start
+    assert again.task.name == plan.task.name and again.task.prompts(3) == plan.task.prompts(3)
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """One short run of the tiny model, in this process, with config_hash counted: SFT whose learning rate
+    method.args sets (2e-4) over train.args' (1e-5)."""
+    from bench.config.compose import compose
+    from bench.run.runner import run
+
+    out = tmp_path_factory.mktemp("run")
+    cfg = compose(["method=sft", "model=tiny", "debug=smoke", "eval=none", "logger=none", "isolate=false",
+                   "train.args.learning_rate=1e-5", "++method.args.learning_rate=2e-4", f"output_dir={out}"])
+    calls = []
+
+    class Counting:  # config_hash's own digest, counted however the function was imported
+        def sha256(self, data):
+            calls.append(data)
+            return hashlib.sha256(data)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(hashing, "hashlib", Counting())
+        record = run(cfg)
+    return out, record, len(calls)
+
+
+def test_a_run_hashes_its_config_once(trained_run):
+    out, record, calls = trained_run
+    assert record["status"] == "success", record.get("error")
+    assert calls == 1  # the plan's: the resume check, the header and the record all read it
+    assert json.loads((out / "metrics.json").read_text())["config_hash"] == record["config_hash"]
+
+
+def test_the_model_card_names_the_learning_rate_that_trained_the_adapter(trained_run):
+    out, record, _ = trained_run
+    assert record["status"] == "success", record.get("error")
+    card = (out / "adapter" / "README.md").read_text()
+    assert "learning rate 0.0002" in card and "1e-05" not in card
+
+
+def test_a_committed_run_resumes_without_training(compose, tmp_path, monkeypatch):
+    """A committed reference run, planned again from its sweep's overrides, is its record: found by the
+    plan's hash, returned as it is, nothing trained (the record's bytes are untouched)."""
+    import bench.recipe.train
+
+    monkeypatch.chdir(REPO)
+    source = REPO / "results/reference/claims-smollm2-arithmetic-cpu/low_rank/3_grpo_seed0"
+    shutil.copytree(source, tmp_path / "run")
+    before = (tmp_path / "run" / "metrics.json").read_bytes()
+    monkeypatch.setattr(bench.recipe.train, "train", lambda plan: pytest.fail("a finished run was trained again"))
+    from bench.run.runner import run
+
+    cfg = compose("experiment=claims/low_rank", "method=grpo", "seed=0", "peft.r=4", output_dir=tmp_path / "run")
+    record = run(cfg)
+    assert record == json.loads(before) and record["status"] == "success"
+    assert (tmp_path / "run" / "metrics.json").read_bytes() == before

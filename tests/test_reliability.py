@@ -469,9 +469,9 @@ def test_credentials_never_reach_written_files(compose, tmp_path, monkeypatch):
 def test_failures_are_classified():
     import torch
 
-    from bench.run.runner import _status
+    from bench.run.record import status
 
-    assert _status(torch.OutOfMemoryError("CUDA out of memory")) == "oom"
-    assert _status(MemoryError()) == "oom"
-    assert _status(Diverged(2, "loss", float("nan"))) == "diverged"
-    assert _status(RuntimeError("boom")) == "failed"
+    assert status(torch.OutOfMemoryError("CUDA out of memory")) == "oom"
+    assert status(MemoryError()) == "oom"
+    assert status(Diverged(2, "loss", float("nan"))) == "diverged"
+    assert status(RuntimeError("boom")) == "failed"

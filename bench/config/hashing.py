@@ -21,13 +21,11 @@ _NON_SEMANTIC = ("output_dir", "cache_dir", "logger", "isolate", "force", "overr
 _OFF = history.HASH_NEUTRAL
 
 
-_UNRESOLVED = object()
-
-
-def config_hash(cfg: DictConfig, stage=_UNRESOLVED, runtime=None) -> str:
-    """The hash of what `cfg` computes. A plan passes its resolved first stage and runtime, so that
-    nothing is read or probed twice; without them both are found here (the resume check, before a run
-    is validated)."""
+def config_hash(cfg: DictConfig, start: str | None, device: dict | None) -> str:
+    """The hash of what `cfg` computes. `start`: what the run starts from (bench.config.stages.identity_of:
+    a first stage's own hash, not where it lies); `device`: what device and precision became
+    (`runtime_identity`). A run's plan hashes once, with both as it resolved them; `recorded_hash` reads
+    them from a recorded config."""
     data = OmegaConf.to_container(cfg, resolve=True)
     for key in _NON_SEMANTIC:
         data.pop(key, None)
@@ -47,17 +45,20 @@ def config_hash(cfg: DictConfig, stage=_UNRESOLVED, runtime=None) -> str:
         # sweep dir was given: hashed relative to the working directory, so that `hydra.sweep.dir=results/x`
         # and its absolute spelling give one hash and a sweep resumes whichever way it is named.
         for entry in data["tuned"].values():
-            start = Path(entry["init_from"]) if isinstance(entry, dict) and isinstance(entry.get("init_from"), str) else None
-            if start is not None and start.is_absolute() and start.is_relative_to(Path.cwd()):
-                entry["init_from"] = str(start.relative_to(Path.cwd()))
-    # A first stage is hashed by what it was (its own config hash), not by where it lies.
-    start = stages.identity(cfg) if stage is _UNRESOLVED else stages.identity_of(cfg, stage)
+            first = Path(entry["init_from"]) if isinstance(entry, dict) and isinstance(entry.get("init_from"), str) else None
+            if first is not None and first.is_absolute() and first.is_relative_to(Path.cwd()):
+                entry["init_from"] = str(first.relative_to(Path.cwd()))
     if start is not None:
         data["init_from"] = start
-    resolved = resolved_device(cfg) if runtime is None else runtime_identity(runtime.device, runtime.precision, runtime.name)
-    if resolved is not None:
-        data["resolved"] = resolved
+    if device is not None:
+        data["resolved"] = device
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def recorded_hash(cfg: DictConfig) -> str:
+    """The hash of a recorded (or composed) config, with no plan: its first stage found from init_from
+    and its device described here (a committed run's hash is checked this way)."""
+    return config_hash(cfg, stages.identity(cfg), resolved_device(cfg))
 
 
 def resolved_device(cfg: DictConfig) -> dict | None:

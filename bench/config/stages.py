@@ -120,30 +120,20 @@ def identity(cfg: DictConfig) -> str | None:
     if pattern is None:
         return None
     try:
-
         return "run:" + str(store.read(find(pattern) / "metrics.json").get("config_hash"))
     except BenchError:
         return pattern
 
 
 def identity_of(cfg: DictConfig, stage: Stage | None) -> str | None:
-    """`identity` for a first stage already loaded (a plan's)."""
+    """`identity` for a first stage already loaded (a plan's): the one a run hashes with."""
     if stage is None:
         return spec(cfg)
     return "run:" + str(stage.record.get("config_hash"))
 
 
-def header(cfg: DictConfig) -> dict:
-    """The record's pipeline fields known at the start (the method is the chain)."""
-    try:
-        stage = load(cfg)
-    except BenchError:  # validation reports it; the record keeps the plain method meanwhile
-        return {}
-    return header_of(cfg, stage)
-
-
 def header_of(cfg: DictConfig, stage: Stage | None) -> dict:
-    """`header` for a first stage already loaded (a plan's)."""
+    """The record's pipeline fields known at the start (the method is the chain)."""
     if stage is None:
         return {}
     chain = [*stage.methods, str(cfg.method.name)]

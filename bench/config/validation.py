@@ -4,28 +4,45 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig, OmegaConf
 
 import methods
 from bench import BenchError
 from bench.config import finetuning, stages
+from bench.config.stages import Stage
 from bench.config.trainer import build_trainer_config, trainer_kwargs, unmeasured
 from bench.system import devices, distributed
 from bench.system.runtime import Runtime
 from bench.tasks import TASKS, contract, load_task
 from bench.tasks.base import SPLITS
 
+if TYPE_CHECKING:
+    from transformers import TrainingArguments
 
-@dataclass
+    from bench.measure.params import Audit
+    from methods import Method
+
+
+@dataclass(frozen=True)
 class Validated:
-    """What validation learned without loading weights; the recipe reuses it."""
+    """What validation learned without loading weights; the plan holds it."""
 
-    method: object  # methods.Method
-    trainer_config: object  # the method's TRL config
-    audit: object  # bench.measure.params.Audit: what peft builds on this architecture
-    stage: object = None  # bench.config.stages.Stage: a pipeline's first stage, or None
-    configs: dict = field(default_factory=dict)  # validated configs of the adapter's other trainers
+    method: Method
+    trainer_config: TrainingArguments  # the method's TRL config (a TrainingArguments subclass)
+    audit: Audit  # what peft builds on this architecture
+    stage: Stage | None = None  # a pipeline's first stage
+    configs: dict[str, TrainingArguments] = field(default_factory=dict)  # the adapter's other trainers' configs
+
+    # An isolated run's process receives this pickled. An adapter may hold a lambda (PPO's `policy`), so the
+    # registered adapter travels by its name and is looked up again: the same registry entry, nothing re-checked.
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "method": self.method.name}
+
+    def __setstate__(self, state: dict) -> None:
+        for key, value in {**state, "method": methods.get(state["method"])}.items():
+            object.__setattr__(self, key, value)
 
 
 def validate(cfg: DictConfig, runtime: Runtime, task_data: bool = True) -> Validated:

@@ -12,12 +12,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
-from bench.config import stages
-from bench.config.stages import Stage
-from bench.recipe import pipeline
 from bench.recipe.models import identity
+from bench.recipe.plan import Plan
 from bench.system import cache, files
 
 CARD = "README.md"
@@ -28,33 +26,47 @@ KEY_METRICS = (
 )
 
 
-def stamp(folder: Path, cfg: DictConfig, stage: Stage | None) -> None:
-    """Name the base by its identity in a just-saved adapter's adapter_config.json (`stage`: the run's
-    first stage, whose model a second stage's adapter sits on)."""
+def stamp(folder: Path, plan: Plan) -> None:
+    """Name the base by its identity in a just-saved adapter's adapter_config.json; a second stage's
+    adapter sits on the first stage's model (the plan's start), not on the hub base."""
     config = Path(folder) / "adapter_config.json"
     if not config.is_file():  # full weights: config.json describes the architecture, not a base
         return
     data = files.read_json(config)
-    data["base_model_name_or_path"] = identity(str(cfg.model.name_or_path))[0]
-    if stage is not None:  # a second stage's adapter sits on the first stage's model, not on the hub base
-        from bench.recipe.models import resolve_model_path
-
-        origin = resolve_model_path(str(cfg.model.name_or_path), cfg.cache_dir)
-        start, _ = pipeline.start_path(stage, origin, str(cfg.cache_dir))
-        data["base_model_name_or_path"] = str(Path(start).resolve())
+    data["base_model_name_or_path"] = identity(plan.start.name_or_path)[0]
+    if plan.stage is not None:
+        data["base_model_name_or_path"] = str(Path(plan.start.path).resolve())
     cache.write_json(config, data, indent=2, sort_keys=True)
 
 
-def write_card(folder: Path, cfg: DictConfig, record: dict) -> None:
+def write_card(folder: Path, plan: Plan, record: dict) -> None:
     """The model card of a run's adapter/ or model/ folder; its manifest is renewed to include it."""
-    from huggingface_hub import EvalResult, ModelCard, ModelCardData
+    from huggingface_hub import ModelCard
 
     folder = Path(folder)
     adapter = (folder / "adapter_config.json").is_file()
-    base, source = identity(str(cfg.model.name_or_path))
+    base, source = identity(plan.start.name_or_path)
+    data = _card_data(plan, record, adapter, base, source)
+    body = "\n\n".join(part for part in (
+        f"# {data.model_name}",
+        _summary(plan, adapter, base, source, record),
+        "## Training\n\n" + "\n".join(f"- {line}" for line in _training(plan)),
+        "## Results\n\n| metric | value |\n|---|---|\n"
+        + "\n".join(f"| `{k}` | {record[k]} |" for k in KEY_METRICS if k in record),
+        "## Use\n\n" + _use(folder.name, adapter, base),
+    ) if part) + "\n"
+    card = ModelCard.from_template(data, template_str="---\n{{ card_data }}\n---\n\n{{ body }}", body=body)
+    cache.write_text(folder / CARD, str(card))
+    cache.seal(folder)
+
+
+def _card_data(plan: Plan, record: dict, adapter: bool, base: str, source: str | None):
+    """The card's metadata: the hub's model-index, with the run's accuracy where it was scored."""
+    from huggingface_hub import EvalResult, ModelCardData
+
+    cfg = plan.config
     method, task = str(cfg.method.name), str(cfg.task.name)
-    name = f"{method}-{task}-seed{cfg.seed}"
-    results = []
+    results = None
     if isinstance(record.get("eval/accuracy"), (int, float)):
         results = [EvalResult(
             task_type="text-generation", dataset_type=task, dataset_name=f"{task} (rft-bench)",
@@ -62,48 +74,50 @@ def write_card(folder: Path, cfg: DictConfig, record: dict) -> None:
             metric_value=float(record["eval/accuracy"]),
         )]
     extra = {"base_model_source": source} if source else {}
-    data = ModelCardData(
-        model_name=name, base_model=base, library_name="peft" if adapter else "transformers",
+    return ModelCardData(
+        model_name=f"{method}-{task}-seed{cfg.seed}", base_model=base,
+        library_name="peft" if adapter else "transformers",
         tags=["rft-bench", method, "lora" if adapter else "full-fine-tuning", f"task:{task}"],
-        eval_results=results or None, **extra,
+        eval_results=results, **extra,
     )
-    peft = {k: v for k, v in (OmegaConf.to_container(cfg.peft, resolve=True) if cfg.peft else {}).items()
-            if v is not None and not k.startswith("_")} or "none (full fine-tuning)"
-    metrics = "\n".join(f"| `{k}` | {record[k]} |" for k in KEY_METRICS if k in record)
-    load = (
-        f"from peft import AutoPeftModelForCausalLM\nmodel = AutoPeftModelForCausalLM.from_pretrained(\"{folder.name}\")"
-        if adapter else
-        f"from transformers import AutoModelForCausalLM\nmodel = AutoModelForCausalLM.from_pretrained(\"{folder.name}\")"
-    )
-    body = f"""# {name}
 
-{"A LoRA adapter" if adapter else "Fully fine-tuned weights"} for `{base}`, trained with **{method}** on the
-`{task}` task by rft-bench (`python -m bench method={method} task={task} seed={cfg.seed}`).
-{f"{chr(10)}Trained on top of the run `{cfg.init_from}` (a second stage, bench/recipe/pipeline.py): its base is that run's model, `{record.get('pipeline/from')}`.{chr(10)}" if stages.spec(cfg) else ""}{f"{chr(10)}The base was `{source}`: the adapter was trained on those weights, which are close to the hub model's but not equal, so scores on the hub model can differ slightly.{chr(10)}" if source else ""}
-## Training
 
-- method: `{method}` (TRL trainer, arguments in the run's `config_resolved.yaml`)
-- task: `{task}`, seed {cfg.seed}, learning rate {cfg.train.args.learning_rate}
-- peft: `{json.dumps(peft, sort_keys=True, default=str)}`
-- quantization: `{cfg.quant.name}`
+def _summary(plan: Plan, adapter: bool, base: str, source: str | None, record: dict) -> str:
+    cfg = plan.config
+    method, task, seed = cfg.method.name, cfg.task.name, cfg.seed
+    what = "A LoRA adapter" if adapter else "Fully fine-tuned weights"
+    lines = [f"{what} for `{base}`, trained with **{method}** on the `{task}` task by rft-bench "
+             f"(`python -m bench method={method} task={task} seed={seed}`)."]
+    if plan.stage is not None:
+        lines.append(f"Trained on top of the run `{cfg.init_from}` (a second stage, bench/recipe/pipeline.py): "
+                     f"its base is that run's model, `{record.get('pipeline/from')}`.")
+    if source:
+        lines.append(f"The base was `{source}`: the adapter was trained on those weights, which are close to the "
+                     "hub model's but not equal, so scores on the hub model can differ slightly.")
+    return "\n\n".join(lines)
 
-## Results
 
-| metric | value |
-|---|---|
-{metrics}
+def _training(plan: Plan) -> list[str]:
+    """How it was trained. The learning rate is the validated TRL config's: method.args overrides train.args."""
+    cfg = plan.config
+    settings = OmegaConf.to_container(cfg.peft, resolve=True) if plan.peft is not None else {}
+    peft = {k: v for k, v in settings.items() if v is not None and not k.startswith("_")} or "none (full fine-tuning)"
+    return [
+        f"method: `{cfg.method.name}` (TRL trainer, arguments in the run's `config_resolved.yaml`)",
+        f"task: `{cfg.task.name}`, seed {cfg.seed}, learning rate {plan.trainer_config.learning_rate}",
+        f"peft: `{json.dumps(peft, sort_keys=True, default=str)}`",
+        f"quantization: `{cfg.quant.name}`",
+    ]
 
-## Use
 
-```python
-{load}
-```
-
-or score it with lm-eval: `lm_eval --model hf --model_args pretrained={base}{f",peft={folder.name}" if adapter else ""} ...`
-"""
-    card = ModelCard.from_template(data, template_str="---\n{{ card_data }}\n---\n\n{{ body }}", body=body)
-    cache.write_text(folder / CARD, str(card))
-    cache.seal(folder)
+def _use(folder: str, adapter: bool, base: str) -> str:
+    if adapter:
+        load = f'from peft import AutoPeftModelForCausalLM\nmodel = AutoPeftModelForCausalLM.from_pretrained("{folder}")'
+    else:
+        load = f'from transformers import AutoModelForCausalLM\nmodel = AutoModelForCausalLM.from_pretrained("{folder}")'
+    peft = f",peft={folder}" if adapter else ""
+    return (f"```python\n{load}\n```\n\nor score it with lm-eval: "
+            f"`lm_eval --model hf --model_args pretrained={base}{peft} ...`")
 
 
 def base_of(folder: Path) -> tuple[str | None, str | None]:

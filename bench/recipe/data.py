@@ -69,7 +69,8 @@ class PromptFit:
     tokens_cut: int  # tokens removed from them, in all
 
     def record(self) -> dict:
-        return {"data/prompt_budget": self.budget, "data/max_prompt_tokens": self.longest,
+        # The budget itself is the record's fair/max_prompt_length (bench.recipe.train.fair_record).
+        return {"data/max_prompt_tokens": self.longest,
                 "data/truncated_prompts": self.truncated, "data/truncated_prompt_tokens": self.tokens_cut}
 
 

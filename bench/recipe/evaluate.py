@@ -25,11 +25,12 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from bench import BenchError
-from bench.config import history, stages
+from bench.config import history
 from bench.config.compose import compose
 from bench.recipe import pipeline
+from bench.recipe.plan import Plan, make
 from bench.system import cache, console, files
-from bench.tasks import Task, load_task
+from bench.tasks import Task
 from bench.tasks.base import fingerprint
 
 log = logging.getLogger(__name__)
@@ -277,23 +278,20 @@ def scoring_path(cfg: DictConfig, weights: Path, merge: bool | None = None, prec
     return "merged" if wanted else "adapter"
 
 
-_UNRESOLVED = object()
-
-
-def evaluate_run(cfg: DictConfig, runtime, weights: Path, merge: bool | None = None, stage=_UNRESOLVED) -> dict:
+def evaluate_run(plan: Plan, weights: Path, merge: bool | None = None) -> dict:
     """Score the base (cached) and the trained model (adapter or full weights); flat `eval/*` metrics.
-    `merge` (None: eval.path decides) scores a LoRA merged into its base, with the logit gap recorded.
-    `stage`: the run's first stage, as its plan resolved it (read from init_from when not given)."""
-    from bench.recipe.models import load_base, load_model, load_tokenizer, model_key, resolve_model_path
+    `merge` (None: eval.path decides) scores a LoRA merged into its base, with the logit gap recorded."""
+    from bench.recipe.models import load_base, load_model, load_tokenizer, model_key
 
+    cfg, runtime, task = plan.config, plan.runtime, plan.task
     if cfg.model.weights == "random":
         return {"eval/skipped": "random weights: accuracy is meaningless"}
     cache.require(weights, "saved weights", "Retrain the run (rerun its command with force=true) or restore the folder.")
-    task = load_task(cfg.task)
     primary, include, metric = task_spec(task, cfg)
     run_tasks = [primary, *[t for t in cfg.eval.tasks if t != primary]]
     primary_name = primary if isinstance(primary, str) else primary.task_name
-    path = resolve_model_path(str(cfg.model.name_or_path), cfg.cache_dir)
+    pipeline.ensure(plan.start)  # built by training; a rescore on another machine may lack it
+    path = plan.start.origin
     tokenizer = load_tokenizer(path, cfg.model.revision)
     base = base_scores(
         cfg, run_tasks, include, model_key(cfg, path, runtime),
@@ -307,9 +305,7 @@ def evaluate_run(cfg: DictConfig, runtime, weights: Path, merge: bool | None = N
 
         # The base scores above are the original base's (a pipeline's delta is the whole pipeline's);
         # a second stage's adapter sits on the first stage's model.
-        stage = stages.load(cfg) if stage is _UNRESOLVED else stage
-        start, _ = pipeline.start_path(stage, path, str(cfg.cache_dir))
-        model = PeftModel.from_pretrained(load_base(cfg, start, runtime), str(weights))
+        model = PeftModel.from_pretrained(load_base(cfg, plan.start.path, runtime), str(weights))
         if how == "merged":  # what merging changed, on a few held-out prompts, before it is for good
             result["eval/merge_max_abs_logit_diff"] = merge_gap(model, tokenizer, task)
             model = model.merge_and_unload()
@@ -358,8 +354,6 @@ def merge_gap(model, tokenizer, task: Task, n: int = 4) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from bench.system.runtime import resolve_runtime
-
     parser = argparse.ArgumentParser(prog="python -m bench.recipe.evaluate", description=__doc__.splitlines()[0])
     parser.add_argument("weights", type=Path, help="a run's adapter/ (PEFT adapter) or model/ (full weights)")
     parser.add_argument("--merge", action="store_true", help="score the merged model whatever the run's eval.path says; record the logit gap")
@@ -392,10 +386,11 @@ def main(argv: list[str] | None = None) -> int:
             base, source = cards.base_of(weights)
             if base and not any(o.startswith("model.name_or_path=") for o in args.overrides):
                 cfg.model.name_or_path = locate(base, source)
+    cfg.output_dir = str(weights.parent)  # the run's folder, wherever it was recorded
     try:
-        runtime = resolve_runtime(cfg.device, cfg.precision)
-        runtime.activate()
-        result = evaluate_run(cfg, runtime, weights, merge=True if args.merge else None)
+        plan = make(cfg)
+        plan.runtime.activate()
+        result = evaluate_run(plan, weights, merge=True if args.merge else None)
     except BenchError as err:
         print(f"bench.recipe.evaluate: {err}", file=sys.stderr)
         return 2

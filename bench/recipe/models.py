@@ -117,24 +117,33 @@ def cache_root(cfg_cache_dir: str) -> Path:
 
 def resolve_model_path(name_or_path: str, cache_dir: str) -> str:
     """Map an `embedded:` name to its safetensors cache (converting once); pass hub ids and folders through."""
+    target, what, make = _embedded(name_or_path, cache_dir)
+    if make is not None and cache.problem(target) is not None:  # free when it checks out: sizes, small files' hashes
+        with cache.build_lock(target):  # parallel jobs: one builds, the others wait for it
+            if not cache.usable(target, what):
+                make()
+    return str(target)
+
+
+def model_folder(name_or_path: str, cache_dir: str) -> str:
+    """Where `resolve_model_path` puts the model, without building it (a plan names it before any work)."""
+    return str(_embedded(name_or_path, cache_dir)[0])
+
+
+def _embedded(name_or_path: str, cache_dir: str):
+    """(folder, what it is, how to build it): an embedded model's cache folder, or a hub id or folder as it is."""
     if not name_or_path.startswith(EMBEDDED_PREFIX):
-        return name_or_path
+        return name_or_path, "model", None
     name = name_or_path[len(EMBEDDED_PREFIX) :]
     if name in BUILT:
         built = BUILT[name]
         gguf_dir, gguf_name, stamp = _gguf(built.tokenizer_of)
         spec = json.dumps({"arch": built.arch, "seed": built.seed, "tokenizer": stamp}, sort_keys=True)
         target = cache_root(cache_dir) / "models" / f"{name}-{hashlib.sha256(spec.encode()).hexdigest()[:12]}"
-        what, make = "built model", lambda: _build_random(gguf_dir, gguf_name, built, target)
-    else:
-        gguf_dir, gguf_name, stamp = _gguf(name)
-        target = cache_root(cache_dir) / "models" / f"{name}-{hashlib.sha256(stamp.encode()).hexdigest()[:12]}"
-        what, make = "converted model", lambda: _convert_gguf(gguf_dir, gguf_name, target)
-    if cache.problem(target) is not None:  # free when it checks out: sizes, and hashes of small files
-        with cache.build_lock(target):  # parallel jobs: one builds, the others wait for it
-            if not cache.usable(target, what):
-                make()
-    return str(target)
+        return target, "built model", lambda: _build_random(gguf_dir, gguf_name, built, target)
+    gguf_dir, gguf_name, stamp = _gguf(name)
+    target = cache_root(cache_dir) / "models" / f"{name}-{hashlib.sha256(stamp.encode()).hexdigest()[:12]}"
+    return target, "converted model", lambda: _convert_gguf(gguf_dir, gguf_name, target)
 
 
 def _gguf(name: str) -> tuple[Path, str, str]:

@@ -25,7 +25,6 @@ from transformers import TrainerCallback
 from bench import BenchError
 from bench.config import finetuning
 from bench.config.fit import warn_if_it_cannot_fit
-from bench.config.plan import Plan
 from bench.measure import probes
 from bench.measure.metrics import (
     DivergenceGuard,
@@ -41,10 +40,11 @@ from bench.measure.params import count_params
 from bench.measure.perf import Counted, TokenKinds, flop_params, other_models, perf_metrics, weight_bytes
 from bench.recipe import data as data_pipeline
 from bench.recipe import dtypes, pipeline
-from bench.recipe.models import load_base, load_tokenizer, model_key, resolve_model_path
+from bench.recipe.models import load_base, load_tokenizer, model_key
+from bench.recipe.plan import Plan
 from bench.system import cache, console, distributed, signals
 from bench.system.runtime import Runtime
-from bench.tasks import Task, load_task
+from bench.tasks import Task
 from methods import RunContext
 
 log = logging.getLogger(__name__)
@@ -95,23 +95,18 @@ class Setup:
 def setup(plan: Plan) -> Setup:
     """The model folder, tokenizer, task, prompts (cut to the budget), base model and the method's data.
     What it measured (the prompt budget's effect, the offline data's build) is in `Setup.measured`."""
-    cfg, runtime, method = plan.cfg, plan.runtime, plan.method
-    result: dict = {}
-    path = resolve_model_path(str(cfg.model.name_or_path), cfg.cache_dir)
+    cfg, runtime, method, task = plan.config, plan.runtime, plan.method, plan.task
     # A second stage (init_from) starts from the first stage's model: the base from here on, for the
     # policy, its reference, PPO's value and reward models and the offline data alike.
-    path, cost = pipeline.start_path(plan.stage, path, str(cfg.cache_dir))
-    result.update(cost)
+    result: dict = pipeline.ensure(plan.start)
+    path = plan.start.path
     tokenizer = load_tokenizer(path, cfg.model.revision)
-    task = load_task(cfg.task)
     examples = task.prompts(int(cfg.train.num_prompts))
     # One prompt budget for every method, applied here, before any model loads or any data is built.
-    examples, fit = data_pipeline.fit_prompts(
-        task, examples, tokenizer, int(cfg.train.max_prompt_length), str(cfg.train.prompt_overflow)
-    )
+    examples, fit = data_pipeline.fit_prompts(task, examples, tokenizer, plan.prompt_budget, str(cfg.train.prompt_overflow))
     result.update(fit.record())
     # Before any weights load: a step that clearly cannot fit is said with its figures.
-    warn_if_it_cannot_fit(cfg, runtime, plan, min(fit.longest, fit.budget))
+    warn_if_it_cannot_fit(cfg, runtime, plan.validated, min(fit.longest, fit.budget))
     result["train/prompts"] = len(examples)
     result["data/prompts_fingerprint"] = data_pipeline.prompts_fingerprint(task, examples)
     base = load_base(cfg, path, runtime)
@@ -139,11 +134,11 @@ def setup(plan: Plan) -> Setup:
 
 
 def build(plan: Plan, s: Setup, callbacks: list):
-    cfg, runtime, method = plan.cfg, plan.runtime, plan.method
+    cfg, runtime, method = plan.config, plan.runtime, plan.method
     ctx = RunContext(
         model=s.base,
         tokenizer=s.tokenizer,
-        peft_config=finetuning.peft_config(cfg.peft),
+        peft_config=plan.peft,
         args=plan.trainer_config,
         configs=dict(plan.configs),
         dataset=s.dataset,
@@ -268,7 +263,7 @@ def train(plan: Plan) -> dict:
         return result
     cache.write_json(out / "train_log.json", timer.logs, indent=1)
     with phase("save", runtime.device, result):
-        result.update(save(done.model, s.tokenizer, out, plan.cfg, plan.stage))
+        result.update(save(done.model, s.tokenizer, plan))
     return result
 
 
@@ -326,7 +321,7 @@ def _throughput(plan: Plan, s: Setup, done: Trained, timer: StepTimer, result: d
         train_s=wall,
         device=runtime.device,
         dtype=runtime.dtype,
-        cache_dir=plan.cfg.cache_dir,
+        cache_dir=plan.config.cache_dir,
         decode=done.counter.decode,
         decode_bytes=weight_bytes(done.model),
         world_size=distributed.world_size(),
@@ -357,16 +352,16 @@ class _ResetEachStep(TrainerCallback):
 
 def fair_record(plan: Plan, trainer, probe, s: Setup) -> dict:
     """What applied, read from the built trainer and model (bench.report.audit): the audit compares these."""
-    cfg, method = plan.cfg, plan.method
+    method = plan.method
     out = {
         "fair/trl_config": probes.trl_config(trainer.args),
         "fair/declared": plan.declared,
         "fair/dropout": probe.largest,
-        "fair/max_prompt_length": int(cfg.train.max_prompt_length),
+        "fair/max_prompt_length": plan.prompt_budget,
     }
     # Which generation path each phase took (bench.studies.decode names them): TRL's own rollout on the
     # unmerged adapter in train mode, and the offline builder's samples from the base itself.
-    out["gen/path"] = cfg.train.rollout if method.sampling else "none"
+    out["gen/path"] = plan.config.train.rollout if method.sampling else "none"
     if "data" in s.offline:
         out["gen/data_path"] = "base"
     if method.sampling:  # an online method: its rollouts
@@ -393,17 +388,17 @@ def job_totals(result: dict, tokens: dict[str, int]) -> tuple[dict, dict[str, in
     return totals, {kind: sum(shard["tokens"].get(kind, 0) for shard in shards) for kind in tokens}
 
 
-def save(model, tokenizer, out: Path, cfg: DictConfig, stage=None) -> dict:
+def save(model, tokenizer, plan: Plan) -> dict:
     """The adapter (LoRA: adapter/), or every weight (full fine-tuning: model/), with the tokenizer;
     the adapter names its base by identity (bench.recipe.cards), so that it loads on other machines."""
     from bench.recipe import cards
 
-    folder = out / ("model" if finetuning.is_full(cfg.peft) else "adapter")
+    folder = plan.output_dir / ("model" if plan.peft is None else "adapter")
     tmp = folder.with_name(folder.name + ".tmp")
     try:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        cards.stamp(tmp, cfg, stage)
+        cards.stamp(tmp, plan)
     except BaseException:  # a full disk mid-save: no half folder left behind (the record says why)
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -23,6 +23,7 @@ import pandas as pd
 
 # importing bench also sets the offline/telemetry environment defaults
 from bench import BenchError
+from bench.config import history
 from bench.records.schema import GROUP_KEYS, MEMORY_PARTS, METRICS, GiB
 from bench.report import audit
 from bench.report.plots import make_plots
@@ -58,7 +59,10 @@ class Report:
     wandb_dir: str | None = None
 
 
-ADDED_LATER = {"data/label_noise": 0.0, "fair/max_prompt_length": 432}
+# Record keys a record made before their setting existed lacks, and the setting's value then (its one
+# home: bench.config.history).
+ADDED_LATER = {"data/label_noise": history.EARLIER["data.label_noise"][0],
+               "fair/max_prompt_length": history.EARLIER["train.max_prompt_length"][0]}
 
 
 def load_runs(folders: Sequence[Path | str]) -> pd.DataFrame:
@@ -260,7 +264,7 @@ def data_notes(runs: pd.DataFrame) -> list[str]:
         labels = ", ".join(dict.fromkeys(cut["label"]))
         notes.append(
             f"**Prompt budget:** up to {int(cut['data/truncated_prompts'].max())} of {int(cut['train/prompts'].max())} "
-            f"training prompts were cut to their last {int(cut['data/prompt_budget'].max())} tokens "
+            f"training prompts were cut to their last {int(cut['fair/max_prompt_length'].max())} tokens "
             f"(train.max_prompt_length; the longest was {int(cut['data/max_prompt_tokens'].max())}), the same "
             f"prompts for every method, in: {labels}."
         )

@@ -56,10 +56,10 @@ def _overrides(method: str, steps: int, extra: list[str]) -> list[str]:
 
 def prepare(methods: list[str], steps: int, extra: list[str], out: Path) -> None:
     """Write `<out>/prep/<method>.json`: what the plain script needs to run exactly as the harness."""
-    from bench.config.plan import resolve
     from bench.config.trainer import trainer_kwargs
     from bench.measure import perf
     from bench.recipe import train as recipe
+    from bench.recipe.plan import make
     from bench.system.runtime import resolve_runtime
 
     for name in methods:
@@ -67,7 +67,7 @@ def prepare(methods: list[str], steps: int, extra: list[str], out: Path) -> None
         cfg.output_dir = str(out / "prep" / name)
         runtime = resolve_runtime(cfg.device, cfg.precision)
         runtime.activate()
-        plan = resolve(cfg, runtime)
+        plan = make(cfg, runtime)
         # The harness's own setup: tokenizer, prompts, base model, and the method's dataset (building
         # the offline data into the cache here, so neither timed side pays for it).
         s = recipe.setup(plan)
