@@ -331,9 +331,26 @@ def test_device_cuda_n_runs_on_gpu_n_alone_in_the_runs_own_process():
         choose("cuda:5", count=0, local_rank=None, pinned="cuda:5")
 
 
+def test_a_plan_made_in_the_sweeps_process_holds_the_pinned_run_process_view_of_its_gpu():
+    """The plan is made where all eight GPUs are visible, then travels to the run's process, which sees
+    GPU 3 alone as cuda:0: the plan's device is that one (its name and UUID), and it passes the one-GPU
+    rule that a description from the sweep's own view (eight visible) fails."""
+    from types import SimpleNamespace
+
+    from bench.system.devices import as_pinned
+
+    props = [SimpleNamespace(major=9, name=f"H100 #{i}", uuid=f"GPU-{i}") for i in range(8)]
+    device = as_pinned("cuda:3", 8, props.__getitem__)
+    assert (device.kind, device.count, device.index, device.name, device.uuid) == ("cuda", 1, 0, "H100 #3", "GPU-3")
+    one_gpu_per_run(device.count, device.index, launched=False)
+    with pytest.raises(BenchError, match="no GPU 8; the run's process, given only that GPU, sees 0"):
+        as_pinned("cuda:8", 8, props.__getitem__)
+
+
 def test_an_isolated_run_with_device_cuda_n_starts_its_process_with_that_gpu_alone(compose, tmp_path, monkeypatch):
-    """Through the real runner: the run's process is started pinned (on this CPU it then finds no GPU 1 and
-    says so in its record), and the sweep's own environment is left as it was."""
+    """Through the real runner: the run's plan, made in the sweep's process, describes the device as the run's
+    pinned process will see it (on this CPU: no GPU 1, said in its record), and the sweep's own environment
+    is left as it was."""
     from bench.run.runner import run
 
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)

@@ -20,12 +20,12 @@ BF16 = Runtime(device="cpu", dtype=torch.bfloat16, precision="bf16")
 def _build(folder, *overrides: str):
     """PPO's trainer built as a bf16 run builds it (nothing trained): (trainer, policy)."""
     from bench.config.compose import compose
-    from bench.config.plan import resolve
+    from bench.recipe.plan import make
     from bench.recipe.train import build, setup
 
     cfg = compose(["method=ppo", "model=tiny", "debug=smoke", "logger=none", *overrides])
     cfg.output_dir = str(folder)
-    plan = resolve(cfg, BF16)
+    plan = make(cfg, BF16)
     trainer, policy, _, _ = build(plan, setup(plan), [])
     return trainer, policy
 

@@ -15,7 +15,7 @@ from bench.config.stages import Stage
 from bench.config.trainer import build_trainer_config, trainer_kwargs, unmeasured
 from bench.system import devices, distributed
 from bench.system.runtime import Runtime
-from bench.tasks import TASKS, contract, load_task
+from bench.tasks import TASKS, Task, contract, load_task
 from bench.tasks.base import SPLITS
 
 if TYPE_CHECKING:
@@ -34,6 +34,7 @@ class Validated:
     audit: Audit  # what peft builds on this architecture
     stage: Stage | None = None  # a pipeline's first stage
     configs: dict[str, TrainingArguments] = field(default_factory=dict)  # the adapter's other trainers' configs
+    task: Task | None = None  # the task, built and checked (None where its data was left unread)
 
     # An isolated run's process receives this pickled. An adapter may hold a lambda (PPO's `policy`), so the
     # registered adapter travels by its name and is looked up again: the same registry entry, nothing re-checked.
@@ -57,15 +58,14 @@ def validate(cfg: DictConfig, runtime: Runtime, task_data: bool = True) -> Valid
     _device(runtime)
     _inputs(cfg)
     _evaluation(cfg)
-    if task_data:
-        _task_contract(cfg)
+    task = _task_contract(cfg) if task_data else None
     _reward_model(cfg, runtime)
     _rollout(cfg, method, runtime)
     stage = stages.load(cfg)  # init_from: a finished run on this base, with its weights (reads files only)
     _quantization(cfg)
     audit = audit_config(cfg)  # peft's own wrap on the meta device: a bad target fails here, in seconds
     args = _trainer_config(cfg, runtime, method)
-    return Validated(method, args, audit, stage, _side_configs(cfg, method, args))
+    return Validated(method, args, audit, stage, _side_configs(cfg, method, args), task)
 
 
 def _method(cfg: DictConfig):
@@ -138,7 +138,7 @@ def _evaluation(cfg: DictConfig) -> None:
         )
 
 
-def _task_contract(cfg: DictConfig) -> None:
+def _task_contract(cfg: DictConfig) -> Task:
     """The task built (its data read: a bad file is named here) and its reward functions and other
     callables called on its first training row as TRL and the harness call them (bench.tasks.contract),
     so a wrong signature fails in seconds, not once training starts; and the held-out split scored."""
@@ -147,6 +147,7 @@ def _task_contract(cfg: DictConfig) -> None:
     task.prompts(int(cfg.train.num_prompts))
     if cfg.eval.enabled:
         task.split(cfg.eval.split)
+    return task
 
 
 def _reward_model(cfg: DictConfig, runtime: Runtime) -> None:

@@ -354,6 +354,8 @@ def merge_gap(model, tokenizer, task: Task, n: int = 4) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from bench.system.runtime import resolve_runtime
+
     parser = argparse.ArgumentParser(prog="python -m bench.recipe.evaluate", description=__doc__.splitlines()[0])
     parser.add_argument("weights", type=Path, help="a run's adapter/ (PEFT adapter) or model/ (full weights)")
     parser.add_argument("--merge", action="store_true", help="score the merged model whatever the run's eval.path says; record the logit gap")
@@ -388,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
                 cfg.model.name_or_path = locate(base, source)
     cfg.output_dir = str(weights.parent)  # the run's folder, wherever it was recorded
     try:
-        plan = make(cfg)
+        plan = make(cfg, resolve_runtime(cfg.device, cfg.precision))  # this process's device: it scores here
         plan.runtime.activate()
         result = evaluate_run(plan, weights, merge=True if args.merge else None)
     except BenchError as err:

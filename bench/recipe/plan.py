@@ -20,8 +20,8 @@ from bench.config.stages import Stage
 from bench.config.validation import Validated
 from bench.recipe.pipeline import StartModel, start_model
 from bench.records import store
-from bench.system import distributed
-from bench.tasks import Task, load_task
+from bench.system import devices, distributed
+from bench.tasks import Task
 from methods import Method, adapter_name
 
 if TYPE_CHECKING:
@@ -45,6 +45,7 @@ class Plan:
     task: Task
     declared: list[str]  # the settings the run chose on purpose (fair/declared)
     prompt_budget: int  # train.max_prompt_length: every method's prompts are cut to it alike
+    isolated: bool  # run in a process of its own (bench.run.supervise)
     config_hash: str
     header: dict[str, object]  # the record's first fields, written before any work
     output_dir: Path
@@ -77,8 +78,13 @@ def make(cfg: DictConfig, runtime: Runtime | None = None) -> Plan:
     """Check `cfg` and resolve it; a BenchError names the problem before anything expensive."""
     from bench.system.runtime import resolve_runtime  # heavy (torch): callers that only compose skip it
 
-    runtime = runtime or resolve_runtime(cfg.device, cfg.precision)
-    checked = validation.validate(cfg, runtime)
+    # Under accelerate/torchrun each process is already its own (the launcher started it), and the trainer
+    # must join the launcher's process group from that very process: `isolate` is moot.
+    isolated = bool(cfg.isolate) and distributed.world_size() == 1
+    if runtime is None:  # the run's own process's view, where it is started pinned to its GPU
+        runtime = resolve_runtime(cfg.device, cfg.precision, devices.describe_run(str(cfg.device), isolated))
+    checked = validation.validate(cfg, runtime)  # the task's data read and its rewards called: the plan's task
+    assert checked.task is not None
     device = hashing.runtime_identity(runtime.device, runtime.precision, runtime.name)
     config_hash = hashing.config_hash(cfg, stages.identity_of(cfg, checked.stage), device)
     return Plan(
@@ -87,9 +93,10 @@ def make(cfg: DictConfig, runtime: Runtime | None = None) -> Plan:
         validated=checked,
         start=start_model(checked.stage, str(cfg.model.name_or_path), str(cfg.cache_dir)),
         peft=finetuning.peft_config(cfg.peft),
-        task=load_task(cfg.task),
+        task=checked.task,
         declared=declared.of_run(cfg, checked.method),
         prompt_budget=int(cfg.train.max_prompt_length),
+        isolated=isolated,
         config_hash=config_hash,
         header=header(cfg, config_hash, checked.stage),
         output_dir=Path(cfg.output_dir),

@@ -87,9 +87,7 @@ def _run(cfg: DictConfig, out: Path) -> dict:
     if distributed.is_main():  # data parallel: one record per job, rank 0's
         resume.clean_partial(out)
     record.write(out, plan.header)  # a run that dies unrecorded still shows as "running"
-    # Under accelerate/torchrun each process is already its own (the launcher started it), and the
-    # trainer must join the launcher's process group from this very process: `isolate` is moot.
-    if not cfg.isolate or distributed.world_size() > 1:
+    if not plan.isolated:
         if console.quiet():  # a run in the sweep's process: Hydra set the filter, not the routes
             console.route_libraries(verbose=False)
         return execute(plan)

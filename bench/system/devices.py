@@ -91,6 +91,28 @@ def describe(requested: str = "auto") -> Device:
     return Device("cuda", count, index, bf16=props.major >= 8, name=props.name, uuid=str(props.uuid))
 
 
+def describe_run(requested: str, isolated: bool) -> Device:
+    """The device a run computes on, described from this process before the run's own starts: where that
+    process is started pinned (`pinned_environment`), GPU N as it will see it, its one GPU; else
+    `describe`. The plan is made here and travels to the run's process, so it holds that process's view."""
+    if not isolated or not pinned_environment(requested, os.environ.get("CUDA_VISIBLE_DEVICES")):
+        return describe(requested)
+    import torch
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    return as_pinned(requested, count, torch.cuda.get_device_properties)
+
+
+def as_pinned(requested: str, count: int, properties) -> Device:
+    """GPU N of the `count` this process sees, as a process started with it alone sees it (`cuda:0`);
+    `properties(index)`: torch's device properties. A GPU that is not there is refused by name."""
+    _, index = parse(requested)
+    seen = 1 if index is not None and index < count else 0
+    choose(requested, seen, None, pinned=requested)
+    props = properties(index)
+    return Device("cuda", 1, 0, bf16=props.major >= 8, name=props.name, uuid=str(props.uuid))
+
+
 def pinned_environment(requested: str, visible: str | None) -> dict[str, str]:
     """What a run's own process needs in its environment so that `device=cuda:N` runs on GPU N alone:
     CUDA_VISIBLE_DEVICES naming only that GPU (`visible`: this process's own CUDA_VISIBLE_DEVICES, None
