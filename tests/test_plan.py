@@ -120,19 +120,24 @@ def test_the_model_card_names_the_learning_rate_that_trained_the_adapter(trained
     assert "learning rate 0.0002" in card and "1e-05" not in card
 
 
-def test_a_committed_run_resumes_without_training(compose, tmp_path, monkeypatch):
-    """A committed reference run, planned again from its sweep's overrides, is its record: found by the
-    plan's hash, returned as it is, nothing trained (the record's bytes are untouched)."""
+@pytest.mark.parametrize("sweep, run_name, overrides", [
+    ("low_rank", "3_grpo_seed0", ["experiment=claims/low_rank", "method=grpo", "seed=0", "peft.r=4"]),
+    # A second stage whose first stage's weights are not committed: planned all the same, so it resumes.
+    ("orpo_pipeline", "5_dpo_seed1", ["experiment=claims/orpo_pipeline", "method=dpo", "seed=1"]),
+])
+def test_a_committed_sweep_resumes_without_training(compose, tmp_path, monkeypatch, sweep, run_name, overrides):
+    """A committed reference sweep, planned again from its overrides, is its records: each found by the
+    plan's hash and returned as it is, nothing trained, the record's bytes untouched."""
     import bench.recipe.train
-
-    monkeypatch.chdir(REPO)
-    source = REPO / "results/reference/claims-smollm2-arithmetic-cpu/low_rank/3_grpo_seed0"
-    shutil.copytree(source, tmp_path / "run")
-    before = (tmp_path / "run" / "metrics.json").read_bytes()
-    monkeypatch.setattr(bench.recipe.train, "train", lambda plan: pytest.fail("a finished run was trained again"))
     from bench.run.runner import run
 
-    cfg = compose("experiment=claims/low_rank", "method=grpo", "seed=0", "peft.r=4", output_dir=tmp_path / "run")
+    # A copy at the same path relative to the working directory, which a tuned init_from is hashed by.
+    folder = Path("results/reference/claims-smollm2-arithmetic-cpu") / sweep
+    shutil.copytree(REPO / folder, tmp_path / folder)
+    monkeypatch.chdir(tmp_path)
+    before = (folder / run_name / "metrics.json").read_bytes()
+    monkeypatch.setattr(bench.recipe.train, "train", lambda plan: pytest.fail("a finished run was trained again"))
+    cfg = compose(*overrides, "isolate=false", f"hydra.sweep.dir={folder}", output_dir=folder / run_name)
     record = run(cfg)
-    assert record == json.loads(before) and record["status"] == "success"
-    assert (tmp_path / "run" / "metrics.json").read_bytes() == before
+    assert record == json.loads(before) and record["status"] == "success", record.get("error")
+    assert (folder / run_name / "metrics.json").read_bytes() == before

@@ -47,11 +47,19 @@ class Stage:
     folder: Path  # its run folder
     record: dict  # its metrics.json
     cfg: DictConfig  # its config_resolved.yaml
-    weights: Path  # its adapter/ or model/
+    weights: Path | None  # its adapter/ or model/; None where they are gone (it resumes, it cannot be trained on)
 
     @property
     def is_adapter(self) -> bool:
-        return (self.weights / "adapter_config.json").is_file()
+        return self.weights is not None and (self.weights / "adapter_config.json").is_file()
+
+    def usable_weights(self) -> Path:
+        """Its weights, checked (sizes and small files' hashes): what a run that trains on it needs."""
+        if self.weights is None:
+            raise BenchError(f"init_from: {self.folder} has no adapter/ or model/: it is not a run folder that the "
+                             "harness saved (or its weights were cleaned). Rerun that run with force=true.")
+        cache.require(self.weights, "saved weights of the first stage", f"Rerun {self.folder}'s run with force=true.")
+        return self.weights
 
     @property
     def methods(self) -> list[str]:
@@ -97,10 +105,8 @@ def load(cfg: DictConfig) -> Stage | None:
         )
     weights = next((folder / n for n in ("adapter", "model") if (folder / n).is_dir()), None)
     config = folder / "config_resolved.yaml"
-    if weights is None or not config.is_file():
-        raise BenchError(f"init_from: {folder} has no {'adapter/ or model/' if weights is None else config.name}: "
-                         "it is not a run folder that the harness saved (or it was cleaned).")
-    cache.require(weights, "saved weights of the first stage", f"Rerun {folder}'s run with force=true.")
+    if not config.is_file():
+        raise BenchError(f"init_from: {folder} has no {config.name}: it is not a run folder that the harness saved.")
     earlier = history.complete(files.read_yaml(config, "Rerun that run with force=true to rewrite it."))
     mine, theirs = cfg.model, earlier.model
     differs = [k for k in ("name_or_path", "revision", "weights") if str(mine.get(k)) != str(theirs.get(k))]

@@ -45,34 +45,43 @@ class StartModel:
     origin: str  # the base model's folder (an embedded model's converted copy)
     path: str  # what the run loads: the origin, a full fine-tune's model/, or the last merge's target
     merges: tuple[Merge, ...] = ()  # a chain's merges, the first stage's first
+    # Why it cannot be built (a first stage whose weights are gone), said when a run needs it: a finished
+    # run on such a stage is still planned, so that it resumes.
+    problem: str | None = None
 
 
 def start_model(stage: Stage | None, name_or_path: str, cache_dir: str) -> StartModel:
     """The start of a run with first stage `stage` (None: the base itself). Reads files only; merges go to
     `cache_dir` (this run's: an earlier stage's config may name another machine's)."""
     origin = model_folder(name_or_path, cache_dir)
-    path, merges = _start(stage, origin, cache_dir)
+    try:
+        path, merges = _start(stage, origin, cache_dir)
+    except BenchError as err:
+        return StartModel(name_or_path, cache_dir, origin, "", problem=str(err))
     return StartModel(name_or_path, cache_dir, origin, path, tuple(merges))
 
 
 def _start(stage: Stage | None, origin: str, cache_dir: str) -> tuple[str, list[Merge]]:
     if stage is None:
         return origin, []
+    weights = stage.usable_weights()
     if not stage.is_adapter:  # a full fine-tune saved every weight: that folder is the base
-        return str(stage.weights), []
+        return str(weights), []
     earlier, merges = _start(load(stage.cfg), origin, cache_dir)  # a chain: its own start, merged first
     digest = hashlib.sha256(earlier.encode())
-    for name in sorted(p.name for p in stage.weights.iterdir()
+    for name in sorted(p.name for p in weights.iterdir()
                        if p.suffix in (".safetensors", ".json") and not p.name.startswith(".")):
-        digest.update(name.encode() + (stage.weights / name).read_bytes())  # an adapter: megabytes at most
+        digest.update(name.encode() + (weights / name).read_bytes())  # an adapter: megabytes at most
     target = Path(cache_dir).expanduser() / "models" / f"merged-{digest.hexdigest()[:12]}"
-    merge = Merge(stage.folder, stage.weights, earlier, stage.cfg.model.get("revision"), target)
+    merge = Merge(stage.folder, weights, earlier, stage.cfg.model.get("revision"), target)
     return str(target), [*merges, merge]
 
 
 def ensure(start: StartModel) -> dict:
     """Build what the start model needs and is not cached yet (the base's copy, then each merge); returns
     what this run's own merge cost: `pipeline/merge_s`, `pipeline/merge_cached`."""
+    if start.problem is not None:
+        raise BenchError(start.problem)
     resolve_model_path(start.name_or_path, start.cache_dir)
     cost: dict = {}
     for merge in start.merges:
