@@ -4,6 +4,7 @@ and charged. These read run folders only; the two stages trained for real are in
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -161,3 +162,18 @@ def test_scoring_path_merges_a_lora_unless_its_base_is_quantized(compose, tmp_pa
     assert scoring_path(compose("eval.path=adapter"), adapter, merge=True) == "merged"  # the CLI's --merge
     assert scoring_path(compose("quant=nf4"), adapter) == "adapter"  # merging would round into 4 bits
     assert scoring_path(compose(), full) == "full"
+
+
+def test_a_first_stage_without_weights_is_planned_and_refused_where_a_run_needs_them(compose, tmp_path):
+    """A finished first stage whose weights were cleaned (as in the committed sweeps) still gives its second
+    stage a plan and a hash, so a finished second stage resumes; training on it is refused by name, in setup
+    before any model loads."""
+    from bench.recipe import pipeline
+    from bench.recipe.plan import make
+
+    folder = _run_folder(tmp_path, "0_sft_seed0", model="embedded:tiny-llama", config_hash="h0")
+    shutil.rmtree(folder / "adapter")
+    plan = make(compose("method=dpo", "model=tiny", f"init_from={folder}", output_dir=tmp_path / "second"))
+    assert plan.stage.weights is None and plan.header["method"] == "sft→dpo"
+    with pytest.raises(BenchError, match="0_sft_seed0 has no adapter/ or model/"):
+        pipeline.ensure(plan.start)
