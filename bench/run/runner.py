@@ -77,6 +77,8 @@ def claim(out: Path):
 def _run(cfg: DictConfig, out: Path) -> dict:
     secrets.install_log_filter()
     started = time.perf_counter()
+    if console.quiet():  # the plan's checks wrap a model (peft warns): Hydra set the filter, not the routes
+        console.route_libraries(verbose=False)
     try:
         plan = make(cfg)  # in seconds, before any weights load: a bad config fails here, recorded
     except Exception as err:
@@ -88,8 +90,6 @@ def _run(cfg: DictConfig, out: Path) -> dict:
         resume.clean_partial(out)
     record.write(out, plan.header)  # a run that dies unrecorded still shows as "running"
     if not plan.isolated:
-        if console.quiet():  # a run in the sweep's process: Hydra set the filter, not the routes
-            console.route_libraries(verbose=False)
         return execute(plan)
     return supervise.run_isolated(plan, execute)
 
