@@ -104,8 +104,8 @@ def model_key(cfg, path: str, runtime: Runtime) -> str:
     """What identifies the base model's behaviour: caches of its samples and scores are keyed by it."""
     m = cfg.model
     key = f"{m.name_or_path}@{m.revision}|{path}|{cfg.quant.name}|{runtime.precision}|{m.weights}"
-    # A GPU samples and scores differently from a CPU (other kernels): its caches are its own. CPU keys
-    # stay as they were, so caches built before this are still found.
+    # A GPU samples and scores differently from a CPU (other kernels): its caches are its own. A CPU key
+    # carries no device, so the CPU caches already built keep theirs.
     return key if runtime.device == "cpu" else f"{key}|{runtime.device}"
 
 
