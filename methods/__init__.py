@@ -18,9 +18,14 @@ import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import version
+from typing import TYPE_CHECKING
 
 from bench.system.registry import Registry
 from methods.base import DATA_KINDS, MemoryFacts, RunContext
+
+if TYPE_CHECKING:
+    from torch import nn
+    from transformers import Trainer
 
 __all__ = ["Method", "MemoryFacts", "RunContext", "register", "get", "names", "adapter_name", "why_unavailable", "load_class"]
 
@@ -30,8 +35,8 @@ class Method:
     name: str
     config: str  # "module:Class" of the TRL config dataclass that `method.args` are passed into
     data: str  # which dataset the harness prepares: one of DATA_KINDS
-    build: Callable[[RunContext], object]  # RunContext -> a TRL trainer, ready to .train()
-    policy: Callable[[object], object]  # trainer -> the policy it trains (saved, counted)
+    build: Callable[[RunContext], Trainer]  # RunContext -> a TRL trainer, ready to .train()
+    policy: Callable[[Trainer], nn.Module]  # trainer -> the policy it trains (saved, counted)
     # Checks of the TRL config that the trainer (not the config class) makes, run at validation so
     # they fail before any model loads: raise ValueError with the trainer's own message.
     check: Callable[[object], None] | None = None
@@ -81,7 +86,8 @@ def load_class(spec: str) -> type:
 REGISTRY: Registry[Method] = Registry("method adapter", __name__, skip=("base",))
 
 
-def _trainer_model(trainer):
+def _trainer_model(trainer: Trainer) -> nn.Module:
+    assert trainer.model is not None  # a built trainer holds its model (Trainer types it Optional)
     return trainer.model
 
 
@@ -90,7 +96,7 @@ def register(
     *,
     config: str,
     data: str,
-    policy: Callable[[object], object] = _trainer_model,
+    policy: Callable[[Trainer], nn.Module] = _trainer_model,
     check: Callable[[object], None] | None = None,
     sampling: dict[str, str] | None = None,
     needs: str = "",

@@ -5,6 +5,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the types only: importing transformers is seconds, and an adapter imports what it uses
+    from datasets import Dataset
+    from peft import PeftConfig
+    from transformers import (
+        PreTrainedModel,
+        PreTrainedTokenizerBase,
+        Trainer,
+        TrainerCallback,
+        TrainingArguments,
+    )
 
 # prompts:    conversational `prompt` + the task's per-example fields (online methods' rewards read them)
 # preference: `prompt`, `chosen`, `rejected`, built from base-model samples scored by the reward
@@ -14,35 +26,36 @@ from dataclasses import dataclass, field
 DATA_KINDS = ("prompts", "preference", "unpaired", "prompt_ids", "gold")
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunContext:
-    model: object  # the base model, loaded with the run's dtype and quantization
-    tokenizer: object
+    model: PreTrainedModel  # the base model, loaded with the run's dtype and quantization
+    tokenizer: PreTrainedTokenizerBase
     # The shared peft config: pass it as the trainer's `peft_config`, so TRL wraps the model its own
     # way (reference = adapter disabled). Never edit it: it is the same for every method. None means
     # full fine-tuning (peft=none): TRL then keeps its own reference copy where a method needs one.
-    peft_config: object
-    args: object  # the method's TRL config, built from train.args + method.args + harness flags
-    dataset: object  # a datasets.Dataset of the kind the method registered for
+    peft_config: PeftConfig | None
+    args: TrainingArguments  # the method's TRL config, built from train.args + method.args + harness flags
+    dataset: Dataset  # of the kind the method registered for
     reward_funcs: list[Callable]  # TRL-signature rewards, weighted by `reward_weights`
     reward_weights: list[float]
     score: Callable[[list, list], list[float]]  # (completions, per-example fields) -> the scalar reward
-    callbacks: list  # the harness's measuring callbacks: pass them to the trainer
-    method_cfg: dict  # the method's YAML beyond `args` (e.g. PPO's `reward:`)
+    callbacks: list[TrainerCallback]  # the harness's measuring callbacks: pass them to the trainer
+    method_cfg: dict[str, Any]  # the method's YAML beyond `args` (e.g. PPO's `reward:`)
     # Loads another copy of the base model with the run's dtype/quantization, wrapped in the shared
     # fine-tuning mode; head="value" gives a one-output sequence scorer (PPO's value/reward model).
-    load_model: Callable[..., object] = None
+    load_model: Callable[..., PreTrainedModel]
     # Builds another dataset kind from the same prompts (e.g. PPO's reward model needs preference).
-    data: Callable[[str], object] = None
+    data: Callable[[str], Dataset]
+    # check_rows(handed, trainer): for a trainer the adapter trains itself (PPO's reward model), what the
+    # harness checks of every method's trainer: rows its preprocessing dropped are said, none left stops.
+    check_rows: Callable[[int, Trainer], None]
     # The task's per-example fields, aligned with the prompts (for adapters whose dataset drops them).
     fields: list[dict] = field(default_factory=list)
     # The validated configs of the trainers it runs before its own (Method.side_configs), by name.
     configs: dict = field(default_factory=dict)
     # Facts the adapter wants on record about what it built (recorded as `method/<key>`).
     extra: dict = field(default_factory=dict)
-    # check_rows(handed, trainer): for a trainer the adapter trains itself (PPO's reward model), what the
-    # harness checks of every method's trainer: rows its preprocessing dropped are said, none left stops.
-    check_rows: Callable[[int, object], None] = None
+
 
     def trainer_kwargs(self) -> dict:
         """What every TRL trainer takes from the harness alike: the policy, its config, the dataset, the

@@ -15,4 +15,4 @@ SAMPLING = {"temperature": "temperature", "top_p": "top_p", "max_new_tokens": "m
 def build(ctx: RunContext):
     from trl import GRPOTrainer
 
-    return GRPOTrainer(reward_funcs=ctx.reward_funcs, **ctx.trainer_kwargs())
+    return GRPOTrainer(reward_funcs=list(ctx.reward_funcs), **ctx.trainer_kwargs())

@@ -16,4 +16,4 @@ SAMPLING = {"temperature": "temperature", "top_p": "top_p", "max_new_tokens": "m
 def build(ctx: RunContext):
     from trl.experimental.online_dpo import OnlineDPOTrainer
 
-    return OnlineDPOTrainer(reward_funcs=ctx.reward_funcs, **ctx.trainer_kwargs())
+    return OnlineDPOTrainer(reward_funcs=list(ctx.reward_funcs), **ctx.trainer_kwargs())

@@ -10,10 +10,17 @@ from __future__ import annotations
 
 import functools
 from contextlib import contextmanager
+from typing import TYPE_CHECKING, cast
 
 from bench.system import devices
 from bench.tasks.reward_model import RuleRewardModel
 from methods import MemoryFacts, RunContext, register
+
+if TYPE_CHECKING:
+    from peft import PeftModel
+    from torch import nn
+    from transformers import Trainer
+    from trl.experimental.ppo import PPOConfig
 
 # What the reward model's trainer takes from the policy's settings, so both see the same budget.
 _SHARED = (
@@ -58,7 +65,7 @@ def train_reward_model(ctx: RunContext):
     ctx.extra.update(
         reward_model_steps=trainer.state.global_step, reward_model_final_loss=losses[-1] if losses else None
     )
-    model = trainer.model.merge_and_unload().eval()
+    model = cast("PeftModel", trainer.model).merge_and_unload().eval()  # RewardTrainer wrapped it in the adapter
     model.config.pad_token_id = tokenizer.pad_token_id
     return model.requires_grad_(False)
 
@@ -74,12 +81,17 @@ def side_configs(args, method_cfg) -> dict:
     return {"reward_model": ("trl:RewardConfig", {**shared, "save_strategy": "no", **own})}
 
 
+def policy(trainer: Trainer) -> nn.Module:
+    """PPO's trainer holds a PolicyAndValueWrapper as its model: the policy is inside."""
+    return cast("nn.Module", trainer.model.policy)  # type: ignore[union-attr]  # never None once built
+
+
 # PPOConfig has no top_p (its trainer samples with top_p=1.0): the recorded fair/top_p shows it.
 SAMPLING = {"temperature": "temperature", "max_new_tokens": "response_length"}
 
 
 @register(
-    "ppo", config="trl.experimental.ppo:PPOConfig", data="prompt_ids", policy=lambda trainer: trainer.model.policy,
+    "ppo", config="trl.experimental.ppo:PPOConfig", data="prompt_ids", policy=policy,
     sampling=SAMPLING, needs="TRL 1.12 (1.13 removed PPO, trl#7020)", side_configs=side_configs,
     memory=MemoryFacts(reference=True, value_model=True),
 )
@@ -96,15 +108,16 @@ def build(ctx: RunContext):
         raise ValueError(
             f"method.reward={reward!r}: use 'rule' (the task's reward) or 'model' (RewardTrainer first)"
         )
-    with accelerate_mixed_precision(ctx.args.mixed_precision):
+    args = cast("PPOConfig", ctx.args)  # the config class this method registered
+    with accelerate_mixed_precision(args.mixed_precision):
         trainer = PPOTrainer(
-            args=ctx.args,
+            args=args,
             processing_class=ctx.tokenizer,
             model=ctx.model,
             # With a peft_config the reference is the policy with its adapter disabled; without one
             # (peft=none) TRL makes a frozen copy.
             ref_model=None,
-            reward_model=reward_model,
+            reward_model=reward_model,  # type: ignore[arg-type,unused-ignore]  # RuleRewardModel has what PPO calls of a model
             train_dataset=ctx.dataset,  # input_ids only: PPO's collator pads nothing else
             value_model=ctx.load_model(head="value"),
             peft_config=ctx.peft_config,

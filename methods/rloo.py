@@ -17,4 +17,4 @@ SAMPLING = {"temperature": "temperature", "top_p": "top_p", "max_new_tokens": "m
 def build(ctx: RunContext):
     from trl import RLOOTrainer
 
-    return RLOOTrainer(reward_funcs=ctx.reward_funcs, **ctx.trainer_kwargs())
+    return RLOOTrainer(reward_funcs=list(ctx.reward_funcs), **ctx.trainer_kwargs())

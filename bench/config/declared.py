@@ -3,6 +3,8 @@ fairness audit allows rows to differ in these and in nothing else."""
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from omegaconf import DictConfig, OmegaConf
 
 from bench.config import compose
@@ -52,7 +54,7 @@ def sampling_declared(method_args: dict, sampling_fields: dict[str, str]) -> lis
 
 def of_run(cfg: DictConfig, method) -> list[str]:
     """fair/declared for a run of `method`: its YAML's args, its tuned settings, its sweep's overrides."""
-    method_args = OmegaConf.to_container(cfg.method.get("args") or {}, resolve=True)
+    method_args = cast("dict[str, Any]", OmegaConf.to_container(cfg.method.get("args") or {}, resolve=True))
     tuned = compose.tuned_settings(cfg)
     overrides = list(cfg.get("overrides") or [])
     return sorted(set(declared(method_args, dict(tuned), overrides, method.sampling))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+from typing import Any, cast
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -22,7 +23,7 @@ def is_full(peft_cfg: DictConfig | None) -> bool:
 
 def peft_config(peft_cfg: DictConfig | None, task_type: str = "CAUSAL_LM"):
     """The run's peft config object (None for full fine-tuning); peft's own checks run here."""
-    if is_full(peft_cfg):
+    if peft_cfg is None or is_full(peft_cfg):
         return None
     from hydra.errors import InstantiationException
     from hydra.utils import get_class, instantiate
@@ -38,7 +39,7 @@ def peft_config(peft_cfg: DictConfig | None, task_type: str = "CAUSAL_LM"):
                 known = {f.name for f in dataclasses.fields(get_class(target))}
             except Exception:  # an unimportable target: the cause already says so
                 known = set()
-            given = set(OmegaConf.to_container(peft_cfg)) - {"_target_"}
+            given = set(cast("dict[str, Any]", OmegaConf.to_container(peft_cfg))) - {"_target_"}
             unknown = sorted(given - known)
             hints = [
                 f"{k} (did you mean {m[0]}?)" if (m := difflib.get_close_matches(k, known, n=1)) else k
@@ -57,11 +58,11 @@ FULL = "none"  # the record's `peft/mode` for full fine-tuning (as the config sa
 
 def mode(peft_cfg: DictConfig | None) -> str:
     """A short name for the fine-tuning mode: 'none' (full) or peft's type ('lora', 'ia3', ...)."""
-    if is_full(peft_cfg):
+    if peft_cfg is None or is_full(peft_cfg):
         return FULL
     name = str(peft_cfg._target_).rsplit(".", 1)[-1].removesuffix("Config").lower()
     return "dora" if name == "lora" and peft_cfg.get("use_dora") else name
 
 
 def rank(peft_cfg: DictConfig | None) -> int | None:
-    return int(peft_cfg.r) if not is_full(peft_cfg) and peft_cfg.get("r") is not None else None
+    return int(peft_cfg.r) if peft_cfg is not None and not is_full(peft_cfg) and peft_cfg.get("r") is not None else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Any, cast
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -26,12 +27,12 @@ def config_hash(cfg: DictConfig, start: str | None, device: dict | None) -> str:
     a first stage's own hash, not where it lies); `device`: what device and precision became
     (`runtime_identity`). A run's plan hashes once, with both as it resolved them; `recorded_hash` reads
     them from a recorded config."""
-    data = OmegaConf.to_container(cfg, resolve=True)
+    data = cast("dict[str, Any]", OmegaConf.to_container(cfg, resolve=True))  # a DictConfig's is a dict
     for key in _NON_SEMANTIC:
         data.pop(key, None)
     for dotted, off in _OFF.items():
         *parents, key = dotted.split(".")
-        node = data
+        node: Any = data
         for parent in parents:
             node = node.get(parent) if isinstance(node, dict) else None
         if isinstance(node, dict) and key in node and node[key] == off:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any, cast
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -20,14 +21,14 @@ def trainer_kwargs(cfg: DictConfig, runtime: Runtime, method=None) -> dict:
     """
     import dataclasses
 
-    method_args = OmegaConf.to_container(cfg.method.get("args") or {}, resolve=True)
-    sampling = OmegaConf.to_container(cfg.get("sampling") or {}, resolve=True)
+    method_args = cast("dict[str, Any]", OmegaConf.to_container(cfg.method.get("args") or {}, resolve=True))
+    sampling = cast("dict[str, Any]", OmegaConf.to_container(cfg.get("sampling") or {}, resolve=True))
     shared = {  # the method's own YAML wins: a declared difference the fairness audit shows
         field: sampling[key]
         for key, field in (method.sampling if method else {}).items()
         if key in sampling and field not in method_args
     }
-    kwargs = {**OmegaConf.to_container(cfg.train.args, resolve=True), **shared, **method_args}
+    kwargs = {**cast("dict[str, Any]", OmegaConf.to_container(cfg.train.args, resolve=True)), **shared, **method_args}
     fields = {f.name for f in dataclasses.fields(method.config_class)} if method else set()
     owned = {
         "output_dir": str(Path(cfg.output_dir) / "trainer"),
@@ -36,7 +37,8 @@ def trainer_kwargs(cfg: DictConfig, runtime: Runtime, method=None) -> dict:
         **runtime.trainer_flags,
     }
     if method is not None and method.weights_field:  # the task's weights: one scalar reward for every method
-        owned[method.weights_field] = list(OmegaConf.to_container(cfg.task.reward_weights, resolve=True).values())
+        weights = cast("dict[str, float]", OmegaConf.to_container(cfg.task.reward_weights, resolve=True))
+        owned[method.weights_field] = list(weights.values())
     if "disable_dropout" in fields:  # one dropout policy for every method (train.disable_dropout)
         owned["disable_dropout"] = bool(cfg.train.disable_dropout)
     if kwargs.get("disable_tqdm") is None:  # bars in a terminal; readable log lines in CI and files

@@ -36,7 +36,7 @@ class Validated:
     configs: dict[str, TrainingArguments] = field(default_factory=dict)  # the adapter's other trainers' configs
     task: Task | None = None  # the task, built and checked (None where its data was left unread)
 
-    # An isolated run's process receives this pickled. An adapter may hold a lambda (PPO's `policy`), so the
+    # An isolated run's process receives this pickled. An adapter may hold a lambda (a `policy` or `check`), so the
     # registered adapter travels by its name and is looked up again: the same registry entry, nothing re-checked.
     def __getstate__(self) -> dict:
         return {**self.__dict__, "method": self.method.name}

@@ -21,7 +21,7 @@ from hydra.errors import HydraException
 
 from bench import BenchError
 from bench.config.compose import compose, unknown_choice
-from bench.estimate.model import estimate
+from bench.estimate.model import Estimate, estimate
 from bench.estimate.overhead import BUDGETS_GB, Overhead, measured, verdict
 from methods import why_unavailable
 
@@ -32,7 +32,8 @@ COLUMNS = ("weights", "trainable", "gradients", "optimizer", "extra_models", "ac
 
 def _lists(overrides: list[str], keys=("method", "model", "quant")) -> tuple[dict[str, list[str]], list[str]]:
     """The comma lists of `keys` (each estimated in turn, as a sweep would run them), and the rest."""
-    lists, rest = {k: [] for k in keys}, []
+    lists: dict[str, list[str]] = {k: [] for k in keys}
+    rest: list[str] = []
     for item in overrides:
         key, _, value = item.partition("=")
         if key in lists:
@@ -115,10 +116,11 @@ def matrix(cells: dict[tuple[str, str, str], tuple[int, Overhead] | None], metho
     for method in methods:
         row = [method]
         for m, q in cols:
-            if cells[method, m, q] is None:
+            cell = cells[method, m, q]
+            if cell is None:
                 row.append("–")
                 continue
-            peak, overhead = cells[method, m, q]
+            peak, overhead = cell
             span, says = verdicts(peak, overhead, digits=1)
             row.append(f"{peak / GiB:.1f} ({span}) {'/'.join(says)}")
         lines.append("| " + " | ".join(row) + " |")
@@ -168,7 +170,9 @@ def _estimate(args, names, models, quants, rest) -> int:
 
 
 def _matrix(args, names, models, quants, rest) -> int:
-    cells, estimates, default = {}, [], compose(rest)  # the default names what is not listed, as a run takes it
+    cells: dict[tuple[str, str, str], tuple[int, Overhead] | None] = {}
+    estimates: list[Estimate] = []
+    default = compose(rest)  # the default names what is not listed, as a run takes it
     for n in names:
         for m in models:
             for q in quants:
@@ -177,13 +181,13 @@ def _matrix(args, names, models, quants, rest) -> int:
                 e = None if why_unavailable(cfg.method) else estimate(cfg, prompt_tokens=args.prompt_tokens)
                 estimates += [e] if e else []
                 key = n or default.method.name, m or default.model.name, q or default.quant.name
-                cells[key] = e and (e.peak, measured(device_kind(cfg)))
+                cells[key] = (e.peak, measured(device_kind(cfg))) if e else None
     print(f"Predicted peak memory (GiB) of one training process, methods by model and quantization "
           f"({' '.join(rest) or 'the defaults'}); each cell's parts: the same command with one model and "
           "one quant; – where the installed TRL lacks the method.")
     print(f"A cell: the tensor peak (its range) and the verdict at {'/'.join(map(str, BUDGETS_GB))} GiB. " + RULE)
     print(explain(c[1] for c in cells.values() if c))
-    print("".join(f"Model: {d}.\n" for d in dict.fromkeys(e.model.describe() for e in estimates)) + notes(estimates))
+    print("".join(f"Model: {d}.\n" for d in dict.fromkeys(e.model.describe() for e in estimates if e.model)) + notes(estimates))
     methods_, models_, quants_ = ([*dict.fromkeys(key[i] for key in cells)] for i in range(3))  # in order
     print(matrix(cells, methods_, models_, quants_))
     return 0

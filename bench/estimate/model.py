@@ -35,11 +35,15 @@ prompt + completion tokens.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 
 from bench.estimate.precision import Tracer, autocast_copies, autocast_dtype, generation_element
 from methods import MemoryFacts
+
+if TYPE_CHECKING:
+    from bench.estimate.source import ModelSource
 
 GiB = 2**30
 DTYPE_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
@@ -68,7 +72,7 @@ class Estimate:
     precision: str
     parts: dict[str, int] = field(default_factory=dict)
     step: Step | None = None
-    model: object = None  # bench.estimate.source.ModelSource: which model, its config, where it came from
+    model: ModelSource | None = None  # which model, its config, where it came from
     notes: list[str] = field(default_factory=list)  # what the estimate assumed rather than knew
 
     @property
@@ -161,7 +165,8 @@ def chunked_head(method) -> tuple[int, int] | None:
     from trl.kernels import chunked_logprob
     from trl.trainer import utils
 
-    return int(chunked_logprob.TOKEN_CHUNK_SIZE), int(utils._CHUNKED_LOGPROB_CHUNK_SIZE)
+    # Present where the trainer has add_fused_lm_head (checked above): the newer TRL (LOCK=current).
+    return int(chunked_logprob.TOKEN_CHUNK_SIZE), int(utils._CHUNKED_LOGPROB_CHUNK_SIZE)  # type: ignore[attr-defined,unused-ignore]
 
 
 def head_tile_bytes(step: Step, tile: tuple[int, int], element: int, compact: bool) -> int:
@@ -376,7 +381,7 @@ def _trace(model, step: Step, vocab: int, checkpointing: bool, kwargs, fused: bo
     tracer = Tracer(model, autocast)
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     if fused:
-        from trl.trainer.utils import add_fused_lm_head
+        from trl.trainer.utils import add_fused_lm_head  # type: ignore[attr-defined,unused-ignore]  # `fused`: a TRL that has it
 
         add_fused_lm_head(base, outputs=("log_probs", "entropy"))
 

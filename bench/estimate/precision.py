@@ -21,9 +21,13 @@ dtype rules these parts depend on from the same dispatcher a run uses; the meta 
 from __future__ import annotations
 
 import contextlib
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 LOW = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -88,7 +92,7 @@ def generation_element(precision: str, full: bool) -> int:
     return 4 if precision == "fp32" or trains_in_fp32(precision, full) else LOW[precision].itemsize
 
 
-def autocast_copies(saved: int, model: nn.Module, loss_type, autocast: torch.dtype | None) -> int:
+def autocast_copies(saved: int, model: PreTrainedModel, loss_type, autocast: torch.dtype | None) -> int:
     """The autocast copies a step holds: the trace's, less the output head's where the loss is chunked (TRL's
     chunked_nll applies the head inside torch.utils.checkpoint, chunk by chunk, so its weight's copy is
     recomputed in backward, never saved; measured: full fine-tuning's SFT at bf16 holds the decoder's copies

@@ -5,8 +5,9 @@ with the fix (bench.measure.params.architecture), never answered with another mo
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from bench.config.compose import CONF_DIR
 from bench.measure.params import architecture
@@ -35,7 +36,7 @@ def declared_name_or_path(name: str) -> str:
     """The name_or_path of the conf/model yaml called `name`: the one model its arch numbers describe ("" if
     no yaml is called that)."""
     for file in sorted((CONF_DIR / "model").glob("*.yaml")):
-        declared = OmegaConf.load(file)
+        declared = cast(DictConfig, OmegaConf.load(file))  # a model yaml is a mapping
         if declared.get("name") == name:
             return str(declared.get("name_or_path"))
     return ""

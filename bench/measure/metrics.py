@@ -13,6 +13,7 @@ import math
 import statistics
 import threading
 import time
+from typing import Any
 
 import psutil
 import torch
@@ -141,6 +142,7 @@ class MemorySampler:
 
     def switch(self, activity: str, reset: bool = True) -> None:
         """Close the current activity's exact peak and start the next one's."""
+        peak: tuple[int, int] | None
         if self.device == "cuda":
             peak = (torch.cuda.max_memory_allocated(self._index), torch.cuda.max_memory_reserved(self._index))
         else:
@@ -195,7 +197,7 @@ class MemorySampler:
 
     def metrics(self) -> dict:
         samples = sorted(self.samples)
-        out = {
+        out: dict[str, Any] = {
             "sys/peak_mem_bytes": self.peak(),
             "sys/avg_mem_bytes": int(statistics.fmean(samples)),
             "sys/p99_mem_bytes": samples[min(len(samples) - 1, int(0.99 * len(samples)))],
@@ -312,10 +314,10 @@ def memory_breakdown(trainer, peak: int, runtime_bytes: int, device: str, saved:
                 trainable += _tensor_bytes(tensor)
             else:
                 frozen += _tensor_bytes(tensor)
-            for state in quant_state_tensors(tensor):  # a storage shared by several weights (a code) once
-                if state.device.type != "meta" and state.untyped_storage().data_ptr() not in seen_states:
-                    seen_states.add(state.untyped_storage().data_ptr())
-                    frozen += _tensor_bytes(state)
+            for quant in quant_state_tensors(tensor):  # a storage shared by several weights (a code) once
+                if quant.device.type != "meta" and quant.untyped_storage().data_ptr() not in seen_states:
+                    seen_states.add(quant.untyped_storage().data_ptr())
+                    frozen += _tensor_bytes(quant)
     state = tensors = 0
     for per_param in getattr(optimizer, "state", {}).values():
         state += sum(_tensor_bytes(v) for v in per_param.values() if torch.is_tensor(v))
@@ -484,7 +486,7 @@ class StepTimer(TrainerCallback):
             self.logs.append({"step": state.global_step, **logs})
 
     def metrics(self, wall_s: float, tokens: int, samples: int) -> dict:
-        out = {
+        out: dict[str, Any] = {
             "train/steps": len(self.step_times),
             "train/step_time_s": round(statistics.median(self.step_times), 4) if self.step_times else None,
             "train/wall_s": round(wall_s, 3),

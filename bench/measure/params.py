@@ -14,6 +14,7 @@ import copy
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -74,14 +75,14 @@ class Audit:
                 f"{row.kind:<16}{row.module:<14}{row.count:>6}{row.d_in:>8}{row.d_out:>8}"
                 f"{row.params:>14,}{card:>14}"
             )
-        card = self.card_formula
-        lines.append(f"{'total':<60}{self.exact:>14,}{card or 0:>14,}")
+        formula = self.card_formula
+        lines.append(f"{'total':<60}{self.exact:>14,}{formula or 0:>14,}")
         lines.append(f"exact trainable parameters: {self.exact:,} ({100 * self.exact / self.base_params:.2f}% "
                      f"of {self.base_params:,})")
-        if card:
+        if formula:
             lines.append(
-                f"card formula 2·r·d·layers·modules: {card:,} ({100 * card / self.base_params:.2f}%), "
-                f"{card / self.exact:.3f}× the exact"
+                f"card formula 2·r·d·layers·modules: {formula:,} ({100 * formula / self.base_params:.2f}%), "
+                f"{formula / self.exact:.3f}× the exact"
             )
         return "\n".join(lines)
 
@@ -112,7 +113,8 @@ _ADAPTER = re.compile(r"^(?P<path>.*)\.(?P<part>lora_magnitude_vector|lora_\w+?|
 
 def audit(wrapped: nn.Module, config, mode: str, source: str = "") -> Audit:
     """Count the trainable tensors of a peft-wrapped model (or of a plain one, for full fine-tuning)."""
-    text = wrapped.config.get_text_config() if hasattr(wrapped.config, "get_text_config") else wrapped.config
+    config_: Any = wrapped.config  # a transformers config, behind nn.Module's untyped attribute access
+    text = config_.get_text_config() if hasattr(config_, "get_text_config") else config_
     modules = dict(wrapped.named_modules())
     rows: dict[tuple, Row] = {}
     seen: dict[tuple, set[str]] = {}
@@ -125,8 +127,8 @@ def audit(wrapped: nn.Module, config, mode: str, source: str = "") -> Audit:
         path, part = match["path"], match["part"]
         module = modules[path]
         layer = module.get_base_layer() if hasattr(module, "get_base_layer") else module
-        d_in = getattr(module, "in_features", None) or getattr(layer, "in_features", 0)
-        d_out = getattr(module, "out_features", None) or getattr(layer, "out_features", 0)
+        d_in = getattr(module, "in_features", 0) or getattr(layer, "in_features", 0)
+        d_out = getattr(module, "out_features", 0) or getattr(layer, "out_features", 0)
         kind = {"lora_magnitude_vector": "dora magnitude", "modules_to_save": "modules_to_save"}.get(
             part, "lora" if part.startswith("lora_") else "other"
         )
@@ -231,7 +233,7 @@ def _checked_config(file: Path, path: str, revision: str | None = None):
 
 def count_params(model: nn.Module) -> tuple[int, int]:
     """(trainable, total) parameters; peft's count unpacks 4-bit weights so totals compare across quant."""
-    if hasattr(model, "get_nb_trainable_parameters"):
-        return model.get_nb_trainable_parameters()
+    if (peft_count := getattr(model, "get_nb_trainable_parameters", None)) is not None:
+        return peft_count()
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return trainable, sum(p.numel() for p in model.parameters())

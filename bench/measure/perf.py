@@ -90,7 +90,7 @@ def _copy_bytes_per_s(device: str, budget_s: float = 1.5) -> float:
 
 def machine_key(device: str) -> dict:
     """What a measured peak depends on: the processor, the threads torch uses, torch's version."""
-    key = {"device": device, "torch": torch.__version__}
+    key: dict[str, object] = {"device": device, "torch": torch.__version__}
     if device == "cuda":
         props = torch.cuda.get_device_properties(torch.cuda.current_device())
         key.update(gpu=props.name, sms=props.multi_processor_count, mem=props.total_memory)

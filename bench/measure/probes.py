@@ -67,7 +67,8 @@ class GenerationRecorder:
     config over the model's. `phase` tags the calls (setup: the offline data builder; train: rollouts)."""
 
     def __init__(self, model) -> None:
-        self.model, self.calls, self.phase = model, [], "setup"
+        self.model, self.phase = model, "setup"
+        self.calls: list[dict] = []  # the effective settings of each generate() call
         self.shapes: list[tuple[str, int, int]] = []  # (phase, batch, prompt + generated length) per call
         self._original = model.generate
         model.generate = self._generate

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any, cast
 
 from omegaconf import OmegaConf
 
@@ -73,7 +74,7 @@ def _card_data(plan: Plan, record: dict, adapter: bool, base: str, source: str |
             dataset_split=str(record.get("eval/split", "test")), metric_type="accuracy",
             metric_value=float(record["eval/accuracy"]),
         )]
-    extra = {"base_model_source": source} if source else {}
+    extra: dict[str, Any] = {"base_model_source": source} if source else {}
     return ModelCardData(
         model_name=f"{method}-{task}-seed{cfg.seed}", base_model=base,
         library_name="peft" if adapter else "transformers",
@@ -100,7 +101,7 @@ def _summary(plan: Plan, adapter: bool, base: str, source: str | None, record: d
 def _training(plan: Plan) -> list[str]:
     """How it was trained. The learning rate is the validated TRL config's: method.args overrides train.args."""
     cfg = plan.config
-    settings = OmegaConf.to_container(cfg.peft, resolve=True) if plan.peft is not None else {}
+    settings = cast("dict[str, Any]", OmegaConf.to_container(cfg.peft, resolve=True)) if plan.peft is not None else {}
     peft = {k: v for k, v in settings.items() if v is not None and not k.startswith("_")} or "none (full fine-tuning)"
     return [
         f"method: `{cfg.method.name}` (TRL trainer, arguments in the run's `config_resolved.yaml`)",

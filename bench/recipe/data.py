@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any, cast
 
 import torch
 from datasets import Dataset
@@ -153,6 +154,8 @@ def dataset(kind: str, task: Task, examples: list[Example], tokenizer, offline: 
                 for ex in examples
             ]
         )
+    if offline is None:
+        raise TypeError(f"the {kind} data is built from offline samples: none were given")
     rows = offline.pairs if kind == "preference" else offline.unpaired
     if not rows:
         raise BenchError(
@@ -181,7 +184,8 @@ def offline_data(
     actually used; it is stored with the entry, so a run that finds the data cached reports it too.
     """
     # The noise is applied after the cache (flip_labels): noisy and clean runs share one build.
-    clean = {k: v for k, v in OmegaConf.to_container(data_cfg, resolve=True).items() if k != "label_noise"}
+    data_settings = cast("dict[str, Any]", OmegaConf.to_container(data_cfg, resolve=True))
+    clean = {k: v for k, v in data_settings.items() if k != "label_noise"}
     settings = {**clean, "sampling": OmegaConf.to_container(sampling, resolve=True)}
     key = fingerprint(
         {
@@ -252,7 +256,7 @@ def sample_completions(
     was_training = model.training
     model.eval()
     padding_side, tokenizer.padding_side = tokenizer.padding_side, "left"
-    k, out = int(data_cfg.samples_per_prompt), []
+    k, out = int(data_cfg.samples_per_prompt), list[list[str]]()
     started = time.perf_counter()
     try:
         for start in range(0, len(examples), int(data_cfg.batch_size)):
@@ -288,7 +292,10 @@ def sample_completions(
 def assemble(task: Task, examples: list[Example], samples: list[list[str]], data_cfg: DictConfig, seed: int):
     """Score the samples and turn each group into a pair and two unpaired examples (pure; tested directly)."""
     stats = BuildStats(prompts=len(examples))
-    pairs, desirable, undesirable, all_rewards = [], [], [], []
+    pairs: list[dict] = []
+    desirable: list[dict] = []
+    undesirable: list[dict] = []
+    all_rewards: list[float] = []
     for ex, group in zip(examples, samples, strict=True):
         rewards = task.score(group, [ex.fields] * len(group))
         all_rewards.extend(rewards)
@@ -337,7 +344,7 @@ def interleave(desirable: list[dict], undesirable: list[dict], seed: int) -> lis
     minority label has at least one example per batch.
     """
     rng = random.Random(seed)
-    keyed = []
+    keyed: list[tuple[float, dict]] = []
     for group in (desirable, undesirable):
         group = group[:]
         rng.shuffle(group)

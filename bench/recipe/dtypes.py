@@ -23,7 +23,7 @@ def settle_dtypes(model, run_dtype) -> dict[str, str]:
     from peft.tuners.tuners_utils import BaseTunerLayer
 
     low = run_dtype in (torch.bfloat16, torch.float16)
-    frozen, trained = set(), set()
+    frozen, trained = set[str](), set[str]()
     for param in model.parameters():
         if param.requires_grad and param.dtype != torch.float32 and param.dtype.is_floating_point:
             param.data = param.data.float()
@@ -32,7 +32,7 @@ def settle_dtypes(model, run_dtype) -> dict[str, str]:
         (trained if param.requires_grad else frozen).add(str(param.dtype).removeprefix("torch."))
     if low and frozen:  # a mixed model: fp32 modules among low-precision ones
         inside_adapters = {id(m) for layer in model.modules() if isinstance(layer, BaseTunerLayer)
-                           for m in layer.modules()}
+                           for m in layer.modules()}  # type: ignore[attr-defined]  # peft's layers are nn.Modules
         for module in model.modules():
             own = list(module.parameters(recurse=False))
             if id(module) not in inside_adapters and any(p.requires_grad for p in own):

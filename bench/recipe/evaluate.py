@@ -20,6 +20,7 @@ import logging
 import sys
 import time
 from pathlib import Path
+from typing import Any, cast
 
 import yaml
 from omegaconf import DictConfig, OmegaConf
@@ -135,7 +136,7 @@ def _score(model, tokenizer, tasks: list, include: Path | None, eval_cfg: DictCo
     from lm_eval.models.huggingface import HFLM
 
     lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=int(eval_cfg.batch_size))
-    gen_kwargs = {"max_gen_toks": int(eval_cfg.max_gen_toks)}
+    gen_kwargs: dict[str, Any] = {"max_gen_toks": int(eval_cfg.max_gen_toks)}
     if eval_cfg.get("until") is not None:
         gen_kwargs["until"] = list(eval_cfg.until)
     with console.bars_to_log():  # lm-eval's bars: the run's log file, not the terminal
@@ -151,7 +152,7 @@ def _score(model, tokenizer, tasks: list, include: Path | None, eval_cfg: DictCo
         )
     out = {}
     for name, metrics in results["results"].items():
-        scores = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
+        scores: dict[str, Any] = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
         scores["n"] = int(results["n-samples"][name]["effective"])
         scores["samples"] = [
             {k: v for k, v in s.items() if k in ("doc_id", "filter") or isinstance(v, (int, float))}
@@ -168,7 +169,7 @@ def items(scores: dict, metric: str) -> list[float]:
     return [float(s[name]) for s in sorted(rows, key=lambda s: s["doc_id"])]
 
 
-def _headline(metrics: dict, metric: str | None) -> tuple[str, float, float]:
+def _headline(metrics: dict, metric: str | None) -> tuple[str, float, float | None]:
     if metric is None:  # an extra task: its first metric
         metric = next(k for k in metrics if "," in k and "_stderr" not in k)
     if metric not in metrics:
@@ -378,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
     run_config = weights.parent / "config_resolved.yaml"
     if run_config.exists():
         cfg = history.complete(files.read_yaml(run_config, "It is the run's own config: restore it, or move it away to score with overrides."))
-        cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(args.overrides))
+        cfg = cast(DictConfig, OmegaConf.merge(cfg, OmegaConf.from_dotlist(args.overrides)))  # a config merged with a dotlist
     else:  # weights from elsewhere: the default config, with the user's overrides (model, task)
         cfg = compose(args.overrides)
         if adapter:

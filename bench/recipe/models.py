@@ -13,6 +13,7 @@ import os
 import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 from omegaconf import DictConfig
@@ -176,7 +177,7 @@ def _convert_gguf(gguf_dir: Path, gguf_name: str, target: Path) -> None:
     model = AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=gguf_name, dtype=torch.float32)
     # transformers refuses to save a model it believes is GGUF-quantized; the weights are already
     # dequantized to fp32 on load, so drop the quantizer and its config and save plain safetensors.
-    model.hf_quantizer = None
+    model.hf_quantizer = None  # type: ignore[assignment]  # transformers types it as always set
     del model.config.quantization_config
     _publish(model, tokenizer, target, f"Converting {gguf_name}")
 
@@ -279,7 +280,9 @@ def load_model(
     kwargs = {"num_labels": 1} if head != "causal_lm" else {}
     qconfig = quantization_config(quant, runtime)
     if weights == "random":
-        spec = dict(arch)
+        if arch is None:
+            raise ValueError("weights='random' builds the model from `arch`: none was given")
+        spec: dict[str, Any] = dict(arch)
         config = AutoConfig.for_model(spec.pop("model_type"), **spec, **kwargs)
         if qconfig is None:
             return cls.from_config(config, dtype=runtime.dtype).to(runtime.placement)
@@ -296,7 +299,7 @@ def load_model(
     except OSError as err:
         raise BenchError(_load_hint(path, err)) from err
     if qconfig is None:
-        model.to(runtime.placement)
+        model.to(runtime.placement)  # type: ignore[arg-type]  # transformers' functools.wraps'd `to` reads as unbound
     else:
         # Frozen, as peft's prepare_model_for_kbit_training leaves it, without its fp32 upcast of every
         # unquantized weight: the norms and the vocabulary-wide embedding stay in the run's dtype, as

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -118,7 +118,7 @@ def header(cfg: DictConfig, config_hash: str | None, stage: Stage | None) -> dic
         "weights": cfg.model.weights,
         "peft/mode": finetuning.mode(cfg.peft),
         "peft/r": finetuning.rank(cfg.peft),
-        "peft/target_modules": OmegaConf.to_container(cfg.peft).get("target_modules") if cfg.peft else None,
+        "peft/target_modules": cast("dict[str, Any]", OmegaConf.to_container(cfg.peft)).get("target_modules") if cfg.peft else None,
         "config_hash": config_hash,
         # The sweep's own axes beyond the keys above: runs that differ here are different report rows.
         "overrides": grouping_overrides(cfg.get("overrides") or []),

@@ -13,14 +13,16 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from omegaconf import DictConfig, OmegaConf
-from transformers import TrainerCallback
+from transformers import PreTrainedModel, PreTrainedTokenizerBase, TrainerCallback
 
 from bench import BenchError
 from bench.config import finetuning
@@ -44,8 +46,11 @@ from bench.recipe.models import load_base, load_tokenizer, model_key
 from bench.recipe.plan import Plan
 from bench.system import cache, console, distributed, signals
 from bench.system.runtime import Runtime
-from bench.tasks import Task
+from bench.tasks import Example, Task
 from methods import RunContext
+
+if TYPE_CHECKING:
+    from datasets import Dataset
 
 log = logging.getLogger(__name__)
 
@@ -81,12 +86,12 @@ def load_policy_copy(path: str, runtime: Runtime, cfg: DictConfig, head: str = "
 @dataclass
 class Setup:
     path: str
-    tokenizer: object
+    tokenizer: PreTrainedTokenizerBase
     task: Task
-    examples: list
-    base: object
-    dataset: object
-    datasets: object  # kind -> Dataset, for adapters that need a second kind (PPO's reward model)
+    examples: list[Example]
+    base: PreTrainedModel
+    dataset: Dataset
+    datasets: Callable[[str], Dataset]  # kind -> Dataset, for adapters that need a second kind (PPO's reward model)
     generations: probes.GenerationRecorder  # the sampling settings every generate() call used
     offline: dict  # {"data": OfflineData} once the method's offline data is built or loaded
     measured: dict  # data/* and pipeline/* figures, the offline data's as soon as an adapter asks for it
@@ -135,6 +140,7 @@ def setup(plan: Plan) -> Setup:
 
 def build(plan: Plan, s: Setup, callbacks: list):
     cfg, runtime, method = plan.config, plan.runtime, plan.method
+    extra: dict = {}
     ctx = RunContext(
         model=s.base,
         tokenizer=s.tokenizer,
@@ -146,13 +152,14 @@ def build(plan: Plan, s: Setup, callbacks: list):
         reward_weights=list(s.task.reward_weights.values()),
         score=s.task.score,
         callbacks=callbacks,
-        method_cfg=OmegaConf.to_container(cfg.method, resolve=True),
+        method_cfg=cast("dict[str, Any]", OmegaConf.to_container(cfg.method, resolve=True)),
         load_model=partial(load_policy_copy, s.path, runtime, cfg, pad_token_id=s.tokenizer.pad_token_id),
         data=s.datasets,
+        check_rows=lambda handed, inner: extra.update(
+            {f"reward_model_{k.split('/')[-1]}": v for k, v in rows_kept(f"{method.name} (its reward model)", handed, inner).items()}
+        ),
         fields=[ex.fields for ex in s.examples],
-    )
-    ctx.check_rows = lambda handed, inner: ctx.extra.update(
-        {f"reward_model_{k.split('/')[-1]}": v for k, v in rows_kept(f"{method.name} (its reward model)", handed, inner).items()}
+        extra=extra,
     )
     # TRL wraps the model in peft before the Trainer seeds anything: seed here, so the adapter's
     # initialisation depends on the run's seed alone (not on whether the offline data was cached).
@@ -172,9 +179,9 @@ def build(plan: Plan, s: Setup, callbacks: list):
     # frozen reference copies included (TRL loads a full fine-tune's reference in fp32 and PPO copies the
     # fp32 policy for it: frozen, they belong in the run's dtype like every other frozen weight).
     record.update(dtypes.settle_dtypes(trainer.model, runtime.dtype))
-    if getattr(trainer, "ref_model", None) is not None:
+    if (reference := getattr(trainer, "ref_model", None)) is not None:
         synced = bool(getattr(trainer.args, "sync_ref_model", False))
-        record["train/reference_dtypes"] = dtypes.settle_reference(trainer.ref_model, runtime.dtype, synced)
+        record["train/reference_dtypes"] = dtypes.settle_reference(reference, runtime.dtype, synced)
     model = method.policy(trainer)
     if cfg.train.rollout == "merged":
         merged_rollouts(model)

@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def versions() -> dict:
-    out = {}
+    out: dict[str, str | None] = {}
     for name in PACKAGES:
         try:
             out[f"versions/{name}"] = metadata.version(name)

@@ -71,7 +71,7 @@ def throughput(ax: Axes, runs: pd.DataFrame, summary: pd.DataFrame) -> str | Non
 def reward_curves(ax: Axes, runs: pd.DataFrame, summary: pd.DataFrame) -> str | None:
     if "train/reward_curve" not in runs:
         return "no online run logged train/reward_curve"
-    drawn, colours = 0, {}
+    drawn, colours = 0, dict[str, str]()
     columns = ["train/reward_curve", "label", "seed", "status"]
     for curve, label, seed, status in runs[columns].itertuples(index=False):
         if isinstance(curve, list) and curve:

@@ -4,7 +4,7 @@ them through the registry, so the harness never imports a study by name."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from bench.system.registry import Registry
@@ -18,7 +18,7 @@ def register_section(name: str) -> Callable[[Section], Section]:
     return SECTIONS.decorator(name, lambda fn: fn)
 
 
-def sections(folders: list[Path]) -> list[str]:
+def sections(folders: Sequence[Path | str]) -> list[str]:
     """Every registered section that applies to one of `folders`, in name order, then folder order."""
     found = []
     for name in SECTIONS.names():

@@ -12,6 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+# Per-item (or per-seed) scores: a list, or the array the callers already hold.
+Scores = Sequence[float] | np.ndarray
+
 CONFIDENCE = 0.95
 
 
@@ -36,7 +39,7 @@ def wilson(k: int, n: int) -> tuple[float, float]:
     return float(ci.low), float(ci.high)
 
 
-def mean_interval(x: Sequence[float]) -> tuple[float, float]:
+def mean_interval(x: Scores) -> tuple[float, float]:
     """95% t-interval of the mean of scores in [0, 1], clipped to [0, 1]."""
     x = np.asarray(x, dtype=float)
     if len(x) < 2:
@@ -45,7 +48,7 @@ def mean_interval(x: Sequence[float]) -> tuple[float, float]:
     return float(max(0.0, x.mean() - half)), float(min(1.0, x.mean() + half))
 
 
-def accuracy_interval(items: Sequence[float]) -> tuple[float, float]:
+def accuracy_interval(items: Scores) -> tuple[float, float]:
     """Wilson for 0/1 items, a t-interval for fractional scores (or seed-averaged items)."""
     x = np.asarray(items, dtype=float)
     return wilson(int(x.sum()), len(x)) if len(x) and is_binary(x) else mean_interval(x)
@@ -57,7 +60,7 @@ def mcnemar(b: int, c: int) -> float:
 
 
 def bootstrap(
-    items: Sequence[float], base: Sequence[float], resamples: int = 10_000, seed: int = 0
+    items: Scores, base: Scores, resamples: int = 10_000, seed: int = 0
 ) -> Paired:
     """Paired bootstrap over items: resample item indices, the same for both arrays."""
     d = np.asarray(items, dtype=float) - np.asarray(base, dtype=float)
@@ -73,7 +76,7 @@ def bootstrap(
     return Paired(float(d.mean()), float(low), float(high), p, "bootstrap")
 
 
-def sign_flip(items: Sequence[float], base: Sequence[float], resamples: int = 10_000, seed: int = 0) -> float:
+def sign_flip(items: Scores, base: Scores, resamples: int = 10_000, seed: int = 0) -> float:
     """Two-sided paired permutation p-value: under no difference, each item's (method - base) sign is a coin flip.
 
     On 0/1 items it is (up to Monte Carlo error) the exact McNemar test; unlike a bootstrap p-value it
@@ -93,7 +96,7 @@ def _chunks(total: int, size: int) -> list[int]:
     return [size] * (total // size) + ([total % size] if total % size else [])
 
 
-def paired_test(items: Sequence[float], base: Sequence[float], seed: int = 0) -> Paired:
+def paired_test(items: Scores, base: Scores, seed: int = 0) -> Paired:
     """Method vs base on the same items: exact McNemar when both are 0/1, else a sign-flip permutation test.
 
     The interval of delta is the paired bootstrap's in both cases.

@@ -200,15 +200,15 @@ def pairwise(runs: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
                 scores[key] = combine_seeds(lists) if lists else None
             except ValueError as e:  # seeds scored different item counts: no pair for this row
                 log.warning("bench.report: no pairwise test for %s: %s", labels.get(key, key), e)
-    scores = {k: v for k, v in scores.items() if v is not None}
+    scored = {k: v for k, v in scores.items() if v is not None}
     block = [i for i, k in enumerate(keys) if k not in PAIR_FREE]
     pairs = []
-    for i, a in enumerate(list(scores)):
-        for b in list(scores)[i + 1 :]:
-            if [a[j] for j in block] != [b[j] for j in block] or len(scores[a]) != len(scores[b]):
+    for i, a in enumerate(list(scored)):
+        for b in list(scored)[i + 1 :]:
+            if [a[j] for j in block] != [b[j] for j in block] or len(scored[a]) != len(scored[b]):
                 continue
-            hi, lo = (b, a) if scores[b].mean() > scores[a].mean() else (a, b)
-            test = paired_test(scores[hi], scores[lo])
+            hi, lo = (b, a) if scored[b].mean() > scored[a].mean() else (a, b)
+            test = paired_test(scored[hi], scored[lo])
             pairs.append([labels[hi], labels[lo], test.delta, test.ci_low, test.ci_high, test.test, test.p])
     frame = pd.DataFrame(pairs, columns=PAIR_COLUMNS[:-2])
     frame["p_holm"] = holm(frame["p"].astype(float)) if len(frame) else []
@@ -501,7 +501,7 @@ def log_wandb(
         name=f"report-{group}",
         job_type="report",
         dir=str(out_dir),
-        mode=mode or os.environ.get("WANDB_MODE", "offline"),
+        mode=mode or os.environ.get("WANDB_MODE", "offline"),  # type: ignore[arg-type]  # wandb checks the value itself
         reinit="finish_previous",
         settings=wandb.Settings(silent=True),  # the table is in its files; summary.md says where
     ) as run:

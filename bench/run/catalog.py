@@ -4,6 +4,7 @@ other group's choices; the entry points. Read from conf/ and the registries, so 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from importlib.metadata import version
 from pathlib import Path
 
@@ -42,7 +43,7 @@ def describe(path: Path) -> str:
 
 
 def method_rows() -> list[tuple[str, ...]]:
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for path in sorted((CONF_DIR / "method").glob("*.yaml")):
         entry = OmegaConf.load(path)
         name = path.stem
@@ -63,7 +64,7 @@ def group_rows(group: str) -> list[tuple[str, str]]:
     return [(str(p.relative_to(folder).with_suffix("")), describe(p)) for p in sorted(folder.glob("**/*.yaml"))]
 
 
-def table(headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+def table(headers: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> str:
     widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows, strict=True)]
     widths[-1] = 0  # the description runs to the line's end
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)

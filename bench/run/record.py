@@ -34,7 +34,7 @@ def interrupted(stop: signals.Interrupted | None, phase: str, error: str | None 
     raised, with `error` saying what it was)."""
     return {
         "status": "interrupted",
-        "error": error or f"interrupted by {stop.name} during {phase}; rerun the same command to resume",
+        "error": error or f"interrupted by {stop.name if stop else 'exit'} during {phase}; rerun the same command to resume",
         "interrupted/signal": stop.name if stop else "exit",
         "interrupted/phase": phase,
     }

@@ -73,7 +73,7 @@ def _models(model, paths: list[str]) -> dict:
 
 
 def _generate(kind: str, model, inputs: dict, new_tokens: int, pad_token_id: int):
-    kwargs = dict(
+    kwargs: dict[str, object] = dict(
         max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False, pad_token_id=pad_token_id
     )
     if kind in ("static", "compiled"):

@@ -19,6 +19,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from bench.config.compose import compose
 from bench.estimate.model import estimate
@@ -101,7 +102,7 @@ def configurations(quick: bool, precision: str = "fp32") -> list[tuple[str, str,
 
 
 def compare(record: dict, predicted) -> dict:
-    row = {}
+    row: dict[str, Any] = {}
     for part, (keys, measured_key) in PARTS.items():
         pred = sum(predicted.parts.get(k, 0) for k in keys)
         measured = record.get(measured_key)
@@ -141,7 +142,7 @@ def ranges(rows: list[dict]) -> list[tuple[int, int] | None]:
     return out
 
 
-def _span(span: tuple[int, int] | None, measured: int | None) -> str:
+def _span(span: tuple[int, int] | None, measured: int) -> str:
     if span is None:
         return "–"
     mark = "" if span[0] <= measured <= span[1] else " ✗"

@@ -132,7 +132,7 @@ def _record_step_times() -> None:
             out["train/step_cpu_times"] = [round(t, 5) for t in getattr(self, "cpu_times", [])]
             return out
 
-    train.StepTimer = RecordingStepTimer  # bench.recipe.train looks the name up when a run starts
+    train.StepTimer = RecordingStepTimer  # type: ignore[misc]  # bench.recipe.train looks the name up when a run starts
 
 
 PROFILE_ENV = "RFT_OVERHEAD_PROFILE"  # a child given this path profiles its training call into it
@@ -162,7 +162,7 @@ def _profile_training() -> None:
             profiler.disable()
             profiler.dump_stats(path)
 
-    transformers.Trainer.train = profiled
+    transformers.Trainer.train = profiled  # type: ignore[method-assign]  # every trainer's train(), profiled
 
 
 def added_work(harness: dict, plain: dict, steps: int) -> dict:
@@ -208,20 +208,23 @@ def plain_child(spec_path: str, output_dir: str, result_path: str) -> None:
     import torch
     from datasets import Dataset
     from peft import LoraConfig
-    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+    from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainerCallback
 
     spec = json.loads(Path(spec_path).read_text())
     name = spec["method"]
 
     class Steps(TrainerCallback):  # the same intervals as bench.measure.metrics.StepTimer, wall and CPU
         def __init__(self):
-            self.times, self.cpu_times, self.last = [], [], None
+            self.times: list[float] = []
+            self.cpu_times: list[float] = []
+            self.last: tuple[float, float] | None = None  # (wall, CPU) at the last step's end
 
         def on_train_begin(self, args, state, control, **kwargs):
             self.last = (time.perf_counter(), time.process_time())
 
         def on_step_end(self, args, state, control, **kwargs):
             now = (time.perf_counter(), time.process_time())
+            assert self.last is not None  # set as training began
             self.times.append(now[0] - self.last[0])
             self.cpu_times.append(now[1] - self.last[1])
             self.last = now
@@ -242,6 +245,7 @@ def plain_child(spec_path: str, output_dir: str, result_path: str) -> None:
         callbacks=[steps],
     )
     kwargs = {**spec["trainer_kwargs"], "output_dir": output_dir}
+    trainer: Trainer
     if name in ("grpo", "rloo"):
         from omegaconf import OmegaConf
 
@@ -250,11 +254,11 @@ def plain_child(spec_path: str, output_dir: str, result_path: str) -> None:
         if name == "grpo":
             from trl import GRPOConfig, GRPOTrainer
 
-            trainer = GRPOTrainer(args=GRPOConfig(**kwargs), reward_funcs=rewards, **common)
+            trainer = GRPOTrainer(args=GRPOConfig(**kwargs), reward_funcs=list(rewards), **common)
         else:
             from trl import RLOOConfig, RLOOTrainer
 
-            trainer = RLOOTrainer(args=RLOOConfig(**kwargs), reward_funcs=rewards, **common)
+            trainer = RLOOTrainer(args=RLOOConfig(**kwargs), reward_funcs=list(rewards), **common)
     elif name == "dpo":
         from trl import DPOConfig, DPOTrainer
 
@@ -276,7 +280,7 @@ def plain_child(spec_path: str, output_dir: str, result_path: str) -> None:
     if spec.get("disable_dropout") and "disable_dropout" not in kwargs:  # what the harness does for SFT
         from trl.trainer.utils import disable_dropout_in_model
 
-        disable_dropout_in_model(trainer.model)
+        disable_dropout_in_model(trainer.model)  # type: ignore[arg-type]  # a built trainer holds its model
     train_started = time.perf_counter()
     trainer.train()
     train_s = time.perf_counter() - train_started
@@ -374,7 +378,7 @@ def profile_pair(method: str, steps: int, extra: list[str], out: Path) -> dict:
                 run_plain(method, out / "prep", folder)
         finally:
             del os.environ[PROFILE_ENV]
-        stats[side] = pstats.Stats(str(path)).stats
+        stats[side] = pstats.Stats(str(path)).stats  # type: ignore[attr-defined]  # its table: not in typeshed
     return added_work(stats["harness"], stats["plain"], steps)
 
 
@@ -493,8 +497,8 @@ def main(argv: list[str] | None = None) -> int:
         plain_child(*argv[1:4])
         return 0
     if argv and argv[0] == "_prepare":
-        steps, out, methods, *extra = argv[1:]
-        prepare(methods.split(","), int(steps), extra, Path(out))
+        n_steps, prep_out, names, *extra = argv[1:]
+        prepare(names.split(","), int(n_steps), extra, Path(prep_out))
         return 0
     parser = argparse.ArgumentParser(prog="python -m bench.studies.overhead", description=__doc__.split("\n\n")[0])
     parser.add_argument("--methods", default=DEFAULT_METHODS, help=f"comma-separated, of {', '.join(PLAIN)}")
@@ -528,7 +532,7 @@ def main(argv: list[str] | None = None) -> int:
     _run([sys.executable, "-m", "bench.studies.overhead", *prep_args], out / "prepare.log")
     # A row per method, and with --fast one more per online method: the harness with merged rollouts
     # (train.rollout=merged) against the same plain TRL runs, which always take TRL's own path.
-    rows_to_run = [(m, m, []) for m in methods]
+    rows_to_run: list[tuple[str, str, list[str]]] = [(m, m, []) for m in methods]
     if args.fast:
         rows_to_run += [(f"{m} rollout=merged", m, ["train.rollout=merged"]) for m in methods if m in ONLINE]
     raw: dict[str, dict[str, list[dict]]] = {label: {"harness": [], "plain": []} for label, _, _ in rows_to_run}

@@ -91,7 +91,7 @@ def measure(model, *, pad_token_id: int, rounds: int, context: int, new_tokens: 
         model.set_adapter("b")
         model.merge_adapter()
 
-    samples = {name: [] for name in (*DECODE, *SWITCH)}
+    samples: dict[str, list[float]] = {name: [] for name in (*DECODE, *SWITCH)}
     for which in DECODE:  # warm-up: the first generate of each path allocates
         generate(which)(2)
     for _ in range(rounds):

@@ -29,6 +29,7 @@ import math
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any, cast
 
 import yaml
 
@@ -96,9 +97,9 @@ def _records(folder: Path) -> list[dict]:
 
 def _value_of(record: dict, key: str):
     """The value a run had for `key`, read from its own resolved config."""
-    from omegaconf import OmegaConf
+    from omegaconf import DictConfig, OmegaConf
 
-    cfg = history.complete(OmegaConf.load(Path(record["_dir"]) / "config_resolved.yaml"))
+    cfg = history.complete(cast(DictConfig, OmegaConf.load(Path(record["_dir"]) / "config_resolved.yaml")))  # a mapping
     return OmegaConf.select(cfg, key)
 
 
@@ -131,10 +132,10 @@ def tune(spec: dict, run_overrides: list[str], out: Path, final: bool = True, on
     common = [*base, f"eval.split={SELECTION_SPLIT}", f"seed={spec['seed']}"]
     grid = ",".join(_fmt(float(v)) for v in spec["learning_rates"])
     _sweep(out / "lr", [*common, f"method={','.join(methods)}", f"{lr_key}={grid}"])
-    picks, study = {}, {"spec": spec, "run_overrides": run_overrides, "methods": {}}
+    picks, study = {}, dict[str, Any](spec=spec, run_overrides=run_overrides, methods={})
     for method in methods:
         lr = select(_points(out / "lr", method, lr_key), lr_key)
-        entry = {"stages": [lr]}
+        entry: dict[str, Any] = {"stages": [lr]}
         picked = {lr_key: lr["value"]}
         knob = (spec.get("knobs") or {}).get(method)
         if knob:
@@ -241,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = compose(mine)
         if not cfg.get("tune"):
             raise BenchError("name a tuning spec: tune=<name> (conf/tune/<name>.yaml), e.g. tune=headline.")
-        spec = OmegaConf.to_container(cfg.tune, resolve=True)
+        spec = cast("dict[str, Any]", OmegaConf.to_container(cfg.tune, resolve=True))
         compose(runs)  # a bad run override fails here, in seconds, before any sweep starts
         args.out.mkdir(parents=True, exist_ok=True)
         command = "python -m bench.studies.tune " + " ".join(argv if argv is not None else sys.argv[1:])

@@ -129,7 +129,7 @@ def quiet_trainer(trainer) -> None:
     trainer.remove_callback(PrinterCallback)
     for callback in trainer.callback_handler.callbacks:
         if isinstance(callback, ProgressCallback):
-            callback.on_log = lambda *args, **kwargs: None  # the bar without the dicts written over it
+            callback.on_log = lambda *args, **kwargs: None  # type: ignore[method-assign]  # the bar without the dicts written over it
     trainer.add_callback(LogLines())
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from bench import BenchError
 
@@ -32,7 +33,7 @@ def read_text(path: Path, fix: str = "") -> str:
         ) from err
 
 
-def read_json(path: Path, fix: str = "") -> object:
+def read_json(path: Path, fix: str = "") -> Any:  # JSON's shape is the caller's to know, as json.loads's
     """A JSON file; a syntax error is reported as path:line:column with JSON's own reason."""
     path = Path(path)
     text = read_text(path, fix)

@@ -13,9 +13,10 @@ from __future__ import annotations
 import signal
 import threading
 from contextlib import contextmanager
+from typing import Any
 
 STOP = (signal.SIGTERM, signal.SIGHUP)
-_state = {"phase": "start", "received": None}
+_state: dict[str, Any] = {"phase": "start", "received": None}
 
 
 class Interrupted(BaseException):
@@ -68,8 +69,8 @@ def interruptible():
 
     def handler(signum, frame):
         if _state["received"] is None:
-            _state["received"] = Interrupted(signum)
-            raise _state["received"]
+            _state["received"] = stop = Interrupted(signum)
+            raise stop
 
     previous = {s: signal.signal(s, handler) for s in STOP}
     try:

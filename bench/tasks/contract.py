@@ -125,7 +125,7 @@ def _binds(fn: Callable, args: tuple, kwargs: dict) -> bool:
 def _signature_error(task: Task, name: str, reward: Callable, example: Example, problem: str) -> str:
     fields = sorted(example.fields)
     try:
-        params = inspect.signature(reward).parameters.values()
+        params = list(inspect.signature(reward).parameters.values())
     except ValueError:
         params = []
     wanted = [p.name for p in params if p.name in example.fields]
@@ -172,7 +172,7 @@ def _where(fn: Callable) -> str:
     """`name in file:line`, the file relative to the repository when it is in it."""
     name = getattr(fn, "__qualname__", None) or repr(fn)
     try:
-        path, line = Path(inspect.getsourcefile(fn)), inspect.getsourcelines(fn)[1]
+        path, line = Path(inspect.getsourcefile(fn)), inspect.getsourcelines(fn)[1]  # type: ignore[arg-type]  # None: TypeError
     except (TypeError, OSError):
         return name
     shown = path.relative_to(_REPO) if path.is_relative_to(_REPO) else path

@@ -16,9 +16,11 @@ from bench.tasks.rewards import NUMERIC_REWARDS, normalize_number
 
 @register_task("gsm8k")
 def build(cfg: DictConfig) -> Task:
+    sources: dict[str, Path | str]
     if cfg.data_dir:
-        sources = {split: Path(cfg.data_dir).expanduser() / f"{split}.jsonl" for split in ("train", "test")}
-        splits = {split: _read_jsonl(path) for split, path in sources.items()}
+        paths = {split: Path(cfg.data_dir).expanduser() / f"{split}.jsonl" for split in ("train", "test")}
+        splits = {split: _read_jsonl(path) for split, path in paths.items()}
+        sources = dict(paths)
     else:
         sources = {split: f"{cfg.hub_id}[{split}]" for split in ("train", "test")}
         splits = _from_hub(cfg.hub_id, cfg.hub_config)

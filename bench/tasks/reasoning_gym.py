@@ -15,6 +15,7 @@ import itertools
 import json
 import logging
 import re
+from typing import Any, cast
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -61,7 +62,7 @@ def _create(rg, name: str, args: dict, seed: int, size: int):
 @functools.lru_cache(maxsize=4)
 def _entries(
     name: str, args_json: str, seed: int, n_train: int, n_test: int, n_validation: int = 0
-) -> list[tuple[object, dict]]:
+) -> list[tuple[Any, dict]]:  # reasoning-gym's datasets: the library has no type annotations
     """(dataset, entry) for the training items, the test items, then the validation items. Cached: some
     generators are slow (countdown solves each puzzle, ~20 ms an item) and a run builds its task for
     training and for eval."""
@@ -118,7 +119,7 @@ def build(cfg: DictConfig) -> Task:
             f"task.dataset={name!r} is not a reasoning-gym dataset.{hint} It has {len(DATASETS)}, e.g. "
             f"{', '.join(sorted(DATASETS)[:12])}, ... (reasoning_gym.factory.DATASETS lists them all)."
         )
-    args = OmegaConf.to_container(cfg.dataset_args, resolve=True) if cfg.get("dataset_args") else {}
+    args = cast("dict[str, Any]", OmegaConf.to_container(cfg.dataset_args, resolve=True)) if cfg.get("dataset_args") else {}
     if {"seed", "size"} & set(args):
         raise BenchError(
             "task.dataset_args sets seed or size; use task.seed, task.num_train and task.num_test."

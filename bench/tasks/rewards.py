@@ -7,6 +7,7 @@ where a completion is a string or a chat message list and `answer` is the exampl
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 _ENDS_WITH_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?\s*\.?\s*$")
@@ -48,4 +49,4 @@ def format_reward(completions, **kwargs) -> list[float]:
     return [float(bool(_ENDS_WITH_NUMBER.search(completion_text(c)))) for c in completions]
 
 
-NUMERIC_REWARDS = {"correctness": correctness, "format": format_reward}
+NUMERIC_REWARDS: dict[str, Callable] = {"correctness": correctness, "format": format_reward}

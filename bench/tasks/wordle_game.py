@@ -37,6 +37,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeGuard
 
 import numpy as np
 
@@ -96,7 +97,7 @@ def _allowed_set() -> frozenset[str]:
     return frozenset(allowed())
 
 
-def is_allowed(word: str | None) -> bool:
+def is_allowed(word: str | None) -> TypeGuard[str]:
     """Whether `word` (any case) is a valid guess."""
     return word is not None and word.upper() in _allowed_set()
 
@@ -318,7 +319,7 @@ def parse_guess(text: str) -> str | None:
     return word or None
 
 
-def _is_word_shape(word: str | None) -> bool:
+def _is_word_shape(word: str | None) -> TypeGuard[str]:
     return word is not None and bool(_WORD.fullmatch(word))
 
 
@@ -443,7 +444,7 @@ def solved_reward(completions, secret, **kwargs) -> list[float]:
     ]
 
 
-REWARDS = {
+REWARDS: dict[str, Callable] = {
     "format": format_reward,
     "feedback": feedback_reward,
     "info_gain": info_gain_reward,
@@ -457,13 +458,14 @@ REWARDS = {
 def turn_metrics(reply_text: str, secret: str, history: History) -> dict[str, float]:
     """Single-turn metrics of one reply: valid_guess, consistent, solved (0/1) and info_gain ([0, 1])."""
     word = parse_guess(reply_text)
-    valid = is_allowed(word)
     history = as_history(history)
+    if not is_allowed(word):
+        return {"valid_guess": 0.0, "consistent": 0.0, "info_gain": 0.0, "solved": 0.0}
     return {
-        "valid_guess": float(valid),
-        "consistent": float(valid and consistent(word, history)),
-        "info_gain": info_gain(word, history) if valid else 0.0,
-        "solved": float(valid and word == secret.upper()),
+        "valid_guess": 1.0,
+        "consistent": float(consistent(word, history)),
+        "info_gain": info_gain(word, history),
+        "solved": float(word == secret.upper()),
     }
 
 

@@ -11,13 +11,13 @@ import sys
 from pathlib import Path
 
 from bench.records.store import provenance
-from bench.studies.claims import get, names, runs_of
-from bench.studies.claims.rules import leaves
+from bench.studies.claims import Claim, get, names, runs_of
+from bench.studies.claims.rules import Verdict, leaves
 from bench.system import cache
 
 
 def verdicts(root: Path) -> dict:
-    out = {}
+    out: dict[str, tuple[Claim, Verdict | None, str]] = {}  # a claim not yet measured: no verdict, the commands
     for name in names():
         claim = get(name)
         runs = runs_of(root, claim.sweeps)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 
 from bench.studies.claims import Verdict, items, missing, register, side
@@ -21,15 +23,16 @@ CLEAN, NOISY = 0.0, 0.4
     sweeps=("label_noise",),
 )
 def judge(runs) -> Verdict:
-    scores = {}
+    scores: dict[tuple[str, float], list[float] | None] = {}
     for method in ("dpo", "kto"):
         for rate in (CLEAN, NOISY):
             scores[method, rate] = items(side(runs, {"method": method, "data/label_noise": rate}))  # as recorded
-    if any(v is None for v in scores.values()) or len({len(v) for v in scores.values()}) != 1:
+    if any(v is None for v in scores.values()) or len({len(v) for v in scores.values() if v is not None}) != 1:
         return missing(f"DPO and KTO at label noise {CLEAN} and {NOISY} on the same items")
-    drop = {m: np.asarray(scores[m, CLEAN]) - np.asarray(scores[m, NOISY]) for m in ("dpo", "kto")}
+    present = cast("dict[tuple[str, float], list[float]]", scores)  # none is None: checked above
+    drop = {m: np.asarray(present[m, CLEAN]) - np.asarray(present[m, NOISY]) for m in ("dpo", "kto")}
     verdict = improves(list(drop["dpo"]), list(drop["kto"]), f"DPO's accuracy drop at noise {NOISY}",
                        over="KTO's, paired by item")
-    for (method, rate), values in scores.items():
+    for (method, rate), values in present.items():
         verdict.figures[f"{method}_accuracy_at_{rate}"] = float(np.mean(values))
     return verdict

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import stats
 
-from bench.report.stats import paired_test
+from bench.report.stats import Scores, paired_test
 
 SUPPORTED, REFUTED, INCONCLUSIVE = "supported", "refuted", "inconclusive"
 Z = 1.96  # two-sided 95%
@@ -52,7 +52,7 @@ def _side(low: float, high: float, threshold: float) -> str:
     return INCONCLUSIVE
 
 
-def saves(a: Sequence[float], b: Sequence[float], what: str, margin: float = 0.05, unit: str = "seeds") -> Verdict:
+def saves(a: Scores, b: Scores, what: str, margin: float = 0.05, unit: str = "seeds") -> Verdict:
     """"A uses less `what` than B": A's relative saving (1 − mean A / mean B), per seed values of each,
     against `margin` (a saving smaller than that is not one a user would pick a method for).
 
@@ -81,7 +81,7 @@ def saves(a: Sequence[float], b: Sequence[float], what: str, margin: float = 0.0
     return Verdict(verdict, evidence, figures, budget)
 
 
-def not_worse(items_a: Sequence[float], items_b: Sequence[float], what: str, margin: float = 0.05) -> Verdict:
+def not_worse(items_a: Scores, items_b: Scores, what: str, margin: float = 0.05) -> Verdict:
     """"A is comparable to B": non-inferiority of A's per-item accuracy on the same items, by the paired
     bootstrap interval of the delta (bench.report.stats), against −`margin` (accuracy points)."""
 
@@ -99,7 +99,7 @@ def not_worse(items_a: Sequence[float], items_b: Sequence[float], what: str, mar
     return Verdict(verdict, evidence, figures, budget)
 
 
-def improves(items: Sequence[float], base: Sequence[float], what: str, over: str = "the base model") -> Verdict:
+def improves(items: Scores, base: Scores, what: str, over: str = "the base model") -> Verdict:
     """"Training works": A's per-item accuracy above the base model's on the same items (the paired
     interval of the delta wholly above 0). `over` names what B is in the evidence line."""
 
@@ -115,7 +115,7 @@ def improves(items: Sequence[float], base: Sequence[float], what: str, over: str
     return Verdict(verdict, evidence, figures, budget)
 
 
-def steadier(a: Sequence[float], b: Sequence[float], what: str) -> Verdict:
+def steadier(a: Scores, b: Scores, what: str) -> Verdict:
     """"A is more stable than B": the seed-to-seed variance of A's final value below B's, by the 95%
     interval of the variance ratio var(A)/var(B) (F distribution), against 1."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
