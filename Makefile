@@ -69,8 +69,9 @@ test: setup  ## the whole suite, real trainers included (docs/tests.md: the meas
 test-fast: setup  ## everything that trains no model (about a minute)
 	$(PY) -m pytest -m "not slow" $(XDIST) $(ARGS)
 
-lint: setup  ## ruff, the types (mypy: ~25 s cold, ~1 s cached), the import layers (import-linter) and the docs site (mkdocs build --strict)
-	$(PY) -m ruff check bench methods tests
+lint: setup  ## ruff (rules, then the formatter at 120 columns), the types (mypy: ~25 s cold, ~1 s cached), the import layers (import-linter) and the docs site (mkdocs build --strict)
+	$(PY) -m ruff check bench methods tests scripts
+	$(PY) -m ruff format --check bench methods tests scripts
 	$(PY) -m mypy  # bench/ and methods/, as [tool.mypy] in pyproject.toml says; its cache: .mypy_cache/
 	$(VENV)/bin/lint-imports  # the layers declared in pyproject.toml: imports run one way, no circles
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet --site-dir .site  # dead links and missing pages fail

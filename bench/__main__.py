@@ -67,8 +67,11 @@ def cli() -> None:
             stop = signals.as_interrupted(err)
             if stop is None:
                 raise
-            print(f"bench: stopped by {stop.name}; the interrupted run says so in its metrics.json. "
-                  "Rerun the same command to resume: finished runs are skipped.", file=sys.stderr)
+            print(
+                f"bench: stopped by {stop.name}; the interrupted run says so in its metrics.json. "
+                "Rerun the same command to resume: finished runs are skipped.",
+                file=sys.stderr,
+            )
             sys.exit(stop.exit_code)
 
 

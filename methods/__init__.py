@@ -27,7 +27,17 @@ if TYPE_CHECKING:
     from torch import nn
     from transformers import Trainer
 
-__all__ = ["Method", "MemoryFacts", "RunContext", "register", "get", "names", "adapter_name", "why_unavailable", "load_class"]
+__all__ = [
+    "Method",
+    "MemoryFacts",
+    "RunContext",
+    "register",
+    "get",
+    "names",
+    "adapter_name",
+    "why_unavailable",
+    "load_class",
+]
 
 
 @dataclass(frozen=True)
@@ -115,8 +125,12 @@ def register(
     """
     if data not in DATA_KINDS:
         raise ValueError(f"method {name!r}: data={data!r} is not one of {DATA_KINDS}")
-    return REGISTRY.decorator(name, lambda build: Method(
-        name, config, data, build, policy, check, dict(sampling or {}), needs, weights_field, side_configs, memory))
+    return REGISTRY.decorator(
+        name,
+        lambda build: Method(
+            name, config, data, build, policy, check, dict(sampling or {}), needs, weights_field, side_configs, memory
+        ),
+    )
 
 
 def names() -> list[str]:

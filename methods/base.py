@@ -56,7 +56,6 @@ class RunContext:
     # Facts the adapter wants on record about what it built (recorded as `method/<key>`).
     extra: dict = field(default_factory=dict)
 
-
     def trainer_kwargs(self) -> dict:
         """What every TRL trainer takes from the harness alike: the policy, its config, the dataset, the
         tokenizer, the shared peft config and the measuring callbacks. An adapter adds its own (rewards)."""

@@ -7,10 +7,15 @@ from __future__ import annotations
 from methods import MemoryFacts, RunContext, register
 
 
-@register("bco", config="trl.experimental.bco:BCOConfig", data="unpaired", needs="TRL 1.12 (1.16 has no trl.experimental.bco; BCO remains as DPO's loss_type bco_pair)",
-          # TRL 1.12's BCOTrainer sums the chosen and rejected rows' logits for its metrics with autograd on
-          # (`policy_chosen_logits.nansum()`): nansum saves its input, an indexed copy of every row's logits.
-          memory=MemoryFacts(reference=True, logits_copies=1))
+@register(
+    "bco",
+    config="trl.experimental.bco:BCOConfig",
+    data="unpaired",
+    needs="TRL 1.12 (1.16 has no trl.experimental.bco; BCO remains as DPO's loss_type bco_pair)",
+    # TRL 1.12's BCOTrainer sums the chosen and rejected rows' logits for its metrics with autograd on
+    # (`policy_chosen_logits.nansum()`): nansum saves its input, an indexed copy of every row's logits.
+    memory=MemoryFacts(reference=True, logits_copies=1),
+)
 def build(ctx: RunContext):
     from trl.experimental.bco import BCOTrainer
 

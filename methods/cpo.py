@@ -7,8 +7,9 @@ from __future__ import annotations
 from methods import MemoryFacts, RunContext, register
 
 
-@register("cpo", config="trl.experimental.cpo:CPOConfig", data="preference",
-          memory=MemoryFacts(nll_on_chosen=True))  # no reference; behaviour cloning on chosen
+@register(
+    "cpo", config="trl.experimental.cpo:CPOConfig", data="preference", memory=MemoryFacts(nll_on_chosen=True)
+)  # no reference; behaviour cloning on chosen
 def build(ctx: RunContext):
     from trl.experimental.cpo import CPOTrainer
 

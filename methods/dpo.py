@@ -22,8 +22,7 @@ def check(args) -> None:
         )
 
 
-@register("dpo", config="trl:DPOConfig", data="preference", check=check,
-          memory=MemoryFacts(reference=True))
+@register("dpo", config="trl:DPOConfig", data="preference", check=check, memory=MemoryFacts(reference=True))
 def build(ctx: RunContext):
     from trl import DPOTrainer
 

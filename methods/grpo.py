@@ -10,8 +10,14 @@ SAMPLING = {"temperature": "temperature", "top_p": "top_p", "max_new_tokens": "m
 
 # GRPO logs each reward separately and optimises their weighted sum: the harness gives it the task's
 # weights (`weights_field`), so its objective is the same scalar that scores every other method's data.
-@register("grpo", config="trl:GRPOConfig", data="prompts", sampling=SAMPLING,
-          weights_field="reward_weights", memory=MemoryFacts(reference="beta"))
+@register(
+    "grpo",
+    config="trl:GRPOConfig",
+    data="prompts",
+    sampling=SAMPLING,
+    weights_field="reward_weights",
+    memory=MemoryFacts(reference="beta"),
+)
 def build(ctx: RunContext):
     from trl import GRPOTrainer
 

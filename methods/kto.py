@@ -18,8 +18,7 @@ def check(args) -> None:
         )
 
 
-@register("kto", config="trl:KTOConfig", data="unpaired", check=check,
-          memory=MemoryFacts(reference=True))
+@register("kto", config="trl:KTOConfig", data="unpaired", check=check, memory=MemoryFacts(reference=True))
 def build(ctx: RunContext):
     from trl import KTOTrainer
 

@@ -11,8 +11,14 @@ SAMPLING = {"temperature": "temperature", "top_p": "top_p", "max_new_tokens": "m
 
 
 # The same scalar that scores every other method's data: the task's rewards, weighted (`weights_field`).
-@register("online_dpo", config="trl.experimental.online_dpo:OnlineDPOConfig", data="prompts", sampling=SAMPLING,
-          weights_field="reward_weights", memory=MemoryFacts(reference=True, completions_per_prompt=2))
+@register(
+    "online_dpo",
+    config="trl.experimental.online_dpo:OnlineDPOConfig",
+    data="prompts",
+    sampling=SAMPLING,
+    weights_field="reward_weights",
+    memory=MemoryFacts(reference=True, completions_per_prompt=2),
+)
 def build(ctx: RunContext):
     from trl.experimental.online_dpo import OnlineDPOTrainer
 

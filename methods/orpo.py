@@ -6,8 +6,9 @@ from __future__ import annotations
 from methods import MemoryFacts, RunContext, register
 
 
-@register("orpo", config="trl.experimental.orpo:ORPOConfig", data="preference",
-          memory=MemoryFacts(nll_on_chosen=True))  # no reference; NLL on the chosen half
+@register(
+    "orpo", config="trl.experimental.orpo:ORPOConfig", data="preference", memory=MemoryFacts(nll_on_chosen=True)
+)  # no reference; NLL on the chosen half
 def build(ctx: RunContext):
     from trl.experimental.orpo import ORPOTrainer
 

@@ -49,15 +49,16 @@ def train_reward_model(ctx: RunContext):
     # same end-of-turn token where PPO reads it.
     rows = pairs.map(
         lambda row: {
-            "prompt": tokenizer.apply_chat_template(
-                row["prompt"], add_generation_prompt=True, tokenize=False
-            ),
+            "prompt": tokenizer.apply_chat_template(row["prompt"], add_generation_prompt=True, tokenize=False),
             "chosen": row["chosen"][-1]["content"],
             "rejected": row["rejected"][-1]["content"],
         }
     )
     trainer = RewardTrainer(
-        model=ctx.load_model(head="value"), args=ctx.configs["reward_model"], train_dataset=rows, processing_class=tokenizer
+        model=ctx.load_model(head="value"),
+        args=ctx.configs["reward_model"],
+        train_dataset=rows,
+        processing_class=tokenizer,
     )
     ctx.check_rows(len(rows), trainer)  # RewardTrainer filters pairs over its max_length: never silently
     trainer.train()
@@ -91,8 +92,13 @@ SAMPLING = {"temperature": "temperature", "max_new_tokens": "response_length"}
 
 
 @register(
-    "ppo", config="trl.experimental.ppo:PPOConfig", data="prompt_ids", policy=policy,
-    sampling=SAMPLING, needs="TRL 1.12 (1.13 removed PPO, trl#7020)", side_configs=side_configs,
+    "ppo",
+    config="trl.experimental.ppo:PPOConfig",
+    data="prompt_ids",
+    policy=policy,
+    sampling=SAMPLING,
+    needs="TRL 1.12 (1.13 removed PPO, trl#7020)",
+    side_configs=side_configs,
     memory=MemoryFacts(reference=True, value_model=True),
 )
 def build(ctx: RunContext):
@@ -105,9 +111,7 @@ def build(ctx: RunContext):
     elif reward == "model":
         reward_model = train_reward_model(ctx)
     else:
-        raise ValueError(
-            f"method.reward={reward!r}: use 'rule' (the task's reward) or 'model' (RewardTrainer first)"
-        )
+        raise ValueError(f"method.reward={reward!r}: use 'rule' (the task's reward) or 'model' (RewardTrainer first)")
     args = cast("PPOConfig", ctx.args)  # the config class this method registered
     with accelerate_mixed_precision(args.mixed_precision):
         trainer = PPOTrainer(

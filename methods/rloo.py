@@ -12,8 +12,14 @@ from methods import MemoryFacts, RunContext, register
 SAMPLING = {"temperature": "temperature", "top_p": "top_p", "max_new_tokens": "max_completion_length"}
 
 
-@register("rloo", config="trl:RLOOConfig", data="prompts", sampling=SAMPLING,
-          weights_field="reward_weights", memory=MemoryFacts(reference="beta"))
+@register(
+    "rloo",
+    config="trl:RLOOConfig",
+    data="prompts",
+    sampling=SAMPLING,
+    weights_field="reward_weights",
+    memory=MemoryFacts(reference="beta"),
+)
 def build(ctx: RunContext):
     from trl import RLOOTrainer
 

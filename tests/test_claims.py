@@ -102,10 +102,21 @@ def test_a_claim_of_parts_is_as_strong_as_its_weakest_part():
 
 def _record(method: str, mode: str, seed: int, peak: float, correct: int) -> dict:
     items = _items(correct)
-    return {"method": method, "model": "m", "task": "arithmetic", "quant": "none", "peft/mode": mode,
-            "peft/r": 16 if mode == "lora" else None, "weights": "pretrained", "seed": seed, "status": "success",
-            "sys/peak_mem_bytes": peak, "eval/accuracy": float(np.mean(items)), "eval/items": items,
-            "eval/base_items": _items(50)}
+    return {
+        "method": method,
+        "model": "m",
+        "task": "arithmetic",
+        "quant": "none",
+        "peft/mode": mode,
+        "peft/r": 16 if mode == "lora" else None,
+        "weights": "pretrained",
+        "seed": seed,
+        "status": "success",
+        "sys/peak_mem_bytes": peak,
+        "eval/accuracy": float(np.mean(items)),
+        "eval/items": items,
+        "eval/base_items": _items(50),
+    }
 
 
 def test_the_claims_report_judges_a_made_up_sweep(tmp_path):
@@ -154,7 +165,11 @@ def test_label_noise_flips_a_pair_and_its_two_kto_labels_together():
     noisy = flip_labels(clean, 0.4, seed=0)
     flipped = [i for i, p in enumerate(noisy.pairs) if p["chosen"][0]["content"].startswith("bad")]
     assert noisy.stats.flipped == len(flipped) and 350 < len(flipped) < 450 and noisy.stats.label_noise == 0.4
-    wrong = {r["prompt"][0]["content"] for r in noisy.unpaired if r["label"] == r["completion"][0]["content"].startswith("bad")}
+    wrong = {
+        r["prompt"][0]["content"]
+        for r in noisy.unpaired
+        if r["label"] == r["completion"][0]["content"].startswith("bad")
+    }
     assert wrong == {f"q{i}" for i in flipped}  # exactly the flipped pairs' KTO examples, both of them
     assert sum(r["label"] for r in noisy.unpaired) == noisy.stats.kto_desirable == 1000
     assert noisy.fingerprint != clean.fingerprint and flip_labels(clean, 0.4, seed=0).pairs == noisy.pairs
@@ -199,10 +214,15 @@ def test_orpo_one_step_charges_the_pipeline_both_stages(tmp_path, orpo_s, verdic
 
     sweep = tmp_path / "orpo_pipeline"
     for seed in range(3):
-        for job, (method, extra) in enumerate((
-            ("orpo", {"time/full_s": orpo_s + seed}),
-            ("sft→dpo", {"time/full_s": 100.0 + seed, "pipeline/full_s": 180.0 + 2 * seed, "pipeline/peak_mem_bytes": 3e9}),
-        )):
+        for job, (method, extra) in enumerate(
+            (
+                ("orpo", {"time/full_s": orpo_s + seed}),
+                (
+                    "sft→dpo",
+                    {"time/full_s": 100.0 + seed, "pipeline/full_s": 180.0 + 2 * seed, "pipeline/peak_mem_bytes": 3e9},
+                ),
+            )
+        ):
             folder = sweep / f"{2 * seed + job}_{method.split('→')[-1]}_seed{seed}"
             folder.mkdir(parents=True)
             (folder / "metrics.json").write_text(json.dumps(_record(method, "lora", seed, 3e9, 120) | extra))
@@ -220,9 +240,14 @@ def test_adapter_serving_judges_the_measured_latencies(tmp_path, merged_ms, verd
     claim = get("adapter_serving")
     assert verdicts(tmp_path)["adapter_serving"][1] is None  # not measured yet: the command to run
     jitter = [0.0, 0.1, -0.1, 0.05, -0.05]
-    data = {"decode_ms": {"base": [10 + j for j in jitter], "adapter": [13 + j for j in jitter],
-                          "merged": [merged_ms + j for j in jitter]},
-            "switch_ms": {"set_adapter": [0.01] * 5, "load_adapter": [40.0] * 5, "remerge": [90.0] * 5}}
+    data = {
+        "decode_ms": {
+            "base": [10 + j for j in jitter],
+            "adapter": [13 + j for j in jitter],
+            "merged": [merged_ms + j for j in jitter],
+        },
+        "switch_ms": {"set_adapter": [0.01] * 5, "load_adapter": [40.0] * 5, "remerge": [90.0] * 5},
+    }
     (tmp_path / "adapter_serving").mkdir()
     (tmp_path / "adapter_serving" / "serving.json").write_text(json.dumps(data))
     result = claim.judge(None, tmp_path)

@@ -134,9 +134,7 @@ def test_unknown_trainer_argument_fails_with_a_hint(compose, tmp_path):
         validate(compose("method=dpo", "++method.args.betta=0.2", output_dir=tmp_path), CPU)
 
 
-@pytest.mark.parametrize(
-    "override", ["++method.args.bf16=true", "++train.args.seed=3", "++method.args.output_dir=x"]
-)
+@pytest.mark.parametrize("override", ["++method.args.bf16=true", "++train.args.seed=3", "++method.args.output_dir=x"])
 def test_settings_the_harness_owns_cannot_be_overridden_silently(compose, tmp_path, override):
     with pytest.raises(BenchError, match="which the harness owns"):
         validate(compose("method=dpo", override, output_dir=tmp_path), CPU)
@@ -181,8 +179,11 @@ def test_method_yaml_without_adapter_is_explained(compose, tmp_path):
         ("train.rollout=vllm", "trl .* or merged"),
         ("eval.path=fused", "merged .* or adapter"),
         ("init_from=/no/such/run", "names no run folder"),
-        pytest.param("method=ppo,method.reward=model,quant=nf4", "reward model does not work on a quantized base",
-                     marks=needs("ppo")),
+        pytest.param(
+            "method=ppo,method.reward=model,quant=nf4",
+            "reward model does not work on a quantized base",
+            marks=needs("ppo"),
+        ),
         ("method=grpo,++method.args.use_vllm=true,++method.args.vllm_mode=server", "separate `trl vllm-serve`"),
         ("train.args.dataloader_num_workers=2", "worker processes, whose memory and time"),
         ("method=grpo,++method.args.use_transformers_paged=true", "casts the whole model to bf16"),
@@ -222,7 +223,9 @@ def test_config_hash_ignores_where_results_go(compose, tmp_path):
     assert recorded_hash(a) == recorded_hash(b) != recorded_hash(c)
 
 
-EXPERIMENTS = sorted(str(p.relative_to(CONF_DIR / "experiment").with_suffix("")) for p in (CONF_DIR / "experiment").rglob("*.yaml"))
+EXPERIMENTS = sorted(
+    str(p.relative_to(CONF_DIR / "experiment").with_suffix("")) for p in (CONF_DIR / "experiment").rglob("*.yaml")
+)
 
 
 @pytest.mark.parametrize("name", EXPERIMENTS)

@@ -16,16 +16,32 @@ def tiny():
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
-    config = LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                         num_key_value_heads=2, vocab_size=128, tie_word_embeddings=True)
+    config = LlamaConfig(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        vocab_size=128,
+        tie_word_embeddings=True,
+    )
     model = get_peft_model(LlamaForCausalLM(config), LoraConfig(r=4, target_modules="all-linear"))
     _lora_b_nonzero(model, 0)
     return model
 
 
 def test_every_path_is_timed_against_the_same_bound(tiny):
-    rows = benchmark(tiny, pad_token_id=0, batches=[1, 2], context=8, new_tokens=4, paths=list(DEFAULT_PATHS),
-                     bandwidth=1e10, peak=1e11, repeats=1)
+    rows = benchmark(
+        tiny,
+        pad_token_id=0,
+        batches=[1, 2],
+        context=8,
+        new_tokens=4,
+        paths=list(DEFAULT_PATHS),
+        bandwidth=1e10,
+        peak=1e11,
+        repeats=1,
+    )
     assert [(r.path, r.batch) for r in rows] == [(p, b) for b in (1, 2) for p in DEFAULT_PATHS]
     for r in rows:
         assert r.step_ms > 0 and r.tokens_per_s == pytest.approx(r.batch / (r.step_ms / 1e3), rel=0.02)
@@ -39,8 +55,11 @@ def test_every_path_is_timed_against_the_same_bound(tiny):
 def test_the_bound_is_the_slower_of_reading_and_computing():
     assert bound_step_s(100, 1000, 0, 1, bandwidth=1000, peak=1e9) == 1.0  # memory-bound
     assert bound_step_s(100, 1000, 0, 64, bandwidth=1e9, peak=200) == 64.0  # compute-bound: 2N·batch/peak
-    config = type("C", (), {"num_key_value_heads": 2, "num_attention_heads": 4, "head_dim": 8,
-                            "hidden_size": 32, "num_hidden_layers": 3})()
+    config = type(
+        "C",
+        (),
+        {"num_key_value_heads": 2, "num_attention_heads": 4, "head_dim": 8, "hidden_size": 32, "num_hidden_layers": 3},
+    )()
     assert kv_bytes(config, batch=2, context=10, element=4) == 2 * 3 * 2 * 8 * 10 * 2 * 4
 
 
@@ -72,8 +91,15 @@ def test_serving_samples_every_path_and_switch_and_leaves_the_adapters_as_they_w
     from bench.studies.serving import DECODE, SWITCH, measure
 
     torch.manual_seed(0)
-    config = LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                         num_key_value_heads=2, vocab_size=128, tie_word_embeddings=True)
+    config = LlamaConfig(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        vocab_size=128,
+        tie_word_embeddings=True,
+    )
     lora = LoraConfig(r=4, target_modules="all-linear")
     model = get_peft_model(LlamaForCausalLM(config), lora, adapter_name="a")
     model.add_adapter("b", copy.deepcopy(lora))

@@ -17,8 +17,10 @@ H100 = Device("cuda", count=1, index=0, bf16=True, name="NVIDIA H100 80GB HBM3")
 T4 = Device("cuda", count=1, index=0, bf16=False, name="Tesla T4")
 
 
-@pytest.mark.parametrize("text, parsed", [("auto", ("auto", None)), ("cpu", ("cpu", None)), ("cuda", ("cuda", None)),
-                                          ("cuda:1", ("cuda", 1))])
+@pytest.mark.parametrize(
+    "text, parsed",
+    [("auto", ("auto", None)), ("cpu", ("cpu", None)), ("cuda", ("cuda", None)), ("cuda:1", ("cuda", 1))],
+)
 def test_a_device_request_is_read_as_written(text, parsed):
     assert parse(text) == parsed
 
@@ -56,7 +58,12 @@ def test_weights_go_to_an_indexed_device_that_accelerate_recognises():
     """QLoRA's device_map under `accelerate launch --multi_gpu` on rank 1: `cuda:1`, never a bare `cuda`."""
     second = Device("cuda", count=2, index=1, bf16=True, name="H100")
     runtime = resolve_runtime("auto", "auto", described=second)
-    assert (runtime.device, runtime.placement, runtime.precision, runtime.dtype) == ("cuda", "cuda:1", "bf16", torch.bfloat16)
+    assert (runtime.device, runtime.placement, runtime.precision, runtime.dtype) == (
+        "cuda",
+        "cuda:1",
+        "bf16",
+        torch.bfloat16,
+    )
     assert runtime.trainer_flags == {"bf16": True, "fp16": False, "use_cpu": False}
     assert resolve_runtime("cpu", "auto").placement == "cpu"
 
@@ -121,8 +128,10 @@ def test_the_gpu_check_without_a_gpu_validates_every_configuration_and_says_so_i
     monkeypatch.setattr(devices, "_driver", lambda: None)  # a GPU node running the suite is no such machine
     assert gpu_check.main([]) == 0
     out = capsys.readouterr().out.strip().splitlines()
-    assert out == [f"gpu-check: no CUDA GPU on this machine; nothing was run ({len(gpu_check.checks())} of "
-                   f"{len(gpu_check.checks())} configurations validate)."]
+    assert out == [
+        f"gpu-check: no CUDA GPU on this machine; nothing was run ({len(gpu_check.checks())} of "
+        f"{len(gpu_check.checks())} configurations validate)."
+    ]
     names = [name for name, _ in gpu_check.checks()]
     assert {"grpo-nf4", "dpo-none", "sft-full", "grpo-merged-rollouts"} <= set(names)
     assert len(names) == 12 - 2 * len(gpu_check.left_out())  # PPO with LoRA and QLoRA where TRL has it
@@ -131,8 +140,14 @@ def test_the_gpu_check_without_a_gpu_validates_every_configuration_and_says_so_i
 def test_the_gpu_check_table_has_a_row_per_run_and_every_column():
     from bench.studies import gpu_check
 
-    record = {"status": "success", "sys/peak_mem_bytes": 2**30, "train/trainable_dtype": "float32", "perf/mfu": 0.25,
-              "estimate/peak_bytes": 2**29, "estimate/ratio": 0.5}
+    record = {
+        "status": "success",
+        "sys/peak_mem_bytes": 2**30,
+        "train/trainable_dtype": "float32",
+        "perf/mfu": 0.25,
+        "estimate/peak_bytes": 2**29,
+        "estimate/ratio": 0.5,
+    }
     text = gpu_check.table({"dpo-nf4": record, "ppo-none": {"status": "failed"}})
     lines = text.splitlines()
     assert len(lines) == 4 and lines[0].count("|") == len(gpu_check.COLUMNS) + 2
@@ -163,8 +178,10 @@ def test_an_estimate_that_fails_is_recorded_beside_the_run_not_raised(compose, m
         raise ValueError("no such architecture")
 
     monkeypatch.setattr(model, "estimate", broken)
-    row = gpu_check.predicted(compose("method=dpo", "model=tiny"), {"status": "success", "data/max_prompt_tokens": 40,
-                                                                      "sys/peak_mem_bytes": 2**30})
+    row = gpu_check.predicted(
+        compose("method=dpo", "model=tiny"),
+        {"status": "success", "data/max_prompt_tokens": 40, "sys/peak_mem_bytes": 2**30},
+    )
     assert row == {"estimate/error": "ValueError: no such architecture"}
 
 
@@ -197,7 +214,9 @@ def test_a_value_head_trains_in_fp32_among_bf16_frozen_layers_and_runs_outside_a
     assert any("score" in n for n in trained) and set(trained.values()) == {torch.float32}
     assert {p.dtype for p in value.parameters() if not p.requires_grad} == {torch.bfloat16}
     backbone = getattr(value, value.base_model_prefix)
-    hidden = backbone(input_ids=torch.tensor([[1, 2, 3]]), output_hidden_states=True).hidden_states[-1]  # TRL's get_reward
+    hidden = backbone(input_ids=torch.tensor([[1, 2, 3]]), output_hidden_states=True).hidden_states[
+        -1
+    ]  # TRL's get_reward
     assert hidden.dtype == torch.bfloat16 and value.score(hidden).dtype == torch.bfloat16
 
 
@@ -209,8 +228,19 @@ def test_ppo_trains_a_4bit_base_at_bf16_with_the_same_dtypes_as_lora(compose, tm
     ones in the run's dtype, so LoRA and QLoRA differ in the base's quantization alone."""
     from bench.run.runner import run
 
-    record = run(compose("method=ppo", "model=tiny", "quant=nf4", "precision=bf16", "debug=smoke", "eval=none",
-                         "logger=none", "isolate=false", output_dir=tmp_path))
+    record = run(
+        compose(
+            "method=ppo",
+            "model=tiny",
+            "quant=nf4",
+            "precision=bf16",
+            "debug=smoke",
+            "eval=none",
+            "logger=none",
+            "isolate=false",
+            output_dir=tmp_path,
+        )
+    )
     assert record["status"] == "success", record.get("error")
     assert record["train/trainable_dtype"] == "float32" and record["train/frozen_dtypes"] == "bfloat16+uint8"
     assert record["train/frozen_tensors_changed"] == 0 < record["train/trainable_tensors_changed"]
@@ -258,13 +288,29 @@ def test_mfu_is_also_read_against_the_gpus_datasheet(tmp_path, monkeypatch):
     assert perf.spec_flops("NVIDIA H100 NVL", "bf16") == 835.5e12
     assert perf.spec_flops("NVIDIA H100 80GB HBM3 MIG 1g.10gb", "bf16") is None
     monkeypatch.setattr(perf, "peak_flops", lambda *a: 800e12)  # as measured on a made-up H100
-    out = perf.perf_metrics(params=10**9, trainable=10**6, tokens={"trained": 10**5}, train_s=1.0, device="cuda",
-                            dtype=torch.bfloat16, cache_dir=tmp_path, world_size=2, device_name="NVIDIA H100 80GB HBM3")
+    out = perf.perf_metrics(
+        params=10**9,
+        trainable=10**6,
+        tokens={"trained": 10**5},
+        train_s=1.0,
+        device="cuda",
+        dtype=torch.bfloat16,
+        cache_dir=tmp_path,
+        world_size=2,
+        device_name="NVIDIA H100 80GB HBM3",
+    )
     achieved = (4 * 10**9 + 2 * 10**6) * 10**5
     assert out["perf/mfu"] == round(achieved / 1600e12, 5)
     assert out["perf/spec_flops_per_s"] == 2 * 989.4e12 and out["perf/mfu_spec"] == round(achieved / 1978.8e12, 5)
-    cpu = perf.perf_metrics(params=10**6, trainable=10, tokens={"trained": 10}, train_s=1.0, device="cpu",
-                            dtype=torch.float32, cache_dir=tmp_path)
+    cpu = perf.perf_metrics(
+        params=10**6,
+        trainable=10,
+        tokens={"trained": 10},
+        train_s=1.0,
+        device="cpu",
+        dtype=torch.float32,
+        cache_dir=tmp_path,
+    )
     assert "perf/mfu_spec" not in cpu
 
 
@@ -284,8 +330,9 @@ def _made_up_gpus(monkeypatch, *uuids: str, name: str = "NVIDIA H100 80GB HBM3")
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: len(uuids))
-    monkeypatch.setattr(torch.cuda, "get_device_properties",
-                        lambda i: SimpleNamespace(name=name, major=9, minor=0, uuid=uuids[i]))
+    monkeypatch.setattr(
+        torch.cuda, "get_device_properties", lambda i: SimpleNamespace(name=name, major=9, minor=0, uuid=uuids[i])
+    )
 
 
 def test_jobs_on_different_gpus_of_a_node_never_wait_for_each_other(monkeypatch):
@@ -354,8 +401,17 @@ def test_an_isolated_run_with_device_cuda_n_starts_its_process_with_that_gpu_alo
     from bench.run.runner import run
 
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-    record = run(compose("model=tiny", "device=cuda:1", "debug=smoke", "eval=none", "logger=none", "isolate=true",
-                         output_dir=tmp_path))
+    record = run(
+        compose(
+            "model=tiny",
+            "device=cuda:1",
+            "debug=smoke",
+            "eval=none",
+            "logger=none",
+            "isolate=true",
+            output_dir=tmp_path,
+        )
+    )
     assert record["status"] == "failed"
     assert "device=cuda:1: this machine has no GPU 1; the run's process, given only that GPU, sees 0" in record["error"]
     from bench.system.devices import PINNED
@@ -410,5 +466,9 @@ def test_the_gpu_check_pins_one_gpu_of_several_and_always_trains_anew(compose):
         assert pinned_environment(cfg.device, "0,1,2,3,4,5,6,7")["CUDA_VISIBLE_DEVICES"] == "2"
     eighth = Device("cuda", count=8, index=2, bf16=True, name="NVIDIA H100 80GB HBM3", uuid="GPU-8f2a")
     assert gpu_check.describe_gpu(eighth, "4,5,6,7") == {
-        "gpu": "NVIDIA H100 80GB HBM3", "gpu/index": 2, "gpu/uuid": "GPU-8f2a", "gpu/visible": 8,
-        "gpu/runs_see": "CUDA_VISIBLE_DEVICES=6"}
+        "gpu": "NVIDIA H100 80GB HBM3",
+        "gpu/index": 2,
+        "gpu/uuid": "GPU-8f2a",
+        "gpu/visible": 8,
+        "gpu/runs_see": "CUDA_VISIBLE_DEVICES=6",
+    }

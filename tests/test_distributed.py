@@ -36,9 +36,7 @@ LAUNCH = [
 
 def launch(*overrides: str, cwd=REPO, timeout: int = 900, cache=None) -> subprocess.CompletedProcess:
     env = {**os.environ, "RFT_BENCH_CACHE": str(cache)} if cache else None
-    return subprocess.run(
-        [*LAUNCH, *overrides], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env
-    )
+    return subprocess.run([*LAUNCH, *overrides], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
 
 
 def test_data_parallel_run_needs_a_named_folder(tmp_path):
@@ -64,8 +62,15 @@ def test_two_process_run_records_the_whole_job(tmp_path):
     # lock must write a complete entry (once the process group is up, transformers saves weights from
     # rank 0 only; rank 1 once cached a model-less folder).
     cache = tmp_path / "cache"
-    proc = launch("method=online_dpo", "model=tiny", "debug=smoke", "eval.limit=4", "logger=none",
-                  f"hydra.run.dir={out}", cache=cache)
+    proc = launch(
+        "method=online_dpo",
+        "model=tiny",
+        "debug=smoke",
+        "eval.limit=4",
+        "logger=none",
+        f"hydra.run.dir={out}",
+        cache=cache,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     log = (out / "run.log").read_text()
     assert log.count("Building tiny-llama") == 1  # one process built it, the other waited and read it

@@ -46,8 +46,11 @@ def markdown_files() -> list[Path]:
 
 def report_headings() -> list[str]:
     """The section titles bench.report writes into every summary.md."""
-    return [m.group(1) for path in sorted((REPO / "bench" / "report").glob("*.py"))
-            for m in re.finditer(r'"## ([^"{}\\]+)"', path.read_text())]
+    return [
+        m.group(1)
+        for path in sorted((REPO / "bench" / "report").glob("*.py"))
+        for m in re.finditer(r'"## ([^"{}\\]+)"', path.read_text())
+    ]
 
 
 def checked_files() -> list[Path]:
@@ -124,8 +127,11 @@ def line_of(text: str, offset: int) -> int:
 def readme_mentions(page: Page) -> list[str]:
     """Prose on a docs page that refers to the README."""
     text = prose(page.text)
-    return [f"{page.name}:{line_of(text, m.start())}: prose refers to the README; link the docs page "
-            "that holds the section instead" for m in re.finditer(r"\bREADME\b", text)]
+    return [
+        f"{page.name}:{line_of(text, m.start())}: prose refers to the README; link the docs page "
+        "that holds the section instead"
+        for m in re.finditer(r"\bREADME\b", text)
+    ]
 
 
 def dead_section_names(page: Page, titles: dict[Path, list[str]]) -> list[str]:
@@ -238,7 +244,7 @@ def test_a_planted_dead_reference_fails(line, expected):
         "Each run writes `results/reference/<sweep>/metrics.json`; `bench/report/` reads `tests/*.py`.",
         "The check is `tests/test_docs.py::test_docs_point_where_they_say`.",
         '"The answer, in short" section of the overview.',
-        "```\nREADME \"Gone section\"\n```",
+        '```\nREADME "Gone section"\n```',
     ],
 )
 def test_a_live_reference_passes(line):

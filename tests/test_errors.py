@@ -32,7 +32,10 @@ FAST = 15  # seconds: the issue's bound for a failing command, start to message
     "args, line",
     [
         (["method=grop"], "method=grop: conf/method/ has no grop.yaml; did you mean grpo"),
-        (["task=arithmetc", "model=tiny"], "task=arithmetc: conf/task/ has no arithmetc.yaml; did you mean arithmetic?"),
+        (
+            ["task=arithmetc", "model=tiny"],
+            "task=arithmetc: conf/task/ has no arithmetc.yaml; did you mean arithmetic?",
+        ),
         (["-m", "method=grpo,dpoo", "seed=0,1"], "method=dpoo: conf/method/ has no dpoo.yaml; did you mean dpo"),
     ],
 )
@@ -121,14 +124,26 @@ def reverse_with(monkeypatch):
 @pytest.mark.parametrize(
     "reward, expected",
     [
-        (reversed_per_item, [r"cannot be called as TRL calls it: reversed_per_item\(\) got an unexpected keyword argument 'prompts'",
-                             r"`def reversed_per_item\(completions, word, \*\*kwargs\) -> list\[float\]`"]),
-        (reversed_misspelt, [r"reversed_misspelt\(\) missing 1 required positional argument: 'wrd'",
-                             r"`wrd` is no field of this task's rows \(did you mean `word`\?\)",
-                             r"`def reversed_misspelt\(completions, \*\*kwargs\) -> list\[float\]`"]),
+        (
+            reversed_per_item,
+            [
+                r"cannot be called as TRL calls it: reversed_per_item\(\) got an unexpected keyword argument 'prompts'",
+                r"`def reversed_per_item\(completions, word, \*\*kwargs\) -> list\[float\]`",
+            ],
+        ),
+        (
+            reversed_misspelt,
+            [
+                r"reversed_misspelt\(\) missing 1 required positional argument: 'wrd'",
+                r"`wrd` is no field of this task's rows \(did you mean `word`\?\)",
+                r"`def reversed_misspelt\(completions, \*\*kwargs\) -> list\[float\]`",
+            ],
+        ),
     ],
 )
-def test_a_reward_function_that_breaks_the_contract_fails_at_validation(compose, tmp_path, reverse_with, reward, expected):
+def test_a_reward_function_that_breaks_the_contract_fails_at_validation(
+    compose, tmp_path, reverse_with, reward, expected
+):
     reverse_with(reward)
     cfg = compose("task=reverse", "model=tiny", "debug=smoke", "isolate=false", "logger=none", output_dir=tmp_path)
     cfg.task.name = "mine"
@@ -147,8 +162,14 @@ def test_a_reward_function_that_breaks_the_contract_fails_at_validation(compose,
 
 def _task(**change) -> Task:
     example = Example(prompt="Reverse 'abc'.", fields={"word": "abc"}, gold="cba")
-    task = Task(name="probe", train=[example], test=[example], rewards={"reversed": reversed_exactly,
-                "letters": letters_in_place}, reward_weights={"reversed": 1.0}, eval_metric="reversed")
+    task = Task(
+        name="probe",
+        train=[example],
+        test=[example],
+        rewards={"reversed": reversed_exactly, "letters": letters_in_place},
+        reward_weights={"reversed": 1.0},
+        eval_metric="reversed",
+    )
     for key, value in change.items():
         setattr(task, key, value)
     return task
@@ -157,15 +178,46 @@ def _task(**change) -> Task:
 @pytest.mark.parametrize(
     "change, message",
     [
-        ({"rewards": {"reversed": lambda completions, **kw: 1.0}}, r"returned 1\.0; a reward returns a list of one number per completion, here 3"),
-        ({"rewards": {"reversed": lambda completions, **kw: [None] * len(completions)}}, r"returned \[None, None, None\]"),
-        ({"rewards": {"reversed": lambda completions, word, **kw: [c.strip() == w for c, w in zip(completions, word, strict=True)]}},
-         r"called as TRL calls it, raised AttributeError: 'list' object has no attribute 'strip'.*completion_text"),
-        ({"rewards": {"reversed": lambda completions, word, **kw: [completion_text(c).split()[-1] == w for c, w in zip(completions, word, strict=True)]}},
-         r"raised IndexError: list index out of range, .* the empty one included"),
-        ({"train": [Example(prompt="p", fields={"prompt": "x"}, gold="g")]}, r"fields \['prompt'\] clash with the columns"),
-        ({"train": [Example(prompt="p", fields={"word": "abc"}, gold=None)]}, r"gold completion is NoneType, not a string"),
-        ({"eval_metric": "accuracy"}, r"eval_metric='accuracy' is none of the per-item metrics .*letters, reversed, score"),
+        (
+            {"rewards": {"reversed": lambda completions, **kw: 1.0}},
+            r"returned 1\.0; a reward returns a list of one number per completion, here 3",
+        ),
+        (
+            {"rewards": {"reversed": lambda completions, **kw: [None] * len(completions)}},
+            r"returned \[None, None, None\]",
+        ),
+        (
+            {
+                "rewards": {
+                    "reversed": lambda completions, word, **kw: [
+                        c.strip() == w for c, w in zip(completions, word, strict=True)
+                    ]
+                }
+            },
+            r"called as TRL calls it, raised AttributeError: 'list' object has no attribute 'strip'.*completion_text",
+        ),
+        (
+            {
+                "rewards": {
+                    "reversed": lambda completions, word, **kw: [
+                        completion_text(c).split()[-1] == w for c, w in zip(completions, word, strict=True)
+                    ]
+                }
+            },
+            r"raised IndexError: list index out of range, .* the empty one included",
+        ),
+        (
+            {"train": [Example(prompt="p", fields={"prompt": "x"}, gold="g")]},
+            r"fields \['prompt'\] clash with the columns",
+        ),
+        (
+            {"train": [Example(prompt="p", fields={"word": "abc"}, gold=None)]},
+            r"gold completion is NoneType, not a string",
+        ),
+        (
+            {"eval_metric": "accuracy"},
+            r"eval_metric='accuracy' is none of the per-item metrics .*letters, reversed, score",
+        ),
         ({"train": []}, r"task=probe has no training rows"),
     ],
 )
@@ -198,7 +250,11 @@ def _gsm8k(folder, train: list, test: list | None = None) -> None:
         ([], None, r"{dir}/train\.jsonl is empty: it holds no rows"),
         ([GOOD] * 4, [], r"{dir}/test\.jsonl is empty"),
         ([GOOD] * 3, None, r"{dir}/train\.jsonl has 3 rows, and task\.num_validation=3 holds that many out .*below 3"),
-        ([GOOD, {"question": "q"}], None, r"{dir}/train\.jsonl:2: the row has no 'answer' field; .* it has \['question'\]"),
+        (
+            [GOOD, {"question": "q"}],
+            None,
+            r"{dir}/train\.jsonl:2: the row has no 'answer' field; .* it has \['question'\]",
+        ),
         ([GOOD, ["q", "a"]], None, r"{dir}/train\.jsonl:2: a GSM8K row is a JSON object"),
     ],
 )
@@ -207,6 +263,8 @@ def test_a_bad_gsm8k_file_is_named_with_what_is_wrong(compose, tmp_path, train, 
     from bench.system.runtime import resolve_runtime
 
     _gsm8k(tmp_path, train, test)
-    cfg = compose("task=gsm8k", f"task.data_dir={tmp_path}", "task.num_validation=3", "model=tiny", output_dir=tmp_path / "run")
+    cfg = compose(
+        "task=gsm8k", f"task.data_dir={tmp_path}", "task.num_validation=3", "model=tiny", output_dir=tmp_path / "run"
+    )
     with pytest.raises(BenchError, match=message.format(dir=tmp_path)):
         validate(cfg, resolve_runtime("cpu", "auto"))

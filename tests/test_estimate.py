@@ -42,8 +42,19 @@ def test_exact_parts_follow_from_the_audit_and_quantization(compose):
 
 
 def test_the_peak_is_the_larger_of_the_step_and_generation():
-    parts = {"weights": 10, "trainable": 1, "gradients": 1, "optimizer": 2, "extra_models": 0, "activations": 5,
-             "autocast_copies": 0, "checkpointed": 0, "logits": 3, "head_tile": 0, "kv_cache": 20}
+    parts = {
+        "weights": 10,
+        "trainable": 1,
+        "gradients": 1,
+        "optimizer": 2,
+        "extra_models": 0,
+        "activations": 5,
+        "autocast_copies": 0,
+        "checkpointed": 0,
+        "logits": 3,
+        "head_tile": 0,
+        "kv_cache": 20,
+    }
     e = Estimate("grpo", "bf16", parts, Step(1, 1, 1))
     assert e.training == 22 and e.generation == 34 and e.peak == 34
 
@@ -98,8 +109,10 @@ def test_mixed_precision_logits_are_fp32_and_autocast_copies_each_trained_weight
     sft = estimate(compose("model=tiny", "method=sft", "peft=none", "precision=bf16"))
     if sft.parts["head_tile"] == 0:  # TRL 1.12's chunked_nll (1.16 runs SFT through its chunked LM head)
         assert sft.parts["autocast_copies"] == full.parts["autocast_copies"] - 2 * 49152 * 64
-    kv = {peft: estimate(compose("model=tiny", "method=grpo", f"peft={peft}", "precision=bf16")).parts["kv_cache"]
-          for peft in ("lora", "none")}
+    kv = {
+        peft: estimate(compose("model=tiny", "method=grpo", f"peft={peft}", "precision=bf16")).parts["kv_cache"]
+        for peft in ("lora", "none")
+    }
     assert kv["none"] == 2 * kv["lora"] > 0  # fp32 master weights generate in fp32
 
 
@@ -192,8 +205,16 @@ def model_dir(tmp_path):
     """A local model folder holding only a config.json: a 2-layer Llama of width 64."""
     from transformers import AutoConfig
 
-    AutoConfig.for_model("llama", vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, head_dim=16).save_pretrained(tmp_path)
+    AutoConfig.for_model(
+        "llama",
+        vocab_size=512,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+    ).save_pretrained(tmp_path)
     return tmp_path
 
 
@@ -232,7 +253,11 @@ def test_ppos_value_model_is_counted_as_the_run_loads_it(compose):
     assert 0 <= e.parts["extra_models"] - _nf4_value_model_bytes(QWEN_3B) <= 1024
     assert e.parts["extra_models"] < 2 * GiB  # 5.75 GiB when counted unquantized
     int8 = estimate(compose("model=qwen2.5-3b", "method=ppo", "quant=int8", "precision=bf16")).parts["extra_models"]
-    assert e.parts["extra_models"] < int8 < estimate(compose("model=qwen2.5-3b", "method=ppo", "precision=bf16")).parts["extra_models"]
+    assert (
+        e.parts["extra_models"]
+        < int8
+        < estimate(compose("model=qwen2.5-3b", "method=ppo", "precision=bf16")).parts["extra_models"]
+    )
 
 
 def test_references_are_counted_as_trl_holds_them(compose):
@@ -243,8 +268,9 @@ def test_references_are_counted_as_trl_holds_them(compose):
     for method in ("dpo", "ipo"):
         full = estimate(compose("model=qwen2.5-3b", f"method={method}", "precision=bf16", "peft=none"))
         assert full.parts["extra_models"] == 2 * QWEN_3B["params"], method
-        synced = compose("model=qwen2.5-3b", f"method={method}", "precision=bf16", "peft=none",
-                         "+method.args.sync_ref_model=true")
+        synced = compose(
+            "model=qwen2.5-3b", f"method={method}", "precision=bf16", "peft=none", "+method.args.sync_ref_model=true"
+        )
         assert estimate(synced).parts["extra_models"] == 4 * QWEN_3B["params"], method
         assert estimate(compose("model=qwen2.5-3b", f"method={method}", "precision=bf16")).parts["extra_models"] == 0
     assert estimate(compose("model=tiny", "method=orpo", "peft=none")).parts["extra_models"] == 0  # ORPO has none
@@ -253,8 +279,10 @@ def test_references_are_counted_as_trl_holds_them(compose):
 def test_the_header_names_the_model_estimated_and_its_config(capsys, model_dir):
     assert main([f"model.name_or_path={model_dir}", "method=sft"]) == 0
     out = capsys.readouterr().out
-    assert f"Model: {model_dir}: llama, 2 layers of width 64, 4 attention heads over 2 KV heads, vocabulary 512; " \
-           f"config from {model_dir / 'config.json'}." in out
+    assert (
+        f"Model: {model_dir}: llama, 2 layers of width 64, 4 attention heads over 2 KV heads, vocabulary 512; "
+        f"config from {model_dir / 'config.json'}." in out
+    )
     assert f"one training process: {model_dir}, bf16" in out and "smollm2" not in out
 
 
@@ -264,7 +292,9 @@ def test_a_model_not_found_offline_is_refused_by_name(capsys):
     captured = capsys.readouterr()
     assert captured.out == "" and len(captured.err.splitlines()) == 1
     assert "model.name_or_path='meta-llama/Llama-3.2-1B': no config.json for it here" in captured.err
-    assert "hf download meta-llama/Llama-3.2-1B config.json" in captured.err and "model.name_or_path=DIR" in captured.err
+    assert (
+        "hf download meta-llama/Llama-3.2-1B config.json" in captured.err and "model.name_or_path=DIR" in captured.err
+    )
 
 
 @pytest.mark.parametrize("field", ["hidden_size", "num_hidden_layers", "intermediate_size"])
@@ -272,19 +302,30 @@ def test_a_config_json_without_a_field_the_estimate_needs_is_refused_naming_it(c
     config = json.loads((model_dir / "config.json").read_text())
     del config[field]
     (model_dir / "config.json").write_text(json.dumps(config))
-    with pytest.raises(BenchError, match=f"config.json has no {field}; transformers would put in LlamaConfig's default"):
+    with pytest.raises(
+        BenchError, match=f"config.json has no {field}; transformers would put in LlamaConfig's default"
+    ):
         estimate(compose(f"model.name_or_path={model_dir}", "method=sft"))
 
 
-@pytest.mark.parametrize("args, says", [
-    (["method=dpp"], "method=dpp: conf/method/ has no dpp.yaml; did you mean "),
-    (["method=grpo,foo"], "method=foo: conf/method/ has no foo.yaml; did you mean "),
-    (["model=qwen2.5"], "model=qwen2.5: conf/model/ has no qwen2.5.yaml; did you mean qwen2.5-3b"),
-    (["train.args.per_device_train_batch_size=0"], "train.args.per_device_train_batch_size=0: it must be at least 1."),
-    (["train.args.per_device_train_batch_size=-1"], "train.args.per_device_train_batch_size=-1: it must be at least 1."),
-    (["--prompt-tokens", "-5"], "--prompt-tokens -5: a prompt holds at least 1 token."),
-    (["--prompt-tokens", "0"], "--prompt-tokens 0: a prompt holds at least 1 token."),
-])
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["method=dpp"], "method=dpp: conf/method/ has no dpp.yaml; did you mean "),
+        (["method=grpo,foo"], "method=foo: conf/method/ has no foo.yaml; did you mean "),
+        (["model=qwen2.5"], "model=qwen2.5: conf/model/ has no qwen2.5.yaml; did you mean qwen2.5-3b"),
+        (
+            ["train.args.per_device_train_batch_size=0"],
+            "train.args.per_device_train_batch_size=0: it must be at least 1.",
+        ),
+        (
+            ["train.args.per_device_train_batch_size=-1"],
+            "train.args.per_device_train_batch_size=-1: it must be at least 1.",
+        ),
+        (["--prompt-tokens", "-5"], "--prompt-tokens -5: a prompt holds at least 1 token."),
+        (["--prompt-tokens", "0"], "--prompt-tokens 0: a prompt holds at least 1 token."),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(capsys, args, says):
     with pytest.raises(SystemExit) as exit_:  # argparse's refusals exit; the estimate's own return 2
         sys.exit(main(["model=tiny", *args]))
@@ -295,11 +336,13 @@ def test_bad_input_is_one_line_and_exit_2(capsys, args, says):
 
 def test_an_unknown_method_gets_no_traceback_from_the_command():
     """Hydra's own refusal of method=foo was a 73-line traceback."""
-    done = subprocess.run([sys.executable, "-m", "bench.estimate", "method=foo"], capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.estimate", "method=foo"], capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert [line for line in done.stderr.splitlines() if line.startswith("bench.estimate:")] == [
-        line for line in done.stderr.splitlines() if "method=foo" in line]
+        line for line in done.stderr.splitlines() if "method=foo" in line
+    ]
 
 
 def test_every_shipped_adapter_declares_its_memory_facts():
@@ -321,9 +364,13 @@ def test_a_method_that_declares_nothing_is_estimated_saying_so(capsys, compose, 
     monkeypatch.setitem(REGISTRY._entries, "mine", replace(get("dpo"), name="mine", memory=None))
     overrides = ["model=tiny", "method=dpo", "+method.adapter=mine", "peft=none"]
     e = estimate(compose(*overrides))
-    assert e.parts["extra_models"] == 0 < estimate(compose("model=tiny", "method=dpo", "peft=none")).parts["extra_models"]
-    assert e.notes == ["method=dpo: its adapter (mine) declares no memory facts (methods.MemoryFacts: reference "
-                       "model, NLL on chosen, logits copies, value model), so none of them is assumed."]
+    assert (
+        e.parts["extra_models"] == 0 < estimate(compose("model=tiny", "method=dpo", "peft=none")).parts["extra_models"]
+    )
+    assert e.notes == [
+        "method=dpo: its adapter (mine) declares no memory facts (methods.MemoryFacts: reference "
+        "model, NLL on chosen, logits copies, value model), so none of them is assumed."
+    ]
     assert main(overrides) == 0
     assert f"Note: {e.notes[0]}" in capsys.readouterr().out.splitlines()
     assert estimate(compose("model=tiny", "method=dpo")).notes == []
@@ -358,8 +405,22 @@ def test_the_range_adds_the_least_runtime_and_grows_to_the_most_runtime_over_the
 
     overhead = Overhead("cpu", (1 * GiB, 2 * GiB), (0.1, 0.5), 3)
     assert overhead.range(10 * GiB) == (11 * GiB, 24 * GiB)
-    parts = {k: 0 for k in ("weights", "trainable", "gradients", "optimizer", "extra_models", "activations",
-                            "autocast_copies", "checkpointed", "logits", "head_tile", "kv_cache")}
+    parts = {
+        k: 0
+        for k in (
+            "weights",
+            "trainable",
+            "gradients",
+            "optimizer",
+            "extra_models",
+            "activations",
+            "autocast_copies",
+            "checkpointed",
+            "logits",
+            "head_tile",
+            "kv_cache",
+        )
+    }
     fits = Estimate("dpo", "bf16", parts | {"weights": 10 * GiB}, Step(1, 1, 1))
     over = Estimate("kto", "bf16", parts | {"weights": 10 * GiB + 1}, Step(1, 1, 1))
     text = table([fits, over], [overhead, overhead])
@@ -383,8 +444,13 @@ def test_the_cpu_overhead_is_read_from_the_committed_estimate_check_records(tmp_
 def test_a_cuda_estimate_borrows_the_cpus_overhead_until_a_gpu_run_is_committed(tmp_path, capsys):
     cpu, cuda = measured("cpu"), measured("cuda")
     assert (cuda.runtime, cuda.allocator, cuda.runs) == (cpu.runtime, cpu.allocator, cpu.runs)
-    assert cuda.note.startswith(f"no GPU run measured yet: the range uses the CPU's runtime and allocator, measured "
-                                f"on {cpu.runs} runs") and "make gpu-check" in cuda.note and not cpu.note
+    assert (
+        cuda.note.startswith(
+            f"no GPU run measured yet: the range uses the CPU's runtime and allocator, measured on {cpu.runs} runs"
+        )
+        and "make gpu-check" in cuda.note
+        and not cpu.note
+    )
     assert main(["model=tiny", "method=dpo"]) == 0  # device=auto: a GPU's budgets, so a GPU's overhead
     assert f"Note: {cuda.note}" in capsys.readouterr().out
     assert main(["model=tiny", "method=dpo", "device=cpu"]) == 0
@@ -393,9 +459,17 @@ def test_a_cuda_estimate_borrows_the_cpus_overhead_until_a_gpu_run_is_committed(
     # a committed CUDA run: its caching allocator's reserve beyond the allocated peak, and no borrowing
     run = tmp_path / "gpu-check-h100" / "grpo-none"
     run.mkdir(parents=True)
-    run.joinpath("metrics.json").write_text(json.dumps({
-        "status": "success", "sys/device": "cuda", "sys/peak_mem_bytes": 6 * GiB,
-        "sys/peak_reserved_bytes": 8 * GiB, "mem/runtime_bytes": 0}))
+    run.joinpath("metrics.json").write_text(
+        json.dumps(
+            {
+                "status": "success",
+                "sys/device": "cuda",
+                "sys/peak_mem_bytes": 6 * GiB,
+                "sys/peak_reserved_bytes": 8 * GiB,
+                "mem/runtime_bytes": 0,
+            }
+        )
+    )
     own = measured("cuda", tmp_path)
     assert (own.kind, own.runtime, own.allocator, own.runs, own.note) == ("cuda", (0, 0), (0.25, 0.25), 1, "")
 
@@ -404,7 +478,10 @@ def _check_row(tensor_peak: int, runtime: int | None, measured_peak: int, other:
     from bench.studies.estimate_check import PARTS
 
     parts = {part: (100, 100) for part in PARTS} | {
-        "peak": (tensor_peak + (runtime or 0), measured_peak), "other": other, "head_tile": 0}
+        "peak": (tensor_peak + (runtime or 0), measured_peak),
+        "other": other,
+        "head_tile": 0,
+    }
     return {"shape": "s", "method": "m", "parts": parts | ({} if runtime is None else {"runtime": runtime})}
 
 
@@ -414,8 +491,12 @@ def test_the_checks_table_counts_measured_peaks_in_a_leave_one_out_range():
     runtime (a table from before) gets no range."""
     from bench.studies.estimate_check import markdown
 
-    rows = [_check_row(100, 50, 200, 50), _check_row(100, 50, 200, 50), _check_row(100, 50, 300, 150),
-            _check_row(100, None, 200, 50)]
+    rows = [
+        _check_row(100, 50, 200, 50),
+        _check_row(100, 50, 200, 50),
+        _check_row(100, 50, 300, 150),
+        _check_row(100, None, 200, 50),
+    ]
     text = markdown(rows)
     assert "Measured peak within the predicted range: 2 of 3 (" in text and "leave-one-out" in text
     lines = text.splitlines()

@@ -64,8 +64,9 @@ def test_a_derived_field_is_declared_with_its_source_and_inert_fields_are_not_co
     assert {"steps_per_generation", "generation_batch_size"} <= set(declared)
     rows = {
         "grpo": [_run("grpo", steps_per_generation=1, generation_batch_size=4, vllm_gpu_memory_utilization=0.3)],
-        "gspo": [_run("gspo", declared, steps_per_generation=4, generation_batch_size=16,
-                      vllm_gpu_memory_utilization=0.3)],
+        "gspo": [
+            _run("gspo", declared, steps_per_generation=4, generation_batch_size=16, vllm_gpu_memory_utilization=0.3)
+        ],
         "online_dpo": [_run("online_dpo", reward_model_path=None, vllm_gpu_memory_utilization=0.55)],
         "ppo": [_run("ppo", reward_model_path="EleutherAI/pythia-160m")],
     }
@@ -79,7 +80,8 @@ def test_a_derived_field_is_declared_with_its_source_and_inert_fields_are_not_co
 
 def test_declared_reads_yaml_args_tuned_keys_and_sweep_overrides():
     names = _declared.declared(
-        {"beta": 0.1}, {"train.args.learning_rate": 3e-4},
+        {"beta": 0.1},
+        {"train.args.learning_rate": 3e-4},
         ["method=dpo", "sampling.temperature=1.0", "train.disable_dropout=false", "seed=1"],
     )
     assert {"beta", "learning_rate", "temperature", "fair/temperature", "fair/dropout", "disable_dropout"} <= set(names)
@@ -147,8 +149,12 @@ def _keys(examples):
 
 @pytest.mark.parametrize(
     "overrides",
-    [["task=arithmetic"], ["task=reverse"], ["task=wordle"],
-     ["task=reasoning_gym", "task.num_train=60", "task.num_test=30", "task.num_validation=30"]],
+    [
+        ["task=arithmetic"],
+        ["task=reverse"],
+        ["task=wordle"],
+        ["task=reasoning_gym", "task.num_train=60", "task.num_test=30", "task.num_validation=30"],
+    ],
     ids=["arithmetic", "reverse", "wordle", "reasoning_gym"],
 )
 def test_every_task_has_three_disjoint_splits(compose, overrides):
@@ -158,7 +164,10 @@ def test_every_task_has_three_disjoint_splits(compose, overrides):
     task = load_task(cfg.task)
     train, test, val = _keys(task.train), _keys(task.test), _keys(task.validation)
     assert (len(task.train), len(task.test), len(task.validation)) == (
-        cfg.task.num_train, cfg.task.num_test, cfg.task.num_validation)
+        cfg.task.num_train,
+        cfg.task.num_test,
+        cfg.task.num_validation,
+    )
     assert len(train) == len(task.train) and not train & test and not train & val and not test & val
     assert task.split("validation") == task.validation and task.split("test") == task.test
     with pytest.raises(BenchError, match="split"):
@@ -246,8 +255,10 @@ def test_each_fine_tuning_mode_takes_its_own_tuned_entry_and_other_runs_keep_the
     path = tmp_path / "tuned.yaml"
     path.write_text("tuned:\n  dpo: {train.args.learning_rate: 0.0003, method.args.beta: 0.3}\n")
     lora_before = recorded_hash(compose("method=dpo", f"tuned={path}"))
-    path.write_text("tuned:\n  dpo: {train.args.learning_rate: 0.0003, method.args.beta: 0.3}\n"
-                    "  dpo+full: {train.args.learning_rate: 1.0e-5}\n")
+    path.write_text(
+        "tuned:\n  dpo: {train.args.learning_rate: 0.0003, method.args.beta: 0.3}\n"
+        "  dpo+full: {train.args.learning_rate: 1.0e-5}\n"
+    )
     lora, full = compose("method=dpo", f"tuned={path}"), compose("method=dpo", "peft=none", f"tuned={path}")
     assert lora.train.args.learning_rate == 0.0003 and lora.method.args.beta == 0.3
     assert full.train.args.learning_rate == 1e-5 and full.method.args.beta == 0.3  # laid over dpo's entry
@@ -265,8 +276,10 @@ def test_each_fine_tuning_mode_takes_its_own_tuned_entry_and_other_runs_keep_the
 def test_the_written_experiment_file_reuses_the_picks_on_top_of_the_tuned_experiment(compose, tmp_path):
     from bench.studies.tune import experiment_file
 
-    study = {"spec": {"experiment": "headline"},
-             "methods": {"dpo": {"picked": {"train.args.learning_rate": 3e-5, "method.args.beta": 0.03}}}}
+    study = {
+        "spec": {"experiment": "headline"},
+        "methods": {"dpo": {"picked": {"train.args.learning_rate": 3e-5, "method.args.beta": 0.03}}},
+    }
     text = experiment_file(study, "python -m bench.studies.tune tune=headline", "abc1234")
     folder = tmp_path / "experiment"
     folder.mkdir()

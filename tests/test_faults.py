@@ -31,12 +31,15 @@ def test_published_entries_check_out_and_are_listed(entries, tmp_path):
     assert cache.entries(tmp_path) == sorted([data, model])
 
 
-@pytest.mark.parametrize("damage, expected", [
-    (lambda f: f.write_bytes(f.read_bytes()[:100]), "is 100 bytes, its manifest says 10,240 (truncated)"),
-    (lambda f: f.write_bytes(b""), "is 0 bytes, its manifest says 10,240 (emptied)"),
-    (lambda f: f.unlink(), "model.safetensors was removed"),
-    (lambda f: f.write_bytes(bytes(10240)), "content differs from its manifest"),
-])
+@pytest.mark.parametrize(
+    "damage, expected",
+    [
+        (lambda f: f.write_bytes(f.read_bytes()[:100]), "is 100 bytes, its manifest says 10,240 (truncated)"),
+        (lambda f: f.write_bytes(b""), "is 0 bytes, its manifest says 10,240 (emptied)"),
+        (lambda f: f.unlink(), "model.safetensors was removed"),
+        (lambda f: f.write_bytes(bytes(10240)), "content differs from its manifest"),
+    ],
+)
 def test_each_kind_of_damage_to_a_folder_entry_is_named(entries, damage, expected):
     _, model = entries
     damage(model / "model.safetensors")

@@ -55,7 +55,7 @@ def _greedy(model, tokenizer, texts, batch=16):
         enc = tokenizer(texts[i : i + batch], return_tensors="pt", padding=True)
         with torch.no_grad():
             ids = model.generate(**enc, max_new_tokens=NEW_TOKENS, do_sample=False, pad_token_id=tokenizer.pad_token_id)
-        for row in ids[:, enc["input_ids"].shape[1]:].tolist():  # a finished row is padded: cut there
+        for row in ids[:, enc["input_ids"].shape[1] :].tolist():  # a finished row is padded: cut there
             out.append(row[: row.index(tokenizer.pad_token_id)] if tokenizer.pad_token_id in row else row)
     return out
 
@@ -88,8 +88,10 @@ def test_merged_rollouts_generate_the_unmerged_adapters_tokens(policy_and_prompt
     assert len(differ) <= 0.01 * len(texts), f"{len(differ)} of {len(texts)} differ"
     for i in differ:  # each difference begins where the unmerged path's top two logits nearly tie
         # (where one stops and the other goes on, the first difference is the end-of-turn token itself)
-        first = next((k for k, (a, b) in enumerate(zip(plain[i], merged[i], strict=False)) if a != b),
-                     min(len(plain[i]), len(merged[i])))
+        first = next(
+            (k for k, (a, b) in enumerate(zip(plain[i], merged[i], strict=False)) if a != b),
+            min(len(plain[i]), len(merged[i])),
+        )
         enc = tokenizer(texts[i], return_tensors="pt")
         ids = torch.cat([enc["input_ids"], torch.tensor([plain[i][:first]])], dim=1)
         with torch.no_grad():

@@ -18,8 +18,17 @@ def test_a_full_fine_tunes_reference_is_held_in_the_runs_precision(compose, tmp_
     from bench.recipe import train
     from bench.recipe.plan import make
 
-    cfg = compose("model=tiny", "method=dpo", "peft=none", "precision=bf16", "device=cpu", "debug=smoke",
-                  "eval=none", "logger=none", output_dir=tmp_path)
+    cfg = compose(
+        "model=tiny",
+        "method=dpo",
+        "peft=none",
+        "precision=bf16",
+        "device=cpu",
+        "debug=smoke",
+        "eval=none",
+        "logger=none",
+        output_dir=tmp_path,
+    )
     plan = make(cfg)
     trainer, _, _, record = train.build(plan, train.setup(plan), [])
     reference = list(trainer.ref_model.parameters())

@@ -12,8 +12,11 @@ from omegaconf import OmegaConf
 from bench.config.hashing import recorded_hash
 
 REPO = Path(__file__).resolve().parents[1]
-RUNS = sorted(p.parent for p in (REPO / "results" / "reference").glob("**/metrics.json")
-              if (p.parent / "config_resolved.yaml").is_file())
+RUNS = sorted(
+    p.parent
+    for p in (REPO / "results" / "reference").glob("**/metrics.json")
+    if (p.parent / "config_resolved.yaml").is_file()
+)
 
 
 def test_there_are_committed_runs_to_check():

@@ -26,8 +26,9 @@ def headline_sweep(tmp_path_factory) -> Sweep:
     """`make smoke METHODS=grpo,ppo,dpo,kto,orpo` on the embedded model, its runs in one process (the
     per-run process is tested in test_reliability), unscored and without W&B (the tiny sweep has both;
     test_the_adapter_alone_loads... scores one of these adapters)."""
-    return sweep(tmp_path_factory.mktemp("headline"), f"method={','.join(EMBEDDED)}", "eval=none", "logger=none",
-                 "isolate=false")
+    return sweep(
+        tmp_path_factory.mktemp("headline"), f"method={','.join(EMBEDDED)}", "eval=none", "logger=none", "isolate=false"
+    )
 
 
 @pytest.mark.parametrize("name", EMBEDDED)
@@ -50,8 +51,17 @@ def test_merged_rollouts_train_grpo_and_say_so(compose, tmp_path):
     and the frozen base moves only by the rounding of merging and unmerging."""
     from bench.run.runner import run
 
-    record = run(compose("method=grpo", "train.rollout=merged", "debug=smoke", "eval=none", "logger=none",
-                         "isolate=false", output_dir=tmp_path))
+    record = run(
+        compose(
+            "method=grpo",
+            "train.rollout=merged",
+            "debug=smoke",
+            "eval=none",
+            "logger=none",
+            "isolate=false",
+            output_dir=tmp_path,
+        )
+    )
     assert record["status"] == "success", record.get("error")
     assert record["gen/path"] == "merged" and record["mem/max_kv_cache_bytes"] > 0
     assert record["train/trainable_tensors_changed"] == record["train/trainable_tensors"]
@@ -91,20 +101,50 @@ def test_the_adapter_alone_loads_where_its_base_is_available_under_its_hub_id(he
             (snapshot / f.name).symlink_to(f)
     (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text("0" * 40)
-    env = os.environ | {"HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1", "RFT_BENCH_CACHE": str(tmp_path / "empty")}
+    env = os.environ | {
+        "HF_HOME": str(tmp_path / "hf"),
+        "HF_HUB_OFFLINE": "1",
+        "RFT_BENCH_CACHE": str(tmp_path / "empty"),
+    }
 
-    proc = subprocess.run([sys.executable, "-m", "bench.recipe.evaluate", str(moved), "eval.limit=2", "eval.max_gen_toks=16"],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.recipe.evaluate", str(moved), "eval.limit=2", "eval.max_gen_toks=16"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Converting" not in proc.stderr and not (tmp_path / "empty" / "models").exists()  # the hub id, not embedded
     assert json.loads((moved.parent / "eval.json").read_text())["eval/n"] == 2
 
     (tasks,) = (tmp_path / "empty" / "lm_eval_tasks").iterdir()  # the scoring's own lm-eval task (YAML and data)
     proc = subprocess.run(
-        [sys.executable, "-m", "lm_eval", "--model", "hf", "--model_args", f"pretrained={HUB_ID},peft={moved}",
-         "--tasks", tasks.name.rsplit("-", 1)[0], "--include_path", str(tasks), "--limit", "2",
-         "--gen_kwargs", "max_gen_toks=16", "--device", "cpu"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "lm_eval",
+            "--model",
+            "hf",
+            "--model_args",
+            f"pretrained={HUB_ID},peft={moved}",
+            "--tasks",
+            tasks.name.rsplit("-", 1)[0],
+            "--include_path",
+            str(tasks),
+            "--limit",
+            "2",
+            "--gen_kwargs",
+            "max_gen_toks=16",
+            "--device",
+            "cpu",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert tasks.name.rsplit("-", 1)[0] in proc.stdout and "exact_match" in proc.stdout

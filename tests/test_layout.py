@@ -22,7 +22,8 @@ def test_bench_top_level_is_a_few_layers():
 
 def test_import_contracts_hold():
     """pyproject.toml's layers (studies > run > report > recipe > config > methods > tasks > measure >
-    records > system; estimate sits between recipe and config), and no circles between siblings, as import-linter checks them."""
+    records > system; estimate sits between recipe and config), and no circles between siblings, as import-linter
+    checks them."""
     exe = shutil.which("lint-imports", path=str(Path(sys.executable).parent))
     assert exe, "import-linter is a dev dependency: make setup installs it"
     proc = subprocess.run([exe], cwd=REPO, capture_output=True, text=True, timeout=120)
@@ -47,7 +48,11 @@ def prose(path: Path) -> str:
     it), any other file whole."""
     if path.suffix != ".py":
         return path.read_text()
-    kinds = (tokenize.COMMENT, tokenize.STRING, *(getattr(tokenize, k) for k in ("FSTRING_MIDDLE",) if hasattr(tokenize, k)))
+    kinds = (
+        tokenize.COMMENT,
+        tokenize.STRING,
+        *(getattr(tokenize, k) for k in ("FSTRING_MIDDLE",) if hasattr(tokenize, k)),
+    )
     with path.open("rb") as f:
         return "\n".join(t.string for t in tokenize.tokenize(f.readline) if t.type in kinds)
 
@@ -67,8 +72,11 @@ def dead_names(text: str) -> list[str]:
             dead.append(dotted)
         elif found < len(parts):  # a member: defined, assigned or imported at the module's top level
             member, source = parts[found], _module_file(parts[:found]).read_text()
-            if not re.search(rf"^(?:(?:async )?def|class) {member}\b|^{member}\s*[:=]|^(?:from|import) .*\b{member}\b",
-                             source, flags=re.M):
+            if not re.search(
+                rf"^(?:(?:async )?def|class) {member}\b|^{member}\s*[:=]|^(?:from|import) .*\b{member}\b",
+                source,
+                flags=re.M,
+            ):
                 dead.append(dotted)
     return dead
 
@@ -77,17 +85,24 @@ def test_the_code_names_only_files_and_modules_that_exist():
     """A file that moved leaves its old name in comments, messages and YAML (a model card that cited
     bench/pipeline.py, a logger called bench.train): every path and module the harness, the adapters,
     the configs and the scripts name in words must exist."""
-    files = [p for top in ("bench", "methods", "conf", "scripts") for p in (REPO / top).rglob("*")
-             if p.suffix in (".py", ".yaml", ".sh") and "__pycache__" not in p.parts]
+    files = [
+        p
+        for top in ("bench", "methods", "conf", "scripts")
+        for p in (REPO / top).rglob("*")
+        if p.suffix in (".py", ".yaml", ".sh") and "__pycache__" not in p.parts
+    ]
     dead = {str(p.relative_to(REPO)): names for p in [*files, REPO / "Makefile"] if (names := dead_names(prose(p)))}
     assert not dead, dead
 
 
 def test_dead_names_are_found():
     assert dead_names("see bench/pipeline.py and bench.train; bench/recipe/pipeline.py, bench.recipe.train") == [
-        "bench/pipeline.py", "bench.train"]
+        "bench/pipeline.py",
+        "bench.train",
+    ]
     assert dead_names("bench.config.history.HASH_NEUTRAL, bench.config.history._OFF, bench/x/*.py") == [
-        "bench.config.history._OFF"]
+        "bench.config.history._OFF"
+    ]
 
 
 def _writers_of_the_record() -> set[str]:

@@ -33,9 +33,12 @@ def _fresh(code: str) -> dict:
     import sys
     import textwrap
 
-    prelude = "import json, time, torch\nfrom bench.measure import metrics\nfrom bench.measure.metrics import MemorySampler\n"
-    out = subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(code)], capture_output=True, text=True,
-                         check=True).stdout
+    prelude = (
+        "import json, time, torch\nfrom bench.measure import metrics\nfrom bench.measure.metrics import MemorySampler\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", prelude + textwrap.dedent(code)], capture_output=True, text=True, check=True
+    ).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -190,8 +193,11 @@ def test_a_4bit_bases_quantization_state_is_weight_memory(compose):
     from bench.system.runtime import Runtime
 
     cfg = compose("model=tiny", "quant=nf4")
-    model = load_base(cfg, resolve_model_path(cfg.model.name_or_path, cfg.cache_dir),
-                      Runtime(device="cpu", dtype=torch.float32, precision="fp32"))
+    model = load_base(
+        cfg,
+        resolve_model_path(cfg.model.name_or_path, cfg.cache_dir),
+        Runtime(device="cpu", dtype=torch.float32, precision="fp32"),
+    )
     packed = sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])
     states, storages = 0, set()
     quantized = [m for m in model.modules() if isinstance(m, bnb.nn.Linear4bit)]

@@ -28,8 +28,10 @@ def wheelhouse():
 
 def test_the_slim_set_takes_the_locks_version_only_where_the_nodes_own_is_refused(wheelhouse, tmp_path):
     freeze = tmp_path / "have.txt"
-    freeze.write_text("# a node\ntransformers==5.17.0\nTokenizers==0.23.2\npeft\n"
-                      "numpy @ file:///build/numpy-2.5.2.whl\n-e git+https://example/x#egg=x\n")
+    freeze.write_text(
+        "# a node\ntransformers==5.17.0\nTokenizers==0.23.2\npeft\n"
+        "numpy @ file:///build/numpy-2.5.2.whl\n-e git+https://example/x#egg=x\n"
+    )
     have = wheelhouse.read_have(freeze)
     assert have == {"transformers": "5.17.0", "tokenizers": "0.23.2", "peft": None, "numpy": None}
     # the lent node's transformers is older than what the harness needs (activation_checkpointing, 5.23)
@@ -46,27 +48,41 @@ def test_the_slim_set_takes_the_locks_version_only_where_the_nodes_own_is_refuse
 def test_a_wheels_requirements_are_read_for_the_target_python_without_extras(wheelhouse, tmp_path):
     wheel = tmp_path / "demo-1.0-py3-none-any.whl"
     with zipfile.ZipFile(wheel, "w") as z:
-        z.writestr("demo-1.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: demo\nVersion: 1.0\n"
-                   "Requires-Dist: always>=1\n"
-                   'Requires-Dist: backport; python_version < "3.12"\n'
-                   'Requires-Dist: devtool; extra == "dev"\n'
-                   'Requires-Dist: winonly; sys_platform == "win32"\n')
+        z.writestr(
+            "demo-1.0.dist-info/METADATA",
+            "Metadata-Version: 2.1\nName: demo\nVersion: 1.0\n"
+            "Requires-Dist: always>=1\n"
+            'Requires-Dist: backport; python_version < "3.12"\n'
+            'Requires-Dist: devtool; extra == "dev"\n'
+            'Requires-Dist: winonly; sys_platform == "win32"\n',
+        )
     assert [r.name for r in wheelhouse.requires(wheel, "3.12")] == ["always"]
     assert [r.name for r in wheelhouse.requires(wheel, "3.11")] == ["always", "backport"]
 
 
 def test_a_cp312_target_takes_pure_and_its_own_manylinux_wheels_only(wheelhouse):
     tags = wheelhouse.target_tags("3.12")
-    ok = ["py3-none-any", "cp312-cp312-manylinux_2_28_x86_64", "cp312-abi3-manylinux_2_17_x86_64",
-          "py3-none-manylinux_2_24_x86_64", "py312-none-any"]
+    ok = [
+        "py3-none-any",
+        "cp312-cp312-manylinux_2_28_x86_64",
+        "cp312-abi3-manylinux_2_17_x86_64",
+        "py3-none-manylinux_2_24_x86_64",
+        "py312-none-any",
+    ]
     refused = ["cp311-cp311-linux_x86_64", "cp312-cp312-macosx_11_0_arm64", "cp312-cp312-manylinux_2_28_aarch64"]
     assert all(parse_tag(t) & tags for t in ok)
     assert not any(parse_tag(t) & tags for t in refused)
 
 
 def setup_sh(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", "scripts/setup.sh"], cwd=REPO, capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "NODE_VENV": str(tmp_path / "env"), **env})
+    return subprocess.run(
+        ["bash", "scripts/setup.sh"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "NODE_VENV": str(tmp_path / "env"), **env},
+    )
 
 
 def test_an_offline_setup_refuses_a_folder_that_is_no_wheelhouse_before_making_anything(tmp_path):
@@ -91,7 +107,9 @@ def test_the_gpu_check_without_bitsandbytes_leaves_qlora_out_says_so_and_validat
     from bench.studies import gpu_check
 
     find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "bitsandbytes" else find_spec(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "bitsandbytes" else find_spec(name, *a)
+    )
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
     monkeypatch.setattr("bench.system.devices._driver", lambda: None)  # no GPU here, even on a GPU node
     names = [name for name, _ in gpu_check.checks()]

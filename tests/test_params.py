@@ -15,11 +15,31 @@ from bench.measure.params import audit, meta_model, wrap
 SEVEN = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 # Tiny configs of each family: small enough to build with real weights in a second.
 TINY = {
-    "llama": dict(hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2),
-    "qwen2": dict(hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2),
-    "qwen3": dict(hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=32),
-    "gemma2": dict(hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=16),
-    "mistral": dict(hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2),
+    "llama": dict(
+        hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2
+    ),
+    "qwen2": dict(
+        hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2
+    ),
+    "qwen3": dict(
+        hidden_size=64,
+        intermediate_size=96,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=32,
+    ),
+    "gemma2": dict(
+        hidden_size=64,
+        intermediate_size=96,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+    ),
+    "mistral": dict(
+        hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2
+    ),
     "opt": dict(hidden_size=64, ffn_dim=96, num_hidden_layers=2, num_attention_heads=4, word_embed_proj_dim=64),
     "gpt2": dict(n_embd=64, n_layer=2, n_head=4),
 }
@@ -61,6 +81,7 @@ def test_audit_equals_what_peft_reports_for_every_family(family, targets):
     from transformers import AutoConfig, AutoModelForCausalLM
 
     config = AutoConfig.for_model(family, vocab_size=128, **TINY[family])
+
     # None: peft's default targets for the architecture (q/v, c_attn for GPT-2's Conv1D, ...).
     def lora():  # a fresh config each time: peft resolves its targets in place
         return LoraConfig(r=4, target_modules=targets, task_type="CAUSAL_LM")
@@ -135,7 +156,10 @@ def test_params_cli_fails_on_a_target_matching_nothing(capsys):
 def test_params_cli_runs_offline_as_a_command():
     """The command itself, in a fresh process with the Hub unreachable (the other CLI tests call main)."""
     out = subprocess.run(
-        [sys.executable, "-m", "bench.studies.params", "model=qwen3-0.6b", "peft.r=32"], capture_output=True, text=True,
-        timeout=300, env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"},
+        [sys.executable, "-m", "bench.studies.params", "model=qwen3-0.6b", "peft.r=32"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"},
     )
     assert out.returncode == 0 and "12,845,056" in out.stdout and "conf/model arch" in out.stdout

@@ -94,8 +94,15 @@ def _llama(**overrides):
     """A tiny random llama (GQA: 4 heads, 2 key/value heads, tied embeddings unless overridden)."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    settings = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                    num_key_value_heads=2, vocab_size=128, tie_word_embeddings=True)
+    settings = dict(
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        vocab_size=128,
+        tie_word_embeddings=True,
+    )
     return AutoModelForCausalLM.from_config(AutoConfig.for_model("llama", **(settings | overrides)))
 
 
@@ -154,8 +161,14 @@ def test_token_kinds_survive_peft_wrap(tiny_llama):
 
 
 def test_flop_params_drops_an_untied_lookup_table():
-    model = _llama(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
-                   vocab_size=100, tie_word_embeddings=False)
+    model = _llama(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        vocab_size=100,
+        tie_word_embeddings=False,
+    )
     total = sum(p.numel() for p in model.parameters())
     assert perf.flop_params(model) == total - 100 * 32
     assert perf.weight_bytes(model) == 4 * (total - 100 * 32)  # fp32
@@ -229,5 +242,8 @@ def test_saved_tensors_counts_what_backward_holds_and_not_the_weights():
     assert held["activations"] == x.nbytes + hidden.nbytes  # hidden is saved by relu and the matmul: once
     assert held["logits"] == 4 * 50 * 4
     assert saved.now == {"activations": 0, "logits": 0, "autocast_copies": 0} and not saved.live
-    assert saved.metrics() == {"mem/activations_bytes": x.nbytes + hidden.nbytes, "mem/logits_bytes": 800,
-                               "mem/autocast_copies_bytes": 0}  # fp32, no autocast: nothing cast
+    assert saved.metrics() == {
+        "mem/activations_bytes": x.nbytes + hidden.nbytes,
+        "mem/logits_bytes": 800,
+        "mem/autocast_copies_bytes": 0,
+    }  # fp32, no autocast: nothing cast

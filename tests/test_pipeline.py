@@ -50,10 +50,13 @@ def test_a_glob_names_the_one_first_stage_of_this_seed(compose, tmp_path):
     assert recorded_hash(cfg) != recorded_hash(other)
 
 
-@pytest.mark.parametrize("pattern, message", [
-    ("*_nothing_*", "names no run folder"),
-    ("*_seed0", "matches 2 run folders"),
-])
+@pytest.mark.parametrize(
+    "pattern, message",
+    [
+        ("*_nothing_*", "names no run folder"),
+        ("*_seed0", "matches 2 run folders"),
+    ],
+)
 def test_init_from_must_name_exactly_one_run(compose, tmp_path, pattern, message):
     _run_folder(tmp_path, "0_sft_seed0")
     _run_folder(tmp_path, "1_orpo_seed0")
@@ -87,12 +90,23 @@ def test_a_pipeline_is_charged_every_stage(compose, tmp_path):
     assert charged["pipeline/full_s"] == 157.0
     assert charged["pipeline/peak_mem_bytes"] == 3_000 and charged["pipeline/from_accuracy"] == 0.4
     # A third stage: the second's pipeline totals carry the first's.
-    _run_folder(tmp_path, "1_dpo_seed0", **{"pipeline/stages": ["sft", "dpo"], "pipeline/full_s": 157.0,
-                                            "pipeline/peak_mem_bytes": 3_000, "time/full_s": 50.0})
+    _run_folder(
+        tmp_path,
+        "1_dpo_seed0",
+        **{
+            "pipeline/stages": ["sft", "dpo"],
+            "pipeline/full_s": 157.0,
+            "pipeline/peak_mem_bytes": 3_000,
+            "time/full_s": 50.0,
+        },
+    )
     third = compose("method=grpo", f"init_from={tmp_path}/1_dpo_seed0")
     assert stages.header_of(third, stages.load(third))["method"] == "sft→dpo→grpo"
     assert stages.charge(stages.load(third), {"time/full_s": 10.0, "sys/peak_mem_bytes": 4_000}) == {
-        "pipeline/full_s": 167.0, "pipeline/peak_mem_bytes": 4_000, "pipeline/from_config_hash": None}
+        "pipeline/full_s": 167.0,
+        "pipeline/peak_mem_bytes": 4_000,
+        "pipeline/from_config_hash": None,
+    }
     assert stages.charge(stages.load(compose("method=dpo")), second) == {}
 
 
@@ -106,13 +120,22 @@ def test_reuse_copies_a_finished_identical_run_instead_of_training(compose, tmp_
     source = tmp_path / "old" / "0_dpo_seed0"
     (source / "adapter").mkdir(parents=True)
     (source / "adapter" / "adapter_model.safetensors").write_bytes(b"weights")
-    record = {"status": "success", "config_hash": recorded_hash(cfg), "method": "dpo", "eval/accuracy": 0.5,
-              "train/weights_dir": "adapter", "git/commit": "abc"}
+    record = {
+        "status": "success",
+        "config_hash": recorded_hash(cfg),
+        "method": "dpo",
+        "eval/accuracy": 0.5,
+        "train/weights_dir": "adapter",
+        "git/commit": "abc",
+    }
     (source / "metrics.json").write_text(json.dumps(record))
     cfg.reuse = [str(tmp_path / "old")]
     got = run(cfg)
     assert got["reused_from"] == str(source) and got["eval/accuracy"] == 0.5 and got["git/commit"] == "abc"
-    assert got["reused/weights"] and (tmp_path / "new" / "adapter" / "adapter_model.safetensors").read_bytes() == b"weights"
+    assert (
+        got["reused/weights"]
+        and (tmp_path / "new" / "adapter" / "adapter_model.safetensors").read_bytes() == b"weights"
+    )
     assert json.loads((tmp_path / "new" / "metrics.json").read_text())["output_dir"] == str(tmp_path / "new")
     # reuse is where runs come from, not what they compute: the hash is the same with or without it.
     assert recorded_hash(cfg) == record["config_hash"]
@@ -131,19 +154,34 @@ def test_label_noise_zero_hashes_as_no_label_noise(compose):
 ORPO_SWEEP = "results/reference/claims-smollm2-arithmetic-cpu/orpo_pipeline"
 
 
-@pytest.mark.parametrize("overrides, run", [
-    (["experiment=tuned", "method=dpo", "seed=0"], "tuning-headline-smollm2-arithmetic-cpu/final/6_dpo_seed0"),
-    (["experiment=claims/low_rank", "method=grpo", "seed=0", "peft.r=4"],
-     "claims-smollm2-arithmetic-cpu/low_rank/3_grpo_seed0"),
-    # Tuned mode entries (`sft+full`, `sft+lora`) hash through the values they set.
-    (["experiment=claims/lora_memory", "method=sft", "seed=1", "peft=none"],
-     "claims-smollm2-arithmetic-cpu/lora_memory/16_sft_seed1"),
-    (["experiment=claims/lora_memory", "method=dpo", "seed=1"], "claims-smollm2-arithmetic-cpu/lora_memory/7_dpo_seed1"),
-    # A pipeline's tuned init_from follows the sweep dir: a relative and an absolute spelling hash alike.
-    *[(["experiment=claims/orpo_pipeline", f"method={m}", "seed=1", f"hydra.sweep.dir={d}"],
-       f"claims-smollm2-arithmetic-cpu/orpo_pipeline/{n}_{m}_seed1")
-      for m, n in (("sft", 3), ("dpo", 5)) for d in (ORPO_SWEEP, REPO / ORPO_SWEEP)],
-])
+@pytest.mark.parametrize(
+    "overrides, run",
+    [
+        (["experiment=tuned", "method=dpo", "seed=0"], "tuning-headline-smollm2-arithmetic-cpu/final/6_dpo_seed0"),
+        (
+            ["experiment=claims/low_rank", "method=grpo", "seed=0", "peft.r=4"],
+            "claims-smollm2-arithmetic-cpu/low_rank/3_grpo_seed0",
+        ),
+        # Tuned mode entries (`sft+full`, `sft+lora`) hash through the values they set.
+        (
+            ["experiment=claims/lora_memory", "method=sft", "seed=1", "peft=none"],
+            "claims-smollm2-arithmetic-cpu/lora_memory/16_sft_seed1",
+        ),
+        (
+            ["experiment=claims/lora_memory", "method=dpo", "seed=1"],
+            "claims-smollm2-arithmetic-cpu/lora_memory/7_dpo_seed1",
+        ),
+        # A pipeline's tuned init_from follows the sweep dir: a relative and an absolute spelling hash alike.
+        *[
+            (
+                ["experiment=claims/orpo_pipeline", f"method={m}", "seed=1", f"hydra.sweep.dir={d}"],
+                f"claims-smollm2-arithmetic-cpu/orpo_pipeline/{n}_{m}_seed1",
+            )
+            for m, n in (("sft", 3), ("dpo", 5))
+            for d in (ORPO_SWEEP, REPO / ORPO_SWEEP)
+        ],
+    ],
+)
 def test_committed_runs_keep_their_config_hash(compose, overrides, run):
     """Later keys and changed defaults (eval.path, eval.batch_size) leave the tuned study's and the claims'
     committed runs with the hash they were recorded with: their sweeps resume and reuse them."""

@@ -43,7 +43,9 @@ def test_the_task_reward_weights_are_in_the_validated_config(compose, tmp_path, 
     weights = list(OmegaConf.to_container(cfg.task.reward_weights).values())
     assert resolve(cfg, CPU).trainer_config.reward_weights == weights and 0.25 in weights
     with pytest.raises(BenchError, match="which the harness owns.*task.reward_weights"):
-        resolve(compose(f"method={method}", "model=tiny", "++method.args.reward_weights=[1.0]", output_dir=tmp_path), CPU)
+        resolve(
+            compose(f"method={method}", "model=tiny", "++method.args.reward_weights=[1.0]", output_dir=tmp_path), CPU
+        )
 
 
 @needs("ppo")
@@ -54,7 +56,9 @@ def test_ppo_reward_model_config_is_validated_with_the_policy(compose, tmp_path)
     assert type(reward).__name__ == "RewardConfig" and reward.output_dir.endswith("/reward_model")
     assert reward.per_device_train_batch_size == plan.trainer_config.per_device_train_batch_size
     assert resolve(compose("method=ppo", "model=tiny", output_dir=tmp_path), CPU).configs == {}  # reward=rule
-    bad = compose("method=ppo", "model=tiny", "method.reward=model", "++method.reward_model.args.betta=1", output_dir=tmp_path)
+    bad = compose(
+        "method=ppo", "model=tiny", "method.reward=model", "++method.reward_model.args.betta=1", output_dir=tmp_path
+    )
     with pytest.raises(BenchError, match=r"ppo \(reward_model\): RewardConfig has no field"):
         resolve(bad, CPU)
 
@@ -91,8 +95,19 @@ def trained_run(tmp_path_factory):
     from bench.run.runner import run
 
     out = tmp_path_factory.mktemp("run")
-    cfg = compose(["method=sft", "model=tiny", "debug=smoke", "eval=none", "logger=none", "isolate=false",
-                   "train.args.learning_rate=1e-5", "++method.args.learning_rate=2e-4", f"output_dir={out}"])
+    cfg = compose(
+        [
+            "method=sft",
+            "model=tiny",
+            "debug=smoke",
+            "eval=none",
+            "logger=none",
+            "isolate=false",
+            "train.args.learning_rate=1e-5",
+            "++method.args.learning_rate=2e-4",
+            f"output_dir={out}",
+        ]
+    )
     calls = []
 
     class Counting:  # config_hash's own digest, counted however the function was imported
@@ -120,11 +135,14 @@ def test_the_model_card_names_the_learning_rate_that_trained_the_adapter(trained
     assert "learning rate 0.0002" in card and "1e-05" not in card
 
 
-@pytest.mark.parametrize("sweep, run_name, overrides", [
-    ("low_rank", "3_grpo_seed0", ["experiment=claims/low_rank", "method=grpo", "seed=0", "peft.r=4"]),
-    # A second stage whose first stage's weights are not committed: planned all the same, so it resumes.
-    ("orpo_pipeline", "5_dpo_seed1", ["experiment=claims/orpo_pipeline", "method=dpo", "seed=1"]),
-])
+@pytest.mark.parametrize(
+    "sweep, run_name, overrides",
+    [
+        ("low_rank", "3_grpo_seed0", ["experiment=claims/low_rank", "method=grpo", "seed=0", "peft.r=4"]),
+        # A second stage whose first stage's weights are not committed: planned all the same, so it resumes.
+        ("orpo_pipeline", "5_dpo_seed1", ["experiment=claims/orpo_pipeline", "method=dpo", "seed=1"]),
+    ],
+)
 def test_a_committed_sweep_resumes_without_training(compose, tmp_path, monkeypatch, sweep, run_name, overrides):
     """A committed reference sweep, planned again from its overrides, is its records: each found by the
     plan's hash and returned as it is, nothing trained, the record's bytes untouched."""

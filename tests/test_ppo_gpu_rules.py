@@ -65,7 +65,9 @@ def test_ppo_rollouts_score_under_the_same_autocast_as_its_training_forward(tmp_
     width = max(map(len, rows))
     queries = torch.tensor([[pad] * (width - len(row)) + row for row in rows])
     with torch.no_grad():
-        generated, logits = batch_generation(policy, queries, 2, pad, GenerationConfig(max_new_tokens=6, do_sample=False))
+        generated, logits = batch_generation(
+            policy, queries, 2, pad, GenerationConfig(max_new_tokens=6, do_sample=False)
+        )
         response = generated[:, width:]
         old = selective_log_softmax(logits, response)  # as PPO keeps them from generation
         ref = selective_log_softmax(forward(trainer.ref_model, generated, pad).logits[:, width - 1 : -1], response)
@@ -114,9 +116,16 @@ def test_mfu_counts_the_value_models_forward_and_backward(tmp_path, monkeypatch)
 
     monkeypatch.setattr(perf, "_matmul_flops_per_s", lambda device, dtype, budget_s=1.5: 100e9)
     value = perf.Counted(params=900, trainable=20, tokens={"trained": 3, "forward": 3, "generated": 0})
-    out = perf.perf_metrics(params=1000, trainable=10, tokens={"trained": 3, "forward": 5, "generated": 7},
-                            train_s=2.0, device="cpu", dtype=torch.float32, cache_dir=tmp_path,
-                            others={"value": value})
+    out = perf.perf_metrics(
+        params=1000,
+        trainable=10,
+        tokens={"trained": 3, "forward": 5, "generated": 7},
+        train_s=2.0,
+        device="cpu",
+        dtype=torch.float32,
+        cache_dir=tmp_path,
+        others={"value": value},
+    )
     policy_flops = 3 * 4020 + (5 + 7) * 2000
     value_flops = 3 * (4 * 900 + 2 * 20) + 3 * 2 * 900
     assert out["perf/value_flops"] == value_flops and out["perf/value_params"] == 900

@@ -26,15 +26,10 @@ def test_rule_reward_model_scores_like_the_task(compose):
     responses = [f"So the sum is {a}.", f"{int(b) + 1}", f"{a} or maybe 3", f"It is {b}"]
     # Left-pad the prompts to one context length, right-pad responses with pad, as PPO does.
     context = max(map(len, prompts))
-    resp_ids = [
-        tokenizer(r, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id] for r in responses
-    ]
+    resp_ids = [tokenizer(r, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id] for r in responses]
     width = max(map(len, resp_ids)) + 2
     rows = [
-        [tokenizer.pad_token_id] * (context - len(p))
-        + list(p)
-        + r
-        + [tokenizer.pad_token_id] * (width - len(r))
+        [tokenizer.pad_token_id] * (context - len(p)) + list(p) + r + [tokenizer.pad_token_id] * (width - len(r))
         for p, r in zip(prompts, resp_ids, strict=True)
     ]
     _, scores, _ = get_reward(model, torch.tensor(rows), tokenizer.pad_token_id, context)

@@ -23,8 +23,16 @@ def long_prompts(gsm8k_dir, tmp_path_factory):
     (folder / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     test = (gsm8k_dir / "test.jsonl").read_text().splitlines()[:20]
     (folder / "test.jsonl").write_text("".join(line + "\n" for line in test))
-    return ["model=tiny", "task=gsm8k", f"task.data_dir={folder}", "task.num_validation=4", "train.num_prompts=8",
-            "eval=none", "logger=none", "isolate=false"]
+    return [
+        "model=tiny",
+        "task=gsm8k",
+        f"task.data_dir={folder}",
+        "task.num_validation=4",
+        "train.num_prompts=8",
+        "eval=none",
+        "logger=none",
+        "isolate=false",
+    ]
 
 
 @pytest.mark.slow
@@ -79,5 +87,7 @@ def test_a_cut_prompt_keeps_its_end_within_the_budget(compose):
     short, long = Example("What is 2 + 3?", {}, "5"), Example(PREAMBLE + "What is 7 + 8?", {}, "15")
     (kept, cut), fit = fit_prompts(task, [short, long], tokenizer, 64, "truncate")
     assert kept == short and cut.prompt.endswith("What is 7 + 8?") and len(cut.prompt) < len(long.prompt)
-    ids = tokenizer.apply_chat_template(task.messages(cut), add_generation_prompt=True, tokenize=True, return_dict=False)
+    ids = tokenizer.apply_chat_template(
+        task.messages(cut), add_generation_prompt=True, tokenize=True, return_dict=False
+    )
     assert len(ids) <= 64 and fit.truncated == 1 and fit.longest > 64 and fit.tokens_cut > 0

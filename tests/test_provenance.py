@@ -10,8 +10,9 @@ from tests.conftest import REPO
 
 
 def _script(name: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(REPO / "scripts" / name), *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, str(REPO / "scripts" / name), *args], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_every_reference_folder_has_a_current_provenance_file():
@@ -21,8 +22,14 @@ def test_every_reference_folder_has_a_current_provenance_file():
     folders = [p for p in (REPO / "results" / "reference").iterdir() if p.is_dir()]
     assert len(folders) >= 10 and all((f / "PROVENANCE.md").is_file() for f in folders)
     text = (REPO / "results/reference/headline-smollm2-arithmetic-cpu/PROVENANCE.md").read_text()
-    for part in ("**Commit**", "**Worktree dirty**", "**sys/platform**", "**Versions**", "**Date**",
-                 "python -m bench -m experiment=headline"):
+    for part in (
+        "**Commit**",
+        "**Worktree dirty**",
+        "**sys/platform**",
+        "**Versions**",
+        "**Date**",
+        "python -m bench -m experiment=headline",
+    ):
         assert part in text
 
 
@@ -33,8 +40,16 @@ def test_no_committed_result_names_a_machine_path():
 
 def test_what_a_study_records_beside_its_figures():
     stamp = provenance("cpu")
-    assert {"command", "date", "git/commit", "git/dirty", "versions/torch", "versions/trl", "sys/platform",
-            "sys/cpu_count"} <= set(stamp)
+    assert {
+        "command",
+        "date",
+        "git/commit",
+        "git/dirty",
+        "versions/torch",
+        "versions/trl",
+        "sys/platform",
+        "sys/cpu_count",
+    } <= set(stamp)
     assert stamp["command"].startswith("python -m ")
 
 

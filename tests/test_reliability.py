@@ -70,10 +70,26 @@ def test_a_failing_job_in_the_middle_does_not_stop_the_sweep(tmp_path):
     dirs = [gsm8k_dir(tmp_path / name, broken=name == "bad") for name in ("a", "bad", "c")]
     out = tmp_path / "sweep"
     proc = subprocess.run(
-        [*BENCH, "-m", VERBOSE, "method=sft", "task=gsm8k", f"task.data_dir={','.join(map(str, dirs))}", "task.num_validation=2",
-         "debug=smoke", "eval=none", "logger=none", *TINY, "isolate=false", f"hydra.sweep.dir={out}",
-         "hydra.sweep.subdir=${hydra.job.num}"],
-        cwd=REPO, capture_output=True, text=True, timeout=900,
+        [
+            *BENCH,
+            "-m",
+            VERBOSE,
+            "method=sft",
+            "task=gsm8k",
+            f"task.data_dir={','.join(map(str, dirs))}",
+            "task.num_validation=2",
+            "debug=smoke",
+            "eval=none",
+            "logger=none",
+            *TINY,
+            "isolate=false",
+            f"hydra.sweep.dir={out}",
+            "hydra.sweep.subdir=${hydra.job.num}",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     runs = records(out)
     assert [runs[k]["status"] for k in ("0", "1", "2")] == ["success", "failed", "success"], proc.stderr[-2000:]
@@ -91,10 +107,21 @@ def test_a_failing_job_in_the_middle_does_not_stop_the_sweep(tmp_path):
 @pytest.mark.slow
 def test_a_killed_sweep_resumes_without_redoing_or_losing_runs(tmp_path):
     out = tmp_path / "sweep"
-    cmd = [*BENCH, "-m", VERBOSE, "method=sft", "seed=0,1", "debug=smoke", "eval=none", "logger=none", *TINY, LONG,
-           "isolate=false", f"hydra.sweep.dir={out}"]
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    cmd = [
+        *BENCH,
+        "-m",
+        VERBOSE,
+        "method=sft",
+        "seed=0,1",
+        "debug=smoke",
+        "eval=none",
+        "logger=none",
+        *TINY,
+        LONG,
+        "isolate=false",
+        f"hydra.sweep.dir={out}",
+    ]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     second = out / "1_sft_seed1" / "metrics.json"
     deadline = time.time() + 600
     while time.time() < deadline and "phase: train" not in _read(second.parent / "run.log"):
@@ -119,8 +146,20 @@ def test_a_killed_sweep_resumes_without_redoing_or_losing_runs(tmp_path):
 @pytest.mark.slow
 def test_a_run_whose_process_is_killed_is_recorded_as_killed(tmp_path):
     proc = subprocess.Popen(
-        [*BENCH, VERBOSE, "method=sft", "debug=smoke", "eval=none", "logger=none", *TINY, LONG, f"hydra.run.dir={tmp_path}"],
-        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            *BENCH,
+            VERBOSE,
+            "method=sft",
+            "debug=smoke",
+            "eval=none",
+            "logger=none",
+            *TINY,
+            LONG,
+            f"hydra.run.dir={tmp_path}",
+        ],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.time() + 300
     child = None
@@ -177,8 +216,19 @@ def _wait_for(log: Path, text: str, proc, timeout: float = 600) -> None:
 def test_sigterm_of_a_sweep_records_the_run_as_interrupted_and_the_rerun_finishes(tmp_path):
     """As Slurm's preemption or `kill <pid>` does: SIGTERM to the sweep's own process only."""
     out, log = tmp_path / "sweep", tmp_path / "log.txt"
-    cmd = [*BENCH, "-m", VERBOSE, "method=sft", "seed=0,1", "debug=smoke", "eval=none", "logger=none", *TINY, LONG,
-           f"hydra.sweep.dir={out}"]
+    cmd = [
+        *BENCH,
+        "-m",
+        VERBOSE,
+        "method=sft",
+        "seed=0,1",
+        "debug=smoke",
+        "eval=none",
+        "logger=none",
+        *TINY,
+        LONG,
+        f"hydra.sweep.dir={out}",
+    ]
     with log.open("w") as sink:
         proc = subprocess.Popen(cmd, cwd=REPO, stdout=sink, stderr=subprocess.STDOUT)
         _wait_for(log, "phase: train", proc)
@@ -219,8 +269,19 @@ def test_sighup_of_the_run_process_alone_is_recorded_by_it_and_ends_the_run(tmp_
     log = tmp_path / "log.txt"
     with log.open("w") as sink:
         proc = subprocess.Popen(
-            [*BENCH, VERBOSE, "method=sft", "debug=smoke", "eval=none", "logger=none", *TINY, f"hydra.run.dir={tmp_path / 'run'}"],
-            cwd=REPO, stdout=sink, stderr=subprocess.STDOUT,
+            [
+                *BENCH,
+                VERBOSE,
+                "method=sft",
+                "debug=smoke",
+                "eval=none",
+                "logger=none",
+                *TINY,
+                f"hydra.run.dir={tmp_path / 'run'}",
+            ],
+            cwd=REPO,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
         )
         _wait_for(log, "phase: setup", proc)
         (child,) = [c for c in psutil.Process(proc.pid).children() if "spawn" in _cmdline(c)]
@@ -237,9 +298,21 @@ def test_ctrl_c_in_the_terminal_records_the_run_as_interrupted(tmp_path):
     log = tmp_path / "log.txt"
     with log.open("w") as sink:
         proc = subprocess.Popen(
-            [*BENCH, VERBOSE, "method=sft", "debug=smoke", "eval=none", "logger=none", *TINY, LONG,
-             f"hydra.run.dir={tmp_path / 'run'}"],
-            cwd=REPO, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                *BENCH,
+                VERBOSE,
+                "method=sft",
+                "debug=smoke",
+                "eval=none",
+                "logger=none",
+                *TINY,
+                LONG,
+                f"hydra.run.dir={tmp_path / 'run'}",
+            ],
+            cwd=REPO,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
             # As in a terminal: a suite started in the background (`make test &`) inherits SIGINT ignored,
             # and Python then never turns it into KeyboardInterrupt.
             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
@@ -259,8 +332,20 @@ def test_two_identical_sweeps_into_one_folder_share_the_runs_out(tmp_path):
     written twice at once, every run is done once, and the sweep that ends first says what is unfinished."""
     out = tmp_path / "sweep"
     # In the sweeps' own processes (isolate=false): the run folder's lock is the subject, not the run process.
-    cmd = [*BENCH, "-m", VERBOSE, "method=sft", "seed=0,1", "debug=smoke", "eval=none", "logger=none", *TINY, LONG,
-           "isolate=false", f"hydra.sweep.dir={out}"]
+    cmd = [
+        *BENCH,
+        "-m",
+        VERBOSE,
+        "method=sft",
+        "seed=0,1",
+        "debug=smoke",
+        "eval=none",
+        "logger=none",
+        *TINY,
+        LONG,
+        "isolate=false",
+        f"hydra.sweep.dir={out}",
+    ]
     logs = [tmp_path / "a.txt", tmp_path / "b.txt"]
     with logs[0].open("w") as a_log, logs[1].open("w") as b_log:
         first = subprocess.Popen(cmd, cwd=REPO, stdout=a_log, stderr=subprocess.STDOUT)
@@ -282,6 +367,7 @@ def _file_size_limit(limit: int):
     def apply():
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write then fails with EFBIG, as ENOSPC would
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
     return apply
 
 
@@ -294,8 +380,22 @@ def test_a_disk_that_fills_while_saving_fails_the_run_truthfully_and_leaves_no_h
     resolve_model_path("embedded:tiny-llama", os.environ["RFT_BENCH_CACHE"])  # built before the limit
     run = tmp_path / "run"
     proc = subprocess.run(
-        [*BENCH, VERBOSE, "method=sft", "debug=smoke", "eval=none", "logger=none", *TINY, "isolate=false", f"hydra.run.dir={run}"],
-        cwd=REPO, capture_output=True, text=True, timeout=600, preexec_fn=_file_size_limit(2**20),
+        [
+            *BENCH,
+            VERBOSE,
+            "method=sft",
+            "debug=smoke",
+            "eval=none",
+            "logger=none",
+            *TINY,
+            "isolate=false",
+            f"hydra.run.dir={run}",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        preexec_fn=_file_size_limit(2**20),
     )
     assert proc.returncode != 0
     record = json.loads((run / "metrics.json").read_text())
@@ -306,8 +406,15 @@ def test_a_disk_that_fills_while_saving_fails_the_run_truthfully_and_leaves_no_h
     assert not (run / "adapter").exists() and not leftovers(run)
 
 
-COLD = ["method=dpo", "debug=smoke", "eval.limit=4", "logger=none", "isolate=false", "peft.target_modules=all-linear",
-        *TINY]
+COLD = [
+    "method=dpo",
+    "debug=smoke",
+    "eval.limit=4",
+    "logger=none",
+    "isolate=false",
+    "peft.target_modules=all-linear",
+    *TINY,
+]
 
 
 @pytest.fixture(scope="module")
@@ -319,8 +426,14 @@ def cold_cache(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("cold")
     env = os.environ | {"RFT_BENCH_CACHE": str(tmp / "cache")}  # cold: nothing converted or built
     procs = [
-        subprocess.Popen([*BENCH, *COLD, f"hydra.run.dir={tmp / f'run{i}'}"],
-                         cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [*BENCH, *COLD, f"hydra.run.dir={tmp / f'run{i}'}"],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for i in range(2)
     ]
     errors = [p.communicate(timeout=900)[1] for p in procs]
@@ -333,10 +446,21 @@ def test_parallel_processes_convert_the_embedded_model_once(tmp_path):
     reads the complete entry (the model itself is the subject: its conversion and its cache)."""
     from bench.system import cache
 
-    code = ("import logging, sys; logging.basicConfig(level=logging.INFO); from bench.recipe.models import resolve_model_path; "
-            "print(resolve_model_path('embedded:smollm2-135m-instruct', sys.argv[1]))")
-    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "cache")], cwd=REPO,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    code = (
+        "import logging, sys; logging.basicConfig(level=logging.INFO); "
+        "from bench.recipe.models import resolve_model_path; "
+        "print(resolve_model_path('embedded:smollm2-135m-instruct', sys.argv[1]))"
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(tmp_path / "cache")],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     outs = [p.communicate(timeout=600) for p in procs]
     assert all(p.returncode == 0 for p in procs), [err[-2000:] for _, err in outs]
     assert len({out.strip() for out, _ in outs}) == 1
@@ -390,13 +514,23 @@ def test_each_kind_of_damaged_cache_entry_is_rebuilt_with_a_warning_naming_it(co
     (peak,) = [p for p in (root / "perf").glob("*.json") if not p.name.endswith(".manifest.json")]
     peak.write_text(peak.read_text()[:10])
 
-    proc = subprocess.run([*BENCH, *COLD, f"hydra.run.dir={tmp_path / 'again'}"], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [*BENCH, *COLD, f"hydra.run.dir={tmp_path / 'again'}"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     record = json.loads((tmp_path / "again" / "metrics.json").read_text())
     assert record["status"] == "success", proc.stderr[-3000:]
     console = proc.stdout + proc.stderr  # Hydra's job logging writes to stdout
-    for what, path, wrong in [("built model", model, "model.safetensors is"), ("offline data", data, "(emptied)"),
-                              ("base-model scores", scores, "(it is missing)"), ("measured flops_per_s", peak, "(truncated)")]:
+    for what, path, wrong in [
+        ("built model", model, "model.safetensors is"),
+        ("offline data", data, "(emptied)"),
+        ("base-model scores", scores, "(it is missing)"),
+        ("measured flops_per_s", peak, "(truncated)"),
+    ]:
         line = next((ln for ln in console.splitlines() if f"cache: {what} {path} is damaged (" in ln), "")
         assert wrong in line, (what, console[-3000:])
         assert cache.problem(path, full=True) is None, what  # rebuilt, with a fresh manifest
@@ -425,8 +559,15 @@ def test_same_config_and_seed_give_the_same_curve_and_score(compose, tmp_path):
     # is zero on a random model, whose samples all earn the same reward, so its curve would prove nothing).
     results = []
     for i in range(2):
-        cfg = compose("method=online_dpo", "model=tiny", "debug=smoke", "eval.limit=4", "logger=none", "isolate=false",
-                      output_dir=tmp_path / f"run{i}")
+        cfg = compose(
+            "method=online_dpo",
+            "model=tiny",
+            "debug=smoke",
+            "eval.limit=4",
+            "logger=none",
+            "isolate=false",
+            output_dir=tmp_path / f"run{i}",
+        )
         record = run(cfg)
         assert record["status"] == "success", record.get("error")
         logs = json.loads((tmp_path / f"run{i}" / "train_log.json").read_text())
@@ -439,8 +580,17 @@ def test_a_diverging_run_stops_with_its_step(compose, tmp_path):
     from bench.run.runner import run
 
     # An absurd learning rate overflows the weights on the first update: what follows is not finite.
-    cfg = compose("method=sft", "model=tiny", "debug=smoke", "eval=none", "logger=none", "isolate=false",
-                  "train.args.learning_rate=1e30", "train.args.max_steps=3", output_dir=tmp_path)
+    cfg = compose(
+        "method=sft",
+        "model=tiny",
+        "debug=smoke",
+        "eval=none",
+        "logger=none",
+        "isolate=false",
+        "train.args.learning_rate=1e30",
+        "train.args.max_steps=3",
+        output_dir=tmp_path,
+    )
     record = run(cfg)
     assert record["status"] == "diverged" and 1 <= record["train/diverged_step"] <= 2
     assert "diverged at step" in record["error"]
@@ -455,8 +605,16 @@ def test_credentials_never_reach_written_files(compose, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", token)
     monkeypatch.setenv("WANDB_MODE", "offline")
     # Even a config that interpolates a credential on purpose writes it masked.
-    cfg = compose("method=sft", "model=tiny", "debug=smoke", "eval=none", "logger=wandb", "isolate=false",
-                  "+logger.note=${oc.env:HF_TOKEN}", output_dir=tmp_path)
+    cfg = compose(
+        "method=sft",
+        "model=tiny",
+        "debug=smoke",
+        "eval=none",
+        "logger=wandb",
+        "isolate=false",
+        "+logger.note=${oc.env:HF_TOKEN}",
+        output_dir=tmp_path,
+    )
     record = run(cfg)
     assert record["status"] == "success", record.get("error")
     assert list(tmp_path.glob("wandb/offline-run-*"))

@@ -72,7 +72,8 @@ def test_the_terminal_says_each_run_start_and_end_and_the_run_log_keeps_the_rest
         assert sum(" · peak " in line and line.endswith(f" · {run['_dir']}") for line in lines) == 1, run["_dir"]
     last = smoke_sweep.stdout.strip().splitlines()[-1]
     assert last.startswith(f"sweep done: {len(smoke_sweep.runs)} runs (") and last.endswith(
-        f" in {smoke_sweep.folder}; report: {smoke_sweep.folder / 'summary.md'}"), last
+        f" in {smoke_sweep.folder}; report: {smoke_sweep.folder / 'summary.md'}"
+    ), last
     logs = {name: (run["_dir"] / "run.log").read_text() for name, run in smoke_sweep.runs.items()}
     assert all("phase: train" in log for log in logs.values())
     assert "[bench.recipe.train][INFO] - step 1: {" in logs["dpo"]  # the trainer's log dicts, kept in the file
@@ -94,8 +95,11 @@ def test_the_estimate_matches_what_the_run_measured(smoke_sweep, name):
     assert parts["weights"] + parts["extra_models"] == pytest.approx(run["mem/weights_bytes"], rel=1e-4)
     for part in ("trainable", "gradients", "optimizer"):
         assert parts[part] == run[f"mem/{part}_bytes"], part
-    for part, key in (("activations", "mem/max_activations_bytes"), ("logits", "mem/max_logits_bytes"),
-                      ("kv_cache", "mem/max_kv_cache_bytes")):
+    for part, key in (
+        ("activations", "mem/max_activations_bytes"),
+        ("logits", "mem/max_logits_bytes"),
+        ("kv_cache", "mem/max_kv_cache_bytes"),
+    ):
         assert parts[part] == pytest.approx(run[key], rel=0.10, abs=1), part
 
 
@@ -166,7 +170,9 @@ def test_every_method_sees_the_same_prompts_and_pairs(smoke_sweep):
     assert len({r["data/build_s"] for r in offline}) == 1 and all(r["data/build_s"] > 0 for r in offline)
     stats = offline[0]
     assert stats["data/pairs"] + stats["data/dropped"] == stats["data/prompts"] == 4
-    assert all("data/preference_fingerprint" not in r for r in runs.values() if r["method/adapter"] in ("grpo", "rloo", "sft"))
+    assert all(
+        "data/preference_fingerprint" not in r for r in runs.values() if r["method/adapter"] in ("grpo", "rloo", "sft")
+    )
 
 
 def test_every_method_trains_with_one_dropout_and_one_sampling_setting(smoke_sweep):
@@ -227,8 +233,9 @@ def test_evaluate_cli_scores_a_saved_adapter_with_and_without_merge(smoke_sweep)
 
 @pytest.fixture(scope="module")
 def full_sweep(tmp_path_factory) -> Sweep:
-    return runs(tmp_path_factory.mktemp("full"), ["grpo", "dpo"], "peft=none", "eval.limit=8", "logger=none",
-                "model=tiny")
+    return runs(
+        tmp_path_factory.mktemp("full"), ["grpo", "dpo"], "peft=none", "eval.limit=8", "logger=none", "model=tiny"
+    )
 
 
 def test_full_fine_tuning_baselines(full_sweep):
@@ -252,8 +259,15 @@ def test_a_second_stage_trains_a_fresh_adapter_on_the_merged_first_stage(smoke_s
     from bench.run.runner import run
 
     first, plain = smoke_sweep.run("sft"), smoke_sweep.run("dpo")
-    cfg = compose("method=dpo", f"init_from={first['_dir']}", "model=tiny", "debug=smoke", "logger=none",
-                  "isolate=false", output_dir=tmp_path)
+    cfg = compose(
+        "method=dpo",
+        f"init_from={first['_dir']}",
+        "model=tiny",
+        "debug=smoke",
+        "logger=none",
+        "isolate=false",
+        output_dir=tmp_path,
+    )
     record = run(cfg)
     assert record["status"] == "success", record.get("error")
     assert record["method"] == "sft→dpo" and record["pipeline/stages"] == ["sft", "dpo"]
@@ -275,7 +289,10 @@ def test_a_second_stage_trains_a_fresh_adapter_on_the_merged_first_stage(smoke_s
     assert record["data/prompts_fingerprint"] == plain["data/prompts_fingerprint"]
     assert record["data/preference_fingerprint"] != plain["data/preference_fingerprint"]
     # Scored against the original base, as every other row: its delta is the whole pipeline's.
-    assert record["eval/base_accuracy"] == plain["eval/base_accuracy"] and record["pipeline/from_accuracy"] == first["eval/accuracy"]
+    assert (
+        record["eval/base_accuracy"] == plain["eval/base_accuracy"]
+        and record["pipeline/from_accuracy"] == first["eval/accuracy"]
+    )
     assert record["pipeline/full_s"] == pytest.approx(first["time/full_s"] + record["time/full_s"], abs=0.01)
     assert record["pipeline/peak_mem_bytes"] == max(first["sys/peak_mem_bytes"], record["sys/peak_mem_bytes"])
     saved = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
@@ -288,11 +305,24 @@ def test_a_second_stage_trains_on_a_full_fine_tune(full_sweep, compose, tmp_path
     from bench.run.runner import run
 
     first = full_sweep.run("grpo")
-    record = run(compose("method=sft", f"init_from={first['_dir']}", "model=tiny", "debug=smoke", "eval=none",
-                         "logger=none", "isolate=false", output_dir=tmp_path))
+    record = run(
+        compose(
+            "method=sft",
+            f"init_from={first['_dir']}",
+            "model=tiny",
+            "debug=smoke",
+            "eval=none",
+            "logger=none",
+            "isolate=false",
+            output_dir=tmp_path,
+        )
+    )
     assert record["status"] == "success", record.get("error")
     assert record["method"] == "grpo→sft" and record["model/path"] == str(first["_dir"] / "model")
-    assert record["peft/mode"] == "lora" and record["train/trainable_tensors_changed"] == record["train/trainable_tensors"] > 0
+    assert (
+        record["peft/mode"] == "lora"
+        and record["train/trainable_tensors_changed"] == record["train/trainable_tensors"] > 0
+    )
     assert "pipeline/merge_s" not in record and record["pipeline/full_s"] > first["time/full_s"]
 
 
@@ -310,8 +340,9 @@ def test_a_text_task_from_the_readme_trains_and_is_scored(tmp_path):
 def test_gsm8k_from_local_files(tmp_path, gsm8k_dir):
     """One online run: its rewards and lm-eval's scoring both read the local files. (That every method
     sees the same prompts is the shared sweep's test; a second method here would only add time.)"""
-    result = runs(tmp_path, ["grpo"], "task=gsm8k", f"task.data_dir={gsm8k_dir}", "eval.limit=8", "logger=none",
-                  "model=tiny")
+    result = runs(
+        tmp_path, ["grpo"], "task=gsm8k", f"task.data_dir={gsm8k_dir}", "eval.limit=8", "logger=none", "model=tiny"
+    )
     run = result.run("grpo")
     assert run["task"] == "gsm8k" and run["eval/task"] == "rftb_gsm8k" and run["eval/n"] == 8
     assert len(run["eval/items"]) == run["eval/n"] and run["train/prompts"] == 4
@@ -324,8 +355,16 @@ def test_ppo_with_a_trained_reward_model(compose, tmp_path):
     from bench.run.runner import run
 
     record = run(
-        compose("method=ppo", "method.reward=model", "model=tiny", "debug=smoke", "eval=none", "logger=none",
-                "isolate=false", output_dir=tmp_path)
+        compose(
+            "method=ppo",
+            "method.reward=model",
+            "model=tiny",
+            "debug=smoke",
+            "eval=none",
+            "logger=none",
+            "isolate=false",
+            output_dir=tmp_path,
+        )
     )
     assert record["status"] == "success", record.get("error")
     assert record["method/reward"] == "model" and record["method/reward_model_steps"] == 2
@@ -374,15 +413,31 @@ def test_submitit_local_launcher_runs_jobs_as_separate_processes_and_requeues_a_
 
     # On the tiny model two steps take under a second: 10 keep the job in training when the signal comes.
     # The second job only has to be a second process: SFT again, at 2 steps (ORPO would build offline data).
-    cmd = [sys.executable, "-m", "bench", "-m", "method=sft", "train.args.max_steps=10,2", "eval=none", "logger=none",
-           "debug=smoke", "model=tiny", "hydra/launcher=submitit_local", "isolate=false", f"hydra.sweep.dir={tmp_path}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "bench",
+        "-m",
+        "method=sft",
+        "train.args.max_steps=10,2",
+        "eval=none",
+        "logger=none",
+        "debug=smoke",
+        "model=tiny",
+        "hydra/launcher=submitit_local",
+        "isolate=false",
+        f"hydra.sweep.dir={tmp_path}",
+    ]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     sft = tmp_path / "0_sft_seed0"
     seen, deadline = [], time.time() + 900
     while time.time() < deadline and "phase: train" not in _read(sft / "run.log"):
         time.sleep(0.3)
-    (job,) = [p for p in psutil.Process(proc.pid).children(recursive=True)  # the job logging into sft's folder
-              if "submitit.core._submit" in " ".join(p.cmdline()) and any(str(sft) in f.path for f in p.open_files())]
+    (job,) = [
+        p
+        for p in psutil.Process(proc.pid).children(recursive=True)  # the job logging into sft's folder
+        if "submitit.core._submit" in " ".join(p.cmdline()) and any(str(sft) in f.path for f in p.open_files())
+    ]
     job.send_signal(signal.SIGUSR2)
     while proc.poll() is None and time.time() < deadline:
         status = json.loads(_read(sft / "metrics.json", "{}") or "{}").get("status")
@@ -407,15 +462,24 @@ def _read(path: Path, default: str = "") -> str:
         return default
 
 
-
-
 def test_random_weights_train_quantized_as_the_gpu_check_runs_them(compose, tmp_path):
     """model.weights=random with quant=nf4: the random model is written once and quantized as it loads
     (an offline GPU node has no weights to download; `make gpu-check` runs QLoRA this way)."""
     from bench.run.runner import run
 
-    record = run(compose("method=dpo", "model=tiny", "model.weights=random", "quant=nf4", "debug=smoke", "eval=none",
-                         "logger=none", "isolate=false", output_dir=tmp_path))
+    record = run(
+        compose(
+            "method=dpo",
+            "model=tiny",
+            "model.weights=random",
+            "quant=nf4",
+            "debug=smoke",
+            "eval=none",
+            "logger=none",
+            "isolate=false",
+            output_dir=tmp_path,
+        )
+    )
     assert record["status"] == "success", record.get("error")
     assert record["quant"] == "nf4" and record["weights"] == "random"
     assert record["params/trainable"] == record["params/audit_exact"] == 32_768

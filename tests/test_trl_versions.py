@@ -31,8 +31,14 @@ def test_every_method_is_registered_and_only_ppo_and_bco_depend_on_the_trl():
 
 
 def test_a_missing_trainer_is_named_with_the_trl_and_the_lock_that_has_it():
-    ghost = methods.Method("ghost", "trl.experimental.no_such_trainer:GhostConfig", "prompts", build=None,
-                           policy=None, needs="TRL 1.12 (removed in 1.13)")
+    ghost = methods.Method(
+        "ghost",
+        "trl.experimental.no_such_trainer:GhostConfig",
+        "prompts",
+        build=None,
+        policy=None,
+        needs="TRL 1.12 (removed in 1.13)",
+    )
     why = ghost.unavailable()
     assert why.startswith("method=ghost needs trl.experimental.no_such_trainer")
     assert f"TRL {version('trl')} lacks" in why and "TRL 1.12 (removed in 1.13)" in why and "make setup" in why
@@ -50,9 +56,11 @@ def test_ppo_on_the_current_trl_fails_in_seconds_naming_trl_1_12_and_the_default
 
 def test_a_sweep_names_the_methods_it_skips_once(monkeypatch):
     real = methods.Method.unavailable
-    monkeypatch.setattr(methods.Method, "unavailable",
-                        lambda self: "method=ppo needs X. It needs TRL 1.12: the default lock" if self.name == "ppo"
-                        else real(self))
+    monkeypatch.setattr(
+        methods.Method,
+        "unavailable",
+        lambda self: "method=ppo needs X. It needs TRL 1.12: the default lock" if self.name == "ppo" else real(self),
+    )
     jobs = [["method=grpo", "seed=0"], ["method=ppo", "seed=0"], ["method=ppo", "seed=1"], ["method=dapo"]]
     assert list(unavailable_methods(jobs)) == ["ppo"]
 
@@ -65,10 +73,12 @@ def test_rows_on_another_trl_are_apart_and_an_undeclared_difference():
     from bench.report.summary import fairness_audit
 
     assert "versions/trl" in GROUP_KEYS
-    runs = pd.DataFrame([
-        {"status": "success", "label": "dpo (1.12)", "versions/trl": "1.12.0", "fair/trl_config": {"beta": 0.1}},
-        {"status": "success", "label": "dpo (1.16)", "versions/trl": "1.16.0", "fair/trl_config": {"beta": 0.1}},
-    ])
+    runs = pd.DataFrame(
+        [
+            {"status": "success", "label": "dpo (1.12)", "versions/trl": "1.12.0", "fair/trl_config": {"beta": 0.1}},
+            {"status": "success", "label": "dpo (1.16)", "versions/trl": "1.16.0", "fair/trl_config": {"beta": 0.1}},
+        ]
+    )
     (difference,) = fairness_audit(runs)
     assert difference.setting == "versions/trl" and not difference.declared
 

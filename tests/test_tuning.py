@@ -23,8 +23,18 @@ def study(tmp_path_factory):
     # are the subject; which rate wins on a random model is noise, and the test asserts none.
     printed, errors = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(errors):
-        code = main(["tune=smoke", "debug=smoke", "eval.limit=4", "logger=none", "model=tiny", "isolate=false",
-                     "--out", str(out)])
+        code = main(
+            [
+                "tune=smoke",
+                "debug=smoke",
+                "eval.limit=4",
+                "logger=none",
+                "model=tiny",
+                "isolate=false",
+                "--out",
+                str(out),
+            ]
+        )
     assert code == 0, errors.getvalue()[-3000:]
     return out, printed.getvalue()
 

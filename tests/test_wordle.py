@@ -331,9 +331,7 @@ def test_task_builds_seeded_with_disjoint_games(task):
     again = load_task(compose(["task=wordle"]).task)
     assert again.train == task.train and again.test == task.test
     other = load_task(compose(["task=wordle", "task.seed=7", "task.max_history=1"]).task)
-    assert (
-        other.train != task.train and max(len(w.as_history(ex.fields["history"])) for ex in other.train) == 1
-    )
+    assert other.train != task.train and max(len(w.as_history(ex.fields["history"])) for ex in other.train) == 1
 
 
 def test_fields_survive_an_arrow_round_trip(task):
@@ -412,9 +410,7 @@ def _gym(*overrides: str):
     from bench.config.compose import compose
     from bench.tasks import load_task
 
-    return load_task(
-        compose(["task=reasoning_gym", "task.num_train=40", "task.num_test=20", *overrides]).task
-    )
+    return load_task(compose(["task=reasoning_gym", "task.num_train=40", "task.num_test=20", *overrides]).task)
 
 
 def test_reasoning_gym_missing_says_how_to_install(monkeypatch):
@@ -435,13 +431,11 @@ def test_reasoning_gym_task_scores_with_the_library_checker():
     task = _gym()
     assert task.name == "reasoning_gym_chain_sum" and (len(task.train), len(task.test)) == (40, 20)
     assert not {ex.prompt for ex in task.train} & {ex.prompt for ex in task.test}
-    assert all(
-        "<answer>" in ex.prompt and ex.gold == f"<answer>{ex.fields['answer']}</answer>" for ex in task.test
-    )
+    assert all("<answer>" in ex.prompt and ex.gold == f"<answer>{ex.fields['answer']}</answer>" for ex in task.test)
     rows = [ex.fields for ex in task.test]
-    assert task.rewards["correct"](
-        [ex.gold for ex in task.test], **{k: [r[k] for r in rows] for k in rows[0]}
-    ) == [1.0] * len(rows)
+    assert task.rewards["correct"]([ex.gold for ex in task.test], **{k: [r[k] for r in rows] for k in rows[0]}) == [
+        1.0
+    ] * len(rows)
     assert task.score(["no answer"] * len(rows), rows) == [0.0] * len(rows)
     assert set(task.item_metrics(task.test[0].gold, rows[0])) == {"correct", "format", "score"}
     with pytest.raises(BenchError, match="Did you mean 'countdown'"):
@@ -480,8 +474,17 @@ def _sweep(out, *overrides: str) -> tuple[dict, object]:
     from tests.conftest import REPO
 
     # The tiny model, in one process: the task's plumbing (rewards, games, scoring) is the subject.
-    cmd = [sys.executable, "-m", "bench", "-m", *overrides, "debug=smoke", "model=tiny", "isolate=false",
-           f"hydra.sweep.dir={out}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "bench",
+        "-m",
+        *overrides,
+        "debug=smoke",
+        "model=tiny",
+        "isolate=false",
+        f"hydra.sweep.dir={out}",
+    ]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=1500)
     runs = {}
     for path in out.glob("*/metrics.json"):
@@ -497,9 +500,7 @@ def test_wordle_smoke_sweep_records_rewards_and_game_win_rates(tmp_path):
     runs, proc = _sweep(tmp_path, "method=grpo,dpo", "task=wordle", "eval.limit=4", "eval.games=2")
     assert set(runs) == {"grpo", "dpo"}, proc.stderr[-3000:]
     for method, (record, _) in runs.items():
-        assert record["status"] == "success", (
-            f"{method}: {record.get('error')}\n{record.get('traceback', '')}"
-        )
+        assert record["status"] == "success", f"{method}: {record.get('error')}\n{record.get('traceback', '')}"
     assert proc.returncode == 0, proc.stderr[-3000:]  # the report after the sweep, too
     for record, _ in runs.values():
         assert record["task"] == "wordle" and record["eval/task"] == "rftb_wordle"

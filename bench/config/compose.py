@@ -67,7 +67,9 @@ def apply_tuned(cfg: DictConfig, overrides: list[str] | None = None) -> DictConf
         table = loaded.get("tuned", loaded)
         cfg.tuned = table
     settings = tuned_settings(cfg)
-    given = {o.split("=", 1)[0].lstrip("+~") for o in (overrides if overrides is not None else cfg.get("overrides") or [])}
+    given = {
+        o.split("=", 1)[0].lstrip("+~") for o in (overrides if overrides is not None else cfg.get("overrides") or [])
+    }
     for key, value in settings.items():
         if key in given:
             continue

@@ -23,7 +23,9 @@ FACTS = {
 }
 
 
-def declared(method_args: dict, tuned: dict, overrides: list[str], sampling_fields: dict[str, str] | None = None) -> list[str]:
+def declared(
+    method_args: dict, tuned: dict, overrides: list[str], sampling_fields: dict[str, str] | None = None
+) -> list[str]:
     """The settings a run chose on purpose: TRL field names and `fair/*` facts.
 
     The method's YAML args (and any `method.args.*` override) declare their fields; tuned settings and
@@ -57,5 +59,7 @@ def of_run(cfg: DictConfig, method) -> list[str]:
     method_args = cast("dict[str, Any]", OmegaConf.to_container(cfg.method.get("args") or {}, resolve=True))
     tuned = compose.tuned_settings(cfg)
     overrides = list(cfg.get("overrides") or [])
-    return sorted(set(declared(method_args, dict(tuned), overrides, method.sampling))
-                  | set(sampling_declared(method_args, method.sampling)))
+    return sorted(
+        set(declared(method_args, dict(tuned), overrides, method.sampling))
+        | set(sampling_declared(method_args, method.sampling))
+    )

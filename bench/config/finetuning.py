@@ -42,8 +42,7 @@ def peft_config(peft_cfg: DictConfig | None, task_type: str = "CAUSAL_LM"):
             given = set(cast("dict[str, Any]", OmegaConf.to_container(peft_cfg))) - {"_target_"}
             unknown = sorted(given - known)
             hints = [
-                f"{k} (did you mean {m[0]}?)" if (m := difflib.get_close_matches(k, known, n=1)) else k
-                for k in unknown
+                f"{k} (did you mean {m[0]}?)" if (m := difflib.get_close_matches(k, known, n=1)) else k for k in unknown
             ]
             hint = f" Unknown field(s): {', '.join(hints)}." if hints else ""
         raise BenchError(

@@ -46,7 +46,11 @@ def config_hash(cfg: DictConfig, start: str | None, device: dict | None) -> str:
         # sweep dir was given: hashed relative to the working directory, so that `hydra.sweep.dir=results/x`
         # and its absolute spelling give one hash and a sweep resumes whichever way it is named.
         for entry in data["tuned"].values():
-            first = Path(entry["init_from"]) if isinstance(entry, dict) and isinstance(entry.get("init_from"), str) else None
+            first = (
+                Path(entry["init_from"])
+                if isinstance(entry, dict) and isinstance(entry.get("init_from"), str)
+                else None
+            )
             if first is not None and first.is_absolute() and first.is_relative_to(Path.cwd()):
                 entry["init_from"] = str(first.relative_to(Path.cwd()))
     if start is not None:

@@ -38,6 +38,8 @@ def complete(cfg: DictConfig | dict) -> DictConfig:
     cfg = cfg if isinstance(cfg, DictConfig) else OmegaConf.create(cfg)
     for key, (value, _) in EARLIER.items():
         parent = key.rpartition(".")[0]
-        if OmegaConf.select(cfg, key, default="<absent>") == "<absent>" and (not parent or OmegaConf.select(cfg, parent) is not None):
+        if OmegaConf.select(cfg, key, default="<absent>") == "<absent>" and (
+            not parent or OmegaConf.select(cfg, parent) is not None
+        ):
             OmegaConf.update(cfg, key, value, force_add=True)
     return cfg

@@ -56,8 +56,10 @@ class Stage:
     def usable_weights(self) -> Path:
         """Its weights, checked (sizes and small files' hashes): what a run that trains on it needs."""
         if self.weights is None:
-            raise BenchError(f"init_from: {self.folder} has no adapter/ or model/: it is not a run folder that the "
-                             "harness saved (or its weights were cleaned). Rerun that run with force=true.")
+            raise BenchError(
+                f"init_from: {self.folder} has no adapter/ or model/: it is not a run folder that the "
+                "harness saved (or its weights were cleaned). Rerun that run with force=true."
+            )
         cache.require(self.weights, "saved weights of the first stage", f"Rerun {self.folder}'s run with force=true.")
         return self.weights
 
@@ -111,8 +113,9 @@ def load(cfg: DictConfig) -> Stage | None:
     mine, theirs = cfg.model, earlier.model
     differs = [k for k in ("name_or_path", "revision", "weights") if str(mine.get(k)) != str(theirs.get(k))]
     if differs:
+        named = ", ".join(f"{k}={theirs.get(k)}" for k in differs)
         raise BenchError(
-            f"init_from: {folder} trained model {theirs.get('name_or_path')} ({', '.join(f'{k}={theirs.get(k)}' for k in differs)}), "
+            f"init_from: {folder} trained model {theirs.get('name_or_path')} ({named}), "
             f"this run's model.{differs[0]} is {mine.get(differs[0])}: a second stage must start from a first "
             "stage on the same base. Set the same model= (or start from a run on this one)."
         )
@@ -157,7 +160,9 @@ def charge(stage: Stage | None, record: dict) -> dict:
     peaks = [before.get("pipeline/peak_mem_bytes", before.get("sys/peak_mem_bytes")), record.get("sys/peak_mem_bytes")]
     out = {
         "pipeline/full_s": round(float(earlier_s) + float(record.get("time/full_s") or 0) + merge, 3),
-        "pipeline/peak_mem_bytes": max(int(p) for p in peaks if p is not None) if any(p is not None for p in peaks) else None,
+        "pipeline/peak_mem_bytes": max(int(p) for p in peaks if p is not None)
+        if any(p is not None for p in peaks)
+        else None,
         "pipeline/from_config_hash": before.get("config_hash"),
     }
     if isinstance(before.get("eval/accuracy"), (int, float)):

@@ -113,8 +113,7 @@ def _inputs(cfg: DictConfig) -> None:
         missing = [s for s in ("train.jsonl", "test.jsonl") if not (data_dir / s).is_file()]
         if missing:
             raise BenchError(
-                f"task.data_dir={str(data_dir)!r} lacks {', '.join(missing)}; it must hold "
-                "train.jsonl and test.jsonl."
+                f"task.data_dir={str(data_dir)!r} lacks {', '.join(missing)}; it must hold train.jsonl and test.jsonl."
             )
 
 
@@ -176,15 +175,20 @@ def _rollout(cfg: DictConfig, method, runtime: Runtime) -> None:
     if rollout not in ("trl", "merged"):
         raise BenchError(f"train.rollout={rollout!r}: trl (TRL's own rollout, the default) or merged.")
     if rollout == "merged":
-        why = ("it does not generate while training" if not method.sampling
-               else "full fine-tuning has no adapter to merge" if finetuning.is_full(cfg.peft)
-               else f"merging into {cfg.quant.name} weights rounds them, so its rollouts would not be the "
-                    "adapter's" if cfg.quant.name != "none"
-               # Merge then unmerge in bf16/fp16 rounds the frozen base twice per rollout, and the error
-               # accumulates over a run: the base would drift. fp32 rounds ~1e-7 (train/frozen_max_rel_change).
-               else f"merging and unmerging in {runtime.precision} rounds the frozen weights at every rollout, "
-                    "so they drift over the run (precision=fp32 keeps them)" if runtime.precision != "fp32"
-               else None)
+        why = (
+            "it does not generate while training"
+            if not method.sampling
+            else "full fine-tuning has no adapter to merge"
+            if finetuning.is_full(cfg.peft)
+            else f"merging into {cfg.quant.name} weights rounds them, so its rollouts would not be the adapter's"
+            if cfg.quant.name != "none"
+            # Merge then unmerge in bf16/fp16 rounds the frozen base twice per rollout, and the error
+            # accumulates over a run: the base would drift. fp32 rounds ~1e-7 (train/frozen_max_rel_change).
+            else f"merging and unmerging in {runtime.precision} rounds the frozen weights at every rollout, "
+            "so they drift over the run (precision=fp32 keeps them)"
+            if runtime.precision != "fp32"
+            else None
+        )
         if why:
             raise BenchError(f"train.rollout=merged with method={cfg.method.name}: {why}. Use train.rollout=trl.")
 
@@ -218,8 +222,9 @@ def _trainer_config(cfg: DictConfig, runtime: Runtime, method):
 def _side_configs(cfg: DictConfig, method, args) -> dict:
     """The configs of the trainers an adapter runs before its own (PPO's reward model), checked alike."""
     configs = {}
-    for name, (spec, side_kwargs) in (method.side_configs(args, OmegaConf.to_container(cfg.method, resolve=True))
-                                if method.side_configs else {}).items():
+    for name, (spec, side_kwargs) in (
+        method.side_configs(args, OmegaConf.to_container(cfg.method, resolve=True)) if method.side_configs else {}
+    ).items():
         label = f"{cfg.method.name} ({name})"
         unmeasured(side_kwargs, label)
         configs[name] = build_trainer_config(methods.load_class(spec), side_kwargs, label)

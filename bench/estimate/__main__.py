@@ -26,8 +26,19 @@ from bench.estimate.overhead import BUDGETS_GB, Overhead, measured, verdict
 from methods import why_unavailable
 
 GiB = 2**30
-COLUMNS = ("weights", "trainable", "gradients", "optimizer", "extra_models", "activations", "autocast_copies", "checkpointed",
-           "logits", "head_tile", "kv_cache")
+COLUMNS = (
+    "weights",
+    "trainable",
+    "gradients",
+    "optimizer",
+    "extra_models",
+    "activations",
+    "autocast_copies",
+    "checkpointed",
+    "logits",
+    "head_tile",
+    "kv_cache",
+)
 
 
 def _lists(overrides: list[str], keys=("method", "model", "quant")) -> tuple[dict[str, list[str]], list[str]]:
@@ -63,11 +74,13 @@ class _Parser(argparse.ArgumentParser):
 
 def header(e, cfg, prompt_tokens: int | None) -> str:
     """Which model and settings the table is for: the model as named, the config read and where from."""
-    return (f"Model: {e.model.describe()}.\n"
-            f"Predicted peak memory (GiB) of one training process: {e.model.name_or_path}, {e.precision}, "
-            f"quant={cfg.quant.name}, peft={cfg.peft.get('name', 'lora') if cfg.peft else 'none'}"
-            f"{f' r={cfg.peft.r}' if cfg.peft and 'r' in cfg.peft else ''}; prompts of "
-            f"{prompt_tokens or cfg.train.max_prompt_length} tokens, completions of {cfg.train.max_completion_length}.")
+    return (
+        f"Model: {e.model.describe()}.\n"
+        f"Predicted peak memory (GiB) of one training process: {e.model.name_or_path}, {e.precision}, "
+        f"quant={cfg.quant.name}, peft={cfg.peft.get('name', 'lora') if cfg.peft else 'none'}"
+        f"{f' r={cfg.peft.r}' if cfg.peft and 'r' in cfg.peft else ''}; prompts of "
+        f"{prompt_tokens or cfg.train.max_prompt_length} tokens, completions of {cfg.train.max_completion_length}."
+    )
 
 
 def notes(estimates) -> str:
@@ -92,18 +105,32 @@ def explain(overheads) -> str:
     return "".join(f"{o.describe()}\n" + (f"Note: {o.note}\n" if o.note else "") for o in dict.fromkeys(overheads))
 
 
-RULE = ("range = lo–hi: lo = peak + the least runtime measured, hi = (peak + the most runtime) / (1 − the largest "
-        "allocator's share of the peak measured); yes: hi fits the budget, no: lo does not, tight: between.")
+RULE = (
+    "range = lo–hi: lo = peak + the least runtime measured, hi = (peak + the most runtime) / (1 − the largest "
+    "allocator's share of the peak measured); yes: hi fits the budget, no: lo does not, tight: between."
+)
 
 
 def table(estimates, overheads) -> str:
-    head = ["method", "rows×tokens", *(c.replace("_", " ") for c in COLUMNS), "peak", "range",
-            *(f"{b} GiB" for b in BUDGETS_GB)]
+    head = [
+        "method",
+        "rows×tokens",
+        *(c.replace("_", " ") for c in COLUMNS),
+        "peak",
+        "range",
+        *(f"{b} GiB" for b in BUDGETS_GB),
+    ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for e, overhead in zip(estimates, overheads, strict=True):
         span, says = verdicts(e.peak, overhead)
-        cells = [e.method, f"{e.step.rows}×{e.step.tokens}", *(f"{e.parts[c] / GiB:.2f}" for c in COLUMNS),
-                 f"**{e.peak / GiB:.2f}**", span, *says]
+        cells = [
+            e.method,
+            f"{e.step.rows}×{e.step.tokens}",
+            *(f"{e.parts[c] / GiB:.2f}" for c in COLUMNS),
+            f"**{e.peak / GiB:.2f}**",
+            span,
+            *says,
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -129,7 +156,9 @@ def matrix(cells: dict[tuple[str, str, str], tuple[int, Overhead] | None], metho
 
 def main(argv: list[str] | None = None) -> int:
     parser = _Parser(prog="python -m bench.estimate", description=__doc__.splitlines()[0])
-    parser.add_argument("overrides", nargs="*", help="the same overrides as a run (model=, method=a,b, quant=, peft.r=, ...)")
+    parser.add_argument(
+        "overrides", nargs="*", help="the same overrides as a run (model=, method=a,b, quant=, peft.r=, ...)"
+    )
     parser.add_argument("--prompt-tokens", type=int, help="prompt tokens a row (default: train.max_prompt_length)")
     args = parser.parse_args(argv)
     if args.prompt_tokens is not None and args.prompt_tokens < 1:
@@ -160,10 +189,12 @@ def _estimate(args, names, models, quants, rest) -> int:
     if not estimates:  # every listed method left out above, each with its reason
         raise BenchError("the installed TRL has none of the methods listed.")
     print(header(estimates[0], cfg, args.prompt_tokens))
-    print("peak = every model's memory + the larger of what a step saves for backward (activations, autocast's "
-          "weight copies in bf16/fp16, logits; with "
-          "a TRL 1.16 chunked LM head, its working tile instead of the logits) and the KV cache of rollouts: "
-          "the tensors alone. The process's runtime and the allocator's left-over come on top, as measured: " + RULE)
+    print(
+        "peak = every model's memory + the larger of what a step saves for backward (activations, autocast's "
+        "weight copies in bf16/fp16, logits; with "
+        "a TRL 1.16 chunked LM head, its working tile instead of the logits) and the KV cache of rollouts: "
+        "the tensors alone. The process's runtime and the allocator's left-over come on top, as measured: " + RULE
+    )
     print(explain(overheads) + notes(estimates))
     print(table(estimates, overheads))
     return 0
@@ -182,12 +213,17 @@ def _matrix(args, names, models, quants, rest) -> int:
                 estimates += [e] if e else []
                 key = n or default.method.name, m or default.model.name, q or default.quant.name
                 cells[key] = (e.peak, measured(device_kind(cfg))) if e else None
-    print(f"Predicted peak memory (GiB) of one training process, methods by model and quantization "
-          f"({' '.join(rest) or 'the defaults'}); each cell's parts: the same command with one model and "
-          "one quant; – where the installed TRL lacks the method.")
+    print(
+        f"Predicted peak memory (GiB) of one training process, methods by model and quantization "
+        f"({' '.join(rest) or 'the defaults'}); each cell's parts: the same command with one model and "
+        "one quant; – where the installed TRL lacks the method."
+    )
     print(f"A cell: the tensor peak (its range) and the verdict at {'/'.join(map(str, BUDGETS_GB))} GiB. " + RULE)
     print(explain(c[1] for c in cells.values() if c))
-    print("".join(f"Model: {d}.\n" for d in dict.fromkeys(e.model.describe() for e in estimates if e.model)) + notes(estimates))
+    print(
+        "".join(f"Model: {d}.\n" for d in dict.fromkeys(e.model.describe() for e in estimates if e.model))
+        + notes(estimates)
+    )
     methods_, models_, quants_ = ([*dict.fromkeys(key[i] for key in cells)] for i in range(3))  # in order
     print(matrix(cells, methods_, models_, quants_))
     return 0

@@ -5,9 +5,9 @@ fitted per method:
 
 | method data | rows in a step | tokens a row | positions scored | generation |
 |---|---|---|---|---|
-| prompts (GRPO, RLOO) | per_device_train_batch_size | prompt + completion | completion | the generation batch: per_device × steps_per_generation rows |
+| prompts (GRPO, RLOO) | per_device batch | prompt + completion | completion | per_device × steps_per_generation rows |
 | prompts (online DPO) | 2 × batch (two completions a prompt) | prompt + completion | completion | 2 × batch rows |
-| preference (DPO, ORPO, CPO, SimPO) | 2 × batch (chosen and rejected) | prompt + completion | every position | none while training |
+| preference (DPO, ORPO, CPO, SimPO) | 2 × batch (chosen, rejected) | prompt + completion | every position | none |
 | unpaired (KTO, BCO) | batch | prompt + completion | every position | none |
 | gold (SFT) | batch | prompt + completion | every position | none |
 | prompt_ids (PPO) | batch, and the value model on the same rows | prompt + response | response | batch rows |
@@ -20,8 +20,9 @@ Weights: every frozen parameter in the run's dtype (4-bit NF4: half a byte a lin
 block scales; 8-bit: a byte plus a scale a row; biases stay in the dtype); trained ones in fp32, with an
 fp32 gradient and AdamW's two fp32 moments each. Extra models, each as the run loads it (built on the
 meta device, as the policy is): a reference copy where the method has one and no adapter can stand in for
-it (full fine-tuning: a frozen copy in the run's dtype, as bench.recipe.dtypes settles it), PPO's value model (a second base loaded like the
-policy, quantized where the run is, with its own adapter and score head) and its reward model
+it (full fine-tuning: a frozen copy in the run's dtype, as bench.recipe.dtypes settles it), PPO's value
+model (a second base loaded like the policy, quantized where the run is, with its own adapter and score head)
+and its reward model
 (method.reward=model: the same, merged, frozen). Saved for backward: the model's own forward
 traced on the meta device at the step's shapes (bench.estimate.trace), and the loss head's
 vocabulary-wide tensors: the logits of the scored positions and their log-softmax. Where the installed
@@ -80,8 +81,21 @@ class Estimate:
         """The step's peak: every model's memory, what the step saved for backward, and the chunked LM
         head's transient tile."""
         p = self.parts
-        return sum(p[k] for k in ("weights", "trainable", "gradients", "optimizer", "extra_models",
-                                  "activations", "autocast_copies", "checkpointed", "logits", "head_tile"))
+        return sum(
+            p[k]
+            for k in (
+                "weights",
+                "trainable",
+                "gradients",
+                "optimizer",
+                "extra_models",
+                "activations",
+                "autocast_copies",
+                "checkpointed",
+                "logits",
+                "head_tile",
+            )
+        )
 
     @property
     def generation(self) -> int:
@@ -124,8 +138,12 @@ def weight_bytes(model, quant: str, element: int) -> int:
             n = p.numel()
             # bitsandbytes quantizes a decoder linear's weight (never its bias, nor the output head: a causal
             # LM's lm_head, a value model's score)
-            if (quant != "none" and isinstance(module, torch.nn.Linear) and param_name == "weight"
-                    and not any(head in module_name for head in ("lm_head", "score"))):
+            if (
+                quant != "none"
+                and isinstance(module, torch.nn.Linear)
+                and param_name == "weight"
+                and not any(head in module_name for head in ("lm_head", "score"))
+            ):
                 # bitsandbytes: NF4 packs two weights a byte with an fp32 scale per 64 (double quantization
                 # stores those scales in 8 bits); LLM.int8 stores a byte a weight and an fp32 scale a row.
                 total += n // 2 + n // 64 if quant == "nf4" else n + 4 * p.shape[0]
@@ -203,8 +221,9 @@ def check_input(cfg, prompt_tokens: int | None, completion_tokens: int | None) -
     batch = method_args.get("per_device_train_batch_size", cfg.train.args.per_device_train_batch_size)
     checks = {
         "train.args.per_device_train_batch_size": batch,
-        "--prompt-tokens" if prompt_tokens is not None else "train.max_prompt_length":
-            prompt_tokens if prompt_tokens is not None else cfg.train.max_prompt_length,
+        "--prompt-tokens" if prompt_tokens is not None else "train.max_prompt_length": prompt_tokens
+        if prompt_tokens is not None
+        else cfg.train.max_prompt_length,
     }
     if completion_tokens is not None:
         checks["completion tokens"] = completion_tokens
@@ -308,8 +327,10 @@ def estimate(cfg, prompt_tokens: int | None = None, completion_tokens: int | Non
     facts = method.memory
     if facts is None:
         facts = UNDECLARED
-        notes.append(f"method={name}: its adapter ({method.name}) declares no memory facts (methods.MemoryFacts: "
-                     "reference model, NLL on chosen, logits copies, value model), so none of them is assumed.")
+        notes.append(
+            f"method={name}: its adapter ({method.name}) declares no memory facts (methods.MemoryFacts: "
+            "reference model, NLL on chosen, logits copies, value model), so none of them is assumed."
+        )
     prompt = int(prompt_tokens if prompt_tokens is not None else cfg.train.max_prompt_length)
     completion = int(completion_tokens if completion_tokens is not None else cfg.train.max_completion_length)
     step = step_shape(method.data, facts, args, prompt, completion)
@@ -337,9 +358,15 @@ def estimate(cfg, prompt_tokens: int | None = None, completion_tokens: int | Non
         checkpointing = getattr(args, "gradient_checkpointing", False)
     tile = chunked_head(method)
     autocast = autocast_dtype(precision)  # mixed precision: the forward as autocast runs it
-    seen, layers_saved = _trace(model, step, text.vocab_size, bool(checkpointing),
-                                getattr(args, "gradient_checkpointing_kwargs", None), fused=tile is not None,
-                                autocast=autocast)
+    seen, layers_saved = _trace(
+        model,
+        step,
+        text.vocab_size,
+        bool(checkpointing),
+        getattr(args, "gradient_checkpointing_kwargs", None),
+        fused=tile is not None,
+        autocast=autocast,
+    )
     activations = seen["activations"] * extra.copies
     # Under gradient checkpointing the layers' own tensors are dropped after the forward and recomputed a
     # layer at a time in backward, held by the checkpoint's hooks, which the measuring hooks never see
@@ -354,23 +381,31 @@ def estimate(cfg, prompt_tokens: int | None = None, completion_tokens: int | Non
         "optimizer": 2 * trainable * 4 + 4 * tensors,
         "extra_models": extra.frozen,
         "activations": activations,
-        "autocast_copies": autocast_copies(seen["autocast_copies"], model, getattr(args, "loss_type", None),
-                                           autocast) * extra.copies,
+        "autocast_copies": autocast_copies(seen["autocast_copies"], model, getattr(args, "loss_type", None), autocast)
+        * extra.copies,
         "checkpointed": checkpointed,
-        "logits": 0 if tile is not None else (
+        "logits": 0
+        if tile is not None
+        else (
             loss_head_bytes(step, text.vocab_size, logits_element, facts, getattr(args, "loss_type", None))
-            + seen["logits"]),
+            + seen["logits"]
+        ),
         # GRPO's cast_lm_head_to_fp32 runs the head in fp32; a GPU (not cpu) takes TRL's compact Triton path
-        "head_tile": 0 if tile is None else head_tile_bytes(
-            step, tile, 4 if getattr(args, "cast_lm_head_to_fp32", False) else element, str(cfg.device) != "cpu"),
+        "head_tile": 0
+        if tile is None
+        else head_tile_bytes(
+            step, tile, 4 if getattr(args, "cast_lm_head_to_fp32", False) else element, str(cfg.device) != "cpu"
+        ),
         "kv_cache": int(kv_bytes(config, step.generate_rows, step.generate_tokens, generation_element(precision, full)))
-        if step.generate_rows else 0,
+        if step.generate_rows
+        else 0,
     }
     return Estimate(name, precision, parts, step, source, notes)
 
 
-def _trace(model, step: Step, vocab: int, checkpointing: bool, kwargs, fused: bool = False,
-           autocast: torch.dtype | None = None) -> tuple[dict, int]:
+def _trace(
+    model, step: Step, vocab: int, checkpointing: bool, kwargs, fused: bool = False, autocast: torch.dtype | None = None
+) -> tuple[dict, int]:
     """What the measuring hooks see saved in one forward at the step's shapes, and, under gradient
     checkpointing, what the checkpoint holds out of their sight: every layer's input and one layer's
     internals (the trace without checkpointing, its layer part divided by the layers). `fused`: through

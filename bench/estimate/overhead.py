@@ -60,11 +60,15 @@ class Overhead:
 
     def describe(self) -> str:
         if self.kind == UNMEASURED:
-            return ("no measured overhead (no run records under results/reference/, as in an installed package): "
-                    "the range is the tensor peak alone, and the runtime and the allocator come on top.")
-        return (f"range from {self.kind} runs' overhead, measured on {self.runs} runs (results/reference/): runtime "
-                f"{self.runtime[0] / GiB:.2f}–{self.runtime[1] / GiB:.2f} GiB, the allocator's left-over "
-                f"{self.allocator[0]:.0%}–{self.allocator[1]:.0%} of the peak.")
+            return (
+                "no measured overhead (no run records under results/reference/, as in an installed package): "
+                "the range is the tensor peak alone, and the runtime and the allocator come on top."
+            )
+        return (
+            f"range from {self.kind} runs' overhead, measured on {self.runs} runs (results/reference/): runtime "
+            f"{self.runtime[0] / GiB:.2f}–{self.runtime[1] / GiB:.2f} GiB, the allocator's left-over "
+            f"{self.allocator[0]:.0%}–{self.allocator[1]:.0%} of the peak."
+        )
 
 
 def verdict(lo: int, hi: int, budget_gb: int) -> str:
@@ -102,13 +106,23 @@ def measured(kind: str, root: Path = REFERENCE) -> Overhead:
     if kind == "cpu":
         runs = [r for r in map(run_overhead, _records(CPU_FOLDERS, root)) if r]
         return Overhead.of("cpu", runs)
-    cuda = [r for r in map(run_overhead, (rec for rec in _records("*", root)
-                                          if str(rec.get("sys/device", "")).startswith("cuda"))) if r]
+    cuda = [
+        r
+        for r in map(
+            run_overhead, (rec for rec in _records("*", root) if str(rec.get("sys/device", "")).startswith("cuda"))
+        )
+        if r
+    ]
     if cuda:
         return Overhead.of("cuda", cuda)
     cpu = measured("cpu", root)
     if cpu.kind == UNMEASURED:
         return cpu
-    return replace(cpu, note=(
-        f"no GPU run measured yet: the range uses the CPU's runtime and allocator, measured on {cpu.runs} runs; a "
-        "CUDA context and caching allocator differ; make gpu-check records them (committed under results/reference/)."))
+    return replace(
+        cpu,
+        note=(
+            f"no GPU run measured yet: the range uses the CPU's runtime and allocator, measured on {cpu.runs} runs; a "
+            "CUDA context and caching allocator differ; make gpu-check records them "
+            "(committed under results/reference/)."
+        ),
+    )

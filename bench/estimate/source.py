@@ -28,8 +28,10 @@ class ModelSource:
         t = self.text
         heads = t.num_attention_heads
         kv = getattr(t, "num_key_value_heads", None) or heads
-        return (f"{self.name_or_path}: {t.model_type}, {t.num_hidden_layers} layers of width {t.hidden_size}, "
-                f"{heads} attention heads over {kv} KV heads, vocabulary {t.vocab_size}; config from {self.origin}")
+        return (
+            f"{self.name_or_path}: {t.model_type}, {t.num_hidden_layers} layers of width {t.hidden_size}, "
+            f"{heads} attention heads over {kv} KV heads, vocabulary {t.vocab_size}; config from {self.origin}"
+        )
 
 
 def declared_name_or_path(name: str) -> str:

@@ -78,8 +78,10 @@ class Saved:
 
     @contextlib.contextmanager
     def counting(self):
-        with torch.autograd.graph.saved_tensors_hooks(self._pack, lambda t: t), \
-                _patched(F, "scaled_dot_product_attention", _fused_sdpa):
+        with (
+            torch.autograd.graph.saved_tensors_hooks(self._pack, lambda t: t),
+            _patched(F, "scaled_dot_product_attention", _fused_sdpa),
+        ):
             yield self
 
 

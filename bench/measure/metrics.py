@@ -253,7 +253,11 @@ def weights_changed(before: dict, after: dict) -> dict:
         # How far a frozen tensor moved, relative to its sum of squares: rounding from merging and
         # unmerging the adapter around each rollout (train.rollout=merged) is ~1e-7; learning is not.
         "train/frozen_max_rel_change": max(
-            (float(abs(after[n][1][2] - before[n][1][2]) / max(float(before[n][1][2]), 1e-30)) for n in frozen if n in changed),
+            (
+                float(abs(after[n][1][2] - before[n][1][2]) / max(float(before[n][1][2]), 1e-30))
+                for n in frozen
+                if n in changed
+            ),
             default=0.0,
         ),
     }
@@ -278,8 +282,15 @@ def quant_state_tensors(param) -> list[torch.Tensor]:
     return [t for t in tensors if torch.is_tensor(t)]
 
 
-def memory_breakdown(trainer, peak: int, runtime_bytes: int, device: str, saved: dict | None = None,
-                     kv_cache: int = 0, during: str = "step") -> dict:
+def memory_breakdown(
+    trainer,
+    peak: int,
+    runtime_bytes: int,
+    device: str,
+    saved: dict | None = None,
+    kv_cache: int = 0,
+    during: str = "step",
+) -> dict:
     """The training peak split into parts that add up to it, none negative.
 
     runtime: the process before any model loaded (CPU only: interpreter and libraries); weights: every
@@ -304,7 +315,9 @@ def memory_breakdown(trainer, peak: int, runtime_bytes: int, device: str, saved:
     seen_states: set[int] = set()
     frozen = trainable = 0
     modules = [v for v in vars(trainer).values() if isinstance(v, nn.Module)]
-    modules += [m for v in vars(trainer).values() if isinstance(v, (list, tuple)) for m in v if isinstance(m, nn.Module)]
+    modules += [
+        m for v in vars(trainer).values() if isinstance(v, (list, tuple)) for m in v if isinstance(m, nn.Module)
+    ]
     for module in modules:
         for tensor in [*module.parameters(), *module.buffers()]:
             if id(tensor) in seen or tensor.device.type == "meta":
@@ -497,10 +510,7 @@ class StepTimer(TrainerCallback):
         losses = [log["loss"] for log in self.logs if isinstance(log.get("loss"), (int, float))]
         out["train/final_loss"] = losses[-1] if losses else None
         rewards = [
-            log[k]
-            for log in self.logs
-            for k in ("reward", "objective/scores")
-            if isinstance(log.get(k), (int, float))
+            log[k] for log in self.logs for k in ("reward", "objective/scores") if isinstance(log.get(k), (int, float))
         ]
         if rewards:
             out["train/reward_curve"] = rewards

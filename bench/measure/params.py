@@ -72,13 +72,14 @@ class Audit:
         for row in self.rows:
             card = f"{row.card:,}" if row.kind == "lora" else ""
             lines.append(
-                f"{row.kind:<16}{row.module:<14}{row.count:>6}{row.d_in:>8}{row.d_out:>8}"
-                f"{row.params:>14,}{card:>14}"
+                f"{row.kind:<16}{row.module:<14}{row.count:>6}{row.d_in:>8}{row.d_out:>8}{row.params:>14,}{card:>14}"
             )
         formula = self.card_formula
         lines.append(f"{'total':<60}{self.exact:>14,}{formula or 0:>14,}")
-        lines.append(f"exact trainable parameters: {self.exact:,} ({100 * self.exact / self.base_params:.2f}% "
-                     f"of {self.base_params:,})")
+        lines.append(
+            f"exact trainable parameters: {self.exact:,} ({100 * self.exact / self.base_params:.2f}% "
+            f"of {self.base_params:,})"
+        )
         if formula:
             lines.append(
                 f"card formula 2·r·d·layers·modules: {formula:,} ({100 * formula / self.base_params:.2f}%), "
@@ -187,8 +188,13 @@ def architecture(model_cfg, arch_for: str | None = None) -> tuple[object, str]:
         from transformers.utils import cached_file
 
         try:
-            found = cached_file(path, "config.json", revision=model_cfg.revision, local_files_only=True,
-                                _raise_exceptions_for_missing_entries=False)
+            found = cached_file(
+                path,
+                "config.json",
+                revision=model_cfg.revision,
+                local_files_only=True,
+                _raise_exceptions_for_missing_entries=False,
+            )
         except (OSError, ValueError):  # not cached, or not a valid hub id
             found = None
         if found:
@@ -212,16 +218,20 @@ def _checked_config(file: Path, path: str, revision: str | None = None):
 
     try:
         raw = json.loads(file.read_text())
-        config = AutoConfig.from_pretrained(file.parent if revision is None else path, revision=revision,
-                                            local_files_only=True)
+        config = AutoConfig.from_pretrained(
+            file.parent if revision is None else path, revision=revision, local_files_only=True
+        )
     except (OSError, ValueError, KeyError) as err:
         raise BenchError(f"model.name_or_path={path!r}: its config.json does not load: {err}") from err
     text = config.get_text_config() if hasattr(config, "get_text_config") else config
     nested = raw.get("text_config")  # a multimodal config keeps the language model's numbers apart
     given = nested if text is not config and isinstance(nested, dict) else raw
     aliases = getattr(type(text), "attribute_map", {}) or {}
-    missing = [f for f in REQUIRED_FIELDS
-               if hasattr(text, f) and getattr(text, f) is not None and f not in given and aliases.get(f) not in given]
+    missing = [
+        f
+        for f in REQUIRED_FIELDS
+        if hasattr(text, f) and getattr(text, f) is not None and f not in given and aliases.get(f) not in given
+    ]
     if missing:
         raise BenchError(
             f"model.name_or_path={path!r}: {file} has no {', '.join(missing)}; transformers would put in "

@@ -311,9 +311,7 @@ def model_flops(params: int, trainable: int, tokens: dict[str, int]) -> float:
     counted: these are model FLOPs (MFU), not hardware FLOPs.
     """
     n, t = params, min(trainable, params)
-    return (4 * n + 2 * t) * tokens.get("trained", 0) + 2 * n * (
-        tokens.get("forward", 0) + tokens.get("generated", 0)
-    )
+    return (4 * n + 2 * t) * tokens.get("trained", 0) + 2 * n * (tokens.get("forward", 0) + tokens.get("generated", 0))
 
 
 @dataclass(frozen=True)

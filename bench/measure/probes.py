@@ -13,8 +13,6 @@ from bench.records.schema import SAMPLING_KEYS
 log = logging.getLogger(__name__)
 
 
-
-
 def _dropout_modules(model):
     """(module, p) for every dropout in the model: nn.Dropout modules (LoRA's among them) and attention
     modules that apply dropout functionally (transformers' `attention_dropout` attribute)."""

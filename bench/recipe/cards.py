@@ -22,8 +22,15 @@ from bench.system import cache, files
 CARD = "README.md"
 # The record's keys a card shows, in this order (those a run has).
 KEY_METRICS = (
-    "eval/accuracy", "eval/base_accuracy", "eval/delta", "eval/n", "eval/split",
-    "params/trainable", "train/steps", "time/total_s", "sys/peak_mem_bytes",
+    "eval/accuracy",
+    "eval/base_accuracy",
+    "eval/delta",
+    "eval/n",
+    "eval/split",
+    "params/trainable",
+    "train/steps",
+    "time/total_s",
+    "sys/peak_mem_bytes",
 )
 
 
@@ -48,14 +55,21 @@ def write_card(folder: Path, plan: Plan, record: dict) -> None:
     adapter = (folder / "adapter_config.json").is_file()
     base, source = identity(plan.start.name_or_path)
     data = _card_data(plan, record, adapter, base, source)
-    body = "\n\n".join(part for part in (
-        f"# {data.model_name}",
-        _summary(plan, adapter, base, source, record),
-        "## Training\n\n" + "\n".join(f"- {line}" for line in _training(plan)),
-        "## Results\n\n| metric | value |\n|---|---|\n"
-        + "\n".join(f"| `{k}` | {record[k]} |" for k in KEY_METRICS if k in record),
-        "## Use\n\n" + _use(folder.name, adapter, base),
-    ) if part) + "\n"
+    body = (
+        "\n\n".join(
+            part
+            for part in (
+                f"# {data.model_name}",
+                _summary(plan, adapter, base, source, record),
+                "## Training\n\n" + "\n".join(f"- {line}" for line in _training(plan)),
+                "## Results\n\n| metric | value |\n|---|---|\n"
+                + "\n".join(f"| `{k}` | {record[k]} |" for k in KEY_METRICS if k in record),
+                "## Use\n\n" + _use(folder.name, adapter, base),
+            )
+            if part
+        )
+        + "\n"
+    )
     card = ModelCard.from_template(data, template_str="---\n{{ card_data }}\n---\n\n{{ body }}", body=body)
     cache.write_text(folder / CARD, str(card))
     cache.seal(folder)
@@ -69,17 +83,24 @@ def _card_data(plan: Plan, record: dict, adapter: bool, base: str, source: str |
     method, task = str(cfg.method.name), str(cfg.task.name)
     results = None
     if isinstance(record.get("eval/accuracy"), (int, float)):
-        results = [EvalResult(
-            task_type="text-generation", dataset_type=task, dataset_name=f"{task} (rft-bench)",
-            dataset_split=str(record.get("eval/split", "test")), metric_type="accuracy",
-            metric_value=float(record["eval/accuracy"]),
-        )]
+        results = [
+            EvalResult(
+                task_type="text-generation",
+                dataset_type=task,
+                dataset_name=f"{task} (rft-bench)",
+                dataset_split=str(record.get("eval/split", "test")),
+                metric_type="accuracy",
+                metric_value=float(record["eval/accuracy"]),
+            )
+        ]
     extra: dict[str, Any] = {"base_model_source": source} if source else {}
     return ModelCardData(
-        model_name=f"{method}-{task}-seed{cfg.seed}", base_model=base,
+        model_name=f"{method}-{task}-seed{cfg.seed}",
+        base_model=base,
         library_name="peft" if adapter else "transformers",
         tags=["rft-bench", method, "lora" if adapter else "full-fine-tuning", f"task:{task}"],
-        eval_results=results, **extra,
+        eval_results=results,
+        **extra,
     )
 
 
@@ -87,14 +108,20 @@ def _summary(plan: Plan, adapter: bool, base: str, source: str | None, record: d
     cfg = plan.config
     method, task, seed = cfg.method.name, cfg.task.name, cfg.seed
     what = "A LoRA adapter" if adapter else "Fully fine-tuned weights"
-    lines = [f"{what} for `{base}`, trained with **{method}** on the `{task}` task by rft-bench "
-             f"(`python -m bench method={method} task={task} seed={seed}`)."]
+    lines = [
+        f"{what} for `{base}`, trained with **{method}** on the `{task}` task by rft-bench "
+        f"(`python -m bench method={method} task={task} seed={seed}`)."
+    ]
     if plan.stage is not None:
-        lines.append(f"Trained on top of the run `{cfg.init_from}` (a second stage, bench/recipe/pipeline.py): "
-                     f"its base is that run's model, `{record.get('pipeline/from')}`.")
+        lines.append(
+            f"Trained on top of the run `{cfg.init_from}` (a second stage, bench/recipe/pipeline.py): "
+            f"its base is that run's model, `{record.get('pipeline/from')}`."
+        )
     if source:
-        lines.append(f"The base was `{source}`: the adapter was trained on those weights, which are close to the "
-                     "hub model's but not equal, so scores on the hub model can differ slightly.")
+        lines.append(
+            f"The base was `{source}`: the adapter was trained on those weights, which are close to the "
+            "hub model's but not equal, so scores on the hub model can differ slightly."
+        )
     return "\n\n".join(lines)
 
 
@@ -113,12 +140,18 @@ def _training(plan: Plan) -> list[str]:
 
 def _use(folder: str, adapter: bool, base: str) -> str:
     if adapter:
-        load = f'from peft import AutoPeftModelForCausalLM\nmodel = AutoPeftModelForCausalLM.from_pretrained("{folder}")'
+        load = (
+            f'from peft import AutoPeftModelForCausalLM\nmodel = AutoPeftModelForCausalLM.from_pretrained("{folder}")'
+        )
     else:
-        load = f'from transformers import AutoModelForCausalLM\nmodel = AutoModelForCausalLM.from_pretrained("{folder}")'
+        load = (
+            f'from transformers import AutoModelForCausalLM\nmodel = AutoModelForCausalLM.from_pretrained("{folder}")'
+        )
     peft = f",peft={folder}" if adapter else ""
-    return (f"```python\n{load}\n```\n\nor score it with lm-eval: "
-            f"`lm_eval --model hf --model_args pretrained={base}{peft} ...`")
+    return (
+        f"```python\n{load}\n```\n\nor score it with lm-eval: "
+        f"`lm_eval --model hf --model_args pretrained={base}{peft} ...`"
+    )
 
 
 def base_of(folder: Path) -> tuple[str | None, str | None]:

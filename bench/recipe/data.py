@@ -71,8 +71,11 @@ class PromptFit:
 
     def record(self) -> dict:
         # The budget itself is the record's fair/max_prompt_length (bench.recipe.train.fair_record).
-        return {"data/max_prompt_tokens": self.longest,
-                "data/truncated_prompts": self.truncated, "data/truncated_prompt_tokens": self.tokens_cut}
+        return {
+            "data/max_prompt_tokens": self.longest,
+            "data/truncated_prompts": self.truncated,
+            "data/truncated_prompt_tokens": self.tokens_cut,
+        }
 
 
 def fit_prompts(task: Task, examples: list[Example], tokenizer, budget: int, overflow: str):
@@ -84,8 +87,11 @@ def fit_prompts(task: Task, examples: list[Example], tokenizer, budget: int, ove
         raise BenchError(f"train.prompt_overflow={overflow!r}: truncate (keep each prompt's end) or refuse.")
 
     def length(example: Example) -> int:
-        return len(tokenizer.apply_chat_template(task.messages(example), add_generation_prompt=True,
-                                                 tokenize=True, return_dict=False))
+        return len(
+            tokenizer.apply_chat_template(
+                task.messages(example), add_generation_prompt=True, tokenize=True, return_dict=False
+            )
+        )
 
     lengths = [length(ex) for ex in examples]
     over = [i for i, n in enumerate(lengths) if n > budget]
@@ -102,7 +108,7 @@ def fit_prompts(task: Task, examples: list[Example], tokenizer, budget: int, ove
         ids = tokenizer(examples[i].prompt, add_special_tokens=False)["input_ids"]
         cut = lengths[i] - budget
         while True:  # decoding and re-encoding may merge tokens differently: cut until it fits
-            shorter = replace(examples[i], prompt=tokenizer.decode(ids[min(cut, len(ids)):]))
+            shorter = replace(examples[i], prompt=tokenizer.decode(ids[min(cut, len(ids)) :]))
             n = length(shorter)
             if n <= budget or cut >= len(ids):
                 break
@@ -115,9 +121,15 @@ def fit_prompts(task: Task, examples: list[Example], tokenizer, budget: int, ove
         fit.truncated += 1
         fit.tokens_cut += lengths[i] - n
     if over:
-        log.warning("prompt budget: %d of %d prompts were longer than train.max_prompt_length=%d tokens (the "
-                    "longest: %d) and keep their last %d tokens, for every method alike",
-                    len(over), len(examples), budget, fit.longest, budget)
+        log.warning(
+            "prompt budget: %d of %d prompts were longer than train.max_prompt_length=%d tokens (the "
+            "longest: %d) and keep their last %d tokens, for every method alike",
+            len(over),
+            len(examples),
+            budget,
+            fit.longest,
+            budget,
+        )
     return out, fit
 
 
@@ -133,9 +145,7 @@ def prompts_fingerprint(task: Task, examples: list[Example]) -> str:
 def prompt_ids_dataset(task: Task, examples: list[Example], tokenizer) -> Dataset:
     """PPO's format: the chat-formatted prompt as `input_ids` (no padding; its collator pads)."""
     ids = [
-        tokenizer.apply_chat_template(
-            task.messages(ex), add_generation_prompt=True, tokenize=True, return_dict=False
-        )
+        tokenizer.apply_chat_template(task.messages(ex), add_generation_prompt=True, tokenize=True, return_dict=False)
         for ex in examples
     ]
     return Dataset.from_dict({"input_ids": ids})
@@ -240,11 +250,20 @@ def flip_labels(data: OfflineData, rate: float, seed: int) -> OfflineData:
         else row
         for row in data.unpaired
     ]
-    stats = replace(data.stats, label_noise=rate, flipped=flipped,
-                    kto_desirable=sum(r["label"] for r in unpaired),
-                    kto_undesirable=sum(not r["label"] for r in unpaired))
-    return replace(data, pairs=pairs, unpaired=unpaired, stats=stats,
-                   fingerprint=fingerprint({"pairs": pairs, "unpaired": unpaired}))
+    stats = replace(
+        data.stats,
+        label_noise=rate,
+        flipped=flipped,
+        kto_desirable=sum(r["label"] for r in unpaired),
+        kto_undesirable=sum(not r["label"] for r in unpaired),
+    )
+    return replace(
+        data,
+        pairs=pairs,
+        unpaired=unpaired,
+        stats=stats,
+        fingerprint=fingerprint({"pairs": pairs, "unpaired": unpaired}),
+    )
 
 
 @torch.no_grad()
@@ -265,9 +284,7 @@ def sample_completions(
                 tokenizer.apply_chat_template(task.messages(ex), add_generation_prompt=True, tokenize=False)
                 for ex in batch
             ]
-            enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(
-                model.device
-            )
+            enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
             gen = model.generate(
                 **enc,
                 do_sample=True,
@@ -281,8 +298,13 @@ def sample_completions(
             out.extend(decoded[i * k : (i + 1) * k] for i in range(len(batch)))
             # A build takes minutes on a CPU: say how far it is, as TRL's training loop does.
             elapsed = time.perf_counter() - started
-            log.info("offline data: %d/%d prompts sampled (%d completions, %.2f prompts/s)",
-                     len(out), len(examples), len(out) * k, len(out) / max(elapsed, 1e-9))
+            log.info(
+                "offline data: %d/%d prompts sampled (%d completions, %.2f prompts/s)",
+                len(out),
+                len(examples),
+                len(out) * k,
+                len(out) / max(elapsed, 1e-9),
+            )
     finally:
         tokenizer.padding_side = padding_side
         model.train(was_training)

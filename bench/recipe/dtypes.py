@@ -31,14 +31,16 @@ def settle_dtypes(model, run_dtype) -> dict[str, str]:
             param.data = param.data.to(run_dtype)
         (trained if param.requires_grad else frozen).add(str(param.dtype).removeprefix("torch."))
     if low and frozen:  # a mixed model: fp32 modules among low-precision ones
-        inside_adapters = {id(m) for layer in model.modules() if isinstance(layer, BaseTunerLayer)
-                           for m in layer.modules()}  # type: ignore[attr-defined]  # peft's layers are nn.Modules
+        tuners = [layer for layer in model.modules() if isinstance(layer, BaseTunerLayer)]
+        inside_adapters = {id(m) for layer in tuners for m in layer.modules()}  # type: ignore[attr-defined]  # nn.Modules
         for module in model.modules():
             own = list(module.parameters(recurse=False))
             if id(module) not in inside_adapters and any(p.requires_grad for p in own):
                 _compute_in_fp32(module, run_dtype)
-    return {"train/trainable_dtype": "+".join(sorted(trained)) or "none",
-            "train/frozen_dtypes": "+".join(sorted(frozen)) or "none"}
+    return {
+        "train/trainable_dtype": "+".join(sorted(trained)) or "none",
+        "train/frozen_dtypes": "+".join(sorted(frozen)) or "none",
+    }
 
 
 def settle_reference(model, run_dtype, synced: bool = False) -> str:

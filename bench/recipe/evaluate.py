@@ -220,9 +220,7 @@ def base_scores(cfg: DictConfig, run_tasks: list, include: Path | None, key_of_m
         started = time.perf_counter()
         model, tokenizer, task = load()
         scores = _score(model, tokenizer, run_tasks, include, cfg.eval)
-        extra = task.extra_eval(
-            chat_generator(model, tokenizer, cfg.eval), cfg.eval.games, cfg.eval.split
-        )
+        extra = task.extra_eval(chat_generator(model, tokenizer, cfg.eval), cfg.eval.games, cfg.eval.split)
         result = {"scores": scores, "extra": extra, "build_s": round(time.perf_counter() - started, 3)}
         cache.publish_json(path, result)
     return {**result, "cached": False}
@@ -252,8 +250,12 @@ def chat_generator(model, tokenizer, eval_cfg: DictConfig):
                 replies += tokenizer.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
                 # Whole games take minutes: say how far the batch of chats is, as the offline builder does.
                 elapsed = time.perf_counter() - started
-                log.info("eval generation: %d/%d chats answered (%.2f chats/s)", len(replies), len(chats),
-                         len(replies) / max(elapsed, 1e-9))
+                log.info(
+                    "eval generation: %d/%d chats answered (%.2f chats/s)",
+                    len(replies),
+                    len(chats),
+                    len(replies) / max(elapsed, 1e-9),
+                )
         finally:
             tokenizer.padding_side = side
         return replies
@@ -273,8 +275,11 @@ def scoring_path(cfg: DictConfig, weights: Path, merge: bool | None = None, prec
         log.info("eval.path=merged: the base is %s-quantized, so the adapter is scored unmerged", cfg.quant.name)
         return "adapter"
     if wanted and precision != "fp32":
-        log.info("eval.path=merged: the base is in %s, where merging rounds the adapter's delta, so the "
-                 "adapter is scored unmerged", precision)
+        log.info(
+            "eval.path=merged: the base is in %s, where merging rounds the adapter's delta, so the "
+            "adapter is scored unmerged",
+            precision,
+        )
         return "adapter"
     return "merged" if wanted else "adapter"
 
@@ -287,7 +292,9 @@ def evaluate_run(plan: Plan, weights: Path, merge: bool | None = None) -> dict:
     cfg, runtime, task = plan.config, plan.runtime, plan.task
     if cfg.model.weights == "random":
         return {"eval/skipped": "random weights: accuracy is meaningless"}
-    cache.require(weights, "saved weights", "Retrain the run (rerun its command with force=true) or restore the folder.")
+    cache.require(
+        weights, "saved weights", "Retrain the run (rerun its command with force=true) or restore the folder."
+    )
     primary, include, metric = task_spec(task, cfg)
     run_tasks = [primary, *[t for t in cfg.eval.tasks if t != primary]]
     primary_name = primary if isinstance(primary, str) else primary.task_name
@@ -295,14 +302,16 @@ def evaluate_run(plan: Plan, weights: Path, merge: bool | None = None) -> dict:
     path = plan.start.origin
     tokenizer = load_tokenizer(path, cfg.model.revision)
     base = base_scores(
-        cfg, run_tasks, include, model_key(cfg, path, runtime),
+        cfg,
+        run_tasks,
+        include,
+        model_key(cfg, path, runtime),
         lambda: (load_base(cfg, path, runtime), tokenizer, task),
     )
     result = {"eval/base_s": base["build_s"], "eval/base_cached": base["cached"]}
     how = scoring_path(cfg, weights, merge, runtime.precision)
     if how != "full":
         from peft import PeftModel
-
 
         # The base scores above are the original base's (a pipeline's delta is the whole pipeline's);
         # a second stage's adapter sits on the first stage's model.
@@ -317,9 +326,7 @@ def evaluate_run(plan: Plan, weights: Path, merge: bool | None = None) -> dict:
     result["eval/score_s"] = round(time.perf_counter() - started, 3)
     result.update(_flatten("eval/", scores, primary_name, metric))
     result.update(_flatten("eval/base_", base["scores"], primary_name, metric))
-    extra = task.extra_eval(
-        chat_generator(model, tokenizer, cfg.eval), cfg.eval.games, cfg.eval.split
-    )
+    extra = task.extra_eval(chat_generator(model, tokenizer, cfg.eval), cfg.eval.games, cfg.eval.split)
     result.update({f"eval/{k}": v for k, v in extra.items()})
     result.update({f"eval/base_{k}": v for k, v in base["extra"].items()})
     result["eval/delta"] = round(result["eval/accuracy"] - result["eval/base_accuracy"], 6)
@@ -359,7 +366,11 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m bench.recipe.evaluate", description=__doc__.splitlines()[0])
     parser.add_argument("weights", type=Path, help="a run's adapter/ (PEFT adapter) or model/ (full weights)")
-    parser.add_argument("--merge", action="store_true", help="score the merged model whatever the run's eval.path says; record the logit gap")
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="score the merged model whatever the run's eval.path says; record the logit gap",
+    )
     parser.add_argument(
         "overrides", nargs="*", help="config overrides, e.g. eval.limit=50 (the run's config is the base)"
     )
@@ -378,8 +389,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     run_config = weights.parent / "config_resolved.yaml"
     if run_config.exists():
-        cfg = history.complete(files.read_yaml(run_config, "It is the run's own config: restore it, or move it away to score with overrides."))
-        cfg = cast(DictConfig, OmegaConf.merge(cfg, OmegaConf.from_dotlist(args.overrides)))  # a config merged with a dotlist
+        cfg = history.complete(
+            files.read_yaml(
+                run_config, "It is the run's own config: restore it, or move it away to score with overrides."
+            )
+        )
+        cfg = cast(
+            DictConfig, OmegaConf.merge(cfg, OmegaConf.from_dotlist(args.overrides))
+        )  # a config merged with a dotlist
     else:  # weights from elsewhere: the default config, with the user's overrides (model, task)
         cfg = compose(args.overrides)
         if adapter:

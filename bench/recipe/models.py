@@ -58,9 +58,18 @@ BUILT = {
     # wider than the model, as in the embedded model, so the LoRA audit's shapes are not all square.
     "tiny-llama": Built(
         tokenizer_of="smollm2-135m-instruct",
-        arch=dict(model_type="llama", hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                  num_attention_heads=4, num_key_value_heads=2, head_dim=16, vocab_size=49152,
-                  tie_word_embeddings=True, max_position_embeddings=2048),
+        arch=dict(
+            model_type="llama",
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            head_dim=16,
+            vocab_size=49152,
+            tie_word_embeddings=True,
+            max_position_embeddings=2048,
+        ),
     ),
 }
 
@@ -76,7 +85,9 @@ def identity(name_or_path: str) -> tuple[str, str | None]:
     if name_or_path.startswith(EMBEDDED_PREFIX):
         name = name_or_path[len(EMBEDDED_PREFIX) :]
         package, gguf_name = _EMBEDDED[name]
-        return EMBEDDED_HUB_IDS[name], f"{name_or_path} ({gguf_name} from PyPI {package.replace('_', '-')}, dequantized)"
+        return EMBEDDED_HUB_IDS[
+            name
+        ], f"{name_or_path} ({gguf_name} from PyPI {package.replace('_', '-')}, dequantized)"
     if Path(name_or_path).expanduser().is_dir():
         return str(Path(name_or_path).expanduser().resolve()), None
     return name_or_path, None
@@ -95,8 +106,12 @@ def locate(base: str, source: str | None) -> str:
     embedded = source.split(" ", 1)[0]
     name = embedded.removeprefix(EMBEDDED_PREFIX)
     if embedded.startswith(EMBEDDED_PREFIX) and name in _EMBEDDED and importlib.util.find_spec(_EMBEDDED[name][0]):
-        log.warning("%s is not in the local Hugging Face cache and the Hub is offline: using %s, the "
-                    "embedded copy the adapter was trained on", base, embedded)
+        log.warning(
+            "%s is not in the local Hugging Face cache and the Hub is offline: using %s, the "
+            "embedded copy the adapter was trained on",
+            base,
+            embedded,
+        )
         return embedded
     return base
 
@@ -243,15 +258,9 @@ def load_tokenizer(path: str, revision: str | None = None):
         # its first pad, and masking real EOS tokens as padding would also hide them from the loss.
         # Reuse an existing special token rather than resizing the embeddings (which would change
         # the parameter counts this benchmark reports).
-        spare = [
-            t
-            for t in (tokenizer.unk_token, tokenizer.bos_token)
-            if t is not None and t != tokenizer.eos_token
-        ]
+        spare = [t for t in (tokenizer.unk_token, tokenizer.bos_token) if t is not None and t != tokenizer.eos_token]
         if not spare:
-            raise BenchError(
-                f"{path}: the tokenizer has no pad token distinct from EOS and no spare special token."
-            )
+            raise BenchError(f"{path}: the tokenizer has no pad token distinct from EOS and no spare special token.")
         tokenizer.pad_token = spare[0]
     tokenizer.padding_side = "left"  # generation pads on the left; TRL trainers set their own sides
     return tokenizer
@@ -316,8 +325,12 @@ def random_weights(cls, config, cache_dir: str, seed: int = 0) -> str:
     if cache.problem(target) is not None:
         with cache.build_lock(target):
             if not cache.usable(target, "random-weight model"):
-                _publish(_seeded(lambda: cls.from_config(config, dtype=torch.float32), seed), None, target,
-                         f"Building {target.name}")
+                _publish(
+                    _seeded(lambda: cls.from_config(config, dtype=torch.float32), seed),
+                    None,
+                    target,
+                    f"Building {target.name}",
+                )
     return str(target)
 
 
@@ -336,7 +349,13 @@ def load_base(cfg, path: str, runtime: Runtime, head: str = "causal_lm"):
     if devices.trains_in_fp32(runtime.precision, finetuning.is_full(cfg.peft)):
         runtime = replace(runtime, dtype=torch.float32)
     return load_model(
-        path, runtime, cfg.quant, head=head, revision=m.revision, weights=m.weights, arch=m.arch,
+        path,
+        runtime,
+        cfg.quant,
+        head=head,
+        revision=m.revision,
+        weights=m.weights,
+        arch=m.arch,
         cache_dir=cfg.cache_dir,
     )
 

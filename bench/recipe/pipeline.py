@@ -69,8 +69,9 @@ def _start(stage: Stage | None, origin: str, cache_dir: str) -> tuple[str, list[
         return str(weights), []
     earlier, merges = _start(load(stage.cfg), origin, cache_dir)  # a chain: its own start, merged first
     digest = hashlib.sha256(earlier.encode())
-    for name in sorted(p.name for p in weights.iterdir()
-                       if p.suffix in (".safetensors", ".json") and not p.name.startswith(".")):
+    for name in sorted(
+        p.name for p in weights.iterdir() if p.suffix in (".safetensors", ".json") and not p.name.startswith(".")
+    ):
         digest.update(name.encode() + (weights / name).read_bytes())  # an adapter: megabytes at most
     target = Path(cache_dir).expanduser() / "models" / f"merged-{digest.hexdigest()[:12]}"
     merge = Merge(stage.folder, weights, earlier, stage.cfg.model.get("revision"), target)
@@ -97,8 +98,11 @@ def _ensure_merged(merge: Merge) -> dict:
         started = time.perf_counter()
         _merge(merge)
         took = round(time.perf_counter() - started, 3)
-        cache.write_json(target / "merge.json", {"from": str(merge.stage), "adapter": str(merge.adapter),
-                                                 "base": merge.base, "build_s": took}, indent=1)
+        cache.write_json(
+            target / "merge.json",
+            {"from": str(merge.stage), "adapter": str(merge.adapter), "base": merge.base, "build_s": took},
+            indent=1,
+        )
         cache.seal(target)
     return {"pipeline/merge_s": took, "pipeline/merge_cached": False}
 

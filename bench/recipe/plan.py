@@ -118,7 +118,9 @@ def header(cfg: DictConfig, config_hash: str | None, stage: Stage | None) -> dic
         "weights": cfg.model.weights,
         "peft/mode": finetuning.mode(cfg.peft),
         "peft/r": finetuning.rank(cfg.peft),
-        "peft/target_modules": cast("dict[str, Any]", OmegaConf.to_container(cfg.peft)).get("target_modules") if cfg.peft else None,
+        "peft/target_modules": cast("dict[str, Any]", OmegaConf.to_container(cfg.peft)).get("target_modules")
+        if cfg.peft
+        else None,
         "config_hash": config_hash,
         # The sweep's own axes beyond the keys above: runs that differ here are different report rows.
         "overrides": grouping_overrides(cfg.get("overrides") or []),
@@ -132,9 +134,28 @@ def header(cfg: DictConfig, config_hash: str | None, stage: Stage | None) -> dic
 
 # Overrides that never make a different row: the seed (rows aggregate seeds), the keys the report
 # already groups by, and where or how a run is recorded.
-_NOT_AN_AXIS = ("seed", "method", "model", "task", "quant", "peft", "peft.r", "model.weights", "output_dir",
-                "cache_dir", "logger", "isolate", "force", "experiment", "debug", "eval", "eval.split", "tuned",
-                "init_from", "reuse")  # a second stage's row is its chain (sft→dpo), whichever folder the first lies in
+_NOT_AN_AXIS = (
+    "seed",
+    "method",
+    "model",
+    "task",
+    "quant",
+    "peft",
+    "peft.r",
+    "model.weights",
+    "output_dir",
+    "cache_dir",
+    "logger",
+    "isolate",
+    "force",
+    "experiment",
+    "debug",
+    "eval",
+    "eval.split",
+    "tuned",
+    "init_from",
+    "reuse",
+)  # a second stage's row is its chain (sft→dpo), whichever folder the first lies in
 
 
 def grouping_overrides(overrides: list[str]) -> str:

@@ -108,7 +108,9 @@ def setup(plan: Plan) -> Setup:
     tokenizer = load_tokenizer(path, cfg.model.revision)
     examples = task.prompts(int(cfg.train.num_prompts))
     # One prompt budget for every method, applied here, before any model loads or any data is built.
-    examples, fit = data_pipeline.fit_prompts(task, examples, tokenizer, plan.prompt_budget, str(cfg.train.prompt_overflow))
+    examples, fit = data_pipeline.fit_prompts(
+        task, examples, tokenizer, plan.prompt_budget, str(cfg.train.prompt_overflow)
+    )
     result.update(fit.record())
     # Before any weights load: a step that clearly cannot fit is said with its figures.
     warn_if_it_cannot_fit(cfg, runtime, plan.validated, min(fit.longest, fit.budget))
@@ -126,8 +128,16 @@ def setup(plan: Plan) -> Setup:
         if kind in ("preference", "unpaired") and "data" not in offline:
             # Built from the base model before any adapter exists; cached and shared across methods.
             built = data_pipeline.offline_data(
-                base, tokenizer, task, examples, cfg.data, cfg.sampling, int(cfg.seed),
-                model_key(cfg, path, runtime), cfg.cache_dir, observe=lambda: generations.settings("setup"),
+                base,
+                tokenizer,
+                task,
+                examples,
+                cfg.data,
+                cfg.sampling,
+                int(cfg.seed),
+                model_key(cfg, path, runtime),
+                cfg.cache_dir,
+                observe=lambda: generations.settings("setup"),
             )
             offline["data"] = built
             result["data/preference_fingerprint"] = built.fingerprint
@@ -156,7 +166,10 @@ def build(plan: Plan, s: Setup, callbacks: list):
         load_model=partial(load_policy_copy, s.path, runtime, cfg, pad_token_id=s.tokenizer.pad_token_id),
         data=s.datasets,
         check_rows=lambda handed, inner: extra.update(
-            {f"reward_model_{k.split('/')[-1]}": v for k, v in rows_kept(f"{method.name} (its reward model)", handed, inner).items()}
+            {
+                f"reward_model_{k.split('/')[-1]}": v
+                for k, v in rows_kept(f"{method.name} (its reward model)", handed, inner).items()
+            }
         ),
         fields=[ex.fields for ex in s.examples],
         extra=extra,
@@ -212,8 +225,16 @@ def rows_kept(method: str, handed: int, trainer) -> dict:
             "train.max_prompt_length + train.max_completion_length; a smaller method.args.max_length cuts rows: "
             "remove it, or raise train.max_prompt_length."
         )
-    log.warning("method=%s: %s dropped %d of the %d training rows it was handed (its max_length: %s); it trains "
-                "on the other %d", method, name, handed - kept, handed, limit, kept)
+    log.warning(
+        "method=%s: %s dropped %d of the %d training rows it was handed (its max_length: %s); it trains "
+        "on the other %d",
+        method,
+        name,
+        handed - kept,
+        handed,
+        limit,
+        kept,
+    )
     return {"data/trainer_rows": kept, "data/dropped_by_trainer": handed - kept}
 
 
@@ -261,10 +282,17 @@ def train(plan: Plan) -> dict:
     result.update(weights_changed(done.before, weight_checksums(done.model)))
     result.update({f"method/{k}": v for k, v in done.extra.items()})
     result.update(done.memory.metrics())
-    result.update(memory_breakdown(
-        done.trainer, result["sys/peak_mem_bytes"], runtime_bytes, runtime.device, saved=done.saved.metrics(),
-        kv_cache=s.generations.kv_cache_bytes("train"), during=done.memory.peak_activity(),
-    ))
+    result.update(
+        memory_breakdown(
+            done.trainer,
+            result["sys/peak_mem_bytes"],
+            runtime_bytes,
+            runtime.device,
+            saved=done.saved.metrics(),
+            kv_cache=s.generations.kv_cache_bytes("train"),
+            during=done.memory.peak_activity(),
+        )
+    )
     result.update(_throughput(plan, s, done, timer, result))
     if not distributed.is_main():  # one job, one record and one saved adapter: rank 0's
         return result
@@ -317,27 +345,33 @@ def _throughput(plan: Plan, s: Setup, done: Trained, timer: StepTimer, result: d
         totals, tokens = job_totals(result, tokens)
         out.update(totals)
         samples *= distributed.world_size()
-    others = {name: _counted(m, {kind: tokens.pop(f"{name}/{kind}") for kind in kinds.tokens})
-              for name, (m, kinds) in done.others.items()}
+    others = {
+        name: _counted(m, {kind: tokens.pop(f"{name}/{kind}") for kind in kinds.tokens})
+        for name, (m, kinds) in done.others.items()
+    }
     out.update(timer.metrics(wall, sum(tokens.values()), samples))
     out.update({f"train/tokens_{kind}": n for kind, n in tokens.items()})
-    out.update(perf_metrics(
-        params=flop_params(done.model, result["params/total"]),
-        trainable=result["params/trainable"],
-        tokens=tokens,
-        train_s=wall,
-        device=runtime.device,
-        dtype=runtime.dtype,
-        cache_dir=plan.config.cache_dir,
-        decode=done.counter.decode,
-        decode_bytes=weight_bytes(done.model),
-        world_size=distributed.world_size(),
-        device_name=torch.cuda.get_device_name(runtime.index) if runtime.device == "cuda" else None,
-        others=others,
-    ))
+    out.update(
+        perf_metrics(
+            params=flop_params(done.model, result["params/total"]),
+            trainable=result["params/trainable"],
+            tokens=tokens,
+            train_s=wall,
+            device=runtime.device,
+            dtype=runtime.dtype,
+            cache_dir=plan.config.cache_dir,
+            decode=done.counter.decode,
+            decode_bytes=weight_bytes(done.model),
+            world_size=distributed.world_size(),
+            device_name=torch.cuda.get_device_name(runtime.index) if runtime.device == "cuda" else None,
+            others=others,
+        )
+    )
     out["model/path"] = s.path
     # A mixture of experts reads TRL's router_aux_loss_coef; a dense model does not (the audit skips it).
-    out["model/moe"] = any(getattr(s.base.config, k, 0) for k in ("num_experts", "num_local_experts", "n_routed_experts"))
+    out["model/moe"] = any(
+        getattr(s.base.config, k, 0) for k in ("num_experts", "num_local_experts", "n_routed_experts")
+    )
     return out
 
 

@@ -16,8 +16,18 @@ GiB = 2**30
 # `overrides` are the sweep's other axes (a learning-rate grid); `eval/split` keeps validation and test
 # scores apart.
 # versions/trl: a table never mixes TRL 1.12 and 1.16 runs in one row, and says which TRL it ran.
-GROUP_KEYS = ("method", "model", "weights", "task", "quant", "peft/mode", "peft/r", "overrides", "eval/split",
-              "versions/trl")
+GROUP_KEYS = (
+    "method",
+    "model",
+    "weights",
+    "task",
+    "quant",
+    "peft/mode",
+    "peft/r",
+    "overrides",
+    "eval/split",
+    "versions/trl",
+)
 
 # The parts of the training peak; they sum to sys/peak_mem_bytes. The first is optional: on CPU, the
 # process's own footprint before any model loads (Python, torch, libraries), counted apart from "other".
@@ -143,19 +153,34 @@ def metric(key: str) -> Metric:
 def markdown() -> str:
     """docs/reference/records.md: every key of the schema, as the report shows it (scripts/records-doc.py
     writes it and a test keeps it current, so the page cannot drift from the schema)."""
-    lines = ["# Records", "",
-             "Each run writes one flat `metrics.json` (atomically) in its folder. These are the keys the report "
-             "reads, from `bench/records/schema.py`; the page is generated from it (`python scripts/records-doc.py`). "
-             "Memory is in GiB (2^30 bytes) in every table; the record holds bytes.", "",
-             "A run's identity is its **config hash**: a hash of every setting that changes what it computes "
-             "(where it writes, how it is logged and whether it is isolated are left out), which resume and "
-             "`reuse` compare.", "",
-             "Rows aggregate the seeds of one configuration, grouped by: " + ", ".join(f"`{k}`" for k in GROUP_KEYS) + ".",
-             "", "The memory parts, which sum to the peak: " + ", ".join(f"`{k}`" for k in MEMORY_PARTS) + ".", "",
-             "The weights' dtypes, as text: " + ", ".join(f"`{k}`" for k in DTYPE_KEYS) + ".", "",
-             "| key | column | unit shown | better | group | in summary.md |", "|---|---|---|---|---|---|"]
+    lines = [
+        "# Records",
+        "",
+        "Each run writes one flat `metrics.json` (atomically) in its folder. These are the keys the report "
+        "reads, from `bench/records/schema.py`; the page is generated from it (`python scripts/records-doc.py`). "
+        "Memory is in GiB (2^30 bytes) in every table; the record holds bytes.",
+        "",
+        "A run's identity is its **config hash**: a hash of every setting that changes what it computes "
+        "(where it writes, how it is logged and whether it is isolated are left out), which resume and "
+        "`reuse` compare.",
+        "",
+        "Rows aggregate the seeds of one configuration, grouped by: " + ", ".join(f"`{k}`" for k in GROUP_KEYS) + ".",
+        "",
+        "The memory parts, which sum to the peak: " + ", ".join(f"`{k}`" for k in MEMORY_PARTS) + ".",
+        "",
+        "The weights' dtypes, as text: " + ", ".join(f"`{k}`" for k in DTYPE_KEYS) + ".",
+        "",
+        "| key | column | unit shown | better | group | in summary.md |",
+        "|---|---|---|---|---|---|",
+    ]
     for m in METRICS:
-        lines.append(f"| `{m.key}` | {m.label} | {m.unit or '–'} | {m.better or '–'} | {m.group} | {'yes' if m.show else ''} |")
-    lines += ["", "Keys outside this table (a task's extra `eval/*` scores, `fair/*`, `data/*`, `gen/*`, `train/*` "
-              "details, `versions/*`, `git/*`, `sys/*`) are kept in the record and in `summary.csv`/`summary.json`.", ""]
+        lines.append(
+            f"| `{m.key}` | {m.label} | {m.unit or '–'} | {m.better or '–'} | {m.group} | {'yes' if m.show else ''} |"
+        )
+    lines += [
+        "",
+        "Keys outside this table (a task's extra `eval/*` scores, `fair/*`, `data/*`, `gen/*`, `train/*` "
+        "details, `versions/*`, `git/*`, `sys/*`) are kept in the record and in `summary.csv`/`summary.json`.",
+        "",
+    ]
     return "\n".join(lines)

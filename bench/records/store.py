@@ -62,9 +62,7 @@ def system_info(device: str, index: int | None = None) -> dict:
     }
     if device == "cuda":
         props = torch.cuda.get_device_properties(index or 0)  # the run's own GPU, not always the first
-        out.update(
-            {"sys/gpu": props.name, "sys/gpu_mem_bytes": props.total_memory, "sys/cuda": torch.version.cuda}
-        )
+        out.update({"sys/gpu": props.name, "sys/gpu_mem_bytes": props.total_memory, "sys/cuda": torch.version.cuda})
     return out
 
 
@@ -102,4 +100,6 @@ def _module() -> str:
     import __main__
 
     spec = getattr(__main__, "__spec__", None)
-    return spec.name.removesuffix(".__main__") if spec is not None else Path(getattr(__main__, "__file__", "python")).name
+    return (
+        spec.name.removesuffix(".__main__") if spec is not None else Path(getattr(__main__, "__file__", "python")).name
+    )

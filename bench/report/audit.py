@@ -57,7 +57,9 @@ def _row_settings(record: dict) -> dict:
     settings = {
         k: v
         for k, v in config.items()
-        if k not in PER_RUN_FIELDS and k not in INERT_FIELDS and (vllm or not k.startswith("vllm_"))
+        if k not in PER_RUN_FIELDS
+        and k not in INERT_FIELDS
+        and (vllm or not k.startswith("vllm_"))
         and (record.get("model/moe") or k not in MOE_FIELDS)
     }
     settings.update({k: record[k] for k in FACTS if record.get(k) is not None})
@@ -95,7 +97,9 @@ def audit(rows: dict[str, list[dict]]) -> list[Difference]:
         per_run = [_row_settings(r) for r in records]
         for name in set().union(*per_run):
             distinct = {_key(s.get(name, _ABSENT)): s.get(name, _ABSENT) for s in per_run}
-            value = next(iter(distinct.values())) if len(distinct) == 1 else {"differs within row": list(distinct.values())}
+            value = (
+                next(iter(distinct.values())) if len(distinct) == 1 else {"differs within row": list(distinct.values())}
+            )
             settings.setdefault(name, {})[label] = value
     out = []
     for name in sorted(settings):

@@ -23,8 +23,13 @@ log = logging.getLogger(__name__)
 
 def memory_breakdown(ax: Axes, runs: pd.DataFrame, summary: pd.DataFrame) -> str | None:
     # Runs recorded before a part existed (saved activations, logits, KV cache) plot without it.
-    optional = ("mem/runtime_bytes", "mem/activations_bytes", "mem/logits_bytes", "mem/autocast_copies_bytes",
-                "mem/kv_cache_bytes")
+    optional = (
+        "mem/runtime_bytes",
+        "mem/activations_bytes",
+        "mem/logits_bytes",
+        "mem/autocast_copies_bytes",
+        "mem/kv_cache_bytes",
+    )
     required = tuple(k for k in MEMORY_PARTS if k not in optional)
     if missing := [k for k in required if k not in summary]:
         return f"no run recorded {', '.join(missing)}"
@@ -43,9 +48,7 @@ def memory_breakdown(ax: Axes, runs: pd.DataFrame, summary: pd.DataFrame) -> str
 def accuracy_vs_memory(ax: Axes, runs: pd.DataFrame, summary: pd.DataFrame) -> str | None:
     if "sys/peak_mem_bytes" not in summary:
         return "no run recorded sys/peak_mem_bytes"
-    return _accuracy_against(
-        ax, summary, summary["sys/peak_mem_bytes"] / GiB, "peak memory (GiB)", "peak memory"
-    )
+    return _accuracy_against(ax, summary, summary["sys/peak_mem_bytes"] / GiB, "peak memory (GiB)", "peak memory")
 
 
 def accuracy_vs_time(ax: Axes, runs: pd.DataFrame, summary: pd.DataFrame) -> str | None:
@@ -61,9 +64,7 @@ def throughput(ax: Axes, runs: pd.DataFrame, summary: pd.DataFrame) -> str | Non
     if "train/tokens_per_s" not in summary or summary["train/tokens_per_s"].isna().all():
         return "no run recorded train/tokens_per_s"
     data = summary.dropna(subset=["train/tokens_per_s"]).iloc[::-1]
-    ax.barh(
-        data["label"], data["train/tokens_per_s"], xerr=data["train/tokens_per_s_std"].fillna(0), capsize=4
-    )
+    ax.barh(data["label"], data["train/tokens_per_s"], xerr=data["train/tokens_per_s_std"].fillna(0), capsize=4)
     ax.set(title="Training throughput (mean ± std over seeds)", xlabel="tokens/s")
     return None
 

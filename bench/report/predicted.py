@@ -44,14 +44,22 @@ def predicted_markdown(runs: pd.DataFrame) -> list[str]:
         saved = e.parts["activations"] + e.parts["logits"]
         weights = e.parts["weights"] + e.parts["extra_models"]
 
-        rows.append(f"| {label} | {peak / GiB:.2f} | {measured / GiB:.2f} | {_ratio(peak, measured)} | "
-                    f"{_ratio(weights, record.get('mem/weights_bytes'))} | "
-                    f"{_ratio(saved, record.get('mem/max_saved_bytes'))} |")
+        rows.append(
+            f"| {label} | {peak / GiB:.2f} | {measured / GiB:.2f} | {_ratio(peak, measured)} | "
+            f"{_ratio(weights, record.get('mem/weights_bytes'))} | "
+            f"{_ratio(saved, record.get('mem/max_saved_bytes'))} |"
+        )
     if not rows:
         return []
-    return ["", "## Predicted against measured", "",
-            "`python -m bench.estimate` for each row's first run (its recorded config and prompt length) beside what "
-            "it measured: predicted peak plus the measured runtime, against the measured peak; then predicted / "
-            "measured for the frozen weights (every model's) and for what a step saved for backward.", "",
-            "| configuration | predicted peak (GiB) | measured peak (GiB) | peak ratio | weights ratio | saved ratio |",
-            "|---|---|---|---|---|---|", *rows]
+    return [
+        "",
+        "## Predicted against measured",
+        "",
+        "`python -m bench.estimate` for each row's first run (its recorded config and prompt length) beside what "
+        "it measured: predicted peak plus the measured runtime, against the measured peak; then predicted / "
+        "measured for the frozen weights (every model's) and for what a step saved for backward.",
+        "",
+        "| configuration | predicted peak (GiB) | measured peak (GiB) | peak ratio | weights ratio | saved ratio |",
+        "|---|---|---|---|---|---|",
+        *rows,
+    ]

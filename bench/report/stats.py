@@ -59,9 +59,7 @@ def mcnemar(b: int, c: int) -> float:
     return float(stats.binomtest(int(b), int(b + c), 0.5).pvalue) if b + c else 1.0
 
 
-def bootstrap(
-    items: Scores, base: Scores, resamples: int = 10_000, seed: int = 0
-) -> Paired:
+def bootstrap(items: Scores, base: Scores, resamples: int = 10_000, seed: int = 0) -> Paired:
     """Paired bootstrap over items: resample item indices, the same for both arrays."""
     d = np.asarray(items, dtype=float) - np.asarray(base, dtype=float)
     rng = np.random.default_rng(seed)

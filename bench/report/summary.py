@@ -61,8 +61,10 @@ class Report:
 
 # Record keys a record made before their setting existed lacks, and the setting's value then (its one
 # home: bench.config.history).
-ADDED_LATER = {"data/label_noise": history.EARLIER["data.label_noise"][0],
-               "fair/max_prompt_length": history.EARLIER["train.max_prompt_length"][0]}
+ADDED_LATER = {
+    "data/label_noise": history.EARLIER["data.label_noise"][0],
+    "fair/max_prompt_length": history.EARLIER["train.max_prompt_length"][0],
+}
 
 
 def load_runs(folders: Sequence[Path | str]) -> pd.DataFrame:
@@ -103,9 +105,7 @@ def load_runs(folders: Sequence[Path | str]) -> pd.DataFrame:
     # Random weights measure memory and speed only: their scores mean nothing and are never reported.
     random = runs["weights"] == "random"
     for key in [c for c in runs if c.startswith("eval/") and c not in GROUP_KEYS]:  # eval/split stays
-        runs[key] = (
-            runs[key].astype(object).where(~random, None) if key in ITEM_KEYS else runs[key].where(~random)
-        )
+        runs[key] = runs[key].astype(object).where(~random, None) if key in ITEM_KEYS else runs[key].where(~random)
     runs["label"] = _labels(runs)
     return runs
 
@@ -141,9 +141,7 @@ def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
     summary = summary.join(pd.DataFrame(tests, index=summary.index, columns=TEST_COLUMNS))
     failed = runs[runs["status"] != "success"]
     notes = [f"seed {r.seed}: {r.status}" + (f": {r.error}" if r.error else "") for r in failed.itertuples()]
-    failures = pd.Series(notes, index=failed.index, dtype=object).groupby(
-        [failed[k] for k in keys], sort=False
-    )
+    failures = pd.Series(notes, index=failed.index, dtype=object).groupby([failed[k] for k in keys], sort=False)
     summary = summary.join(failures.agg("; ".join).rename("failures")).reset_index()
     summary["eval/p_holm"] = holm(summary["eval/p"].astype(float))
     summary["eval/significant"] = summary["eval/p_holm"] < ALPHA
@@ -153,9 +151,7 @@ def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
 
 def _paired(members: pd.DataFrame) -> dict:
     """Interval of the (seed-averaged) per-item accuracy and the paired test against the base model."""
-    lists = {
-        k: [x for x in members[k] if isinstance(x, list) and x] if k in members else [] for k in ITEM_KEYS
-    }
+    lists = {k: [x for x in members[k] if isinstance(x, list) and x] if k in members else [] for k in ITEM_KEYS}
     items, base = lists["eval/items"], lists["eval/base_items"]
     out: dict = {}
     try:
@@ -270,9 +266,14 @@ def data_notes(runs: pd.DataFrame) -> list[str]:
         )
     if "data/dropped_by_trainer" in ok and (ok["data/dropped_by_trainer"].fillna(0) > 0).any():
         dropped = ok[ok["data/dropped_by_trainer"] > 0]
-        notes.append("**Dropped by the trainer:** " + "; ".join(
-            f"{r['label']} (seed {r['seed']}): {int(r['data/dropped_by_trainer'])} rows" for _, r in dropped.iterrows()
-        ) + " (TRL's own preprocessing; data/dropped_by_trainer).")
+        notes.append(
+            "**Dropped by the trainer:** "
+            + "; ".join(
+                f"{r['label']} (seed {r['seed']}): {int(r['data/dropped_by_trainer'])} rows"
+                for _, r in dropped.iterrows()
+            )
+            + " (TRL's own preprocessing; data/dropped_by_trainer)."
+        )
     return ["", *notes] if notes else []
 
 
@@ -302,20 +303,22 @@ def memory_markdown(summary: pd.DataFrame, runs: pd.DataFrame) -> list[str]:
             continue
         state = sum(row.get(k, 0) or 0 for k in MEMORY_PARTS[1:5])  # weights, trainable, gradients, optimizer
         peak = row["sys/peak_mem_bytes"]
-        rows.append({
-            "configuration": row["label"],
-            "peak (GiB)": f"{peak / GiB:.2f}",
-            "peak during": during.get(row["label"], "–"),
-            "runtime (MiB)": cell(row, "mem/runtime_bytes"),
-            "weights, grads, optimizer (MiB)": f"{state * mib:.0f}",
-            "saved activations (MiB)": cell(row, "mem/activations_bytes"),
-            "saved logits (MiB)": cell(row, "mem/logits_bytes"),
-            **({"autocast weight copies (MiB)": cell(row, "mem/autocast_copies_bytes")} if copies else {}),
-            "KV cache at peak / largest (MiB)": f"{cell(row, 'mem/kv_cache_bytes')} / "
-            f"{cell(row, 'mem/max_kv_cache_bytes')}",
-            "left over (MiB)": cell(row, "mem/other_bytes"),
-            "left over (% of peak)": f"{100 * (row.get('mem/other_bytes') or 0) / peak:.1f}",
-        })
+        rows.append(
+            {
+                "configuration": row["label"],
+                "peak (GiB)": f"{peak / GiB:.2f}",
+                "peak during": during.get(row["label"], "–"),
+                "runtime (MiB)": cell(row, "mem/runtime_bytes"),
+                "weights, grads, optimizer (MiB)": f"{state * mib:.0f}",
+                "saved activations (MiB)": cell(row, "mem/activations_bytes"),
+                "saved logits (MiB)": cell(row, "mem/logits_bytes"),
+                **({"autocast weight copies (MiB)": cell(row, "mem/autocast_copies_bytes")} if copies else {}),
+                "KV cache at peak / largest (MiB)": f"{cell(row, 'mem/kv_cache_bytes')} / "
+                f"{cell(row, 'mem/max_kv_cache_bytes')}",
+                "left over (MiB)": cell(row, "mem/other_bytes"),
+                "left over (% of peak)": f"{100 * (row.get('mem/other_bytes') or 0) / peak:.1f}",
+            }
+        )
     if not rows:
         return []
     return [
@@ -363,10 +366,7 @@ def to_markdown(
                 table[f"{m.label} [95% CI]"] = cells
                 continue
             if m.key == "eval/delta":
-                cells = [
-                    c + ("*" if sig else "")
-                    for c, sig in zip(cells, summary["eval/significant"], strict=True)
-                ]
+                cells = [c + ("*" if sig else "") for c, sig in zip(cells, summary["eval/significant"], strict=True)]
             table[m.header] = cells
     if summary["eval/p"].notna().any():
         table["p (Holm)"] = [f"{p:.2g}" if pd.notna(p) else "–" for p in summary["eval/p_holm"]]
@@ -374,8 +374,7 @@ def to_markdown(
     lines = [
         "# rft-bench report",
         "",
-        f"{len(runs)} runs, {n_ok} succeeded, {len(runs) - n_ok} did not."
-        + (f" Every row: {same}." if same else ""),
+        f"{len(runs)} runs, {n_ok} succeeded, {len(runs) - n_ok} did not." + (f" Every row: {same}." if same else ""),
         "",
         pd.DataFrame(table).to_markdown(index=False, disable_numparse=True),
     ]
@@ -444,7 +443,8 @@ def write_report(
     if undeclared and summary["label"].nunique() > 1:
         log.warning(
             "bench.report: undeclared differences between rows: %s (see 'Fairness audit' in %s)",
-            ", ".join(undeclared), out / "summary.md",
+            ", ".join(undeclared),
+            out / "summary.md",
         )
     pairs = pairwise(runs, summary)
     text = to_markdown(summary, runs, plots, skipped, differences, pairs)
@@ -544,13 +544,9 @@ def _natural(text: str) -> list:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.report", description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "folders", nargs="+", type=Path, help="sweep or run folders holding metrics.json files"
-    )
+    parser.add_argument("folders", nargs="+", type=Path, help="sweep or run folders holding metrics.json files")
     parser.add_argument("--out", type=Path, help="where to write the report (default: the first folder)")
-    parser.add_argument(
-        "--wandb", action="store_true", help="also log the table and plots to W&B (WANDB_MODE applies)"
-    )
+    parser.add_argument("--wandb", action="store_true", help="also log the table and plots to W&B (WANDB_MODE applies)")
     args = parser.parse_args(argv)
     try:
         report = write_report(args.folders, args.out, wandb=args.wandb)

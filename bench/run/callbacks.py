@@ -77,8 +77,10 @@ class ReportCallback(Callback):
 def sweep_ended(sweep: Path, status) -> str:
     """The line a sweep ends with: how its runs ended, its folder and its report."""
     counts = ", ".join(f"{n} {s}" for s, n in status.value_counts().items())
-    return (f"sweep done: {len(status)} run{'s' if len(status) != 1 else ''} ({counts}) in {console.shown(sweep)}; "
-            f"report: {console.shown(sweep / 'summary.md')}")
+    return (
+        f"sweep done: {len(status)} run{'s' if len(status) != 1 else ''} ({counts}) in {console.shown(sweep)}; "
+        f"report: {console.shown(sweep / 'summary.md')}"
+    )
 
 
 def count_jobs(config: DictConfig) -> int | None:
@@ -95,7 +97,6 @@ def sweep_jobs(config: DictConfig) -> list[list[str]] | None:
         from hydra._internal.utils import create_config_search_path
         from hydra.core.override_parser.overrides_parser import OverridesParser
 
-
         loader = ConfigLoaderImpl(config_search_path=create_config_search_path(str(CONF_DIR)))
         params = [f"{k}={v}" for k, v in (config.hydra.sweeper.get("params") or {}).items()]
         overrides = OverridesParser.create(config_loader=loader).parse_overrides(
@@ -109,7 +110,6 @@ def sweep_jobs(config: DictConfig) -> list[list[str]] | None:
 def unavailable_methods(jobs: list[list[str]]) -> dict:
     """The sweep's methods that the installed TRL lacks: name -> its adapter (methods.Method)."""
     from omegaconf import OmegaConf
-
 
     out = {}
     for name in sorted({o.split("=", 1)[1] for job in jobs for o in job if o.startswith("method=")}):
@@ -138,12 +138,18 @@ class ProgressCallback(Callback):
             from importlib.metadata import version
 
             needs = "; ".join(sorted({method.needs for method in skipped.values()}))
-            log.warning("skipping %s: the installed TRL %s lacks their trainers (%s). The default lock has "
-                        "them: `make setup`, constraints.txt.", ", ".join(skipped), version("trl"), needs)
+            log.warning(
+                "skipping %s: the installed TRL %s lacks their trainers (%s). The default lock has "
+                "them: `make setup`, constraints.txt.",
+                ", ".join(skipped),
+                version("trl"),
+                needs,
+            )
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
-        log.info("%s: %s", self._label(config), " ".join(config.hydra.overrides.task) or "(defaults)",
-                 extra=console.CONSOLE)
+        log.info(
+            "%s: %s", self._label(config), " ".join(config.hydra.overrides.task) or "(defaults)", extra=console.CONSOLE
+        )
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
         """The run's end line, from its own record: status, peak memory, time, accuracy."""

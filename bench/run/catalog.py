@@ -19,7 +19,7 @@ ENTRY_POINTS = {
     "python -m bench --list": "this list",
     "python -m bench.report DIR [DIR ...]": "tables, plots and tests from finished run folders",
     "python -m bench.recipe.evaluate RUN/adapter": "score a trained adapter or model with lm-eval",
-    "python -m bench.estimate [overrides]": "each method's predicted peak by part, from config.json; fits in 24/40/80 GiB?",
+    "python -m bench.estimate [overrides]": "each method's peak by part, from config.json: fits 24/40/80 GiB?",
     "python -m bench.studies.estimate_check": "the estimate against measured runs, part by part",
     "python -m bench.studies.params [overrides]": "the exact LoRA parameter count beside the 2·r·d formula, offline",
     "python -m bench.studies.tune tune=NAME --out DIR": "each method's learning rate and knob, picked on validation",
@@ -72,14 +72,24 @@ def table(headers: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> str:
 
 
 def render() -> str:
-    parts = [f"Methods (conf/method/; installed TRL {version('trl')}):",
-             table(("method", "trainer", "adapter", "data", "on this TRL", "what it is"), method_rows())]
+    parts = [
+        f"Methods (conf/method/; installed TRL {version('trl')}):",
+        table(("method", "trainer", "adapter", "data", "on this TRL", "what it is"), method_rows()),
+    ]
     for group, title in (("task", "Tasks"), ("model", "Models"), ("experiment", "Experiments")):
         parts += ["", f"{title} (conf/{group}/):", table((group, "what it is"), group_rows(group))]
     # The smaller groups, one line each: every name a command line can choose is on this list.
     rest = [g for g in groups() if g not in ("method", "task", "model", "experiment")]
-    parts += ["", "Other groups (conf/<group>/):", table(("group", "choices"), [(g, ", ".join(choices(g))) for g in rest])]
-    parts += ["", "Entry points (make help: the make targets):", table(("command", "what it does"), list(ENTRY_POINTS.items()))]
+    parts += [
+        "",
+        "Other groups (conf/<group>/):",
+        table(("group", "choices"), [(g, ", ".join(choices(g))) for g in rest]),
+    ]
+    parts += [
+        "",
+        "Entry points (make help: the make targets):",
+        table(("command", "what it does"), list(ENTRY_POINTS.items())),
+    ]
     return "\n".join(parts)
 
 

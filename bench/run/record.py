@@ -34,7 +34,8 @@ def interrupted(stop: signals.Interrupted | None, phase: str, error: str | None 
     raised, with `error` saying what it was)."""
     return {
         "status": "interrupted",
-        "error": error or f"interrupted by {stop.name if stop else 'exit'} during {phase}; rerun the same command to resume",
+        "error": error
+        or f"interrupted by {stop.name if stop else 'exit'} during {phase}; rerun the same command to resume",
         "interrupted/signal": stop.name if stop else "exit",
         "interrupted/phase": phase,
     }
@@ -69,9 +70,14 @@ def stopped(err: BaseException) -> dict:
         return interrupted(stop, signals.phase())
     if isinstance(err, SystemExit):  # from a signal handler of the job's scheduler (submitit's
         # requeue on preemption or near its time limit calls sys.exit inside the run)
-        return interrupted(None, signals.phase(), (
-            f"the job exited during {signals.phase()} (SystemExit {err.code}; under submitit, its requeue on "
-            "preemption or time limit); the requeued job or a rerun resumes"))
+        return interrupted(
+            None,
+            signals.phase(),
+            (
+                f"the job exited during {signals.phase()} (SystemExit {err.code}; under submitit, its requeue on "
+                "preemption or time limit); the requeued job or a rerun resumes"
+            ),
+        )
     raise err
 
 
@@ -103,8 +109,11 @@ def costs(started: float, record: dict) -> dict:
     """time/total_s, and time/full_s: the run's own time plus the original cost of shared work it found
     cached, so that a table charges every method the same whichever ran first."""
     total = own_time(started, record)
-    full = (total + (record.get("data/build_s") or 0) * bool(record.get("data/build_cached"))
-            + (record.get("eval/base_s") or 0) * bool(record.get("eval/base_cached")))
+    full = (
+        total
+        + (record.get("data/build_s") or 0) * bool(record.get("data/build_cached"))
+        + (record.get("eval/base_s") or 0) * bool(record.get("eval/base_cached"))
+    )
     return {"time/total_s": total, "time/full_s": round(full, 3)}
 
 

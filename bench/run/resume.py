@@ -23,8 +23,9 @@ def earlier_result(plan: Plan) -> dict | None:
     out = plan.output_dir
     done = finished(out, plan.config_hash)
     if done is not None:
-        log.info("skipping %s: finished earlier with the same config (force=true reruns it)", out,
-                 extra=console.CONSOLE)
+        log.info(
+            "skipping %s: finished earlier with the same config (force=true reruns it)", out, extra=console.CONSOLE
+        )
         return done
     source = reusable(plan.config.reuse, plan.config_hash)
     if source is not None and distributed.is_main():
@@ -64,8 +65,11 @@ def adopt(source: Path, out: Path) -> dict:
         shutil.copytree(item, target, dirs_exist_ok=True) if item.is_dir() else shutil.copy2(item, target)
     adopted = store.read(source / METRICS)
     weights = adopted.get("train/weights_dir")
-    adopted |= {"reused_from": str(source), "output_dir": str(out),
-                "reused/weights": bool(weights) and (out / str(weights)).is_dir()}
+    adopted |= {
+        "reused_from": str(source),
+        "output_dir": str(out),
+        "reused/weights": bool(weights) and (out / str(weights)).is_dir(),
+    }
     record.write(out, adopted)  # last: a copy cut short is no finished run
     log.info("reusing %s: %s finished with the same config (its record, not a new measurement)", out, source)
     return adopted

@@ -139,8 +139,11 @@ def _train_and_evaluate(plan: Plan, result: dict) -> dict:
     with devices.turn(gpu, cache_root(plan.config.cache_dir) / "locks") as waited:
         result["time/gpu_wait_s"] = waited["waited_s"]
         runtime.activate()
-        measured = {**store.system_info(runtime.device, runtime.index), "sys/precision": runtime.precision,
-                    "time/gpu_wait_s": waited["waited_s"]}
+        measured = {
+            **store.system_info(runtime.device, runtime.index),
+            "sys/precision": runtime.precision,
+            "time/gpu_wait_s": waited["waited_s"],
+        }
         measured.update(plan.audit.as_metrics())
         measured.update(train.train(plan))
         if plan.config.eval.enabled and distributed.is_main():  # the job's adapter, scored once

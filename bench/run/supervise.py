@@ -76,7 +76,9 @@ def _stopped_while_running(child, plan: Plan, err: BaseException):
     _stop_child(child, passed_on)
     last = record.read(plan.output_dir)
     if last.get("status") == "running":  # the run process could not record it in time
-        record.write(plan.output_dir, last | record.interrupted(passed_on, "unknown (the run process ended unrecorded)"))
+        record.write(
+            plan.output_dir, last | record.interrupted(passed_on, "unknown (the run process ended unrecorded)")
+        )
     if stop is None:
         raise err
     raise stop from None

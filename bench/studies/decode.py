@@ -54,8 +54,6 @@ class Row:
     speedup: float | None = None  # over the `trl` path at the same batch
 
 
-
-
 def bound_step_s(params: int, weight_bytes: int, cache: float, batch: int, bandwidth: float, peak: float) -> float:
     """The least time one decode step of `batch` sequences can take on this machine."""
     return max((weight_bytes + cache) / bandwidth, 2 * params * batch / peak)
@@ -106,8 +104,19 @@ def step_seconds(kind: str, model, inputs: dict, new_tokens: int, pad_token_id: 
     return max(long - short, 1e-9) / (new_tokens - 1)
 
 
-def benchmark(model, *, pad_token_id: int, batches: list[int], context: int, new_tokens: int, paths: list[str],
-              bandwidth: float, peak: float, repeats: int = 3, device: str = "cpu") -> list[Row]:
+def benchmark(
+    model,
+    *,
+    pad_token_id: int,
+    batches: list[int],
+    context: int,
+    new_tokens: int,
+    paths: list[str],
+    bandwidth: float,
+    peak: float,
+    repeats: int = 3,
+    device: str = "cpu",
+) -> list[Row]:
     """Rows of (path, batch) for a peft-wrapped `model`: the measured step, its rate, the bound and the
     speed-up over `trl`."""
     from bench.measure.perf import flop_params, weight_bytes
@@ -131,16 +140,27 @@ def benchmark(model, *, pad_token_id: int, batches: list[int], context: int, new
     ids = torch.arange(context, device=device) % (base.config.vocab_size - 1) + 1
     rows = []
     for batch in batches:
-        inputs = {"input_ids": ids.repeat(batch, 1), "attention_mask": torch.ones(batch, context, dtype=torch.long, device=device)}
+        inputs = {
+            "input_ids": ids.repeat(batch, 1),
+            "attention_mask": torch.ones(batch, context, dtype=torch.long, device=device),
+        }
         cache = kv_bytes(base.config, batch, context + new_tokens / 2, element)
         bound = bound_step_s(params, read, cache, batch, bandwidth, peak)
-        measured = {name: step_seconds(kind, m, inputs, new_tokens, pad_token_id, repeats)
-                    for name, (kind, m) in runs.items()}
+        measured = {
+            name: step_seconds(kind, m, inputs, new_tokens, pad_token_id, repeats) for name, (kind, m) in runs.items()
+        }
         for name, seconds in measured.items():
-            rows.append(Row(
-                name, batch, _sig(seconds * 1e3), _sig(batch / seconds), _sig(batch / bound), _sig(bound / seconds),
-                round(measured["trl"] / seconds, 3) if "trl" in measured else None,
-            ))
+            rows.append(
+                Row(
+                    name,
+                    batch,
+                    _sig(seconds * 1e3),
+                    _sig(batch / seconds),
+                    _sig(batch / bound),
+                    _sig(bound / seconds),
+                    round(measured["trl"] / seconds, 3) if "trl" in measured else None,
+                )
+            )
     return rows
 
 
@@ -152,8 +172,13 @@ def table(rows: list[Row]) -> str:
     import pandas as pd
 
     frame = pd.DataFrame([asdict(r) for r in rows]).rename(
-        columns={"step_ms": "step (ms)", "tokens_per_s": "tokens/s", "bound_tokens_per_s": "bound tokens/s",
-                 "of_bound": "% of bound", "speedup": "× trl"}
+        columns={
+            "step_ms": "step (ms)",
+            "tokens_per_s": "tokens/s",
+            "bound_tokens_per_s": "bound tokens/s",
+            "of_bound": "% of bound",
+            "speedup": "× trl",
+        }
     )
     frame["% of bound"] = (100 * frame["% of bound"]).round(1)
     return frame.to_markdown(index=False, disable_numparse=True)
@@ -200,20 +225,42 @@ def main(argv: list[str] | None = None) -> int:
         _lora_b_nonzero(model, int(cfg.seed))
         bandwidth = peak_bandwidth(runtime.device, cfg.cache_dir)
         peak = peak_flops(runtime.device, runtime.dtype, cfg.cache_dir)
-        rows = benchmark(model, pad_token_id=tokenizer.pad_token_id, batches=batches, context=args.context, new_tokens=args.new_tokens,
-                         paths=paths, bandwidth=bandwidth, peak=peak, repeats=args.repeats, device=runtime.device)
+        rows = benchmark(
+            model,
+            pad_token_id=tokenizer.pad_token_id,
+            batches=batches,
+            context=args.context,
+            new_tokens=args.new_tokens,
+            paths=paths,
+            bandwidth=bandwidth,
+            peak=peak,
+            repeats=args.repeats,
+            device=runtime.device,
+        )
     except (BenchError, ValueError) as err:
         print(f"bench.studies.decode: {err}", file=sys.stderr)
         return 2
-    print(f"model {cfg.model.name}, {runtime.device} {str(runtime.dtype).removeprefix('torch.')}, "
-          f"{torch.get_num_threads()} threads; context {args.context}, {args.new_tokens} new tokens; "
-          f"bandwidth {bandwidth / 1e9:.1f} GB/s, matmul peak {peak / 1e9:.1f} GFLOP/s (bench.measure.perf, cached)")
+    print(
+        f"model {cfg.model.name}, {runtime.device} {str(runtime.dtype).removeprefix('torch.')}, "
+        f"{torch.get_num_threads()} threads; context {args.context}, {args.new_tokens} new tokens; "
+        f"bandwidth {bandwidth / 1e9:.1f} GB/s, matmul peak {peak / 1e9:.1f} GFLOP/s (bench.measure.perf, cached)"
+    )
     print(table(rows))
     if args.out:
-        settings = {"batches": batches, "context": args.context, "new_tokens": args.new_tokens,
-                    "model": cfg.model.name, "overrides": args.overrides, "bandwidth": bandwidth, "peak": peak}
-        cache.write_json(args.out, {"settings": settings, **provenance(runtime.device, runtime.index),
-                                    "rows": [asdict(r) for r in rows]}, indent=1)
+        settings = {
+            "batches": batches,
+            "context": args.context,
+            "new_tokens": args.new_tokens,
+            "model": cfg.model.name,
+            "overrides": args.overrides,
+            "bandwidth": bandwidth,
+            "peak": peak,
+        }
+        cache.write_json(
+            args.out,
+            {"settings": settings, **provenance(runtime.device, runtime.index), "rows": [asdict(r) for r in rows]},
+            indent=1,
+        )
     return 0
 
 

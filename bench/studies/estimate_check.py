@@ -2,12 +2,13 @@
 
 Each configuration is trained for two steps in its own process (memory is that run's alone), and its
 measured parts are set beside what `bench.estimate` predicts for it (at the run's own prompt length):
-frozen weights (every model's), trainable weights, gradients, optimizer state, the tensors saved for
-backward (activations, logits), the KV cache of rollouts. Under the current lock (TRL 1.16, whose
-chunked LM head saves nothing vocabulary-wide) the methods its TRL lacks (PPO, BCO) are left out. The whole peak is set beside the measured one
-too, with what the measurement counts and the estimate does not (the process's runtime, the allocator's
-left-over) named, and whether it falls in bench.estimate's range (the runtime and the allocator's share
-measured on the table's other runs). Target: every tensor part within ±10%.
+frozen weights (every model's), trainable weights, gradients, optimizer state, the tensors saved for backward
+(activations, logits), the KV cache of rollouts. Under the current lock (TRL 1.16, whose chunked LM head saves
+nothing vocabulary-wide) the methods its TRL lacks (PPO, BCO) are left out. The whole peak is set beside the
+measured one too, with what the measurement counts and the estimate does not (the process's runtime, the
+allocator's left-over) named, and whether it falls in bench.estimate's range (the runtime and the allocator's
+share measured on the table's other runs).
+Target: every tensor part within ±10%.
 
     python -m bench.studies.estimate_check [--quick] [--out DIR]
     python -m bench.studies.estimate_check --table DIR   # DIR's table again from its JSON, no runs
@@ -41,28 +42,54 @@ SHAPES = {
     "tiny b2 c16": ["model=tiny", "train.args.per_device_train_batch_size=2", "train.max_completion_length=16"],
     "tiny b4 c16": ["model=tiny", "train.args.per_device_train_batch_size=4", "train.max_completion_length=16"],
     "tiny b2 c32": ["model=tiny", "train.args.per_device_train_batch_size=2", "train.max_completion_length=32"],
-    "smollm2 b2 c16": ["model=smollm2-135m", "model.weights=random", "train.args.per_device_train_batch_size=2",
-                       "train.max_completion_length=16"],
+    "smollm2 b2 c16": [
+        "model=smollm2-135m",
+        "model.weights=random",
+        "train.args.per_device_train_batch_size=2",
+        "train.max_completion_length=16",
+    ],
     # Qwen3-0.6B's layer shapes (28 layers, width 1024, 16 heads over 8 KV heads) with SmolLM2's vocabulary:
     # its own tokenizer is on the hub, which this machine cannot reach; 0.49B parameters.
-    "0.5B b2 c16": ["model=smollm2-135m", "model.weights=random", "model.arch.hidden_size=1024",
-                    "model.arch.intermediate_size=3072", "model.arch.num_hidden_layers=28",
-                    "model.arch.num_attention_heads=16", "model.arch.num_key_value_heads=8", "model.arch.head_dim=128",
-                    "train.args.per_device_train_batch_size=2", "train.max_completion_length=16"],
+    "0.5B b2 c16": [
+        "model=smollm2-135m",
+        "model.weights=random",
+        "model.arch.hidden_size=1024",
+        "model.arch.intermediate_size=3072",
+        "model.arch.num_hidden_layers=28",
+        "model.arch.num_attention_heads=16",
+        "model.arch.num_key_value_heads=8",
+        "model.arch.head_dim=128",
+        "train.args.per_device_train_batch_size=2",
+        "train.max_completion_length=16",
+    ],
     # Llama-3.2-1B's layer shapes (16 layers, width 2048, 32 heads over 8 KV heads of 64) with SmolLM2's
     # vocabulary, for the same reason; 1.07B parameters, 4.3 GB in fp32.
-    "1B b2 c16": ["model=smollm2-135m", "model.weights=random", "model.arch.hidden_size=2048",
-                  "model.arch.intermediate_size=8192", "model.arch.num_hidden_layers=16",
-                  "model.arch.num_attention_heads=32", "model.arch.num_key_value_heads=8", "model.arch.head_dim=64",
-                  "train.args.per_device_train_batch_size=2", "train.max_completion_length=16"],
+    "1B b2 c16": [
+        "model=smollm2-135m",
+        "model.weights=random",
+        "model.arch.hidden_size=2048",
+        "model.arch.intermediate_size=8192",
+        "model.arch.num_hidden_layers=16",
+        "model.arch.num_attention_heads=32",
+        "model.arch.num_key_value_heads=8",
+        "model.arch.head_dim=64",
+        "train.args.per_device_train_batch_size=2",
+        "train.max_completion_length=16",
+    ],
 }
 # Full fine-tuning with activation checkpointing, DPO (a reference copy beside the trained model): the
 # common full fine-tuning setting, on the tiny model and the embedded model (its own weights: TRL loads a
 # full run's reference from the policy's path, which a random-weight model built in memory does not have).
 CHECKPOINTED = ["peft=none", "train.args.activation_checkpointing=true"]
-FULL = {"tiny b2 c16 full ckpt": [*SHAPES["tiny b2 c16"], *CHECKPOINTED],
-        "smollm2 b2 c16 full ckpt": ["model=smollm2-135m", "train.args.per_device_train_batch_size=2",
-                                     "train.max_completion_length=16", *CHECKPOINTED]}
+FULL = {
+    "tiny b2 c16 full ckpt": [*SHAPES["tiny b2 c16"], *CHECKPOINTED],
+    "smollm2 b2 c16 full ckpt": [
+        "model=smollm2-135m",
+        "train.args.per_device_train_batch_size=2",
+        "train.max_completion_length=16",
+        *CHECKPOINTED,
+    ],
+}
 # predicted part(s) -> the measured key they are checked against
 PARTS = {
     "weights": (("weights", "extra_models"), "mem/weights_bytes"),
@@ -90,14 +117,22 @@ def configurations(quick: bool, precision: str = "fp32") -> list[tuple[str, str,
     for label, overrides in SHAPES.items():
         if (quick and label != "tiny b2 c16") or (precision != "fp32" and label not in BF16_SHAPES):
             continue
-        methods = (("sft", "dpo", "grpo") if label.startswith(("0.5B", "1B"))  # the larger two: three, for time
-                   else (*METHODS, *OTHERS) if label.startswith("tiny") else METHODS)
+        methods = (
+            ("sft", "dpo", "grpo")
+            if label.startswith(("0.5B", "1B"))  # the larger two: three, for time
+            else (*METHODS, *OTHERS)
+            if label.startswith("tiny")
+            else METHODS
+        )
         out += [(label, m, [f"method={m}", *overrides, "train.num_prompts=4"]) for m in methods]
     if not quick and precision == "fp32":
         out += [(label, "dpo", ["method=dpo", *overrides, "train.num_prompts=4"]) for label, overrides in FULL.items()]
     if not quick and precision != "fp32":
-        out += [(label, m, [f"method={m}", *overrides, "train.num_prompts=4"])
-                for label, overrides in BF16_FULL.items() for m in ("sft", "dpo", "grpo")]
+        out += [
+            (label, m, [f"method={m}", *overrides, "train.num_prompts=4"])
+            for label, overrides in BF16_FULL.items()
+            for m in ("sft", "dpo", "grpo")
+        ]
     return out
 
 
@@ -125,8 +160,15 @@ def _ratio(pred, measured) -> str:
 
 def _overhead(parts: dict) -> RunOverhead | None:
     """A row's measured overhead, as bench.estimate.overhead reads it from a CPU run's record."""
-    return run_overhead({"status": "success", "sys/device": "cpu", "sys/peak_mem_bytes": parts["peak"][1],
-                         "mem/runtime_bytes": parts.get("runtime"), "mem/other_bytes": parts["other"]})
+    return run_overhead(
+        {
+            "status": "success",
+            "sys/device": "cpu",
+            "sys/peak_mem_bytes": parts["peak"][1],
+            "mem/runtime_bytes": parts.get("runtime"),
+            "mem/other_bytes": parts["other"],
+        }
+    )
 
 
 def ranges(rows: list[dict]) -> list[tuple[int, int] | None]:
@@ -158,25 +200,37 @@ def markdown(rows: list[dict]) -> str:
         ratios = {p: _ratio(*r["parts"][p]) for p in shown}
         if r["parts"].get("head_tile") and r["parts"]["logits"] == (0, 0):
             ratios["logits"] = "none saved (chunked head)"  # predicted and measured: nothing vocabulary-wide
-        cells = [r["shape"], r["method"], *ratios.values(), _ratio(*r["parts"]["peak"]),
-                 "–" if r["parts"]["other"] is None else f"{r['parts']['other'] / GiB:.2f}",
-                 _span(span, r["parts"]["peak"][1])]
+        cells = [
+            r["shape"],
+            r["method"],
+            *ratios.values(),
+            _ratio(*r["parts"]["peak"]),
+            "–" if r["parts"]["other"] is None else f"{r['parts']['other'] / GiB:.2f}",
+            _span(span, r["parts"]["peak"][1]),
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     parts = [(r["parts"][p]) for r in rows for p in shown if r["parts"][p][1]]
     within = sum(abs(pred / m - 1) <= TOLERANCE for pred, m in parts)
-    lines += ["", f"predicted / measured per part; ✗ outside ±{TOLERANCE:.0%}. Tensor parts within: {within} of {len(parts)} "
-              "(parts a run does not hold, such as an offline method's KV cache, are left out)."]
+    lines += [
+        "",
+        f"predicted / measured per part; ✗ outside ±{TOLERANCE:.0%}. Tensor parts within: {within} of {len(parts)} "
+        "(parts a run does not hold, such as an offline method's KV cache, are left out).",
+    ]
     peaks = [pred / m for pred, m in (r["parts"]["peak"] for r in rows) if m]
     if peaks:  # the whole peak is not one of the parts: said apart, with what it leaves out
-        lines.append(f"Whole peak (the tensor parts and the process's runtime) / measured RSS: {min(peaks):.2f}–"
-                     f"{max(peaks):.2f}; the allocator's left-over comes on top.")
+        lines.append(
+            f"Whole peak (the tensor parts and the process's runtime) / measured RSS: {min(peaks):.2f}–"
+            f"{max(peaks):.2f}; the allocator's left-over comes on top."
+        )
     checked = [(span, r["parts"]["peak"][1]) for r, span in zip(rows, spans, strict=True) if span]
     if checked:
         within = sum(lo <= m <= hi for (lo, hi), m in checked)
-        lines.append(f"Measured peak within the predicted range: {within} of {len(checked)} (bench.estimate's range: "
-                     "the tensor peak, the least runtime on top, up to the most runtime and the largest allocator's "
-                     "share of the peak; each run's from the other runs of this table, leave-one-out, so a run never "
-                     "predicts itself; ✗ outside).")
+        lines.append(
+            f"Measured peak within the predicted range: {within} of {len(checked)} (bench.estimate's range: "
+            "the tensor peak, the least runtime on top, up to the most runtime and the largest allocator's "
+            "share of the peak; each run's from the other runs of this table, leave-one-out, so a run never "
+            "predicts itself; ✗ outside)."
+        )
     return "\n".join(lines)
 
 
@@ -190,24 +244,35 @@ def rows_of(out: Path) -> list[dict]:
     rows = store.read(out / "estimate-check.json")["rows"]
     for r in rows:
         if "runtime" not in r["parts"]:
-            r["parts"]["runtime"] = store.read(out / folder(r["shape"], r["method"]) / "metrics.json").get(
-                "mem/runtime_bytes") or 0
+            r["parts"]["runtime"] = (
+                store.read(out / folder(r["shape"], r["method"]) / "metrics.json").get("mem/runtime_bytes") or 0
+            )
     return rows
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.studies.estimate_check", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="the tiny model at one batch and length only")
-    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
-                        help="the runs' precision (bf16: CPU autocast, the dtype rules of a GPU run; two small shapes)")
+    parser.add_argument(
+        "--precision",
+        choices=("fp32", "bf16"),
+        default="fp32",
+        help="the runs' precision (bf16: CPU autocast, the dtype rules of a GPU run; two small shapes)",
+    )
     parser.add_argument("--out", type=Path, default=Path("results/estimate-check") / time.strftime("%Y-%m-%d_%H-%M-%S"))
-    parser.add_argument("--table", type=Path, metavar="DIR",
-                        help="only write DIR's estimate-check.md again from its estimate-check.json (no runs)")
+    parser.add_argument(
+        "--table",
+        type=Path,
+        metavar="DIR",
+        help="only write DIR's estimate-check.md again from its estimate-check.json (no runs)",
+    )
     args = parser.parse_args(argv)
     if args.table:
         if not (args.table / "estimate-check.json").is_file():
-            parser.error(f"--table {args.table}: no estimate-check.json there; give a folder this study wrote "
-                         "(results/reference/estimate-check-cpu, for one).")
+            parser.error(
+                f"--table {args.table}: no estimate-check.json there; give a folder this study wrote "
+                "(results/reference/estimate-check-cpu, for one)."
+            )
         text = markdown(rows_of(args.table))
         cache.write_text(args.table / "estimate-check.md", text + "\n")
         print(text)
@@ -229,10 +294,12 @@ def main(argv: list[str] | None = None) -> int:
         if method == "sft":  # the gold answers are shorter than the limit: the rows the trainer saw, padded
             seen = int(record["train/steps"]) * int(cfg.train.args.per_device_train_batch_size)
             completion = int(record["train/tokens_trained"]) // seen - prompt
-        predicted = estimate(compose([*overrides, *SMOKE, "device=cpu", *precision]),
-                             prompt_tokens=prompt, completion_tokens=completion)
-        rows.append({"shape": label, "method": method, "parts": compare(record, predicted),
-                     "step": vars(predicted.step)})
+        predicted = estimate(
+            compose([*overrides, *SMOKE, "device=cpu", *precision]), prompt_tokens=prompt, completion_tokens=completion
+        )
+        rows.append(
+            {"shape": label, "method": method, "parts": compare(record, predicted), "step": vars(predicted.step)}
+        )
         print(f"estimate-check: {label} {method}: done", flush=True)
     text = markdown(rows)
     cache.write_text(args.out / "estimate-check.md", text + "\n")

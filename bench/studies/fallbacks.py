@@ -59,9 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         data_cfg, sampling = cfg.data.copy(), cfg.sampling.copy()
         sampling.temperature, data_cfg.samples_per_prompt = temperature, args.samples
         started = time.perf_counter()
-        samples = data_pipeline.sample_completions(
-            model, tokenizer, task, examples, data_cfg, sampling, int(cfg.seed)
-        )
+        samples = data_pipeline.sample_completions(model, tokenizer, task, examples, data_cfg, sampling, int(cfg.seed))
         seconds = time.perf_counter() - started
         rewards = [task.score(group, [ex.fields] * len(group)) for ex, group in zip(examples, samples, strict=True)]
         mean = sum(map(sum, rewards)) / sum(map(len, rewards))

@@ -126,8 +126,10 @@ def gpu_request(overrides: list[str]) -> str:
     given = [o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0].lstrip("+~") == "device"]
     kind, index = devices.parse(given[-1]) if given else ("cuda", 0)
     if kind not in ("cuda", "auto"):
-        raise BenchError(f"gpu-check: device={given[-1]}: the check runs on a GPU; pick one with device=cuda:N "
-                         "(the rehearsal on this CPU is --rehearse).")
+        raise BenchError(
+            f"gpu-check: device={given[-1]}: the check runs on a GPU; pick one with device=cuda:N "
+            "(the rehearsal on this CPU is --rehearse)."
+        )
     return f"cuda:{index or 0}"
 
 
@@ -140,8 +142,13 @@ def run_overrides(own: list[str], overrides: list[str], rehearse: bool, request:
 def describe_gpu(gpu: devices.Device, visible: str | None) -> dict:
     """The pinned GPU as table.json records it: which one of how many, and how its runs were given it."""
     pinned = devices.pinned_environment(f"cuda:{gpu.index}", visible).get("CUDA_VISIBLE_DEVICES")
-    return {"gpu": gpu.name, "gpu/index": gpu.index, "gpu/uuid": gpu.uuid, "gpu/visible": gpu.count,
-            "gpu/runs_see": f"CUDA_VISIBLE_DEVICES={pinned}"}
+    return {
+        "gpu": gpu.name,
+        "gpu/index": gpu.index,
+        "gpu/uuid": gpu.uuid,
+        "gpu/visible": gpu.count,
+        "gpu/runs_see": f"CUDA_VISIBLE_DEVICES={pinned}",
+    }
 
 
 def validate_all(overrides: list[str]) -> list[str]:
@@ -167,8 +174,10 @@ def main(argv: list[str] | None = None) -> int:
     overrides = sys.argv[1:] if argv is None else list(argv)
     missing = left_out()
     if missing:
-        print(f"gpu-check: leaves out {', '.join(missing)}: the installed TRL lacks it (the default lock has it).",
-              file=sys.stderr)
+        print(
+            f"gpu-check: leaves out {', '.join(missing)}: the installed TRL lacks it (the default lock has it).",
+            file=sys.stderr,
+        )
     if "nf4" not in quants():
         print("gpu-check: leaves out QLoRA (quant=nf4): bitsandbytes is not installed.", file=sys.stderr)
     if "--rehearse" in overrides:
@@ -183,8 +192,10 @@ def main(argv: list[str] | None = None) -> int:
         problems = validate_all(overrides)
         for problem in problems:
             print(f"gpu-check: {problem}", file=sys.stderr)
-        print(f"gpu-check: no CUDA GPU on this machine; nothing was run ({len(checks()) - len(problems)} of "
-              f"{len(checks())} configurations validate).")
+        print(
+            f"gpu-check: no CUDA GPU on this machine; nothing was run ({len(checks()) - len(problems)} of "
+            f"{len(checks())} configurations validate)."
+        )
         return 1 if problems else 0
     try:
         request = gpu_request(overrides)
@@ -192,8 +203,9 @@ def main(argv: list[str] | None = None) -> int:
     except BenchError as err:
         print(f"gpu-check: {err}", file=sys.stderr)
         return 2
-    return run_all(overrides, Path("results/gpu-check") / re.sub(r"[^A-Za-z0-9._-]+", "-", gpu.name).strip("-"),
-                   gpu=gpu)
+    return run_all(
+        overrides, Path("results/gpu-check") / re.sub(r"[^A-Za-z0-9._-]+", "-", gpu.name).strip("-"), gpu=gpu
+    )
 
 
 def run_all(overrides: list[str], out: Path, rehearse: bool = False, gpu: devices.Device | None = None) -> int:
@@ -209,15 +221,21 @@ def run_all(overrides: list[str], out: Path, rehearse: bool = False, gpu: device
         named = describe_gpu(gpu, os.environ.get("CUDA_VISIBLE_DEVICES"))
         name = gpu.name
         props = torch.cuda.get_device_properties(gpu.index)
-        print(f"gpu-check: GPU {gpu.index} of {gpu.count} visible: {name}, UUID {gpu.uuid}, compute capability "
-              f"{props.major}.{props.minor}, bf16 {gpu.bf16}; each run's process sees it alone "
-              f"({named['gpu/runs_see']}); torch {torch.__version__}, CUDA {torch.version.cuda}; "
-              f"bitsandbytes {versions().get('versions/bitsandbytes')}", flush=True)
+        print(
+            f"gpu-check: GPU {gpu.index} of {gpu.count} visible: {name}, UUID {gpu.uuid}, compute capability "
+            f"{props.major}.{props.minor}, bf16 {gpu.bf16}; each run's process sees it alone "
+            f"({named['gpu/runs_see']}); torch {torch.__version__}, CUDA {torch.version.cuda}; "
+            f"bitsandbytes {versions().get('versions/bitsandbytes')}",
+            flush=True,
+        )
     else:
         named = {"gpu": "CPU rehearsal"}
         name = "CPU rehearsal"
-        print(f"gpu-check: {name} ({' '.join(REHEARSAL)}); torch {torch.__version__}; bitsandbytes "
-              f"{versions().get('versions/bitsandbytes')}", flush=True)
+        print(
+            f"gpu-check: {name} ({' '.join(REHEARSAL)}); torch {torch.__version__}; bitsandbytes "
+            f"{versions().get('versions/bitsandbytes')}",
+            flush=True,
+        )
     rows = {}
     for check, own in checks():
         cfg = compose(run_overrides(own, overrides, rehearse, request))

@@ -249,7 +249,6 @@ def plain_child(spec_path: str, output_dir: str, result_path: str) -> None:
     if name in ("grpo", "rloo"):
         from omegaconf import OmegaConf
 
-
         rewards = load_task(OmegaConf.create(spec["task"])).reward_funcs
         if name == "grpo":
             from trl import GRPOConfig, GRPOTrainer
@@ -502,15 +501,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     parser = argparse.ArgumentParser(prog="python -m bench.studies.overhead", description=__doc__.split("\n\n")[0])
     parser.add_argument("--methods", default=DEFAULT_METHODS, help=f"comma-separated, of {', '.join(PLAIN)}")
-    parser.add_argument(
-        "--steps", type=int, default=10, help="optimizer steps per run (the first is warm-up)"
-    )
+    parser.add_argument("--steps", type=int, default=10, help="optimizer steps per run (the first is warm-up)")
     parser.add_argument("--repeats", type=int, default=1, help="runs per side and method, order alternating")
     parser.add_argument("--out", type=Path, default=None, help="folder for logs and the table")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a harness override")
     parser.add_argument("--sweep", action="store_true", help="also time one real sweep over the methods")
-    parser.add_argument("--fast", action="store_true",
-                        help="also a row per online method with merged rollouts (train.rollout=merged)")
+    parser.add_argument(
+        "--fast", action="store_true", help="also a row per online method with merged rollouts (train.rollout=merged)"
+    )
     parser.add_argument(
         "--profile",
         action="store_true",
@@ -569,7 +567,9 @@ def main(argv: list[str] | None = None) -> int:
     total = time.perf_counter() - started
     (out / "overhead.md").write_text(table)
     (out / "overhead.json").write_text(
-        json.dumps({**provenance(), "command": command, "rows": rows, "sweep": sweep, "raw": raw, "total_s": total}, indent=1)
+        json.dumps(
+            {**provenance(), "command": command, "rows": rows, "sweep": sweep, "raw": raw, "total_s": total}, indent=1
+        )
     )
     print()
     print(table)

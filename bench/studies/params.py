@@ -1,8 +1,8 @@
 """`make params`: the LoRA parameter audit (bench.measure.params) of a composed config, as a table.
 
-    python -m bench.studies.params                                  # the default model and LoRA settings
-    python -m bench.studies.params model=qwen3-0.6b peft.r=32       # offline: architecture on the meta device
-    python -m bench.studies.params model.name_or_path=DIR           # the architecture in DIR/config.json
+python -m bench.studies.params                                  # the default model and LoRA settings
+python -m bench.studies.params model=qwen3-0.6b peft.r=32       # offline: architecture on the meta device
+python -m bench.studies.params model.name_or_path=DIR           # the architecture in DIR/config.json
 """
 
 from __future__ import annotations

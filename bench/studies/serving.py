@@ -59,7 +59,9 @@ def _step_ms(generate, new_tokens: int, device: str) -> float:
 def measure(model, *, pad_token_id: int, rounds: int, context: int, new_tokens: int, device: str = "cpu") -> dict:
     """Per-round samples (ms) of each decode path and each switch, for a peft model holding adapters a, b."""
     if rounds < 2 or new_tokens < 2 or context < 1:
-        raise BenchError("bench.studies.serving: --rounds and --new-tokens must be at least 2 and --context at least 1.")
+        raise BenchError(
+            "bench.studies.serving: --rounds and --new-tokens must be at least 2 and --context at least 1."
+        )
     model.eval()
     model.set_adapter("a")
     merged = copy.deepcopy(model).merge_and_unload().eval()  # what a server that merges for good runs
@@ -76,6 +78,7 @@ def measure(model, *, pad_token_id: int, rounds: int, context: int, new_tokens: 
                         return model.generate(**inputs, max_new_tokens=n, min_new_tokens=n, **kwargs)
                 target = merged if which == "merged" else model
                 return target.generate(**inputs, max_new_tokens=n, min_new_tokens=n, **kwargs)
+
         return run
 
     folder = Path(tempfile.mkdtemp(prefix="rftb-serving-"))
@@ -134,22 +137,39 @@ def main(argv: list[str] | None = None) -> int:
         model = get_peft_model(load_base(cfg, path, runtime), config, adapter_name="a")
         model.add_adapter("b", copy.deepcopy(config))
         _lora_b_nonzero(model, int(cfg.seed))  # both adapters: distinct non-zero B
-        result = measure(model, pad_token_id=tokenizer.pad_token_id, rounds=args.rounds, context=args.context,
-                         new_tokens=args.new_tokens, device=runtime.device)
+        result = measure(
+            model,
+            pad_token_id=tokenizer.pad_token_id,
+            rounds=args.rounds,
+            context=args.context,
+            new_tokens=args.new_tokens,
+            device=runtime.device,
+        )
     except (BenchError, ValueError) as err:
         print(f"bench.studies.serving: {err}", file=sys.stderr)
         return 2
     import numpy as np
 
-    print(f"model {cfg.model.name}, {runtime.device} {runtime.precision}, {torch.get_num_threads()} threads, "
-          f"batch 1, context {args.context}, {args.rounds} rounds: median (min-max) ms")
+    print(
+        f"model {cfg.model.name}, {runtime.device} {runtime.precision}, {torch.get_num_threads()} threads, "
+        f"batch 1, context {args.context}, {args.rounds} rounds: median (min-max) ms"
+    )
     for group in result.values():
         for name, values in group.items():
             print(f"  {name:13s} {np.median(values):9.3f}  ({min(values):.3f}-{max(values):.3f})")
     if args.out:
-        settings = {"rounds": args.rounds, "context": args.context, "new_tokens": args.new_tokens, "batch": 1,
-                    "model": cfg.model.name, "overrides": args.overrides, "threads": torch.get_num_threads()}
-        cache.write_json(args.out, {"settings": settings, **provenance(runtime.device, runtime.index), **result}, indent=1)
+        settings = {
+            "rounds": args.rounds,
+            "context": args.context,
+            "new_tokens": args.new_tokens,
+            "batch": 1,
+            "model": cfg.model.name,
+            "overrides": args.overrides,
+            "threads": torch.get_num_threads(),
+        }
+        cache.write_json(
+            args.out, {"settings": settings, **provenance(runtime.device, runtime.index), **result}, indent=1
+        )
     return 0
 
 

@@ -66,13 +66,25 @@ def select(records: list[dict], key: str, metric: str = "eval/accuracy") -> dict
                 f"selects on {SELECTION_SPLIT} only, so that the test split never informs a choice."
             )
         score = record.get(metric) if record.get("status") == "success" else None
-        points.append({"value": record["_value"], "score": score, "status": record.get("status"),
-                       "n": record.get("eval/n"), "path": record.get("output_dir")})
+        points.append(
+            {
+                "value": record["_value"],
+                "score": score,
+                "status": record.get("status"),
+                "n": record.get("eval/n"),
+                "path": record.get("output_dir"),
+            }
+        )
     scored = [p for p in points if p["score"] is not None and not math.isnan(p["score"])]
     if not scored:
         raise BenchError(f"no grid point of {key} finished with a validation score: nothing to pick.")
     best = max(scored, key=lambda p: (p["score"], -float(p["value"])))
-    return {"key": key, "value": best["value"], "score": best["score"], "points": sorted(points, key=lambda p: float(p["value"]))}
+    return {
+        "key": key,
+        "value": best["value"],
+        "score": best["score"],
+        "points": sorted(points, key=lambda p: float(p["value"])),
+    }
 
 
 # ---- the stages ------------------------------------------------------------------------------------
@@ -146,8 +158,15 @@ def tune(spec: dict, run_overrides: list[str], out: Path, final: bool = True, on
             others = [v for v in knob["values"] if v != current]
             folder = out / f"knob-{method}"
             if others:
-                _sweep(folder, [*common, f"method={method}", f"{lr_key}={_fmt(lr['value'])}",
-                                f"{knob['key']}={','.join(_fmt(v) for v in others)}"])
+                _sweep(
+                    folder,
+                    [
+                        *common,
+                        f"method={method}",
+                        f"{lr_key}={_fmt(lr['value'])}",
+                        f"{knob['key']}={','.join(_fmt(v) for v in others)}",
+                    ],
+                )
             # The default knob value at the picked rate is stage 1's run: no need to train it twice.
             candidates = [p for p in _points(out / "lr", method, knob["key"], {lr_key: lr["value"]})]
             if folder.is_dir():
@@ -167,8 +186,10 @@ def tune(spec: dict, run_overrides: list[str], out: Path, final: bool = True, on
         on_picks(study)
     if final:
         seeds = ",".join(str(s) for s in spec["final_seeds"])
-        _sweep(out / "final", [*base, f"tuned={tuned_file}", "eval.split=test", f"method={','.join(methods)}",
-                               f"seed={seeds}"])
+        _sweep(
+            out / "final",
+            [*base, f"tuned={tuned_file}", "eval.split=test", f"method={','.join(methods)}", f"seed={seeds}"],
+        )
     return study
 
 
@@ -200,17 +221,29 @@ def section(folder: Path) -> str | None:
 
     study = files.read_json(path, "It is the study's own summary: rerun `make tune` to rewrite it.")
     final = load_runs([folder / "final"]) if (folder / "final").is_dir() else None
-    lines = ["## Tuning", "", f"Picked on the {SELECTION_SPLIT} split (seed {study['spec']['seed']}); "
-             "the test split was scored only with the picked settings (`final/`)."]
+    lines = [
+        "## Tuning",
+        "",
+        f"Picked on the {SELECTION_SPLIT} split (seed {study['spec']['seed']}); "
+        "the test split was scored only with the picked settings (`final/`).",
+    ]
     for method, entry in study["methods"].items():
-        lines += ["", f"**{method}**: picked " + ", ".join(f"`{k}={_fmt(v)}`" for k, v in entry["picked"].items())
-                  + f" (validation {entry['validation_score']:.3f})", "",
-                  "| stage | value | validation accuracy | n | status |", "|---|---|---|---|---|"]
+        lines += [
+            "",
+            f"**{method}**: picked "
+            + ", ".join(f"`{k}={_fmt(v)}`" for k, v in entry["picked"].items())
+            + f" (validation {entry['validation_score']:.3f})",
+            "",
+            "| stage | value | validation accuracy | n | status |",
+            "|---|---|---|---|---|",
+        ]
         for stage in entry["stages"]:
             for p in stage["points"]:
                 mark = " ←" if p["value"] == stage["value"] else ""
                 score = "–" if p["score"] is None else f"{p['score']:.3f}"
-                lines.append(f"| `{stage['key']}` | {_fmt(p['value'])}{mark} | {score} | {p['n'] or '–'} | {p['status']} |")
+                lines.append(
+                    f"| `{stage['key']}` | {_fmt(p['value'])}{mark} | {score} | {p['n'] or '–'} | {p['status']} |"
+                )
         if final is not None and not final.empty:
             rows = final[(final["method"] == method) & (final["status"] == "success")]
             items = [x for x in rows.get("eval/items", []) if isinstance(x, list) and x]
@@ -218,8 +251,10 @@ def section(folder: Path) -> str | None:
                 acc = rows["eval/accuracy"]
                 low, high = accuracy_interval(combine_seeds(items))
                 std = f" ± {acc.std():.3f}" if len(rows) > 1 else ""
-                lines.append(f"\nTest with the picked settings: {acc.mean():.3f}{std} over {len(rows)} "
-                             f"seed(s) [{low:.3f}, {high:.3f}].")
+                lines.append(
+                    f"\nTest with the picked settings: {acc.mean():.3f}{std} over {len(rows)} "
+                    f"seed(s) [{low:.3f}, {high:.3f}]."
+                )
     return "\n".join(lines)
 
 
@@ -228,13 +263,18 @@ def section(folder: Path) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.studies.tune", description=__doc__.splitlines()[0])
-    parser.add_argument("overrides", nargs="*", help="tune=<spec> and tune.* overrides; every other one goes to each run")
-    parser.add_argument("--out", type=Path, required=True, help="the study's folder (rerun with the same one to resume)")
-    parser.add_argument("--write", action="store_true", help=f"also write {EXPERIMENT.relative_to(EXPERIMENT.parents[2])}")
+    parser.add_argument(
+        "overrides", nargs="*", help="tune=<spec> and tune.* overrides; every other one goes to each run"
+    )
+    parser.add_argument(
+        "--out", type=Path, required=True, help="the study's folder (rerun with the same one to resume)"
+    )
+    parser.add_argument(
+        "--write", action="store_true", help=f"also write {EXPERIMENT.relative_to(EXPERIMENT.parents[2])}"
+    )
     parser.add_argument("--no-final", action="store_true", help="stop after the picks (no test-split runs)")
     args = parser.parse_args(argv)
     from omegaconf import OmegaConf
-
 
     mine = [o for o in args.overrides if o.lstrip("+").split("=", 1)[0].split(".")[0] == "tune"]
     runs = [o for o in args.overrides if o not in mine]
@@ -256,8 +296,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench.studies.tune: {err}", file=sys.stderr)
         return 2
     for method, entry in study["methods"].items():
-        print(f"{method}: " + ", ".join(f"{k}={_fmt(v)}" for k, v in entry["picked"].items())
-              + f" (validation {entry['validation_score']:.3f})")
+        print(
+            f"{method}: "
+            + ", ".join(f"{k}={_fmt(v)}" for k, v in entry["picked"].items())
+            + f" (validation {entry['validation_score']:.3f})"
+        )
     return 0
 
 

@@ -106,11 +106,7 @@ def _sha256(path: Path) -> str:
 
 def _listing(path: Path) -> dict:
     base = path if path.is_dir() else path.parent
-    return {
-        "files": {
-            str(f.relative_to(base)): {"size": f.stat().st_size, "sha256": _sha256(f)} for f in _files(path)
-        }
-    }
+    return {"files": {str(f.relative_to(base)): {"size": f.stat().st_size, "sha256": _sha256(f)} for f in _files(path)}}
 
 
 def _write_manifest(path: Path, listing: dict) -> None:

@@ -85,8 +85,7 @@ def hold_import_noise() -> None:
 
 def quiet() -> bool:
     """Whether the terminal is filtered (the root logger's handlers say so: no state of its own)."""
-    return any(isinstance(f, TerminalFilter) and not f.verbose
-               for h in logging.getLogger().handlers for f in h.filters)
+    return any(isinstance(f, TerminalFilter) and not f.verbose for h in logging.getLogger().handlers for f in h.filters)
 
 
 def _log_stream():
@@ -191,5 +190,7 @@ def ended(label: str, record: dict, folder: Path | None = None) -> str:
     accuracy = record.get("eval/accuracy")
     score = f"accuracy {accuracy:.3f}" if isinstance(accuracy, (int, float)) else "not scored"
     where = f" · {shown(folder)}" if folder is not None else ""
-    return (f"{label}: {status} · peak {gib(record.get('sys/peak_mem_bytes'))} · "
-            f"{duration(record.get('time/total_s'))} · {score}{where}")
+    return (
+        f"{label}: {status} · peak {gib(record.get('sys/peak_mem_bytes'))} · "
+        f"{duration(record.get('time/total_s'))} · {score}{where}"
+    )

@@ -57,15 +57,19 @@ def choose(requested: str, count: int, local_rank: int | None, pinned: str | Non
     kind, index = parse(requested)
     if pinned == requested and index is not None and local_rank is None:
         if count != 1:  # CUDA_VISIBLE_DEVICES named no GPU that exists (an index past the last)
-            raise BenchError(f"device={requested}: this machine has no GPU {index}; the run's process, given "
-                             f"only that GPU, sees {count}.")
+            raise BenchError(
+                f"device={requested}: this machine has no GPU {index}; the run's process, given "
+                f"only that GPU, sees {count}."
+            )
         return "cuda", 0
     if kind == "auto":
         kind = "cuda" if count else "cpu"
     if kind == "cpu":
         return "cpu", None
     if count == 0:
-        raise BenchError(f"device={requested} was requested but torch sees no CUDA device; use device=auto or device=cpu.")
+        raise BenchError(
+            f"device={requested} was requested but torch sees no CUDA device; use device=auto or device=cpu."
+        )
     if index is not None and local_rank is not None:
         raise BenchError(
             f"device={requested} under a launcher: each process takes the GPU of its local rank, and every "
@@ -167,15 +171,19 @@ def unusable_gpu(facts: CudaFacts) -> str | None:
     if facts.driver is None or (facts.available and facts.count > 0):
         return None
     if facts.torch_cuda is None:
-        return (f"this machine has an NVIDIA driver ({facts.driver}) but torch {facts.torch_version} is a CPU-only "
-                "build (torch.version.cuda is None), so no run could use the GPU. Install a CUDA build of torch "
-                "(the node's own, or a wheel for its CUDA from download.pytorch.org) beside the harness; "
-                "docs/scale-out.md.")
+        return (
+            f"this machine has an NVIDIA driver ({facts.driver}) but torch {facts.torch_version} is a CPU-only "
+            "build (torch.version.cuda is None), so no run could use the GPU. Install a CUDA build of torch "
+            "(the node's own, or a wheel for its CUDA from download.pytorch.org) beside the harness; "
+            "docs/scale-out.md."
+        )
     said = f" torch said: {facts.warning}" if facts.warning else ""
-    return (f"this machine has an NVIDIA driver ({facts.driver}) but torch {facts.torch_version}, built for CUDA "
-            f"{facts.torch_cuda}, cannot use it (torch.cuda.is_available() is False).{said} A driver older than "
-            "the CUDA torch was built for is the usual cause: use a torch built for an older CUDA, or update the "
-            "driver; check `nvidia-smi` and that the job was given a GPU.")
+    return (
+        f"this machine has an NVIDIA driver ({facts.driver}) but torch {facts.torch_version}, built for CUDA "
+        f"{facts.torch_cuda}, cannot use it (torch.cuda.is_available() is False).{said} A driver older than "
+        "the CUDA torch was built for is the usual cause: use a torch built for an older CUDA, or update the "
+        "driver; check `nvidia-smi` and that the job was given a GPU."
+    )
 
 
 def cuda_facts() -> CudaFacts:
@@ -186,9 +194,17 @@ def cuda_facts() -> CudaFacts:
         warnings.simplefilter("always")
         available = torch.cuda.is_available()
         count = torch.cuda.device_count() if available else 0
-    said = [str(w.message).strip() for w in caught if "cuda" in str(w.message).lower() or "driver" in str(w.message).lower()]
-    return CudaFacts(driver=_driver(), torch_version=torch.__version__, torch_cuda=torch.version.cuda,
-                     available=available, count=count, warning=" ".join(said) or None)
+    said = [
+        str(w.message).strip() for w in caught if "cuda" in str(w.message).lower() or "driver" in str(w.message).lower()
+    ]
+    return CudaFacts(
+        driver=_driver(),
+        torch_version=torch.__version__,
+        torch_cuda=torch.version.cuda,
+        available=available,
+        count=count,
+        warning=" ".join(said) or None,
+    )
 
 
 def _driver() -> str | None:
@@ -202,8 +218,13 @@ def _driver() -> str | None:
         first = proc.read_text(errors="replace").strip().splitlines()
         return first[0].strip() if first else "NVIDIA driver"
     try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=30, check=False)
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
     except (OSError, subprocess.SubprocessError):  # no nvidia-smi, or it hung: no driver to speak of
         return None
     version = out.stdout.strip().splitlines()

@@ -48,5 +48,12 @@ def resolve_runtime(device: str = "auto", precision: str = "auto", described: de
     d = described or devices.describe(device)
     chosen = devices.precision(d, precision)
     dtypes = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
-    return Runtime(device=d.kind, dtype=dtypes[chosen], precision=chosen, index=d.index, gpus_visible=d.count,
-                   name=d.name if d.kind == "cuda" else None, uuid=d.uuid)
+    return Runtime(
+        device=d.kind,
+        dtype=dtypes[chosen],
+        precision=chosen,
+        index=d.index,
+        gpus_visible=d.count,
+        name=d.name if d.kind == "cuda" else None,
+        uuid=d.uuid,
+    )

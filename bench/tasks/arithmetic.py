@@ -30,9 +30,7 @@ def build(cfg: DictConfig) -> Task:
     needed = cfg.num_train + cfg.num_test + cfg.num_validation
     space = (cfg.max_value - cfg.min_value + 1) ** cfg.operands * len(cfg.ops) ** (cfg.operands - 1)
     if needed > space // 2:
-        raise BenchError(
-            f"task=arithmetic: {needed} distinct problems requested but the range allows {space}."
-        )
+        raise BenchError(f"task=arithmetic: {needed} distinct problems requested but the range allows {space}.")
     while len(examples) < needed:
         values = [rng.randint(cfg.min_value, cfg.max_value) for _ in range(cfg.operands)]
         ops = [rng.choice(list(cfg.ops)) for _ in range(cfg.operands - 1)]

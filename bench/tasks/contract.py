@@ -43,8 +43,11 @@ def _example(task: Task, example: Example) -> None:
     problem = _row_problem(example)
     if problem is None:
         messages = _call(task, "Task.messages", example, task.messages, example)
-        chat = isinstance(messages, list) and messages and all(
-            isinstance(m, dict) and "role" in m and isinstance(m.get("content"), str) for m in messages)
+        chat = (
+            isinstance(messages, list)
+            and messages
+            and all(isinstance(m, dict) and "role" in m and isinstance(m.get("content"), str) for m in messages)
+        )
         if not chat:
             problem = f"Task.messages returned {_short(messages)}, not a list of {{'role', 'content'}} chat messages"
     if problem is not None:
@@ -60,8 +63,10 @@ def _row_problem(example: Example) -> str | None:
         return f"its gold completion is {type(example.gold).__name__}, not a string"
     clash = sorted(RESERVED & set(example.fields))
     if clash:
-        return (f"its fields {clash} clash with the columns and keywords every reward receives "
-                f"({', '.join(sorted(RESERVED))}); rename them")
+        return (
+            f"its fields {clash} clash with the columns and keywords every reward receives "
+            f"({', '.join(sorted(RESERVED))}); rename them"
+        )
     return None
 
 
@@ -81,8 +86,10 @@ def _reward(task: Task, name: str, reward: Callable, example: Example, texts: li
         "log_extra": lambda column, values: None,  # TRL's: a column for its completions table
         "log_metric": lambda metric, value: None,  # TRL's: a scalar it logs
     }
-    for how, args, kwargs in (("as TRL calls it", (), {**trl, **columns}),
-                              ("as the harness scores a string", (texts,), columns)):
+    for how, args, kwargs in (
+        ("as TRL calls it", (), {**trl, **columns}),
+        ("as the harness scores a string", (texts,), columns),
+    ):
         if not _binds(reward, args, kwargs):
             try:  # the arguments do not bind, so the body cannot run: this gives Python's own words for it
                 reward(*args, **kwargs)
@@ -129,13 +136,21 @@ def _signature_error(task: Task, name: str, reward: Callable, example: Example, 
     except ValueError:
         params = []
     wanted = [p.name for p in params if p.name in example.fields]
-    strays = [p.name for p in params if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-              and p.name not in example.fields and p.name not in TRL_KEYWORDS and p.name != "completion"]
+    strays = [
+        p.name
+        for p in params
+        if p.default is p.empty
+        and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        and p.name not in example.fields
+        and p.name not in TRL_KEYWORDS
+        and p.name != "completion"
+    ]
     func = getattr(reward, "__name__", name)
     signature = f"def {func}({', '.join(['completions', *wanted, '**kwargs'])}) -> list[float]"
     stray = "".join(
         f" `{p}` is no field of this task's rows" + (f" (did you mean `{close[0]}`?)." if close else ".")
-        for p in strays for close in [difflib.get_close_matches(p, fields, n=1)]
+        for p in strays
+        for close in [difflib.get_close_matches(p, fields, n=1)]
     )
     return (
         f"task={task.name}: reward {name!r} ({_where(reward)}) cannot be called {problem}.{stray} A reward "

@@ -26,7 +26,9 @@ def build(cfg: DictConfig) -> Task:
         splits = _from_hub(cfg.hub_id, cfg.hub_config)
     # Every row is parsed before the slice, so a broken row is named by its file and line whatever
     # the slice's size.
-    parsed = {split: [(_example(row, cfg.template, where), row) for row, where in rows] for split, rows in splits.items()}
+    parsed = {
+        split: [(_example(row, cfg.template, where), row) for row, where in rows] for split, rows in splits.items()
+    }
     train, validation = validation_slice(parsed["train"], int(cfg.seed), int(cfg.num_validation), sources["train"])
     return Task(
         name="gsm8k",
@@ -85,14 +87,15 @@ def _from_hub(hub_id: str, hub_config: str) -> dict[str, list[tuple[dict, str]]]
             "pass task.data_dir=DIR holding train.jsonl and test.jsonl (export HF_HUB_OFFLINE=0 to use the hub)."
         ) from err
     return {
-        split: [(row, f"{hub_id}[{split}][{i}]") for i, row in enumerate(dataset[split])]
-        for split in ("train", "test")
+        split: [(row, f"{hub_id}[{split}][{i}]") for i, row in enumerate(dataset[split])] for split in ("train", "test")
     }
 
 
 def _example(row: dict, template: str, where: str) -> Example:
     if not isinstance(row, dict):
-        raise BenchError(f"{where}: a GSM8K row is a JSON object with 'question' and 'answer'; got {type(row).__name__}.")
+        raise BenchError(
+            f"{where}: a GSM8K row is a JSON object with 'question' and 'answer'; got {type(row).__name__}."
+        )
     missing = [key for key in ("question", "answer") if key not in row]
     if missing:
         raise BenchError(

@@ -119,16 +119,16 @@ def build(cfg: DictConfig) -> Task:
             f"task.dataset={name!r} is not a reasoning-gym dataset.{hint} It has {len(DATASETS)}, e.g. "
             f"{', '.join(sorted(DATASETS)[:12])}, ... (reasoning_gym.factory.DATASETS lists them all)."
         )
-    args = cast("dict[str, Any]", OmegaConf.to_container(cfg.dataset_args, resolve=True)) if cfg.get("dataset_args") else {}
+    args = (
+        cast("dict[str, Any]", OmegaConf.to_container(cfg.dataset_args, resolve=True))
+        if cfg.get("dataset_args")
+        else {}
+    )
     if {"seed", "size"} & set(args):
-        raise BenchError(
-            "task.dataset_args sets seed or size; use task.seed, task.num_train and task.num_test."
-        )
+        raise BenchError("task.dataset_args sets seed or size; use task.seed, task.num_train and task.num_test.")
     style = cfg.get("prompt_style")
     if style is not None and style not in prompts:
-        raise BenchError(
-            f"task.prompt_style={style!r}: reasoning-gym's styles are {sorted(prompts)} (or null)."
-        )
+        raise BenchError(f"task.prompt_style={style!r}: reasoning-gym's styles are {sorted(prompts)} (or null).")
 
     n_train, n_test, n_val = int(cfg.num_train), int(cfg.num_test), int(cfg.num_validation)
     entries = _entries(name, json.dumps(args, sort_keys=True), int(cfg.seed), n_train, n_test, n_val)

@@ -50,9 +50,7 @@ def build(cfg: DictConfig) -> Task:
     ordered = draw_words(rng, cfg.num_train + cfg.num_test, cfg)
     # Validation is drawn after train and test, so they stay as they were, and apart from both.
     ordered += draw_words(rng, cfg.num_validation, cfg, taken=frozenset(ordered))
-    examples = [
-        Example(prompt=cfg.template.format(word=w), fields={"word": w}, gold=w[::-1]) for w in ordered
-    ]
+    examples = [Example(prompt=cfg.template.format(word=w), fields={"word": w}, gold=w[::-1]) for w in ordered]
     return Task(
         name="reverse",
         train=examples[: cfg.num_train],

@@ -31,9 +31,7 @@ class _RuleBackbone(nn.Module):
         return None, ids
 
     def forward(self, input_ids, attention_mask=None, **kwargs):
-        mask = (
-            torch.ones_like(input_ids, dtype=torch.bool) if attention_mask is None else attention_mask.bool()
-        )
+        mask = torch.ones_like(input_ids, dtype=torch.bool) if attention_mask is None else attention_mask.bool()
         completions, rows = [], []
         for ids, keep in zip(input_ids, mask, strict=True):
             row, completion = self._split(ids[keep].tolist())

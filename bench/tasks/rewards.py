@@ -16,9 +16,7 @@ _ENDS_WITH_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?\s*\.?\s*$")
 def completion_text(completion) -> str:
     if isinstance(completion, str):
         return completion
-    return "".join(
-        message["content"] for message in completion if message.get("role", "assistant") == "assistant"
-    )
+    return "".join(message["content"] for message in completion if message.get("role", "assistant") == "assistant")
 
 
 def normalize_number(text: str) -> str | None:

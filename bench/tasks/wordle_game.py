@@ -439,9 +439,7 @@ def info_gain_reward(completions, history, **kwargs) -> list[float]:
 
 def solved_reward(completions, secret, **kwargs) -> list[float]:
     """1.0 when the guess is the secret, else 0.0."""
-    return [
-        float(parse_guess(completion_text(c)) == s.upper()) for c, s in zip(completions, secret, strict=True)
-    ]
+    return [float(parse_guess(completion_text(c)) == s.upper()) for c, s in zip(completions, secret, strict=True)]
 
 
 REWARDS: dict[str, Callable] = {
@@ -477,9 +475,7 @@ class _Game:
     won: bool = False
 
 
-def play_games(
-    policy: Callable[[list[str]], list[str]], secrets: Sequence[str], max_turns: int = MAX_TURNS
-) -> dict:
+def play_games(policy: Callable[[list[str]], list[str]], secrets: Sequence[str], max_turns: int = MAX_TURNS) -> dict:
     """Play one full game per secret, all unfinished games batched into one `policy` call per turn.
 
     `policy` maps user prompts (`prompt_text` of each game's history) to replies. A reply with no parseable
@@ -517,9 +513,7 @@ def play_games(
         "wins": len(wins),
         "win_rate": len(wins) / n if n else 0.0,
         "mean_guesses": sum(wins) / len(wins) if wins else None,
-        "mean_guesses_all": (
-            sum(len(g.guesses) if g.won else max_turns + 1 for g in games) / n if n else None
-        ),
+        "mean_guesses_all": (sum(len(g.guesses) if g.won else max_turns + 1 for g in games) / n if n else None),
         "invalid_guess_rate": invalid / turns if turns else 0.0,
         "per_game": [{"secret": g.secret, "guesses": g.guesses, "won": g.won} for g in games],
     }

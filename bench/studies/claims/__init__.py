@@ -40,12 +40,17 @@ class Claim:
 CLAIMS: Registry[Claim] = Registry("claim", __name__, skip=("rules", "report"))
 
 
-def register(name: str, *, text: str, source: str, rule: str, sweeps: tuple[str, ...] | None = None,
-             measures: dict | None = None):
+def register(
+    name: str, *, text: str, source: str, rule: str, sweeps: tuple[str, ...] | None = None, measures: dict | None = None
+):
     """Register `judge(runs) -> Verdict` as claim `name`, judged on the runs of `sweeps` (default: its own
     name's sweep, conf/experiment/claims/<name>.yaml); with `measures`, `judge(runs, root)`."""
-    return CLAIMS.decorator(name, lambda judge: Claim(
-        name, text, source, rule, judge, (name,) if sweeps is None else tuple(sweeps), dict(measures or {})))
+    return CLAIMS.decorator(
+        name,
+        lambda judge: Claim(
+            name, text, source, rule, judge, (name,) if sweeps is None else tuple(sweeps), dict(measures or {})
+        ),
+    )
 
 
 def names() -> list[str]:

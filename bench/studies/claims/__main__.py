@@ -32,7 +32,9 @@ def verdicts(root: Path) -> dict:
 
 def measures(root: Path) -> list[str]:
     """The commands of every claim's measurements whose file is not under `root` yet."""
-    return [cmd.format(root=root) for n in names() for file, cmd in get(n).measures.items() if not (root / file).is_file()]
+    return [
+        cmd.format(root=root) for n in names() for file, cmd in get(n).measures.items() if not (root / file).is_file()
+    ]
 
 
 def table(results: dict) -> str:
@@ -41,8 +43,10 @@ def table(results: dict) -> str:
         if verdict is None:
             lines.append(f"| {claim.text} | {claim.source} | not run | – | `{commands}` |")
         else:
-            lines.append(f"| {claim.text} | {claim.source} | **{verdict.verdict}** | {verdict.evidence} | "
-                         f"{verdict.budget or '–'} |")
+            lines.append(
+                f"| {claim.text} | {claim.source} | **{verdict.verdict}** | {verdict.evidence} | "
+                f"{verdict.budget or '–'} |"
+            )
     return "\n".join(lines)
 
 
@@ -53,8 +57,13 @@ def plot(results: dict, path: Path) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [(leaf.figures, leaf.verdict) for _, verdict, _ in results.values() if verdict
-            for leaf in leaves(verdict) if {"low", "high", "threshold", "value"} <= set(leaf.figures)]
+    rows = [
+        (leaf.figures, leaf.verdict)
+        for _, verdict, _ in results.values()
+        if verdict
+        for leaf in leaves(verdict)
+        if {"low", "high", "threshold", "value"} <= set(leaf.figures)
+    ]
     if not rows:
         return None
     fig, axes = plt.subplots(len(rows), 1, figsize=(7, 0.9 * len(rows) + 0.6), squeeze=False)
@@ -76,7 +85,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.studies.claims", description=__doc__.splitlines()[0])
     parser.add_argument("root", type=Path, nargs="?", help="the folder holding one sweep folder per claim sweep")
     parser.add_argument("--sweeps", action="store_true", help="list the sweeps the claims read, and exit")
-    parser.add_argument("--measures", action="store_true", help="list the commands of the measurements still to make under ROOT, and exit")
+    parser.add_argument(
+        "--measures",
+        action="store_true",
+        help="list the commands of the measurements still to make under ROOT, and exit",
+    )
     args = parser.parse_args(argv)
     if args.sweeps:
         print("\n".join(sorted({s for n in names() for s in get(n).sweeps})))
@@ -88,16 +101,35 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(measures(args.root)))
         return 0
     results = verdicts(args.root)
-    text = "# Claims\n\n" + table(results) + "\n\nRules:\n\n" + "\n".join(
-        f"- **{claim.name}**: {claim.rule}" for claim, _, _ in results.values()) + "\n"
+    text = (
+        "# Claims\n\n"
+        + table(results)
+        + "\n\nRules:\n\n"
+        + "\n".join(f"- **{claim.name}**: {claim.rule}" for claim, _, _ in results.values())
+        + "\n"
+    )
     args.root.mkdir(parents=True, exist_ok=True)
     cache.write_text(args.root / "claims.md", text)
-    cache.write_json(args.root / "claims.json", {
-        name: {"text": c.text, "source": c.source, "rule": c.rule,
-               "verdict": v.verdict if v else "not run", "evidence": v.evidence if v else "",
-               "figures": v.figures if v else {}, "budget": v.budget if v else cmd,
-               "parts": [{"verdict": p.verdict, "evidence": p.evidence, "figures": p.figures} for p in (v.parts if v else [])]}
-        for name, (c, v, cmd) in results.items()} | {"_provenance": stamp}, indent=1)
+    cache.write_json(
+        args.root / "claims.json",
+        {
+            name: {
+                "text": c.text,
+                "source": c.source,
+                "rule": c.rule,
+                "verdict": v.verdict if v else "not run",
+                "evidence": v.evidence if v else "",
+                "figures": v.figures if v else {},
+                "budget": v.budget if v else cmd,
+                "parts": [
+                    {"verdict": p.verdict, "evidence": p.evidence, "figures": p.figures} for p in (v.parts if v else [])
+                ],
+            }
+            for name, (c, v, cmd) in results.items()
+        }
+        | {"_provenance": stamp},
+        indent=1,
+    )
     drawn = plot(results, args.root / "claims.png")
     print(text + (f"\nPlot: {drawn}" if drawn else ""))
     return 0

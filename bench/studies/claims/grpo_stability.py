@@ -12,16 +12,18 @@ def _late_reward(curve) -> float | None:
     """The mean training reward over a run's last quarter of steps."""
     if not isinstance(curve, list) or not curve:
         return None
-    return float(np.mean(curve[-max(1, len(curve) // 4):]))
+    return float(np.mean(curve[-max(1, len(curve) // 4) :]))
 
 
 @register(
     "grpo_stability",
     text="GRPO trains more stably than PPO",
     source="DeepSeekMath (Shao et al., arXiv:2402.03300); repeated in most GRPO tutorials",
-    rule=("Supported if the seed-to-seed variance of GRPO's final test accuracy is below PPO's (the 95% "
-          "interval of the variance ratio wholly below 1, F distribution, at least 3 seeds each); refuted if "
-          "wholly above 1; inconclusive otherwise. The spread of the late training reward is shown beside it."),
+    rule=(
+        "Supported if the seed-to-seed variance of GRPO's final test accuracy is below PPO's (the 95% "
+        "interval of the variance ratio wholly below 1, F distribution, at least 3 seeds each); refuted if "
+        "wholly above 1; inconclusive otherwise. The spread of the late training reward is shown beside it."
+    ),
     sweeps=("grpo_ppo",),
 )
 def judge(runs) -> Verdict:

@@ -16,10 +16,12 @@ CLEAN, NOISY = 0.0, 0.4
     "kto_noise",
     text="KTO is more robust to noisy preference data than DPO",
     source="KTO (Ethayarajh et al., arXiv:2402.01306, section 4)",
-    rule=(f"With the same pairs flipped at rate {NOISY} (each pair's chosen and rejected swapped, its two KTO "
-          "labels with it), supported if DPO loses more accuracy from the clean data than KTO does (the "
-          "paired interval, over the same test items, of DPO's per-item drop minus KTO's wholly above 0); "
-          "refuted if wholly below 0; inconclusive otherwise. The 0.2 rate is shown beside it."),
+    rule=(
+        f"With the same pairs flipped at rate {NOISY} (each pair's chosen and rejected swapped, its two KTO "
+        "labels with it), supported if DPO loses more accuracy from the clean data than KTO does (the "
+        "paired interval, over the same test items, of DPO's per-item drop minus KTO's wholly above 0); "
+        "refuted if wholly below 0; inconclusive otherwise. The 0.2 rate is shown beside it."
+    ),
     sweeps=("label_noise",),
 )
 def judge(runs) -> Verdict:
@@ -31,8 +33,9 @@ def judge(runs) -> Verdict:
         return missing(f"DPO and KTO at label noise {CLEAN} and {NOISY} on the same items")
     present = cast("dict[tuple[str, float], list[float]]", scores)  # none is None: checked above
     drop = {m: np.asarray(present[m, CLEAN]) - np.asarray(present[m, NOISY]) for m in ("dpo", "kto")}
-    verdict = improves(list(drop["dpo"]), list(drop["kto"]), f"DPO's accuracy drop at noise {NOISY}",
-                       over="KTO's, paired by item")
+    verdict = improves(
+        list(drop["dpo"]), list(drop["kto"]), f"DPO's accuracy drop at noise {NOISY}", over="KTO's, paired by item"
+    )
     for (method, rate), values in present.items():
         verdict.figures[f"{method}_accuracy_at_{rate}"] = float(np.mean(values))
     return verdict

@@ -10,9 +10,11 @@ from bench.studies.claims import REFUTED, SUPPORTED, Verdict, register
     "lora_formula",
     text="A LoRA adapter has 2·r·d·layers·modules parameters",
     source="the project's brief; most LoRA tutorials",
-    rule=("Supported if the formula equals peft's exact count (the audit, on the meta device) for every "
-          "bundled model config at the default LoRA settings; refuted if it differs for any of them. There is "
-          "no noise: the count is exact, so never inconclusive."),
+    rule=(
+        "Supported if the formula equals peft's exact count (the audit, on the meta device) for every "
+        "bundled model config at the default LoRA settings; refuted if it differs for any of them. There is "
+        "no noise: the count is exact, so never inconclusive."
+    ),
     sweeps=(),
 )
 def judge(runs) -> Verdict:

@@ -23,11 +23,13 @@ def cost(runs, key: str) -> list[float]:
     "orpo_one_step",
     text="ORPO does SFT and preference optimisation in one step, more cheaply than SFT then DPO",
     source="ORPO (Hong et al., arXiv:2403.07691); TRL's ORPO docs",
-    rule=(f"ORPO against the SFT→DPO pipeline (DPO trained on the merged SFT model, both stages' time charged): "
-          f"supported if ORPO's total time is lower by at least {TIME_MARGIN:.0%} (95% interval over seeds), its "
-          f"peak memory at most {-MEMORY_MARGIN:.0%} above the pipeline's largest stage, and its accuracy at most "
-          f"{ACCURACY_MARGIN:.2f} below the pipeline's (paired interval on the same items); refuted if any "
-          "interval lies wholly on the wrong side; inconclusive otherwise."),
+    rule=(
+        f"ORPO against the SFT→DPO pipeline (DPO trained on the merged SFT model, both stages' time charged): "
+        f"supported if ORPO's total time is lower by at least {TIME_MARGIN:.0%} (95% interval over seeds), its "
+        f"peak memory at most {-MEMORY_MARGIN:.0%} above the pipeline's largest stage, and its accuracy at most "
+        f"{ACCURACY_MARGIN:.2f} below the pipeline's (paired interval on the same items); refuted if any "
+        "interval lies wholly on the wrong side; inconclusive otherwise."
+    ),
     sweeps=("orpo_pipeline",),
 )
 def judge(runs) -> Verdict:
@@ -35,10 +37,19 @@ def judge(runs) -> Verdict:
     if orpo.empty or pipeline.empty:
         return missing(f"ORPO and the {PIPELINE} pipeline")
     a, b = items(orpo), items(pipeline)
-    return all_of([
-        saves(cost(orpo, "time/full_s"), cost(pipeline, "time/full_s"), f"ORPO vs {PIPELINE}, total time", TIME_MARGIN),
-        saves(cost(orpo, "sys/peak_mem_bytes"), cost(pipeline, "sys/peak_mem_bytes"),
-              f"ORPO vs {PIPELINE}, peak memory", MEMORY_MARGIN),
-        not_worse(a, b, f"ORPO vs {PIPELINE}", ACCURACY_MARGIN) if a and b and len(a) == len(b)
-        else missing("per-item scores on both sides"),
-    ])
+    return all_of(
+        [
+            saves(
+                cost(orpo, "time/full_s"), cost(pipeline, "time/full_s"), f"ORPO vs {PIPELINE}, total time", TIME_MARGIN
+            ),
+            saves(
+                cost(orpo, "sys/peak_mem_bytes"),
+                cost(pipeline, "sys/peak_mem_bytes"),
+                f"ORPO vs {PIPELINE}, peak memory",
+                MEMORY_MARGIN,
+            ),
+            not_worse(a, b, f"ORPO vs {PIPELINE}", ACCURACY_MARGIN)
+            if a and b and len(a) == len(b)
+            else missing("per-item scores on both sides"),
+        ]
+    )

@@ -53,7 +53,7 @@ def _side(low: float, high: float, threshold: float) -> str:
 
 
 def saves(a: Scores, b: Scores, what: str, margin: float = 0.05, unit: str = "seeds") -> Verdict:
-    """"A uses less `what` than B": A's relative saving (1 − mean A / mean B), per seed values of each,
+    """ "A uses less `what` than B": A's relative saving (1 − mean A / mean B), per seed values of each,
     against `margin` (a saving smaller than that is not one a user would pick a method for).
 
     The interval is the saving ± 1.96 standard errors (Welch, per side's seed spread). With one seed
@@ -70,10 +70,20 @@ def saves(a: Scores, b: Scores, what: str, margin: float = 0.05, unit: str = "se
         se, note = math.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b)) / b.mean(), ""
     low, high = saving - Z * se, saving + Z * se
     verdict = _side(low, high, margin)
-    figures = {"label": f"{what}: saving", "a_mean": a.mean(), "b_mean": b.mean(), "value": saving,
-               "low": low, "high": high, "threshold": margin, "seeds": [len(a), len(b)]}
-    evidence = (f"{what}: {a.mean():.4g} against {b.mean():.4g}, a saving of {saving:+.1%} "
-                f"[{low:+.1%}, {high:+.1%}] against the {margin:.0%} the claim needs{note}")
+    figures = {
+        "label": f"{what}: saving",
+        "a_mean": a.mean(),
+        "b_mean": b.mean(),
+        "value": saving,
+        "low": low,
+        "high": high,
+        "threshold": margin,
+        "seeds": [len(a), len(b)],
+    }
+    evidence = (
+        f"{what}: {a.mean():.4g} against {b.mean():.4g}, a saving of {saving:+.1%} "
+        f"[{low:+.1%}, {high:+.1%}] against the {margin:.0%} the claim needs{note}"
+    )
     budget = ""
     if verdict == INCONCLUSIVE:
         n = _needed(min(len(a), len(b)), Z * se, abs(saving - margin))
@@ -82,15 +92,24 @@ def saves(a: Scores, b: Scores, what: str, margin: float = 0.05, unit: str = "se
 
 
 def not_worse(items_a: Scores, items_b: Scores, what: str, margin: float = 0.05) -> Verdict:
-    """"A is comparable to B": non-inferiority of A's per-item accuracy on the same items, by the paired
+    """ "A is comparable to B": non-inferiority of A's per-item accuracy on the same items, by the paired
     bootstrap interval of the delta (bench.report.stats), against −`margin` (accuracy points)."""
 
     test = paired_test(items_a, items_b)
     verdict = _side(test.ci_low, test.ci_high, -margin)
-    figures = {"label": f"{what}: accuracy delta", "value": test.delta, "low": test.ci_low,
-               "high": test.ci_high, "threshold": -margin, "p": test.p, "items": len(items_a)}
-    evidence = (f"{what}: accuracy delta {test.delta:+.3f} [{test.ci_low:+.3f}, {test.ci_high:+.3f}] on "
-                f"{len(items_a)} paired items, against a margin of −{margin:.2f}")
+    figures = {
+        "label": f"{what}: accuracy delta",
+        "value": test.delta,
+        "low": test.ci_low,
+        "high": test.ci_high,
+        "threshold": -margin,
+        "p": test.p,
+        "items": len(items_a),
+    }
+    evidence = (
+        f"{what}: accuracy delta {test.delta:+.3f} [{test.ci_low:+.3f}, {test.ci_high:+.3f}] on "
+        f"{len(items_a)} paired items, against a margin of −{margin:.2f}"
+    )
     budget = ""
     if verdict == INCONCLUSIVE:
         half = (test.ci_high - test.ci_low) / 2
@@ -100,13 +119,20 @@ def not_worse(items_a: Scores, items_b: Scores, what: str, margin: float = 0.05)
 
 
 def improves(items: Scores, base: Scores, what: str, over: str = "the base model") -> Verdict:
-    """"Training works": A's per-item accuracy above the base model's on the same items (the paired
+    """ "Training works": A's per-item accuracy above the base model's on the same items (the paired
     interval of the delta wholly above 0). `over` names what B is in the evidence line."""
 
     test = paired_test(items, base)
     verdict = _side(test.ci_low, test.ci_high, 0.0)
-    figures = {"label": f"{what}: delta over base", "value": test.delta, "low": test.ci_low,
-               "high": test.ci_high, "threshold": 0.0, "p": test.p, "items": len(items)}
+    figures = {
+        "label": f"{what}: delta over base",
+        "value": test.delta,
+        "low": test.ci_low,
+        "high": test.ci_high,
+        "threshold": 0.0,
+        "p": test.p,
+        "items": len(items),
+    }
     evidence = f"{what}: {test.delta:+.3f} [{test.ci_low:+.3f}, {test.ci_high:+.3f}] over {over}"
     budget = ""
     if verdict == INCONCLUSIVE:
@@ -116,7 +142,7 @@ def improves(items: Scores, base: Scores, what: str, over: str = "the base model
 
 
 def steadier(a: Scores, b: Scores, what: str) -> Verdict:
-    """"A is more stable than B": the seed-to-seed variance of A's final value below B's, by the 95%
+    """ "A is more stable than B": the seed-to-seed variance of A's final value below B's, by the 95%
     interval of the variance ratio var(A)/var(B) (F distribution), against 1."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if len(a) < 2 or len(b) < 2:
@@ -124,22 +150,41 @@ def steadier(a: Scores, b: Scores, what: str) -> Verdict:
     va, vb = a.var(ddof=1), b.var(ddof=1)
     if vb == 0:
         verdict = INCONCLUSIVE if va == 0 else REFUTED
-        return Verdict(verdict, f"{what}: B did not vary across seeds (A's variance {va:.3g})",
-                       {"var_a": va, "var_b": vb}, "more seeds" if verdict == INCONCLUSIVE else "")
+        return Verdict(
+            verdict,
+            f"{what}: B did not vary across seeds (A's variance {va:.3g})",
+            {"var_a": va, "var_b": vb},
+            "more seeds" if verdict == INCONCLUSIVE else "",
+        )
     ratio = va / vb
     da, db = len(a) - 1, len(b) - 1
     low, high = ratio / stats.f.ppf(0.975, da, db), ratio / stats.f.ppf(0.025, da, db)
     # Supported when the ratio's interval lies wholly below 1 (A steadier), refuted wholly above.
     verdict = SUPPORTED if high < 1 else REFUTED if low > 1 else INCONCLUSIVE
-    figures = {"label": f"{what}: variance ratio", "sd_a": math.sqrt(va), "sd_b": math.sqrt(vb), "value": ratio,
-               "low": low, "high": high, "threshold": 1.0, "seeds": [len(a), len(b)]}
-    evidence = (f"{what}: seed spread (sd) {math.sqrt(va):.3g} against {math.sqrt(vb):.3g}, variance ratio "
-                f"{ratio:.3g} [{low:.3g}, {high:.3g}] over {len(a)} and {len(b)} seeds")
+    figures = {
+        "label": f"{what}: variance ratio",
+        "sd_a": math.sqrt(va),
+        "sd_b": math.sqrt(vb),
+        "value": ratio,
+        "low": low,
+        "high": high,
+        "threshold": 1.0,
+        "seeds": [len(a), len(b)],
+    }
+    evidence = (
+        f"{what}: seed spread (sd) {math.sqrt(va):.3g} against {math.sqrt(vb):.3g}, variance ratio "
+        f"{ratio:.3g} [{low:.3g}, {high:.3g}] over {len(a)} and {len(b)} seeds"
+    )
     budget = ""
     if verdict == INCONCLUSIVE and ratio != 1:
-        n = next((n for n in range(max(len(a), len(b)) + 1, 1000)
-                  if (ratio / stats.f.ppf(0.975, n - 1, n - 1) > 1) or (ratio * stats.f.ppf(0.975, n - 1, n - 1) < 1)),
-                 None)
+        n = next(
+            (
+                n
+                for n in range(max(len(a), len(b)) + 1, 1000)
+                if (ratio / stats.f.ppf(0.975, n - 1, n - 1) > 1) or (ratio * stats.f.ppf(0.975, n - 1, n - 1) < 1)
+            ),
+            None,
+        )
         budget = f"about {n} seeds per side at this ratio" if n else "the spreads are too close to separate"
     return Verdict(verdict, evidence, figures, budget)
 
@@ -147,7 +192,9 @@ def steadier(a: Scores, b: Scores, what: str) -> Verdict:
 def all_of(parts: Sequence[Verdict]) -> Verdict:
     """A claim made of parts: refuted if any part is, supported if every part is, else inconclusive."""
     kinds = [v.verdict for v in parts]
-    verdict = REFUTED if REFUTED in kinds else SUPPORTED if kinds and all(k == SUPPORTED for k in kinds) else INCONCLUSIVE
+    verdict = (
+        REFUTED if REFUTED in kinds else SUPPORTED if kinds and all(k == SUPPORTED for k in kinds) else INCONCLUSIVE
+    )
     budget = "; ".join(p.budget for p in parts if p.verdict == INCONCLUSIVE and p.budget)
     return Verdict(verdict, "; ".join(p.evidence for p in parts), {}, budget, list(parts))
 
