@@ -17,9 +17,8 @@ from bench.tasks.reward_model import RuleRewardModel
 from methods import MemoryFacts, RunContext, register
 
 if TYPE_CHECKING:
-    from peft import PeftModel
     from torch import nn
-    from transformers import Trainer
+    from transformers import PreTrainedModel, Trainer
     from trl.experimental.ppo import PPOConfig
 
 # What the reward model's trainer takes from the policy's settings, so both see the same budget.
@@ -42,6 +41,7 @@ _SHARED = (
 
 def train_reward_model(ctx: RunContext):
     """RLHF step one: a LoRA reward model on the preference pairs, merged for fast scoring."""
+    from peft import PeftModel
     from trl import RewardTrainer
 
     tokenizer, pairs = ctx.tokenizer, ctx.data("preference")
@@ -66,7 +66,10 @@ def train_reward_model(ctx: RunContext):
     ctx.extra.update(
         reward_model_steps=trainer.state.global_step, reward_model_final_loss=losses[-1] if losses else None
     )
-    model = cast("PeftModel", trainer.model).merge_and_unload().eval()  # RewardTrainer wrapped it in the adapter
+    trained = trainer.model
+    if isinstance(trained, PeftModel):  # a LoRA reward model: merged for fast scoring; peft=none trains it whole
+        trained = trained.merge_and_unload()
+    model = cast("PreTrainedModel", trained).eval()
     model.config.pad_token_id = tokenizer.pad_token_id
     return model.requires_grad_(False)
 

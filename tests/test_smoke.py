@@ -351,13 +351,15 @@ def test_gsm8k_from_local_files(tmp_path, gsm8k_dir):
 
 
 @needs("ppo")
-def test_ppo_with_a_trained_reward_model(compose, tmp_path):
+@pytest.mark.parametrize("peft", ["lora", "none"])  # none: the reward model is trained whole, not merged
+def test_ppo_with_a_trained_reward_model(compose, tmp_path, peft):
     from bench.run.runner import run
 
     record = run(
         compose(
             "method=ppo",
             "method.reward=model",
+            f"peft={peft}",
             "model=tiny",
             "debug=smoke",
             "eval=none",
