@@ -37,6 +37,31 @@ def test_a_full_fine_tunes_reference_is_held_in_the_runs_precision(compose, tmp_
     assert record["train/trainable_dtype"] == "float32" and record["train/frozen_dtypes"] == "none"
 
 
+def test_a_full_fine_tune_of_random_weights_gets_a_reference_of_those_weights(compose, tmp_path):
+    """gpu-check's random weights under full fine-tuning: TRL loads the frozen reference from the policy's
+    path, which a model built in memory lacks (DPO failed on the empty repo id ''). The random model is
+    written once and loaded from its folder, so the reference is the policy's starting weights."""
+    from bench.recipe import train
+    from bench.recipe.plan import make
+
+    cfg = compose(
+        "model=tiny",
+        "model.weights=random",
+        "method=dpo",
+        "peft=none",
+        "device=cpu",
+        "debug=smoke",
+        "eval=none",
+        "logger=none",
+        output_dir=tmp_path,
+    )
+    plan = make(cfg)
+    trainer, _, _, _ = train.build(plan, train.setup(plan), [])
+    policy, reference = dict(trainer.model.named_parameters()), dict(trainer.ref_model.named_parameters())
+    assert policy.keys() == reference.keys()
+    assert all(torch.equal(policy[name], reference[name]) for name in policy)
+
+
 def test_a_reference_the_trainer_updates_keeps_fp32():
     """TR-DPO (sync_ref_model) mixes the policy into its reference: updated weights stay fp32."""
     synced, frozen = torch.nn.Linear(4, 4), torch.nn.Linear(4, 4)

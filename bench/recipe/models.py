@@ -275,13 +275,14 @@ def load_model(
     weights: str = "pretrained",
     arch: DictConfig | None = None,
     cache_dir: str | None = None,
+    on_disk: bool = False,
 ):
     """Load the base model with the run's dtype and quantization. `head="value"` gives a 1-output scorer.
 
     `weights="random"` builds the architecture from `arch` with random weights: for memory and
     throughput without a download. Such runs are marked and never report accuracy. Quantized, the
     random model is written once to `cache_dir` and loaded from there, as bitsandbytes quantizes
-    weights while loading them.
+    weights while loading them; so is one that must have a path (`on_disk`).
     """
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification
 
@@ -293,7 +294,7 @@ def load_model(
             raise ValueError("weights='random' builds the model from `arch`: none was given")
         spec: dict[str, Any] = dict(arch)
         config = AutoConfig.for_model(spec.pop("model_type"), **spec, **kwargs)
-        if qconfig is None:
+        if qconfig is None and not on_disk:
             return cls.from_config(config, dtype=runtime.dtype).to(runtime.placement)
         path, revision = random_weights(cls, config, cache_dir or cache.DEFAULT_ROOT), None
     try:
@@ -357,6 +358,9 @@ def load_base(cfg, path: str, runtime: Runtime, head: str = "causal_lm"):
         weights=m.weights,
         arch=m.arch,
         cache_dir=cfg.cache_dir,
+        # A full fine-tune's trainer loads its frozen reference from the policy's own path (TRL's
+        # create_model_from_path(model.config._name_or_path)): a random model built in memory has none.
+        on_disk=finetuning.is_full(cfg.peft),
     )
 
 
