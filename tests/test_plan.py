@@ -87,6 +87,35 @@ def test_the_plan_travels_to_an_isolated_run_as_it_is(compose, tmp_path, method)
     assert again.task.name == plan.task.name and again.task.prompts(3) == plan.task.prompts(3)
 
 
+def test_a_plan_travels_without_the_gpu_count_the_sweeps_process_saw(compose, tmp_path):
+    """The TRL config caches the device count of the process that built it (the sweep's: every GPU of the
+    node); the pinned run process must count its own, or the Trainer multiplies the batch by the node's GPUs."""
+    plan = resolve(compose("method=dpo", "model=tiny", output_dir=tmp_path), CPU)
+    assert plan.trainer_config.n_gpu == 0  # this machine: no GPU
+    vars(plan.trainer_config)["_n_gpu"] = 8  # as an 8-GPU node's sweep process caches it
+    again = pickle.loads(pickle.dumps(plan))
+    per_device = again.trainer_config.per_device_train_batch_size
+    assert again.trainer_config.n_gpu == 0 and again.trainer_config.train_batch_size == per_device
+
+
+def test_a_task_whose_rewards_are_closures_is_built_again_in_the_run_process(compose, tmp_path):
+    """reasoning_gym's reward closes over its generated entries and does not pickle: an isolated run failed
+    before it started, its record left at "running". That task travels by its config and is built again."""
+    overrides = (
+        "method=grpo",
+        "model=tiny",
+        "task=reasoning_gym",
+        "task.num_train=16",
+        "task.num_test=8",
+        "debug=smoke",
+    )
+    plan = resolve(compose(*overrides, output_dir=tmp_path), CPU)
+    again = pickle.loads(pickle.dumps(plan))
+    assert again.validated.task is again.task and again.task.prompts(3) == plan.task.prompts(3)
+    rows = [again.task.train[0].fields]
+    assert again.task.score([again.task.train[0].gold], rows) == plan.task.score([plan.task.train[0].gold], rows)
+
+
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
     """One short run of the tiny model, in this process, with config_hash counted: SFT whose learning rate

@@ -44,6 +44,15 @@ class Validated:
     def __setstate__(self, state: dict) -> None:
         for key, value in {**state, "method": methods.get(state["method"])}.items():
             object.__setattr__(self, key, value)
+        for config in (self.trainer_config, *self.configs.values()):
+            # TrainingArguments caches its device and GPU count (_setup_devices, _n_gpu) as it is built: in the
+            # sweep's process, which sees every GPU of the node. The run's process, pinned to one, reads its own
+            # (with 8 GPUs cached the Trainer would multiply the batch by 8 and wrap the model in DataParallel).
+            vars(config).pop("_setup_devices", None)
+            vars(config).pop("_n_gpu", None)
+            # Counted again now, before any Accelerator exists: setting the devices up resets accelerate's state,
+            # which would undo an Accelerator the Trainer had already made.
+            _ = config.n_gpu
 
 
 def validate(cfg: DictConfig, runtime: Runtime, task_data: bool = True) -> Validated:

@@ -9,7 +9,8 @@ is; setup, training, saving, evaluation and the record read it and resolve none 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import pickle
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -21,7 +22,7 @@ from bench.config.validation import Validated
 from bench.recipe.pipeline import StartModel, start_model
 from bench.records import store
 from bench.system import devices, distributed
-from bench.tasks import Task
+from bench.tasks import Task, load_task
 from methods import Method, adapter_name
 
 if TYPE_CHECKING:
@@ -53,6 +54,24 @@ class Plan:
     @property
     def method(self) -> Method:
         return self.validated.method
+
+    def __getstate__(self) -> dict:
+        # The isolated run process receives the plan pickled. A task whose rewards are closures over its data
+        # (reasoning_gym's) does not pickle; that one task is built again there, from its config.
+        state = dict(self.__dict__)
+        try:
+            pickle.dumps(self.task)
+        except (pickle.PicklingError, AttributeError, TypeError):
+            state["task"] = None
+            state["validated"] = replace(self.validated, task=None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        if state["task"] is None:
+            state["task"] = load_task(state["config"].task)
+            state["validated"] = replace(state["validated"], task=state["task"])
+        for key, value in state.items():
+            object.__setattr__(self, key, value)
 
     @property
     def trainer_config(self) -> TrainingArguments:

@@ -28,7 +28,13 @@ def run_isolated(plan: Plan, execute: Callable[[Plan], dict]) -> dict:
     # than the pipe holds (64 KiB; a task's data is more) would leave this process blocked for good.
     # The name matches what a rerun cleans up (resume.clean_partial), should this process be killed.
     handoff = plan.output_dir / f".plan.tmp{os.getpid()}"
-    handoff.write_bytes(pickle.dumps(plan))
+    try:
+        handoff.write_bytes(pickle.dumps(plan))
+    except Exception as err:  # the header says "running": the record must say why it never ran
+        handoff.unlink(missing_ok=True)
+        result = plan.header | record.failure(err)
+        record.write(plan.output_dir, result)
+        return result
     try:
         ctx = multiprocessing.get_context("spawn")
         child = ctx.Process(target=_child, args=(execute, handoff), name=f"bench-{plan.config.method.name}")
