@@ -470,8 +470,25 @@ def test_a_cuda_estimate_borrows_the_cpus_overhead_until_a_gpu_run_is_committed(
             }
         )
     )
+    # ... whose runtime (the CUDA context) the harness does not record: the CPU process's stands in, said so
+    cpu_run = tmp_path / "estimate-check-cpu" / "dpo"
+    cpu_run.mkdir(parents=True)
+    cpu_run.joinpath("metrics.json").write_text(
+        json.dumps(
+            {
+                "status": "success",
+                "sys/device": "cpu",
+                "sys/peak_mem_bytes": 2 * GiB,
+                "mem/other_bytes": GiB // 2,
+                "mem/runtime_bytes": GiB // 2,
+            }
+        )
+    )
+    (tmp_path / "estimate-check-cpu" / "damaged").mkdir()
+    (tmp_path / "estimate-check-cpu" / "damaged" / "metrics.json").write_text('{"status": "succ')  # left out
     own = measured("cuda", tmp_path)
-    assert (own.kind, own.runtime, own.allocator, own.runs, own.note) == ("cuda", (0, 0), (0.25, 0.25), 1, "")
+    assert (own.kind, own.runtime, own.allocator, own.runs) == ("cuda", (GiB // 2, GiB // 2), (0.25, 0.25), 1)
+    assert own.note.startswith("the CUDA runs record no runtime")
 
 
 def _check_row(tensor_peak: int, runtime: int | None, measured_peak: int, other: int) -> dict:
