@@ -103,6 +103,7 @@ def execute(plan: Plan) -> dict:
 def _record(plan: Plan) -> dict:
     """The run, recorded whatever happens: train and evaluate, then its costs and its files."""
     secrets.install_log_filter()
+    signals.set_phase("start")  # not the phase the sweep's previous run ended in
     out = plan.output_dir
     result = dict(plan.header)
     started = time.perf_counter()
