@@ -287,7 +287,7 @@ def load_model(
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification
 
     cls = AutoModelForCausalLM if head == "causal_lm" else AutoModelForSequenceClassification
-    kwargs = {"num_labels": 1} if head != "causal_lm" else {}
+    kwargs: dict[str, Any] = {"num_labels": 1} if head != "causal_lm" else {}
     qconfig = quantization_config(quant, runtime)
     if weights == "random":
         if arch is None:
