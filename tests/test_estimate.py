@@ -402,25 +402,11 @@ def test_the_verdict_is_yes_when_the_ranges_top_fits_no_when_its_bottom_does_not
 def test_the_range_adds_the_least_runtime_and_grows_to_the_most_runtime_over_the_allocators_share():
     """lo = peak + runtime_lo; hi = (peak + runtime_hi) / (1 − allocator_hi); the verdicts in the table follow."""
     from bench.estimate.__main__ import table
+    from bench.estimate.model import PARTS
 
     overhead = Overhead("cpu", (1 * GiB, 2 * GiB), (0.1, 0.5), 3)
     assert overhead.range(10 * GiB) == (11 * GiB, 24 * GiB)
-    parts = {
-        k: 0
-        for k in (
-            "weights",
-            "trainable",
-            "gradients",
-            "optimizer",
-            "extra_models",
-            "activations",
-            "autocast_copies",
-            "checkpointed",
-            "logits",
-            "head_tile",
-            "kv_cache",
-        )
-    }
+    parts = dict.fromkeys(PARTS, 0)
     fits = Estimate("dpo", "bf16", parts | {"weights": 10 * GiB}, Step(1, 1, 1))
     over = Estimate("kto", "bf16", parts | {"weights": 10 * GiB + 1}, Step(1, 1, 1))
     text = table([fits, over], [overhead, overhead])

@@ -21,24 +21,11 @@ from hydra.errors import HydraException
 
 from bench import BenchError
 from bench.config.compose import compose, unknown_choice
-from bench.estimate.model import Estimate, estimate
+from bench.estimate.model import PARTS, Estimate, estimate
 from bench.estimate.overhead import BUDGETS_GB, Overhead, measured, verdict
 from methods import why_unavailable
 
 GiB = 2**30
-COLUMNS = (
-    "weights",
-    "trainable",
-    "gradients",
-    "optimizer",
-    "extra_models",
-    "activations",
-    "autocast_copies",
-    "checkpointed",
-    "logits",
-    "head_tile",
-    "kv_cache",
-)
 
 
 def _lists(overrides: list[str], keys=("method", "model", "quant")) -> tuple[dict[str, list[str]], list[str]]:
@@ -115,7 +102,7 @@ def table(estimates, overheads) -> str:
     head = [
         "method",
         "rows×tokens",
-        *(c.replace("_", " ") for c in COLUMNS),
+        *(c.replace("_", " ") for c in PARTS),
         "peak",
         "range",
         *(f"{b} GiB" for b in BUDGETS_GB),
@@ -126,7 +113,7 @@ def table(estimates, overheads) -> str:
         cells = [
             e.method,
             f"{e.step.rows}×{e.step.tokens}",
-            *(f"{e.parts[c] / GiB:.2f}" for c in COLUMNS),
+            *(f"{e.parts[c] / GiB:.2f}" for c in PARTS),
             f"**{e.peak / GiB:.2f}**",
             span,
             *says,

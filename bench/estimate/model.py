@@ -67,6 +67,13 @@ class Step:
     completion: int = 0  # a row's completion tokens (with its closing ones): the positions a loss is taken on
 
 
+# The parts an estimate splits a peak into: every model's memory; what a training step holds on top (its saved
+# tensors and the chunked LM head's tile); and generation's KV cache, held instead of the step's.
+MODELS = ("weights", "trainable", "gradients", "optimizer", "extra_models")
+STEP = ("activations", "autocast_copies", "checkpointed", "logits", "head_tile")
+PARTS = (*MODELS, *STEP, "kv_cache")
+
+
 @dataclass
 class Estimate:
     method: str
@@ -80,27 +87,11 @@ class Estimate:
     def training(self) -> int:
         """The step's peak: every model's memory, what the step saved for backward, and the chunked LM
         head's transient tile."""
-        p = self.parts
-        return sum(
-            p[k]
-            for k in (
-                "weights",
-                "trainable",
-                "gradients",
-                "optimizer",
-                "extra_models",
-                "activations",
-                "autocast_copies",
-                "checkpointed",
-                "logits",
-                "head_tile",
-            )
-        )
+        return sum(self.parts[k] for k in (*MODELS, *STEP))
 
     @property
     def generation(self) -> int:
-        p = self.parts
-        return sum(p[k] for k in ("weights", "trainable", "gradients", "optimizer", "extra_models", "kv_cache"))
+        return sum(self.parts[k] for k in (*MODELS, "kv_cache"))
 
     @property
     def peak(self) -> int:
