@@ -8,7 +8,6 @@ from pathlib import Path
 
 from bench import BenchError
 from bench.recipe.plan import Plan
-from bench.records import store
 from bench.run import record
 from bench.run.record import METRICS
 from bench.system import console, distributed
@@ -35,11 +34,10 @@ def earlier_result(plan: Plan) -> dict | None:
 
 def finished(out: Path, config_hash: str) -> dict | None:
     """The earlier record of this run folder if it finished with this very config, else None."""
-    path = out / METRICS
-    if not path.exists():
+    if not (out / METRICS).exists():
         return None
     try:
-        earlier = store.read(path)
+        earlier = record.read(out)
     except BenchError:  # unreadable or undecodable: never trusted, rerun
         return None
     ok = earlier.get("status") == "success" and earlier.get("config_hash") == config_hash
@@ -63,7 +61,7 @@ def adopt(source: Path, out: Path) -> dict:
             continue
         target = out / item.name
         shutil.copytree(item, target, dirs_exist_ok=True) if item.is_dir() else shutil.copy2(item, target)
-    adopted = store.read(source / METRICS)
+    adopted = record.read(source)
     weights = adopted.get("train/weights_dir")
     adopted |= {
         "reused_from": str(source),
